@@ -1,0 +1,15 @@
+"""The fast method (FGSM, Goodfellow et al. 2015): one step of size eps along the gradient's sign."""
+from __future__ import annotations
+
+from .base import Attack
+
+
+class FGSM(Attack):
+    name = "fgsm"
+    iterative = False
+
+    def perturb(self, x, y):
+        labels, targeted = self.target_labels(x, y)
+        g = self.gradient(x, labels)
+        step = -self.eps if targeted else self.eps
+        return self.project(x + step * g.sign(), x)

@@ -1,0 +1,21 @@
+"""The iterative least-likely class method (Kurakin et al. 2016): the basic iterative method aimed
+at the class the model finds least likely for the clean image."""
+from __future__ import annotations
+
+import torch
+
+from .base import Attack
+
+
+class IterativeLeastLikely(Attack):
+    name = "ill"
+
+    def target_labels(self, x, y):
+        if self.target is not None:
+            return super().target_labels(x, y)
+        with torch.no_grad():
+            return self.model(x).argmin(1), True
+
+    def perturb(self, x, y):
+        labels, targeted = self.target_labels(x, y)
+        return self.iterate(x, x.clone(), labels, targeted)

@@ -1,0 +1,395 @@
+"""The typed schema of pipeline.yaml.
+
+Every section is a dataclass; `load_config` walks the YAML against the dataclasses and stops at
+the first bad value with a `ConfigError` naming the key's full path (``attacks[1].eps[0]``) and
+what is allowed. Nothing is run before the whole file has been checked.
+
+Numeric bounds live in field metadata (``rng(lo, hi)``); choices are ``Literal`` types.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad value in the configuration; the message starts with the key's full path."""
+
+
+def rng(lo=None, hi=None, *, default=dataclasses.MISSING, default_factory=dataclasses.MISSING, doc=""):
+    """A dataclass field with inclusive numeric bounds (None = unbounded)."""
+    meta = {"lo": lo, "hi": hi, "doc": doc}
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# ----------------------------------------------------------------------------------------------
+# sections
+
+
+@dataclass
+class RunConfig:
+    name: str = "default"
+    output: str = "runs"  # run directory = output/name (relative to the config file's folder)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    batch_size: int = rng(1, 4096, default=16)
+
+
+@dataclass
+class ImagesConfig:
+    source: str = "samples"  # "samples" (scikit-image photos) or a folder holding labels.csv
+    limit: int = rng(0, None, default=0)  # 0 = all images of the source
+
+
+@dataclass
+class EOTConfig:
+    samples: int = rng(1, 1024, default=8)  # transformations drawn per step, run as one batch
+    strength: float = rng(0.0, 4.0, default=1.0)  # scales the channel's random ranges
+
+
+@dataclass
+class AttackConfig:
+    name: str = "fgsm"
+    eps: list[float] = rng(0.0, 255.0, default_factory=lambda: [16.0])  # L-inf, 0..255 units
+    steps: Optional[int] = rng(1, 10000, default=None)  # None: Kurakin's min(eps + 4, 1.25 eps)
+    alpha: Optional[float] = rng(0.0, 255.0, default=None)  # step size, 0..255 units; None: attack's own
+    target: Optional[Union[int, str]] = None  # a class index or name: targeted attack
+    decay: float = rng(0.0, 10.0, default=1.0)  # momentum (MI-FGSM family)
+    random_start: bool = True  # PGD
+    diversity_prob: float = rng(0.0, 1.0, default=0.5)  # DI-FGSM
+    resize_rate: float = rng(1.0, 2.0, default=1.1)  # DI-FGSM
+    kernel_size: int = rng(1, 31, default=7)  # TI-FGSM
+    eot: Optional[EOTConfig] = None
+
+
+@dataclass
+class SheetConfig:
+    paper: Literal["a4", "letter", "custom"] = "a4"
+    width_mm: float = rng(50.0, 2000.0, default=210.0)  # only for paper: custom
+    height_mm: float = rng(50.0, 2000.0, default=297.0)
+    margin_mm: float = rng(0.0, 50.0, default=10.0)  # printers' non-printable border
+    cell_mm: float = rng(10.0, 500.0, default=45.0)  # printed side of one cell
+    marker_mm: float = rng(3.0, 50.0, default=9.0)  # side of one fiducial marker
+    gap_mm: float = rng(0.0, 50.0, default=3.0)  # white space between a marker and a cell
+
+
+@dataclass
+class ChannelConfig:
+    """Ranges of the print-and-camera channel; a sample draws uniformly inside each range."""
+
+    rotation_deg: float = rng(0.0, 180.0, default=180.0)  # in-plane rotation, +-
+    tilt: float = rng(0.0, 0.5, default=0.12)  # perspective strength
+    scale: list[float] = rng(0.05, 10.0, default_factory=lambda: [0.7, 0.95])  # fraction of frame
+    translate: float = rng(0.0, 0.5, default=0.05)  # fraction of the frame
+    blur_sigma: list[float] = rng(0.0, 20.0, default_factory=lambda: [0.3, 1.2])  # pixels
+    noise_sigma: list[float] = rng(0.0, 0.5, default_factory=lambda: [0.005, 0.02])  # [0,1] units
+    brightness: list[float] = rng(-1.0, 1.0, default_factory=lambda: [-0.08, 0.08])
+    contrast: list[float] = rng(0.0, 4.0, default_factory=lambda: [0.85, 1.1])
+    white_balance: float = rng(0.0, 0.5, default=0.05)  # per-channel gain, +-
+    light_gradient: float = rng(0.0, 1.0, default=0.15)  # vignetting / uneven light, peak fraction
+    jpeg_quality: list[float] = rng(1.0, 100.0, default_factory=lambda: [75.0, 95.0])
+    paper_white: float = rng(0.0, 1.0, default=0.93)  # printer gamut: paper white ...
+    ink_black: float = rng(0.0, 1.0, default=0.08)  # ... and darkest ink
+    print_gamma: float = rng(0.2, 5.0, default=1.1)  # dot gain as a tone curve
+    calibration: Optional[str] = None  # a fitted colour calibration (JSON) replacing the printer model
+
+
+@dataclass
+class CaptureConfig:
+    source: str = "simulate"  # simulate | folder PATH | video PATH | URL | webcam index
+    photos_per_sheet: int = rng(1, 100, default=1)
+    dpi: float = rng(30.0, 1200.0, default=150.0)  # simulate: rasterization of the printed page
+    frame: list[int] = rng(64, 20000, default_factory=lambda: [1600, 1200])  # simulate: photo W, H
+    channel: ChannelConfig = field(default_factory=ChannelConfig)
+
+
+@dataclass
+class AlignConfig:
+    min_markers: int = rng(1, 4, default=3)  # of a cell's 4 corner markers
+    max_reprojection_px: float = rng(0.0, 1000.0, default=4.0)
+    min_sharpness: float = rng(0.0, None, default=0.0)  # variance of Laplacian of the crop
+    min_inside: float = rng(0.0, 1.0, default=0.98)  # fraction of the cell inside the photo
+    camera_calibration: Optional[str] = None  # undistort with a fitted camera (JSON)
+
+
+@dataclass
+class ClassifyConfig:
+    prefilter_confidence: float = rng(0.0, 1.0, default=0.8)  # Kurakin's prefiltered case
+
+
+@dataclass
+class ReportConfig:
+    html: bool = True
+    gallery: int = rng(0, 10000, default=24)  # cells shown in the HTML gallery
+
+
+@dataclass
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    models: list[str] = field(default_factory=lambda: ["efficientnet_lite0"])
+    images: ImagesConfig = field(default_factory=ImagesConfig)
+    attacks: list[AttackConfig] = field(
+        default_factory=lambda: [AttackConfig(name=n, eps=[8.0, 16.0]) for n in ("fgsm", "bim", "ill")]
+    )
+    sheet: SheetConfig = field(default_factory=SheetConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    extra_sections: dict = field(default_factory=dict, repr=False)  # sections added by extensions
+
+    # where the file came from: relative paths in the file are relative to its folder
+    base_dir: str = field(default=".", repr=False)
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (Path(self.base_dir) / p)
+
+
+# Sections that other modules add (experiments, live, ...): name -> dataclass.
+SECTIONS: dict[str, type] = {}
+
+
+def register_section(name: str, cls: type) -> None:
+    SECTIONS[name] = cls
+
+
+# ----------------------------------------------------------------------------------------------
+# validation
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping with keys " + ", ".join(f.name for f in dataclasses.fields(tp) if f.init and f.name not in _HIDDEN)
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+_HIDDEN = {"base_dir", "extra_sections"}
+
+
+def _check_range(value, meta, path):
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and value < lo or hi is not None and value > hi:
+        lo_s = "-inf" if lo is None else f"{lo:g}"
+        hi_s = "inf" if hi is None else f"{hi:g}"
+        raise ConfigError(f"{path}: {value!r} is out of range; allowed {lo_s} .. {hi_s}")
+
+
+def _coerce(value, tp, path, meta):
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ConfigError(f"{path}: null is not allowed; expected {_type_name(tp)}")
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, path, meta)
+            except ConfigError as e:
+                errors.append(e)
+        # a range error is more telling than a type error
+        for e in errors:
+            if "out of range" in str(e):
+                raise e
+        raise ConfigError(f"{path}: {value!r} is not {_type_name(tp)}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if isinstance(value, str) and value.lower() in allowed:
+            return value.lower()
+        raise ConfigError(f"{path}: {value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            value = [value]  # a single value stands for a list of one
+        return [_coerce(v, item_tp, f"{path}[{i}]", meta) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, path)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: {value!r} is not a boolean (true/false)")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise ConfigError(f"{path}: {value!r} is not an integer")
+        _check_range(value, meta, path)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: {value!r} is not a number")
+        value = float(value)
+        if value != value:
+            raise ConfigError(f"{path}: NaN is not allowed")
+        _check_range(value, meta, path)
+        return value
+    if tp is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: {value!r} is not a string")
+        return value
+    raise ConfigError(f"{path}: unsupported type {tp}")
+
+
+def build(cls, data, path=""):
+    """Build dataclass `cls` from a mapping, naming the full key path of any bad value."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or '<top>'}: expected {_type_name(cls)}, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name not in _HIDDEN}
+    extensions = SECTIONS if cls is Config else {}
+    kwargs, extra = {}, {}
+    for key, value in data.items():
+        sub = f"{path}.{key}" if path else str(key)
+        if key in fields:
+            kwargs[key] = _coerce(value, hints[key], sub, fields[key].metadata)
+        elif key in extensions:
+            extra[key] = build(extensions[key], value, sub)
+        else:
+            allowed = sorted(list(fields) + list(extensions))
+            raise ConfigError(f"{sub}: unknown key; allowed keys here: {', '.join(allowed)}")
+    obj = cls(**kwargs)
+    if cls is Config:
+        obj.extra_sections = {name: extra.get(name) or build(sc, {}, name) for name, sc in SECTIONS.items()}
+    if hasattr(obj, "validate"):
+        obj.validate(path)
+    return obj
+
+
+def _validate_config(cfg: Config) -> None:
+    """Cross-field checks that need more than one value; each names its key path."""
+    from . import attacks, models  # late: keeps `physical --help` fast
+
+    if not cfg.models:
+        raise ConfigError("models: at least one model is required")
+    for i, name in enumerate(cfg.models):
+        models.check_name(name, f"models[{i}]")
+    if not cfg.attacks:
+        raise ConfigError("attacks: at least one attack is required")
+    for i, a in enumerate(cfg.attacks):
+        attacks.check_config(a, f"attacks[{i}]")
+    d = cfg.run.device
+    if d not in ("auto", "cpu", "mps", "cuda") and not (d.startswith("cuda:") and d[5:].isdigit()):
+        raise ConfigError(f"run.device: {d!r} is not allowed; allowed: auto, cpu, cuda, cuda:N, mps")
+    for key in ("scale", "blur_sigma", "noise_sigma", "brightness", "contrast", "jpeg_quality"):
+        v = getattr(cfg.capture.channel, key)
+        if len(v) != 2 or v[0] > v[1]:
+            raise ConfigError(f"capture.channel.{key}: {v!r} must be a range [low, high] with low <= high")
+    if len(cfg.capture.frame) != 2:
+        raise ConfigError(f"capture.frame: {cfg.capture.frame!r} must be [width, height]")
+    from .sheets.layout import layout_for
+
+    try:
+        layout_for(cfg.sheet)
+    except ValueError as e:
+        raise ConfigError(f"sheet: {e}") from None
+
+
+def set_override(data: dict, assignment: str) -> None:
+    """Apply one ``key.path=value`` (value parsed as YAML) to the raw mapping, in place."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected key.path=value")
+    key, raw = assignment.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else None
+    node = data
+    parts = _split_path(key.strip())
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        if isinstance(part, int):
+            if not isinstance(node, list) or part >= len(node):
+                raise ConfigError(f"--set {key}: index {part} does not exist")
+            node = node[part]
+        else:
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {part!r} is not inside a mapping")
+            node = node.setdefault(part, [] if isinstance(nxt, int) else {})
+    last = parts[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or last >= len(node):
+            raise ConfigError(f"--set {key}: index {last} does not exist")
+        node[last] = value
+    else:
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: {last!r} is not inside a mapping")
+        node[last] = value
+
+
+def _split_path(key: str) -> list:
+    out = []
+    for part in key.replace("]", "").replace("[", ".").split("."):
+        if part == "":
+            continue
+        out.append(int(part) if part.isdigit() else part)
+    if not out:
+        raise ConfigError("--set: empty key")
+    return out
+
+
+def load_raw(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping of sections")
+    return data
+
+
+def from_dict(data: dict, base_dir: str | Path = ".") -> Config:
+    cfg = build(Config, copy.deepcopy(data))
+    cfg.base_dir = str(base_dir)
+    _validate_config(cfg)
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[Config, dict]:
+    """Load, override and check a pipeline file; returns the Config and the raw mapping as run."""
+    data = load_raw(path)
+    for o in overrides:
+        set_override(data, o)
+    cfg = from_dict(data, Path(path).resolve().parent)
+    return cfg, data
+
+
+def to_dict(cfg) -> dict:
+    """The full config (defaults filled in) as plain data, for the run directory."""
+    d = dataclasses.asdict(cfg)
+    d.pop("base_dir", None)
+    extra = d.pop("extra_sections", {}) or {}
+    d.update(extra)
+    return d

@@ -1,0 +1,100 @@
+"""Image sources: the photos that ship with scikit-image, or a folder with a labels.csv.
+
+A source yields `SourceImage`s: a name, the full-size 8-bit RGB photo, and its true ImageNet class
+where it is known (None otherwise: the run then uses the clean top-1 prediction and says so).
+
+labels.csv columns: ``file`` and ``class_index`` (an ImageNet index) or ``name`` (a class name);
+other columns are ignored. Files not listed in labels.csv are used without a label.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .config import ConfigError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+# scikit-image samples that ship inside the package, with their ImageNet class where one is right.
+SAMPLES: dict[str, Optional[int]] = {
+    "chelsea": 281,  # tabby cat
+    "coffee": 967,  # espresso
+    "rocket": None,  # a launching rocket: no single ImageNet class
+    "astronaut": None,
+    "stereo_motorcycle": None,
+    "hubble_deep_field": None,
+    "camera": None,
+    "colorwheel": None,
+}
+
+
+@dataclass
+class SourceImage:
+    name: str
+    rgb: np.ndarray  # HxWx3 uint8
+    label: Optional[int]  # ImageNet class index, None when unknown
+
+
+def _sample(name: str) -> np.ndarray:
+    import skimage.data
+
+    img = getattr(skimage.data, name)()
+    if isinstance(img, tuple):  # stereo pairs: take the left view
+        img = img[0]
+    if img.ndim == 2:
+        img = np.stack([img] * 3, -1)
+    return np.ascontiguousarray(img[..., :3]).astype(np.uint8)
+
+
+def read_labels(folder: Path) -> dict[str, int]:
+    from .models import class_index
+
+    path = folder / "labels.csv"
+    if not path.is_file():
+        return {}
+    labels = {}
+    with open(path, newline="") as f:
+        for i, row in enumerate(csv.DictReader(f), start=2):
+            file = (row.get("file") or "").strip()
+            if not file:
+                continue
+            raw = (row.get("class_index") or "").strip()
+            try:
+                labels[file] = int(raw) if raw else class_index((row.get("name") or "").strip(), f"{path}:{i}")
+            except (ValueError, ConfigError) as e:
+                raise ConfigError(f"{path} line {i}: bad label for {file!r}: {e}") from None
+    return labels
+
+
+def load_images(source: str, limit: int = 0, base: Path = Path(".")) -> list[SourceImage]:
+    """The images of a source ("samples" or a folder), in a stable order."""
+    from .rundir import read_image
+
+    if source == "samples":
+        names = list(SAMPLES)[: limit or None]
+        return [SourceImage(n, _sample(n), SAMPLES[n]) for n in names]
+    folder = Path(source).expanduser()
+    folder = folder if folder.is_absolute() else base / folder
+    if not folder.is_dir():
+        raise ConfigError(f"images.source: folder {str(folder)!r} does not exist")
+    labels = read_labels(folder)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ConfigError(f"images.source: folder {str(folder)!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    out = []
+    for p in files:
+        if limit and len(out) >= limit:
+            break
+        try:
+            rgb = read_image(p)
+        except ValueError as e:
+            print(f"skipped image {p}: {e}")
+            continue
+        out.append(SourceImage(p.stem, rgb, labels.get(p.name)))
+    if not out:
+        raise ConfigError(f"images.source: no readable image in {str(folder)!r}")
+    return out

