@@ -52,8 +52,15 @@ class ImagesConfig:
 
 @dataclass
 class EOTConfig:
+    """Expectation over Transformation: the gradient is averaged over `samples` draws of the shared
+    print-and-camera channel (capture.channel), seen as the classifier sees a cell: printed,
+    photographed at `cell_px`, rectified by the align stage with a residual error of `misalign`."""
+
     samples: int = rng(1, 1024, default=8)  # transformations drawn per step, run as one batch
     strength: float = rng(0.0, 4.0, default=1.0)  # scales the channel's random ranges
+    misalign: float = rng(0.0, 0.25, default=0.03)  # align's residual error: crop corners moved +- this x cell side
+    cell_px: Optional[float] = rng(8.0, 8192.0, default=None)  # cell side in the photo at channel scale 1;
+    # None: from sheet.cell_mm, the paper and capture.frame (what the simulator's photos give)
 
 
 @dataclass
@@ -64,10 +71,10 @@ class AttackConfig:
     alpha: Optional[float] = rng(0.0, 255.0, default=None)  # step size, 0..255 units; None: attack's own
     target: Optional[Union[int, str]] = None  # a class index or name: targeted attack
     decay: float = rng(0.0, 10.0, default=1.0)  # momentum (MI-FGSM family)
-    random_start: bool = True  # PGD
-    diversity_prob: float = rng(0.0, 1.0, default=0.5)  # DI-FGSM
-    resize_rate: float = rng(1.0, 2.0, default=1.1)  # DI-FGSM
-    kernel_size: int = rng(1, 31, default=7)  # TI-FGSM
+    random_start: bool = True  # PGD: start at a uniformly random point of the eps ball
+    diversity_prob: float = rng(0.0, 1.0, default=0.5)  # DI-FGSM, TI-FGSM: chance of a diverse input per step
+    resize_rate: float = rng(1.0, 2.0, default=1.1)  # DI-FGSM, TI-FGSM: largest random resize
+    kernel_size: int = rng(1, 31, default=7)  # TI-FGSM: Gaussian gradient kernel, odd
     eot: Optional[EOTConfig] = None
 
 
@@ -78,8 +85,8 @@ class SheetConfig:
     height_mm: float = rng(50.0, 2000.0, default=297.0)
     margin_mm: float = rng(0.0, 50.0, default=10.0)  # printers' non-printable border
     cell_mm: float = rng(10.0, 500.0, default=45.0)  # printed side of one cell
-    marker_mm: float = rng(3.0, 50.0, default=9.0)  # side of one fiducial marker
-    gap_mm: float = rng(0.0, 50.0, default=3.0)  # white space between a marker and a cell
+    marker_mm: float = rng(3.0, 50.0, default=8.0)  # side of one fiducial marker
+    gap_mm: float = rng(1.0, 50.0, default=2.5)  # white space between a marker and a cell
 
 
 @dataclass
@@ -107,8 +114,8 @@ class ChannelConfig:
 class CaptureConfig:
     source: str = "simulate"  # simulate | folder PATH | video PATH | URL | webcam index
     photos_per_sheet: int = rng(1, 100, default=1)
-    dpi: float = rng(30.0, 1200.0, default=150.0)  # simulate: rasterization of the printed page
-    frame: list[int] = rng(64, 20000, default_factory=lambda: [1600, 1200])  # simulate: photo W, H
+    dpi: float = rng(30.0, 1200.0, default=200.0)  # simulate: rasterization of the printed page
+    frame: list[int] = rng(64, 20000, default_factory=lambda: [2400, 1800])  # simulate: photo W, H
     channel: ChannelConfig = field(default_factory=ChannelConfig)
 
 

@@ -57,7 +57,7 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
                 adv_dir = out / model.name / label
                 done = out / "done" / f"{model.name}__{label}.json"
                 if not done.is_file():
-                    attack = attacks_mod.make_attack(a, model, eps, channel=channel, seed=cfg.run.seed)
+                    attack = attacks_mod.make_attack(a, model, eps, channel=channel, seed=cfg.run.seed, cfg=cfg)
                     bs = cfg.run.batch_size
                     for i in tqdm(range(0, len(x), bs), desc=f"generate {model.name} {label}", unit="batch", leave=False):
                         adv = to_uint8(attack(x[i : i + bs], y[i : i + bs]))

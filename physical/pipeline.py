@@ -1,4 +1,5 @@
-"""The stages in order, with resume: generate -> print -> capture -> align -> classify -> report.
+"""The stages in order, with resume: generate -> print -> capture -> align -> classify -> experiments
+-> report.
 
 A stage that finished is not redone unless asked (``from_stage`` / ``force``), or unless the part of
 the config it reads has changed since it ran (then it and every later stage run again). A lab run
@@ -12,6 +13,7 @@ import json
 import time
 from pathlib import Path
 
+from . import experiments as _experiments  # noqa: F401  (registers the `experiments` config section)
 from .config import Config, to_dict
 from .rundir import STAGES, RunDir
 
@@ -22,6 +24,7 @@ STAGE_SECTIONS = {
     "capture": ["capture"],
     "align": ["align"],
     "classify": ["classify"],
+    "experiments": ["experiments"],
     "report": ["report"],
 }
 
@@ -51,6 +54,8 @@ def _stage_fn(stage: str):
         from .align import align_stage as fn
     elif stage == "classify":
         from .classify import classify_stage as fn
+    elif stage == "experiments":
+        from .experiments import experiments_stage as fn
     else:
         from .report import report_stage as fn
     return fn
@@ -58,7 +63,7 @@ def _stage_fn(stage: str):
 
 def _call(stage, run, cfg, device):
     fn = _stage_fn(stage)
-    if stage in ("generate", "classify", "report"):
+    if stage in ("generate", "classify", "experiments", "report"):
         return fn(run, cfg, device)
     return fn(run, cfg)
 

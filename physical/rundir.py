@@ -9,6 +9,7 @@ Layout of one run (``<output>/<name>/``)::
     capture/photos/    photos of the printed sheets (any names)
     align/crops/       rectified crops + crops.json (quality figures per crop)
     classify/          predictions.json
+    experiments/       transformations, defences, transfer, generalisation (JSON) + cache/
     report/            report.json, report.html, tables (CSV)
 
 Every write goes to a temporary file in the same folder and is renamed into place, so an
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-STAGES = ["generate", "print", "capture", "align", "classify", "report"]
+STAGES = ["generate", "print", "capture", "align", "classify", "experiments", "report"]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,18 +1,47 @@
-"""Attacks by name. One file per family, one small base (`base.Attack`)."""
+"""Attacks by name. One file per family, one small base (`base.Attack`).
+
+=========  ====================================================================================
+fgsm       fast gradient sign (Goodfellow et al. 2015); one step of eps
+bim        basic iterative (Kurakin et al. 2016); alpha 1, min(eps + 4, 1.25 eps) steps
+ill        iterative least-likely class (Kurakin et al. 2016)
+pgd        projected gradient descent (Madry et al. 2018); BIM from a random start
+mifgsm     momentum iterative FGSM (Dong et al. 2018); `decay`
+difgsm     diverse inputs (Xie et al. 2019) with momentum; `diversity_prob`, `resize_rate`
+tifgsm     translation-invariant (Dong et al. 2019) with DI and momentum; `kernel_size`
+=========  ====================================================================================
+
+Every attack is untargeted, or targeted with `target` (a class index or name). Every iterative
+attack takes `eot: {samples: N, ...}` (Expectation over Transformation through the shared channel;
+see `eot.CropChannel`).
+"""
 from __future__ import annotations
+
+import hashlib
 
 from ..config import AttackConfig, ConfigError
 from .base import Attack
 from .bim import BIM
+from .difgsm import DIFGSM
 from .fgsm import FGSM
 from .ill import IterativeLeastLikely
+from .mifgsm import MIFGSM
+from .pgd import PGD
+from .tifgsm import TIFGSM
 
 ATTACKS: dict[str, type[Attack]] = {
     "fgsm": FGSM,
     "bim": BIM,
     "ill": IterativeLeastLikely,
+    "pgd": PGD,
+    "mifgsm": MIFGSM,
+    "difgsm": DIFGSM,
+    "tifgsm": TIFGSM,
 }
-ALIASES = {"fast": "fgsm", "iter": "bim", "basic_iterative": "bim", "ll": "ill", "least_likely": "ill"}
+ALIASES = {
+    "fast": "fgsm", "iter": "bim", "basic_iterative": "bim", "ll": "ill", "least_likely": "ill",
+    "i-fgsm": "bim", "madry": "pgd", "mi-fgsm": "mifgsm", "mi_fgsm": "mifgsm", "momentum": "mifgsm",
+    "di-fgsm": "difgsm", "di_fgsm": "difgsm", "ti-fgsm": "tifgsm", "ti_fgsm": "tifgsm",
+}
 
 
 def canonical(name: str) -> str:
@@ -27,19 +56,39 @@ def check_config(a: AttackConfig, path: str) -> None:
     a.name = name
     if not a.eps:
         raise ConfigError(f"{path}.eps: at least one eps is required")
+    if a.alpha is not None and a.alpha <= 0:
+        raise ConfigError(f"{path}.alpha: {a.alpha:g} must be > 0 (a step size in 0..255 units)")
     if a.target is not None:
         from ..models import class_index
 
         a.target = class_index(a.target, f"{path}.target")
     if a.eot is not None and not ATTACKS[name].iterative:
         raise ConfigError(f"{path}.eot: {name} is a single-step attack; EOT needs an iterative one")
+    ATTACKS[name].check(a, path)
 
 
-def make_attack(a: AttackConfig, model, eps: float, channel=None, seed: int = 0) -> Attack:
+def attack_seed(seed: int, label: str) -> int:
+    """The attack's own random stream: from the run seed and the attack's label, so that it never
+    replays the simulator's stream (a held-out draw of the channel) nor another attack's."""
+    h = hashlib.sha256(f"{int(seed)}/attack/{label}".encode()).digest()
+    return int.from_bytes(h[:7], "little")
+
+
+def make_attack(a: AttackConfig, model, eps: float, channel=None, seed: int = 0, cfg=None) -> Attack:
+    """An attack for one config entry and eps. With `eot`, `channel` is the shared Channel (or an
+    EOT view of it); a plain Channel is viewed through `eot.CropChannel` (cell_px from `cfg`)."""
     cls = ATTACKS[canonical(a.name)]
-    return cls(model, eps, steps=a.steps, alpha=a.alpha, target=a.target, eot=a.eot, channel=channel, seed=seed,
-               decay=a.decay, random_start=a.random_start, diversity_prob=a.diversity_prob,
-               resize_rate=a.resize_rate, kernel_size=a.kernel_size)
+    if a.eot is not None:
+        from ..channel import Channel
+        from .eot import CropChannel
+
+        if channel is None:
+            channel = Channel(cfg.capture.channel if cfg is not None else None)
+        if isinstance(channel, Channel):
+            channel = CropChannel.from_config(channel, a.eot, cfg)
+    return cls(model, eps, steps=a.steps, alpha=a.alpha, target=a.target, eot=a.eot, channel=channel,
+               seed=attack_seed(seed, label_of(a, eps)), decay=a.decay, random_start=a.random_start,
+               diversity_prob=a.diversity_prob, resize_rate=a.resize_rate, kernel_size=a.kernel_size)
 
 
 def label_of(a: AttackConfig, eps: float) -> str:
@@ -49,4 +98,4 @@ def label_of(a: AttackConfig, eps: float) -> str:
     return f"{prefix}{canonical(a.name)}{tgt}_eps{eps:g}"
 
 
-__all__ = ["ATTACKS", "Attack", "check_config", "make_attack", "label_of"]
+__all__ = ["ATTACKS", "Attack", "check_config", "make_attack", "label_of", "attack_seed"]

@@ -4,15 +4,26 @@ An attack takes a batch of [0,1] images and their labels and returns adversarial
 within the L-inf ball of radius eps (given in 0..255 units, as in Kurakin et al.). Rounding to
 8 bits is the caller's job (`physical.models.to_uint8`): what is printed is what is evaluated.
 
+Three hooks keep the families small (torchattacks' layout, one file per family):
+
+- `inputs(x)`: what the model sees of x in one step (DI-FGSM's input diversity);
+- `iterate(..., direction=f)`: the signed-step loop; `f(grad)` reshapes the gradient before its
+  sign is taken (MI-FGSM's momentum, TI-FGSM's kernel smoothing);
+- `project(x_adv, x)`: back into the eps ball and [0, 1].
+
 `Attack.gradient` is where Expectation over Transformation lives: with an EOT config it draws N
-transformations from the shared print-and-camera `Channel` per image, runs all of them as one
-batch and returns the gradient of the mean loss, so any iterative attack can optimise for
-survival without knowing about it.
+transformations per image from the shared print-and-camera channel, runs all B x N of them as ONE
+batch and returns the gradient of the mean loss, so any iterative attack optimises for survival
+without knowing about it.
+
+Device fit: nothing in the loop copies to the host. The NaN / Inf check of every gradient is
+immediate on the CPU; on an accelerator the per-step flags stay on the device and are read once,
+after the last step (one sync per batch), and the error still names the first bad step.
 """
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -35,27 +46,43 @@ class Attack:
         self.target = target  # a class index: targeted attack
         self.eot = eot
         self.channel = channel
+        if eot is not None and channel is None:
+            raise ValueError(f"attack {self.name!r}: EOT needs a channel to draw transformations from")
         self.params = params
-        self.generator = torch.Generator(device="cpu").manual_seed(int(seed))
+        self.seed = int(seed)
+        self.generator = torch.Generator(device="cpu").manual_seed(self.seed)
+        self._device_generators: dict[str, torch.Generator] = {}
         self._step = 0
+        self._flags: list[tuple[int, torch.Tensor]] = []  # deferred finite checks (accelerators)
 
     @staticmethod
     def kurakin_steps(eps: float) -> int:
         """Kurakin et al.'s step count for alpha = 1: min(eps + 4, 1.25 eps), at least 1."""
         return max(1, int(math.ceil(min(eps + 4, 1.25 * eps))))
 
+    @classmethod
+    def check(cls, a, path: str) -> None:
+        """Config-time checks of this family's parameters; a ConfigError naming the key path."""
+
     # -- API ---------------------------------------------------------------------------------
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x = x.detach().to(self.model.device)
         y = y.to(self.model.device)
+        self._flags = []
         with torch.enable_grad():
             adv = self.perturb(x, y)
+        self._raise_deferred()
         return adv.detach().clamp(0, 1)
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
     # -- shared pieces ------------------------------------------------------------------------
+    @property
+    def eot_samples(self) -> int:
+        """Transformations per image and step (1 without EOT)."""
+        return 1 if self.eot is None else int(self.eot.samples)
+
     def target_labels(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, bool]:
         """Labels the loss uses, and whether the attack moves towards them (targeted)."""
         if self.target is not None:
@@ -63,41 +90,80 @@ class Attack:
         return y, False
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, labels, reduction="sum")
+        """Mean cross-entropy (torchattacks' loss, so the gradients agree bit for bit)."""
+        return F.cross_entropy(logits, labels)
 
     def inputs(self, x_adv: torch.Tensor) -> torch.Tensor:
         """What the model sees of x_adv in one step (input diversity hooks in here)."""
         return x_adv
 
+    def transform(self, x_adv: torch.Tensor) -> torch.Tensor:
+        """EOT: B images -> B*N channel samples (image-major), one batch; identity without EOT."""
+        if self.eot is None:
+            return x_adv
+        n = self.eot_samples
+        params = self.channel.sample(x_adv.shape[0] * n, generator=self.generator,
+                                     strength=float(self.eot.strength), device=x_adv.device)
+        return self.channel(x_adv.repeat_interleave(n, 0), params)[0]
+
     def gradient(self, x_adv: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """d loss / d x_adv, averaged over EOT samples when configured; checked for NaN/Inf."""
         x_adv = x_adv.detach().requires_grad_(True)
-        if self.eot is not None and self.channel is not None:
-            n = int(self.eot.samples)
-            b = x_adv.shape[0]
-            params = self.channel.sample(b * n, generator=self.generator, strength=float(self.eot.strength),
-                                         device=x_adv.device)
-            xs = self.channel(x_adv.repeat_interleave(n, 0), params)[0]
-            loss = self.loss(self.model(self.inputs(xs)), labels.repeat_interleave(n, 0)) / n
-        else:
-            loss = self.loss(self.model(self.inputs(x_adv)), labels)
+        xs = self.transform(x_adv)
+        n = xs.shape[0] // x_adv.shape[0]
+        if n > 1:
+            labels = labels.repeat_interleave(n, 0)
+        loss = self.loss(self.model(self.inputs(xs)), labels)
         (grad,) = torch.autograd.grad(loss, x_adv)
-        if not torch.isfinite(grad).all():
-            raise FloatingPointError(f"attack {self.name!r}: gradient has NaN or Inf at step {self._step}")
+        self.check_finite(grad)
         return grad
 
+    def check_finite(self, grad: torch.Tensor) -> None:
+        if grad.device.type == "cpu":
+            if not bool(torch.isfinite(grad).all()):
+                raise self._nan_error(self._step)
+        else:  # no host sync inside the loop: read once in _raise_deferred
+            self._flags.append((self._step, torch.isfinite(grad).all()))
+
+    def _raise_deferred(self) -> None:
+        if not self._flags:
+            return
+        ok = torch.stack([f for _, f in self._flags]).cpu()
+        bad = (~ok).nonzero()
+        if len(bad):
+            raise self._nan_error(self._flags[int(bad[0, 0])][0])
+
+    def _nan_error(self, step: int) -> FloatingPointError:
+        return FloatingPointError(f"attack {self.name!r}: gradient has NaN or Inf at step {step}")
+
+    def device_generator(self, device: torch.device) -> torch.Generator:
+        """A generator on `device`, seeded from the attack's seed (random starts, drawn in place)."""
+        key = str(device)
+        if key not in self._device_generators:
+            self._device_generators[key] = torch.Generator(device=device).manual_seed(self.seed + 1)
+        return self._device_generators[key]
+
+    delta_clip = False  # project as x + clamp(x_adv - x) (PGD, MI-FGSM) instead of Kurakin's min/max
+
     def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Clip into the eps ball around x and into [0, 1]."""
+        """Back into the eps ball around x and into [0, 1].
+
+        Kurakin's Clip_{X,eps} (min / max against x -+ eps) or, for the PGD family, x + the clamped
+        perturbation: the same set, computed as each reference does it, so results agree to the bit
+        (x + (x_adv - x) can differ from x_adv in the last bit, and a flipped sign later is a whole step).
+        """
+        if self.delta_clip:
+            return (x + (x_adv - x).clamp(-self.eps, self.eps)).clamp(0, 1)
         return torch.min(torch.max(x_adv, x - self.eps), x + self.eps).clamp(0, 1)
 
     def iterate(self, x: torch.Tensor, x_adv: torch.Tensor, labels: torch.Tensor, targeted: bool,
-                direction=None) -> torch.Tensor:
+                direction: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
         """`steps` signed-gradient steps of size alpha (the BIM loop); `direction(grad)` may reshape
-        the gradient (momentum, smoothing)."""
-        sign = -1.0 if targeted else 1.0
+        the gradient (momentum, smoothing) before its sign is taken."""
+        step = -self.alpha if targeted else self.alpha
         for self._step in range(self.steps):
             g = self.gradient(x_adv, labels)
             if direction is not None:
                 g = direction(g)
-            x_adv = self.project(x_adv.detach() + sign * self.alpha * g.sign(), x)
+            x_adv = self.project(x_adv.detach() + step * g.sign(), x)
         return x_adv

@@ -37,6 +37,7 @@ class Classifier(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         for p in self.net.parameters():
             p.requires_grad_(False)
+        self.eval()  # a frozen classifier: tools that save and restore the mode (torchattacks) keep it in eval
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x - self.mean) / self.std)

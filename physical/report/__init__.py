@@ -1,4 +1,6 @@
-"""The report stage: Kurakin's table (report.json, CSV, a printed table) and a self-contained HTML page.
+"""The report stage: Kurakin's table (report.json, CSV, a printed table) and a self-contained HTML page,
+with the experiments' sections (transformations, defences, transfer, generalisation, digits) when the
+experiments stage wrote them.
 
 report.json fields are documented in README.md ("report.json").
 """
@@ -133,13 +135,21 @@ def report_stage(run: RunDir, cfg, device=None) -> dict:
             "crops_excluded": excluded,
         },
     }
+    from ..experiments.report import SECTIONS, attach
+
+    csvs, sections = attach(run, report, records)  # the experiments' sections, tables and plots
     out = run.stage_dir("report")
     write_json(out / "report.json", report)
     write_text(out / "kurakin.csv", csv_table(rows))
+    for name in SECTIONS:  # a table of an experiment no longer run must not linger
+        if f"{name}.csv" not in csvs:
+            (out / f"{name}.csv").unlink(missing_ok=True)
+    for name, text in csvs.items():
+        write_text(out / name, text)
     table = text_table(rows)
     write_text(out / "table.txt", table + "\n")
     if cfg.report.html:
         from .html import render_html
 
-        write_text(out / "report.html", render_html(report, gallery(run, records, cfg.report.gallery)))
+        write_text(out / "report.html", render_html(report, gallery(run, records, cfg.report.gallery), sections))
     return {"table": table, "report": str(out / "report.json")}

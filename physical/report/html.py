@@ -25,7 +25,21 @@ def ref_pair(v) -> str:
     return "–" if v is None else f"{v[0]:.1f} / {v[1]:.1f}"
 
 
-_ENV.filters.update(pct=pct, pair=pair, ref_pair=ref_pair)
+def pp(v) -> str:
+    """A difference of fractions as signed percentage points."""
+    return "–" if v is None else f"{100 * v:+.1f}"
+
+
+def sign(v) -> str:
+    """CSS class of a difference: pos / neg / ''."""
+    return "" if v is None or abs(v) < 1e-12 else ("pos" if v > 0 else "neg")
+
+
+def eps(v) -> str:
+    return "> 1" if v is None else f"{v:.3f}"
+
+
+_ENV.filters.update(pct=pct, pair=pair, ref_pair=ref_pair, pp=pp, sign=sign, eps=eps)
 
 
 def render_html(report: dict, gallery: list[dict], sections: list[str] | None = None) -> str:

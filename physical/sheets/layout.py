@@ -25,6 +25,11 @@ CAPTION_MM = 16.0  # band at the top: caption, scale bar, run tag markers
 STRIP_MM = 12.0  # band at the bottom: colour reference strip
 
 
+def caption_mm(marker: float) -> float:
+    """Height of the caption band: CAPTION_MM, or more when the run tag markers need it."""
+    return max(CAPTION_MM, marker + 6.0)
+
+
 def run_tag(run_id: str) -> tuple[int, int]:
     """The two tag marker ids that identify a run's sheets."""
     h = int(hashlib.sha256(run_id.encode()).hexdigest(), 16) % (TAG_RADIX * TAG_RADIX)
@@ -110,9 +115,10 @@ class Layout:
 
     def tag_centers(self) -> list[tuple[float, float]]:
         """Centres of the two run tag markers (right end of the caption band)."""
-        y = self.margin + CAPTION_MM / 2
+        y = self.margin + caption_mm(self.marker) / 2
         x1 = self.page_w - self.margin - self.marker / 2
-        return [(x1 - self.marker - 2 * self.gap, y), (x1, y)]
+        quiet = max(2 * self.gap, 2 * self.marker / 7)  # white between the two: >= 2 marker bits
+        return [(x1 - self.marker - quiet, y), (x1, y)]
 
     @staticmethod
     def square(center: tuple[float, float], side: float) -> np.ndarray:
@@ -144,7 +150,8 @@ def layout_for(sheet_cfg) -> Layout:
     g = sheet_cfg.marker_mm + 2 * sheet_cfg.gap_mm
     pitch = sheet_cfg.cell_mm + g
     avail_w = w - 2 * m
-    avail_h = h - 2 * m - CAPTION_MM - STRIP_MM
+    cap = caption_mm(sheet_cfg.marker_mm)
+    avail_h = h - 2 * m - cap - STRIP_MM
     cols = int((avail_w - g) // pitch)
     rows = int((avail_h - g) // pitch)
     if cols * rows < 2:
@@ -156,7 +163,7 @@ def layout_for(sheet_cfg) -> Layout:
     grid_w = cols * pitch + g
     grid_h = rows * pitch + g
     gx = m + (avail_w - grid_w) / 2
-    gy = m + CAPTION_MM + (avail_h - grid_h) / 2
+    gy = m + cap + (avail_h - grid_h) / 2
     lay = Layout(w, h, m, sheet_cfg.cell_mm, sheet_cfg.marker_mm, sheet_cfg.gap_mm, cols, rows, gx, gy)
     if lay.max_sheets < 1:
         raise ValueError(f"{cols}x{rows} cells need more marker ids than the dictionary holds")

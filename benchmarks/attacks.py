@@ -1,0 +1,105 @@
+"""Attack throughput on EfficientNet-Lite0, in one run, on the same batch and step count:
+
+- images x steps per second of BIM and PGD from `physical`, from torchattacks, and of a bare
+  forward + backward loop (the limit: the gradient w.r.t. the input, nothing else);
+- the cost of EOT with N samples per step relative to N plain steps (and to N bare passes).
+
+Targets (issue #4): >= 1.0x torchattacks and >= 0.9x the bare loop; EOT(N) <= 1.2x N plain passes.
+Every figure is the least disturbed of `--rounds` round-robin repetitions on this (shared) machine.
+
+    python benchmarks/attacks.py [--batch 8] [--steps 5] [--eot 8] [--rounds 3] [--device cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import interleaved, load_batch, setup  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--eot", type=int, default=8, help="EOT samples N")
+    ap.add_argument("--eot-steps", type=int, default=1, help="EOT steps timed (vs N x as many plain steps)")
+    ap.add_argument("--eps", type=float, default=16)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    a = ap.parse_args(argv)
+    setup(a.threads)
+
+    from physical.attacks import BIM, PGD
+    from physical.attacks.eot import CropChannel, cell_px_for
+    from physical.channel import Channel
+    from physical.config import Config, EOTConfig
+    from physical.models import load_model
+
+    dev = torch.device(a.device)
+    model = load_model("efficientnet_lite0", dev)
+    x, y, where = load_batch(model, a.batch)
+    x, y = x.to(dev), y.to(dev)
+    b, s, n = len(x), a.steps, a.eot
+    sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
+    print(f"EfficientNet-Lite0 on {dev} ({torch.get_num_threads()} threads), batch {b} x 224 x 224 from {where}; "
+          f"{s} steps, eps {a.eps:g}, alpha 1 (0..255 units); torch {torch.__version__}")
+
+    def bare(steps=s):
+        for _ in range(steps):
+            xx = x.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(F.cross_entropy(model(xx), y), xx)
+        sync()
+
+    fns = {
+        "bare forward+backward": bare,
+        "physical BIM": lambda: (BIM(model, a.eps, alpha=1, steps=s)(x, y), sync()),
+        "physical PGD": lambda: (PGD(model, a.eps, alpha=1, steps=s, random_start=True)(x, y), sync()),
+    }
+    try:
+        import torchattacks
+
+        fns["torchattacks BIM"] = lambda: (torchattacks.BIM(model, eps=a.eps / 255, alpha=1 / 255, steps=s)(x, y), sync())
+        fns["torchattacks PGD"] = lambda: (torchattacks.PGD(model, eps=a.eps / 255, alpha=1 / 255, steps=s,
+                                                            random_start=True)(x, y), sync())
+    except ImportError:
+        print("torchattacks is not installed (pip install --no-deps torchattacks==3.5.1): its rows are left out")
+
+    cfg = Config()
+    channel = CropChannel(Channel(cfg.capture.channel).to(dev), cell_px_for(cfg), EOTConfig().misalign)
+    eot = EOTConfig(samples=n)
+    k = a.eot_steps
+    fns[f"physical EOT-BIM N={n}, {k} step(s)"] = lambda: (BIM(model, a.eps, alpha=1, steps=k, eot=eot, channel=channel)(x, y), sync())
+    fns[f"physical BIM, {n * k} steps"] = lambda: (BIM(model, a.eps, alpha=1, steps=n * k)(x, y), sync())
+    fns[f"bare forward+backward, {n * k} passes"] = lambda: bare(n * k)
+
+    t = interleaved(fns, rounds=a.rounds)
+    print(f"\n{'':38s} {'img*steps/s':>12s} {'(median)':>9s}")
+    rate = {}
+    for name in list(fns)[:5] if "torchattacks BIM" in fns else list(fns)[:3]:
+        rate[name] = b * s / t[name]["min"]
+        print(f"{name:38s} {rate[name]:12.2f} {b * s / t[name]['median']:9.2f}")
+    print()
+    bare_rate = rate["bare forward+backward"]
+    for lib in ("BIM", "PGD"):
+        ours = rate[f"physical {lib}"]
+        line = f"physical {lib}: {ours / bare_rate:.3f}x the bare loop (target >= 0.9)"
+        if f"torchattacks {lib}" in rate:
+            line += f", {ours / rate[f'torchattacks {lib}']:.3f}x torchattacks (target >= 1.0)"
+        print(line)
+    te = t[f"physical EOT-BIM N={n}, {k} step(s)"]["min"]
+    tp = t[f"physical BIM, {n * k} steps"]["min"]
+    tb = t[f"bare forward+backward, {n * k} passes"]["min"]
+    print(f"EOT-BIM, N={n}: {k} step(s) on {b} images ({b * n} channel samples a step, one batch) took "
+          f"{te:.2f} s; {n * k} plain BIM steps {tp:.2f} s, {n * k} bare passes {tb:.2f} s")
+    print(f"EOT cost: {te / tp:.3f}x {n} plain BIM steps, {te / tb:.3f}x {n} bare forward+backward passes (target <= 1.2)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

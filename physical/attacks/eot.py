@@ -1,0 +1,97 @@
+"""EOT's view of the print-and-camera channel: what the classifier sees of one cell.
+
+The channel (`physical.channel.Channel`, built from ``capture.channel``) is ONE module: the
+simulator sends whole sheets through it into a photo frame, and EOT sends cells through the very
+same module, with the same ranges, so simulation and EOT cannot drift apart. What differs is only
+*where the classifier looks*: after the align stage, the classifier never sees the photo's pose
+(a sheet rotated by up to 180 degrees, tilted, anywhere in the frame) but a crop rectified back to
+the cell's digital geometry. Training an attack against the full-frame pose would waste the budget
+on rotations that alignment undoes.
+
+So :class:`CropChannel` models the cell's trip faithfully and cheaply:
+
+1. the shared Channel takes the B x N cells (printer tone and gamut, the same pose distribution
+   of rotation / tilt / scale / translation, blur, lighting and white balance, sensor noise, JPEG)
+   into a photo frame of ``cell_px`` pixels a side: the cell's size in the simulator's photos at
+   channel scale 1 (from ``sheet.cell_mm``, the paper and ``capture.frame``), so blur, noise and
+   JPEG blocks act in photo pixels and the loss of resolution (about 224 -> 130..180 px with the
+   default sheet) is part of the distribution;
+2. the crop is rectified with the channel's own homography, composed with a small random
+   homography, ``misalign``: every crop corner moves by up to +- misalign x the cell side, which is
+   the residual geometry that remains after alignment (a few degrees of rotation, a few percent of
+   scale, sub-cell translation, slight tilt: marker detection error, paper curl, lens distortion).
+
+All of it is batched (one homography per sample, one warp per stage) and differentiable in the cell,
+so `Attack.gradient` runs the N samples of every image as one batch. Parameters follow the
+Channel's convention: a dict of (n,) tensors from a seeded generator; ``misalign`` adds an
+(n, 4, 2) tensor of corner offsets (fractions of the cell's width / height).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from kornia.geometry.transform import get_perspective_transform, warp_perspective
+
+from ..channel import Channel, ChannelOutput
+
+
+def cell_px_for(cfg) -> float:
+    """A cell's side in the simulator's photos at channel scale 1 (no rotation, no tilt): the page
+    just fills ``capture.frame`` and the cell keeps its share of the page."""
+    from ..sheets.layout import layout_for
+
+    lay = layout_for(cfg.sheet)
+    w, h = cfg.capture.frame
+    return float(lay.cell * min(w / lay.page_w, h / lay.page_h))
+
+
+class CropChannel(torch.nn.Module):
+    """A cell -> its aligned crop in a photo, through the shared :class:`Channel`."""
+
+    def __init__(self, channel: Channel, cell_px: float = 182.0, misalign: float = 0.03):
+        super().__init__()
+        self.channel = channel
+        self.cell_px = float(cell_px)
+        self.misalign = float(misalign)
+
+    @classmethod
+    def from_config(cls, channel: Channel, eot, cfg=None) -> "CropChannel":
+        """From an EOTConfig; cell_px from the run's sheet and capture config when not given."""
+        from ..config import Config
+
+        cell_px = eot.cell_px if eot.cell_px is not None else cell_px_for(cfg if cfg is not None else Config())
+        return cls(channel, cell_px, eot.misalign)
+
+    def sample(self, n: int, *, generator: torch.Generator, strength: float = 1.0,
+               device=None) -> dict[str, torch.Tensor]:
+        params = self.channel.sample(n, generator=generator, strength=strength, device=device)
+        u = torch.rand(n, 4, 2, generator=generator, device=generator.device, dtype=torch.float64)
+        params["misalign"] = ((2 * u - 1) * (self.misalign * float(strength))).cpu()
+        return params
+
+    def frame_size(self, h: int, w: int) -> tuple[int, int]:
+        """(W, H) of the photo frame the cell is taken into."""
+        k = self.cell_px / max(h, w)
+        return max(8, round(w * k)), max(8, round(h * k))
+
+    def forward(self, x: torch.Tensor, params: dict[str, torch.Tensor], out_size=None,
+                background=None) -> ChannelOutput:
+        """N cells (N x C x H x W in [0, 1]) -> N aligned crops of the same size, and the N residual
+        homographies (cell pixel -> crop pixel, float64, cpu)."""
+        h, w = x.shape[-2:]
+        chan = {k: v for k, v in params.items() if k != "misalign"}
+        photo, hom = self.channel(x, chan, out_size=self.frame_size(h, w), background=background)
+        # align's estimate of the cell -> photo homography is hom @ err: err moves the cell's
+        # corners by the sampled fractions of its size
+        n = hom.shape[0]
+        corners = torch.tensor([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]],
+                               dtype=torch.float64).expand(n, 4, 2)
+        off = params.get("misalign")
+        moved = corners if off is None else corners + off.to(torch.float64) * torch.tensor([w, h], dtype=torch.float64)
+        err = get_perspective_transform(corners, moved)  # cell px -> cell px, float64
+        est = hom @ err
+        # crop(u) = photo(est u): warp_perspective takes the forward map photo -> crop
+        crop = warp_perspective(photo, torch.linalg.inv(est).to(x.device, x.dtype), (h, w), mode="bilinear",
+                                padding_mode="border", align_corners=True)
+        return ChannelOutput(crop.clamp(0.0, 1.0), torch.linalg.inv(err))

@@ -1,0 +1,26 @@
+"""Projected gradient descent (Madry et al. 2018): BIM from a uniformly random start inside the eps
+ball (`random_start`, on by default), projected after every step."""
+from __future__ import annotations
+
+import torch
+
+from .base import Attack
+
+
+class PGD(Attack):
+    name = "pgd"
+    delta_clip = True
+
+    def __init__(self, model, eps, *, random_start: bool = True, **kw):
+        super().__init__(model, eps, **kw)
+        self.random_start = bool(random_start)
+
+    def start(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.random_start:
+            return x.clone()
+        noise = torch.empty_like(x).uniform_(-self.eps, self.eps, generator=self.device_generator(x.device))
+        return (x + noise).clamp(0, 1)
+
+    def perturb(self, x, y):
+        labels, targeted = self.target_labels(x, y)
+        return self.iterate(x, self.start(x), labels, targeted)

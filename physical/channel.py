@@ -1,0 +1,377 @@
+"""The print-and-camera channel: one differentiable model of paper, printer, light and camera.
+
+The same module serves the simulator (a whole sheet becomes a photo, ``out_size`` = the frame) and
+EOT attacks (a batch of model-size images becomes N transformed copies, gradients flowing back to
+the input). Stages run in physical order:
+
+1. printer   tone curve ``print_gamma``, gamut squeezed into ``[ink_black, paper_white]``
+             (a separate method, so a fitted colour calibration can replace it)
+2. geometry  one homography per sample: in-plane rotation, perspective tilt, scale, translation;
+             the image is placed into an ``out_size`` frame, uncovered area = background
+3. optics    gaussian blur, per-sample sigma
+4. lighting  smooth light gradient, per-channel white balance gain, contrast, brightness
+5. sensor    gaussian noise, per-sample sigma
+6. JPEG      kornia's differentiable codec, per-sample quality
+7. clamp     to [0, 1]
+
+Parameters are drawn by :meth:`Channel.sample` (uniform inside the config ranges, scaled by
+``strength`` around the identity) into a dict of batched tensors, so N samples run as one batch;
+:meth:`Channel.forward` is then a deterministic function of the input and the parameters.
+
+What "off" means (the identity value of every transform; a range collapsed onto it, or
+``strength = 0``, turns the transform off):
+
+=================  ==========================================================================
+rotation_deg        0        (range is +-rotation_deg; positive = counter-clockwise on screen)
+tilt                0        (+-tilt per axis; clamped to +-0.4 so the sheet stays in front)
+scale               1        the rotated, tilted image's bounding box just fills the frame; in a
+                             frame of the input's size, scale 1 and no rotation or tilt is the
+                             identity. Below 1 the whole image stays inside the frame (translation
+                             is clamped to the free margin); above 1 it overflows, centred.
+translate           0        (+-translate, a fraction of the frame's width / height)
+blur_sigma          0        (pixels of the output)
+light_gradient      0        (peak fraction; the gradient's direction is uniform in any case)
+white_balance       0        (gain 1 +- white_balance per RGB channel)
+contrast            1
+brightness          0
+noise_sigma         0
+jpeg_quality        100      **quality 100 means no JPEG** for that sample (kornia's codec at 100
+                             still subsamples chroma; a real q100 file is close to lossless)
+print_gamma         1        the printer's fixed values scale with ``strength`` as well, so
+paper_white         1        ``strength = 0`` is the identity channel
+ink_black           0
+=================  ==========================================================================
+
+Why kornia: ``warp_perspective`` takes a batch of pixel homographies (source -> destination, the
+same convention as OpenCV: pixel centres at integer coordinates) and is differentiable in the
+image; ``gaussian_blur2d`` takes one sigma per sample, so per-sample blur needs no Python loop;
+JPEG is not kornia's ``jpeg_codec_differentiable`` but :mod:`physical.jpeg`, a lean codec with
+the same model (IJG tables, 4:2:0, per-sample quality) that is a little closer to libjpeg (mean
+difference to OpenCV's encoder about 0.004 on photos, kornia's about 0.005) and 4-8x cheaper, which
+keeps EOT's cost near the model's; its rounding passes gradients straight through. The simulator
+turns it off (``jpeg=False``) and writes a real JPEG file at the sampled quality instead.
+
+Determinism: parameters come from the caller's ``torch.Generator``; the sensor noise of each sample
+is drawn from its own generator seeded by ``params["noise_seed"]`` on the input's device, so the
+same parameters give the same output on the same device.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Optional, Union
+
+import torch
+from kornia.filters import gaussian_blur2d
+from kornia.geometry.transform import warp_perspective
+
+from .config import ChannelConfig
+from .jpeg import jpeg as jpeg_codec
+
+# the scalar parameters, in the order they are drawn (keep the order: it fixes the random stream)
+SCALARS = (
+    "print_gamma", "paper_white", "ink_black",
+    "rotation_deg", "tilt_x", "tilt_y", "scale", "translate_x", "translate_y",
+    "blur_sigma",
+    "light_gradient", "light_angle_deg", "wb_r", "wb_g", "wb_b", "contrast", "brightness",
+    "noise_sigma",
+    "jpeg_quality",
+)
+IDENTITY = {
+    "print_gamma": 1.0, "paper_white": 1.0, "ink_black": 0.0,
+    "rotation_deg": 0.0, "tilt_x": 0.0, "tilt_y": 0.0, "scale": 1.0, "translate_x": 0.0, "translate_y": 0.0,
+    "blur_sigma": 0.0,
+    "light_gradient": 0.0, "light_angle_deg": 0.0, "wb_r": 1.0, "wb_g": 1.0, "wb_b": 1.0,
+    "contrast": 1.0, "brightness": 0.0,
+    "noise_sigma": 0.0,
+    "jpeg_quality": 100.0,
+}
+MAX_TILT = 0.4
+MIN_SIGMA = 1e-3  # kornia wants sigma > 0; a kernel this narrow is a delta
+
+Background = Union[None, float, torch.Tensor]
+
+
+class ChannelOutput(NamedTuple):
+    images: torch.Tensor  # N x C x H x W in [0, 1]
+    homographies: torch.Tensor  # N x 3 x 3 float64 on the CPU: input pixel -> output pixel
+    # (pixel centres at integer coordinates, as in OpenCV)
+
+
+class Channel(torch.nn.Module):
+    """The print-and-camera channel built from a :class:`ChannelConfig`."""
+
+    def __init__(self, cfg: Optional[ChannelConfig] = None):
+        super().__init__()
+        self.cfg = cfg or ChannelConfig()
+        if self.cfg.calibration:
+            raise NotImplementedError(
+                "capture.channel.calibration: a fitted colour calibration is not supported yet; "
+                "remove the key to use the printer model (print_gamma, paper_white, ink_black)"
+            )
+
+    # -- parameters -----------------------------------------------------------------------------
+    def ranges(self, strength: float = 1.0) -> dict[str, tuple[float, float]]:
+        """(low, high) of every scalar parameter, scaled by `strength` around its identity value."""
+        c, k = self.cfg, float(strength)
+
+        def around(name: str, lo: float, hi: float, lo_clip=-math.inf, hi_clip=math.inf):
+            i = IDENTITY[name]
+            a, b = i + (lo - i) * k, i + (hi - i) * k
+            return (min(max(a, lo_clip), hi_clip), min(max(b, lo_clip), hi_clip))
+
+        wb, tilt = c.white_balance, c.tilt
+        return {
+            "print_gamma": around("print_gamma", c.print_gamma, c.print_gamma, 0.05),
+            "paper_white": around("paper_white", c.paper_white, c.paper_white, 0.0, 1.0),
+            "ink_black": around("ink_black", c.ink_black, c.ink_black, 0.0, 1.0),
+            "rotation_deg": around("rotation_deg", -c.rotation_deg, c.rotation_deg),
+            "tilt_x": around("tilt_x", -tilt, tilt, -MAX_TILT, MAX_TILT),
+            "tilt_y": around("tilt_y", -tilt, tilt, -MAX_TILT, MAX_TILT),
+            "scale": around("scale", c.scale[0], c.scale[1], 0.01),
+            "translate_x": around("translate_x", -c.translate, c.translate),
+            "translate_y": around("translate_y", -c.translate, c.translate),
+            "blur_sigma": around("blur_sigma", c.blur_sigma[0], c.blur_sigma[1], 0.0),
+            "light_gradient": around("light_gradient", 0.0, c.light_gradient, 0.0, 0.95),
+            "light_angle_deg": (-180.0, 180.0),  # a direction: not scaled
+            "wb_r": around("wb_r", 1 - wb, 1 + wb, 0.0),
+            "wb_g": around("wb_g", 1 - wb, 1 + wb, 0.0),
+            "wb_b": around("wb_b", 1 - wb, 1 + wb, 0.0),
+            "contrast": around("contrast", c.contrast[0], c.contrast[1], 0.0),
+            "brightness": around("brightness", c.brightness[0], c.brightness[1]),
+            "noise_sigma": around("noise_sigma", c.noise_sigma[0], c.noise_sigma[1], 0.0),
+            "jpeg_quality": around("jpeg_quality", c.jpeg_quality[0], c.jpeg_quality[1], 1.0, 100.0),
+        }
+
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator,
+        strength: float = 1.0,
+        device: Union[str, torch.device, None] = None,
+    ) -> dict[str, torch.Tensor]:
+        """Draw `n` parameter sets uniformly inside the ranges; a dict of (n,) tensors."""
+        r = self.ranges(strength)
+        u = torch.rand(n, len(SCALARS), generator=generator, device=generator.device, dtype=torch.float64)
+        seeds = torch.randint(0, 2**62, (n,), generator=generator, device=generator.device)
+        out = {}
+        for j, name in enumerate(SCALARS):
+            lo, hi = r[name]
+            out[name] = (lo + (hi - lo) * u[:, j]).float().to(device or generator.device)
+        out["noise_seed"] = seeds.to(device or generator.device)
+        return out
+
+    def identity_params(self, n: int, device: Union[str, torch.device, None] = None) -> dict[str, torch.Tensor]:
+        """Parameters of the identity channel (what ``strength = 0`` draws)."""
+        out = {name: torch.full((n,), IDENTITY[name], device=device) for name in SCALARS}
+        out["noise_seed"] = torch.zeros(n, dtype=torch.int64, device=device)
+        return out
+
+    def describe(self, strength: float = 1.0) -> str:
+        """One line per parameter: its range, or 'off' where it collapses onto the identity."""
+        lines = []
+        r = self.ranges(strength)
+        for name, (lo, hi) in r.items():
+            if name == "light_angle_deg" and r["light_gradient"] == (0.0, 0.0):
+                continue  # a direction of no gradient
+            if lo == hi == IDENTITY[name]:
+                lines.append(f"{name}: off")
+            elif lo == hi:
+                lines.append(f"{name}: {lo:g}")
+            else:
+                lines.append(f"{name}: {lo:g} .. {hi:g}")
+        return "\n".join(lines)
+
+    # -- stages ---------------------------------------------------------------------------------
+    def printer(self, x: torch.Tensor, params: Optional[dict[str, torch.Tensor]] = None) -> torch.Tensor:
+        """Digital image -> printed reflectance: tone curve, then gamut [ink_black, paper_white].
+
+        Without `params` the config's printer is used. A fitted colour calibration replaces this.
+        """
+        if params is None:
+            r = self.ranges(1.0)
+            params = {k: torch.full((x.shape[0],), r[k][0]) for k in ("print_gamma", "paper_white", "ink_black")}
+        g = _col(params["print_gamma"], x)
+        white = _col(params["paper_white"], x)
+        black = _col(params["ink_black"], x)
+        # clamp_min keeps the gradient of x**g finite at 0 when g < 1
+        return black + (white - black) * x.clamp(0.0, 1.0).clamp_min(1e-6).pow(g)
+
+    def homographies(
+        self, params: dict[str, torch.Tensor], in_size: tuple[int, int], out_size: tuple[int, int]
+    ) -> torch.Tensor:
+        """N x 3 x 3 float64 (cpu): input pixel -> output pixel. Sizes are (width, height)."""
+        w, h = in_size
+        W, H = out_size
+        p = {k: v.detach().to("cpu", torch.float64) for k, v in params.items() if k != "noise_seed"}
+        n = p["scale"].shape[0]
+        eye = torch.eye(3, dtype=torch.float64).repeat(n, 1, 1)
+
+        def shift(tx, ty):
+            m = eye.clone()
+            m[:, 0, 2], m[:, 1, 2] = tx, ty
+            return m
+
+        # centre the image, rotate it on the desk, then the camera's perspective tilt
+        half = torch.ones(n, dtype=torch.float64)
+        centre = shift(-(w - 1) / 2 * half, -(h - 1) / 2 * half)
+        t = torch.deg2rad(p["rotation_deg"])
+        rot = eye.clone()
+        rot[:, 0, 0], rot[:, 0, 1], rot[:, 1, 0], rot[:, 1, 1] = t.cos(), t.sin(), -t.sin(), t.cos()
+        r = max(w, h) / 2
+        tilt = eye.clone()
+        tilt[:, 2, 0], tilt[:, 2, 1] = p["tilt_x"] / r, p["tilt_y"] / r
+        a = tilt @ rot @ centre
+
+        # bounding box of the image's outline (pixel edges at -0.5 and size - 0.5)
+        corners = torch.tensor(
+            [[-0.5, -0.5, 1], [w - 0.5, -0.5, 1], [w - 0.5, h - 0.5, 1], [-0.5, h - 0.5, 1]], dtype=torch.float64
+        )
+        q = torch.einsum("nij,kj->nki", a, corners)
+        q = q[..., :2] / q[..., 2:]
+        lo, hi = q.amin(1), q.amax(1)
+        size, mid = hi - lo, (hi + lo) / 2
+
+        # scale 1 = the bounding box just fills the frame; translation stays inside the free margin
+        sc = p["scale"] * torch.minimum(W / size[:, 0], H / size[:, 1])
+        slack_x = ((W - sc * size[:, 0]) / 2).clamp_min(0)
+        slack_y = ((H - sc * size[:, 1]) / 2).clamp_min(0)
+        tx = torch.maximum(torch.minimum(p["translate_x"] * W, slack_x), -slack_x)
+        ty = torch.maximum(torch.minimum(p["translate_y"] * H, slack_y), -slack_y)
+        scale = eye.clone()
+        scale[:, 0, 0], scale[:, 1, 1] = sc, sc
+        return shift((W - 1) / 2 + tx, (H - 1) / 2 + ty) @ scale @ shift(-mid[:, 0], -mid[:, 1]) @ a
+
+    def geometry(
+        self, x: torch.Tensor, hom: torch.Tensor, out_size: tuple[int, int], background: torch.Tensor
+    ) -> torch.Tensor:
+        """Warp every image with its homography into an out_size (W, H) frame over `background`."""
+        W, H = out_size
+        n, c = x.shape[:2]
+        # anti-aliasing before a downscale (a camera pixel integrates over its area): f is the local
+        # scale at the image centre (|det J| = |det H| / w^3 for a homography),
+        # sigma = (1/f - 1) / 2 as in scikit-image's resize
+        h, w = x.shape[-2:]
+        w_c = hom[:, 2] @ torch.tensor([(w - 1) / 2, (h - 1) / 2, 1.0], dtype=hom.dtype)
+        f = (hom.det().abs() / w_c.abs() ** 3).sqrt().to(x.device, x.dtype)
+        sigma = ((1 / f - 1) / 2).clamp_min(MIN_SIGMA)
+        if float(sigma.max()) > 0.05:
+            x = _blur(x, sigma)
+        ones = torch.ones_like(x[:, :1])
+        warped = warp_perspective(
+            torch.cat([x, ones], 1), hom.to(x.device, x.dtype), (H, W),
+            mode="bilinear", padding_mode="zeros", align_corners=True,
+        )
+        cover = warped[:, c:]
+        return warped[:, :c] + (1 - cover) * background
+
+    def optics(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        sigma = params["blur_sigma"].to(x.device, x.dtype).clamp_min(MIN_SIGMA)
+        if float(sigma.max()) <= MIN_SIGMA:
+            return x
+        return _blur(x, sigma)
+
+    def lighting(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Light gradient x white balance on the scene, then the camera's contrast and brightness."""
+        n, c, hh, ww = x.shape
+        amp = _col(params["light_gradient"], x)
+        if float(amp.abs().max()) > 0:
+            ang = torch.deg2rad(params["light_angle_deg"].to(x.device, x.dtype))
+            dx, dy = ang.cos(), ang.sin()
+            norm = dx.abs() + dy.abs()
+            u = torch.linspace(-1, 1, ww, device=x.device, dtype=x.dtype).view(1, 1, 1, ww)
+            v = torch.linspace(-1, 1, hh, device=x.device, dtype=x.dtype).view(1, 1, hh, 1)
+            ramp = _col(dx / norm, x) * u + _col(dy / norm, x) * v  # in [-1, 1], peak at a corner
+            x = x * (1 + amp * ramp)
+        if c == 3:
+            gain = torch.stack([params["wb_r"], params["wb_g"], params["wb_b"]], 1).to(x.device, x.dtype)
+            x = x * gain.view(n, 3, 1, 1)
+        return (x - 0.5) * _col(params["contrast"], x) + 0.5 + _col(params["brightness"], x)
+
+    def sensor(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        sigma = params["noise_sigma"]
+        if float(sigma.max()) <= 0:
+            return x
+        noise = []
+        for seed in params["noise_seed"].tolist():
+            g = torch.Generator(device=x.device).manual_seed(int(seed))
+            noise.append(torch.randn(x.shape[1:], generator=g, device=x.device, dtype=x.dtype))
+        return x + _col(sigma, x) * torch.stack(noise)
+
+    def jpeg(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        q = params["jpeg_quality"].to(x.device, x.dtype)
+        on = q < 100
+        if x.shape[1] != 3 or not bool(on.any()):
+            return x
+        x = x.clamp(0.0, 1.0)
+        coded = jpeg_codec(x, q.clamp(1.0, 100.0))
+        return torch.where(on.view(-1, 1, 1, 1), coded, x)
+
+    # -- the whole channel ------------------------------------------------------------------------
+    def forward(
+        self,
+        x: torch.Tensor,
+        params: dict[str, torch.Tensor],
+        out_size: Optional[tuple[int, int]] = None,
+        background: Background = None,
+        jpeg: bool = True,
+    ) -> ChannelOutput:
+        """Send N images (or one image, repeated) through the channel with N parameter sets.
+
+        x: N x C x H x W (or 1 x C x H x W) in [0, 1]. out_size: (W, H) of the output frame,
+        None = the input's size. background: what the image does not cover: None = blank paper
+        (the printer's paper white, what surrounds a cell on a sheet), a number, a (C,) colour or
+        an image broadcastable to N x C x H x W. jpeg=False skips the codec whatever the quality.
+        """
+        n = params["scale"].shape[0]
+        if x.shape[0] == 1 and n > 1:
+            x = x.expand(n, -1, -1, -1)
+        if x.shape[0] != n:
+            raise ValueError(f"{x.shape[0]} images but {n} parameter sets")
+        h, w = x.shape[-2:]
+        out_size = (w, h) if out_size is None else (int(out_size[0]), int(out_size[1]))
+        hom = self.homographies(params, (w, h), out_size)
+
+        y = self.printer(x, params)
+        y = self.geometry(y, hom, out_size, self._background(background, y, params))
+        y = self.optics(y, params)
+        y = self.lighting(y, params)
+        y = self.sensor(y, params)
+        if jpeg:
+            y = self.jpeg(y, params)
+        return ChannelOutput(y.clamp(0.0, 1.0), hom)
+
+    def eot(self, x: torch.Tensor, n: int, *, generator: torch.Generator, strength: float = 1.0) -> torch.Tensor:
+        """B images -> B*n transformed copies (image-major: rows i*n .. i*n+n-1 come from image i)."""
+        params = self.sample(x.shape[0] * n, generator=generator, strength=strength, device=x.device)
+        return self.forward(x.repeat_interleave(n, 0), params).images
+
+    @staticmethod
+    def _background(background: Background, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        if background is None:
+            return _col(params["paper_white"], x)
+        b = torch.as_tensor(background, device=x.device, dtype=x.dtype)
+        if b.ndim == 1:  # a colour
+            b = b.view(1, -1, 1, 1)
+        return b
+
+
+def params_at(params: dict[str, torch.Tensor], i: int) -> dict[str, torch.Tensor]:
+    """The i-th parameter set as a batch of one."""
+    return {k: v[i : i + 1] for k, v in params.items()}
+
+
+def params_to_json(params: dict[str, torch.Tensor], i: int) -> dict:
+    """The i-th parameter set as plain numbers."""
+    return {k: (int(v[i]) if k == "noise_seed" else round(float(v[i]), 6)) for k, v in params.items()}
+
+
+def _col(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A per-sample (N,) value shaped to broadcast against N x C x H x W."""
+    return v.to(x.device, x.dtype).view(-1, 1, 1, 1)
+
+
+def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Gaussian blur with one sigma per sample (N,); one kernel size fits the largest."""
+    k = 2 * math.ceil(3 * float(sigma.max())) + 1
+    return gaussian_blur2d(x, (k, k), torch.stack([sigma, sigma], 1), border_type="reflect")

@@ -1,0 +1,189 @@
+"""Plots for the HTML report (matplotlib, Agg backend), returned as PNG data URIs so the page stays
+self-contained. Each function takes the rows of a report.json table and returns None when there is
+nothing to plot."""
+from __future__ import annotations
+
+import base64
+import io
+from collections import defaultdict
+from typing import Optional
+
+_STYLE = {"figure.dpi": 100, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "legend.fontsize": 8}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def to_data_uri(fig) -> str:
+    plt = _plt()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _pc(v):
+    return float("nan") if v is None else 100.0 * v
+
+
+def eps_plots(kurakin_rows: list[dict]) -> Optional[str]:
+    """Accuracy (digital / photo adversarial, top-1) and destruction rate against eps, per attack."""
+    if not kurakin_rows:
+        return None
+    plt = _plt()
+    series = defaultdict(list)
+    for r in kurakin_rows:
+        name = r["attack_label"].rsplit("_eps", 1)[0]
+        if len({x["model"] for x in kurakin_rows}) > 1:
+            name = f"{r['model']}/{name}"
+        series[name].append(r)
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
+        for name, rows in series.items():
+            rows = sorted(rows, key=lambda r: r["eps"])
+            eps = [r["eps"] for r in rows]
+            acc = lambda c, k=1: [_pc(r["average"]["accuracy"][c][f"top{k}"]["acc"]) for r in rows]  # noqa: E731
+            line = axes[0].plot(eps, acc("digital_adv"), "o-", label=name)[0]
+            axes[1].plot(eps, acc("photo_adv"), "o-", color=line.get_color(), label=name)
+            axes[2].plot(eps, [_pc(r["average"]["destruction"]["top1"]["rate"]) for r in rows], "o-",
+                         color=line.get_color(), label=f"{name} top-1")
+            axes[2].plot(eps, [_pc(r["average"]["destruction"]["top5"]["rate"]) for r in rows], "s--",
+                         color=line.get_color(), alpha=0.6, label=f"{name} top-5")
+        clean = [_pc(r["average"]["accuracy"]["digital_clean"]["top1"]["acc"]) for r in kurakin_rows]
+        if clean:
+            axes[0].axhline(sum(clean) / len(clean), color="grey", ls=":", label="clean")
+        for ax, title in zip(axes, ["digital adversarial accuracy, top-1 (%)", "photo adversarial accuracy, top-1 (%)",
+                                    "destruction rate (%)"]):
+            ax.set_title(title)
+            ax.set_xlabel("eps (0..255)")
+            ax.set_ylim(-3, 103)
+            ax.legend(loc="best")
+        return to_data_uri(fig)
+
+
+def transformation_plots(rows: list[dict]) -> Optional[str]:
+    """Per transformation: destruction rate (top-1, top-5) and accuracy against strength, per attack."""
+    if not rows:
+        return None
+    plt = _plt()
+    names = list(dict.fromkeys(r["transformation"] for r in rows))
+    multi = len({r["model"] for r in rows}) > 1
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(3, len(names), figsize=(3.2 * len(names), 8.2), squeeze=False)
+        for c, name in enumerate(names):
+            sub = [r for r in rows if r["transformation"] == name]
+            by = defaultdict(list)
+            for r in sub:
+                by[(r["model"], r["attack_label"])].append(r)
+            clean_done = set()
+            for (model, label), rs in by.items():
+                rs = sorted(rs, key=lambda r: r["strength"])
+                s = [r["strength"] for r in rs]
+                lab = f"{model}/{label}" if multi else label
+                line = axes[0, c].plot(s, [_pc(r["destruction_top1"]) for r in rs], "o-", label=lab)[0]
+                axes[1, c].plot(s, [_pc(r["destruction_top5"]) for r in rs], "o-", color=line.get_color(), label=lab)
+                axes[2, c].plot(s, [_pc(r["adv_top1"]) for r in rs], "o-", color=line.get_color(), label=f"adv {lab}")
+                if model not in clean_done:
+                    clean_done.add(model)
+                    axes[2, c].plot(s, [_pc(r["clean_top1"]) for r in rs], "k^--",
+                                    label=f"clean {model}" if multi else "clean")
+            axes[0, c].set_title(name)
+            axes[2, c].set_xlabel(f"strength ({name})")
+            if name == "jpeg":
+                for r_ in range(3):
+                    axes[r_, c].invert_xaxis()
+            for r_ in range(3):
+                axes[r_, c].set_ylim(-3, 103)
+        axes[0, 0].set_ylabel("destruction rate top-1 (%)")
+        axes[1, 0].set_ylabel("destruction rate top-5 (%)")
+        axes[2, 0].set_ylabel("accuracy top-1 (%)")
+        axes[0, -1].legend(loc="best")
+        axes[2, -1].legend(loc="best")
+        fig.tight_layout()
+        return to_data_uri(fig)
+
+
+def defence_plot(rows: list[dict]) -> Optional[str]:
+    """Grouped bars per defence: clean, adversarial and adaptive adversarial accuracy (top-1), averaged over attacks."""
+    if not rows:
+        return None
+    plt = _plt()
+    import numpy as np
+
+    defences = list(dict.fromkeys(r["defence"] for r in rows))
+    cols = [("clean_top1", "clean, no defence"), ("defended_clean_top1", "clean, defended"),
+            ("adv_top1", "adversarial, no defence"), ("defended_adv_top1", "adversarial, defended"),
+            ("adaptive_adv_top1", "adaptive attack, defended")]
+
+    def mean(d, key):
+        v = [r[key] for r in rows if r["defence"] == d and r[key] is not None]
+        return 100 * sum(v) / len(v) if v else float("nan")
+
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(defences) + 2), 3.4))
+        w = 0.8 / len(cols)
+        x = np.arange(len(defences))
+        for i, (key, label) in enumerate(cols):
+            ax.bar(x + (i - (len(cols) - 1) / 2) * w, [mean(d, key) for d in defences], w, label=label)
+        ax.set_xticks(x, defences, rotation=15)
+        ax.set_ylabel("top-1 accuracy (%), mean over attacks")
+        ax.set_ylim(0, 103)
+        ax.legend(loc="upper left", bbox_to_anchor=(1, 1))
+        return to_data_uri(fig)
+
+
+def generalisation_plot(rows: list[dict]) -> Optional[str]:
+    if not rows:
+        return None
+    plt = _plt()
+    import numpy as np
+
+    labels = [f"{r['model']}/{r['attack_label']}" if len({x['model'] for x in rows}) > 1 else r["attack_label"]
+              for r in rows]
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(rows) + 2), 3.2))
+        x = np.arange(len(rows))
+        for i, (key, lab) in enumerate([("own_fool_top1", "own perturbation"), ("cross_fool_top1", "another image's"),
+                                        ("random_fool_top1", "random sign, same eps")]):
+            ax.bar(x + (i - 1) * 0.27, [_pc(r[key]) for r in rows], 0.27, label=lab)
+        ax.set_xticks(x, labels, rotation=20)
+        ax.set_ylabel("fool rate, top-1 (%)")
+        ax.set_ylim(0, 103)
+        ax.legend(loc="upper left", bbox_to_anchor=(1, 1))
+        return to_data_uri(fig)
+
+
+def digits_plots(res: dict) -> Optional[str]:
+    """FGSM error rate against eps per model, and clean accuracy against eps50."""
+    if not res.get("rows"):
+        return None
+    plt = _plt()
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+        grid = res["eps_grid"]
+        for name, c in res["curves"].items():
+            line = axes[0].plot(grid, [_pc(v) for v in c["error"]], "-", label=name)[0]
+            axes[1].plot(grid, [_pc(v) for v in c["mistake_confidence"]], "-", color=line.get_color(), label=name)
+        axes[0].axhline(50, color="grey", ls=":")
+        axes[0].set_title("FGSM error rate (%)")
+        axes[1].set_title("mean confidence of the mistakes (%)")
+        for ax in axes[:2]:
+            ax.set_xlabel("eps (pixels in [0,1])")
+            ax.set_ylim(-3, 103)
+        axes[0].legend(loc="lower right")
+        for r in res["rows"]:
+            e = r["eps50"] if r["eps50"] is not None else 1.0
+            axes[2].scatter(e, 100 * r["clean_accuracy"])
+            axes[2].annotate(r["model"], (e, 100 * r["clean_accuracy"]), fontsize=7, xytext=(3, 3),
+                             textcoords="offset points")
+        axes[2].set_xlabel("eps50: eps at which FGSM fools half the test set")
+        axes[2].set_ylabel("clean accuracy (%)")
+        axes[2].set_title("accuracy against robustness")
+        fig.tight_layout()
+        return to_data_uri(fig)

@@ -1,0 +1,125 @@
+"""The virtual printer and camera: printed sheets (the PDF) -> photos, through the channel.
+
+Every page of ``print/sheets.pdf`` is rasterized at ``capture.dpi`` and photographed
+``capture.photos_per_sheet`` times by :class:`physical.channel.Channel` into a ``capture.frame``
+(W, H) photo lying on a desk. The channel's scale range is the fraction of the frame the sheet's
+outline fills (see the channel's docstring), so with scale <= 1 the whole sheet is in the photo.
+
+The channel runs without its differentiable JPEG; the photo file itself is a real JPEG written at
+the sampled quality (quality 100 = the channel's "off", written at 100), as a camera does it once.
+
+``capture/simulated.json`` records, per photo, the homographies (sheet raster pixel -> photo pixel
+and sheet millimetre -> photo pixel, pixel centres at integers as in OpenCV) and the parameters:
+the ground truth that tests of the align stage compare against. Runs are reproducible: every
+random draw comes from one ``torch.Generator`` seeded with ``run.seed``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .channel import Channel, params_at, params_to_json
+from .rundir import RunDir, read_json, write_image, write_json
+
+MM_PER_INCH = 25.4
+
+
+def rasterize_pdf(path: str | Path, dpi: float) -> Iterator[np.ndarray]:
+    """Yield every page of a PDF as an H x W x 3 RGB uint8 array, one page at a time."""
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(str(path))
+    try:
+        for i in range(len(pdf)):
+            page = pdf[i]
+            bitmap = page.render(scale=dpi / 72.0)
+            a = bitmap.to_numpy()
+            mode = bitmap.mode
+            if mode in ("BGR", "BGRA", "BGRX"):  # pdfium's native order
+                a = a[..., 2::-1]
+            elif mode in ("RGBA", "RGBX"):
+                a = a[..., :3]
+            elif mode == "L":
+                a = np.repeat(a[..., None], 3, axis=2)
+            yield np.ascontiguousarray(a)
+            bitmap.close()
+            page.close()
+    finally:
+        pdf.close()
+
+
+def mm_to_px(dpi: float) -> np.ndarray:
+    """3x3: page millimetres -> raster pixel coordinates (pixel centres at integers)."""
+    s = dpi / MM_PER_INCH
+    return np.array([[s, 0, -0.5], [0, s, -0.5], [0, 0, 1]], np.float64)
+
+
+def desk(size: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
+    """A plausible desk, 1 x 3 x H x W: mid grey with a tint, slow blotches and fine grain."""
+    w, h = size
+    u = torch.rand(5, generator=generator)
+    base = 0.32 + 0.16 * u[0]
+    tint = torch.tensor([1.0 + 0.06 * u[1], 1.0, 1.0 - 0.06 * u[2]]).view(1, 3, 1, 1)
+    blotch = torch.rand(1, 1, 6, 8, generator=generator)
+    blotch = F.interpolate(blotch, size=(h, w), mode="bicubic", align_corners=False)
+    grain = torch.rand(1, 1, h, w, generator=generator)
+    return ((base + 0.08 * (blotch - 0.5) + 0.03 * (grain - 0.5)) * tint).clamp(0, 1)
+
+
+def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> dict:
+    """Photograph every printed sheet through the simulated channel; see the module docstring."""
+    layout_path = run.root / "print" / "layout.json"
+    pdf_rel = read_json(layout_path).get("pdf", "print/sheets.pdf") if layout_path.is_file() else "print/sheets.pdf"
+    pdf_path = run.root / pdf_rel
+    if not pdf_path.is_file():
+        raise FileNotFoundError(f"{pdf_path}: no printed sheets to photograph; run the print stage first")
+
+    cap = cfg.capture
+    frame = (int(cap.frame[0]), int(cap.frame[1]))
+    if device is None:
+        from .models import pick_device
+
+        device = pick_device(cfg.run.device)
+    channel = Channel(cap.channel)
+    generator = torch.Generator().manual_seed(int(cfg.run.seed))
+    photos_dir = run.photos_dir
+    records = []
+
+    for i, page in enumerate(rasterize_pdf(pdf_path, cap.dpi)):
+        sheet = torch.from_numpy(page).to(device).permute(2, 0, 1)[None].float().div_(255)
+        params = channel.sample(cap.photos_per_sheet, generator=generator, device=device)
+        for k in range(cap.photos_per_sheet):
+            p = params_at(params, k)
+            background = desk(frame, generator).to(device)
+            with torch.no_grad():
+                out = channel(sheet, p, out_size=frame, background=background, jpeg=False)
+            photo = out.images[0].mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+            quality = int(round(float(p["jpeg_quality"][0])))
+            name = f"sheet{i:03d}-{k}.jpg"
+            write_image(photos_dir / name, photo, quality=quality)
+            hom_px = out.homographies[0].numpy()
+            records.append(
+                {
+                    "file": f"capture/photos/{name}",
+                    "sheet": i,
+                    "shot": k,
+                    "page_px": [page.shape[1], page.shape[0]],
+                    "homography_px": hom_px,
+                    "homography_mm": hom_px @ mm_to_px(cap.dpi),
+                    "jpeg_quality": quality,
+                    "params": params_to_json(p, 0),
+                }
+            )
+        del sheet
+
+    if not records:
+        raise ValueError(f"{pdf_path}: the PDF has no pages")
+    write_json(
+        run.root / "capture" / "simulated.json",
+        {"source": "simulate", "seed": cfg.run.seed, "dpi": cap.dpi, "frame": list(frame), "photos": records},
+    )
+    return {"photos": len(records), "source": "simulate"}

@@ -1,0 +1,298 @@
+"""The print-and-camera channel, the simulated capture and the folder capture."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from physical.capture import CaptureError, SourceNotAvailable, capture_stage, parse_source
+from physical.channel import IDENTITY, Channel
+from physical.config import ChannelConfig, Config
+from physical.rundir import RunDir, read_image, read_json, write_image
+from physical.simulate import simulate_stage
+
+torch.set_num_threads(2)
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def geometry_only() -> ChannelConfig:
+    """Every transform but geometry off: the way a config turns a transform off is its identity range."""
+    return ChannelConfig(
+        blur_sigma=[0.0, 0.0], noise_sigma=[0.0, 0.0], brightness=[0.0, 0.0], contrast=[1.0, 1.0],
+        white_balance=0.0, light_gradient=0.0, jpeg_quality=[100.0, 100.0],
+        paper_white=1.0, ink_black=0.0, print_gamma=1.0,
+    )
+
+
+def all_off() -> ChannelConfig:
+    return dataclasses.replace(geometry_only(), rotation_deg=0.0, tilt=0.0, scale=[1.0, 1.0], translate=0.0)
+
+
+# -- channel ----------------------------------------------------------------------------------
+
+
+def test_identity_gives_the_input_back():
+    x = torch.rand(3, 3, 40, 56)
+    ch = Channel()
+    for params in (ch.identity_params(3), ch.sample(3, generator=gen(), strength=0.0)):
+        y, hom = ch(x, params)
+        assert torch.allclose(y, x, atol=1e-4)
+        assert torch.allclose(hom, torch.eye(3, dtype=torch.float64).expand(3, 3, 3), atol=1e-9)
+
+
+def test_off_ranges_give_the_identity_and_are_described_as_off():
+    ch = Channel(all_off())
+    x = torch.rand(2, 3, 33, 47)  # sizes that are not multiples of 16
+    y, _ = ch(x, ch.sample(2, generator=gen(1)))
+    assert torch.allclose(y, x, atol=1e-4)
+    text = ch.describe()
+    for name in IDENTITY:
+        if name != "light_angle_deg":
+            assert f"{name}: off" in text
+    assert "light_angle_deg" not in text
+
+
+def test_jpeg_quality_100_means_no_jpeg_and_below_100_codes():
+    ch = Channel()
+    x = torch.rand(2, 3, 37, 29)
+    p = ch.identity_params(2)
+    assert torch.equal(ch.jpeg(x, p), x)
+    p["jpeg_quality"] = torch.tensor([100.0, 50.0])
+    y = ch.jpeg(x, p)
+    assert torch.equal(y[0], x[0]) and not torch.allclose(y[1], x[1], atol=1e-2)
+    assert y.shape == x.shape
+
+
+def test_same_seed_same_output_other_seed_other_output():
+    ch = Channel()
+    x = torch.rand(4, 3, 48, 48)
+    a, ha = ch(x, ch.sample(4, generator=gen(7)))
+    b, hb = ch(x, ch.sample(4, generator=gen(7)))
+    c, _ = ch(x, ch.sample(4, generator=gen(8)))
+    assert torch.equal(a, b) and torch.equal(ha, hb)
+    assert not torch.allclose(a, c)
+
+
+def test_gradients_flow_through_the_whole_chain():
+    ch = Channel()
+    x = (0.2 + 0.6 * torch.rand(4, 3, 48, 48)).requires_grad_()
+    params = ch.sample(4, generator=gen(3))
+    assert float(params["jpeg_quality"].max()) < 100 and float(params["noise_sigma"].min()) > 0
+    y, _ = ch(x, params)
+    (y * torch.randn_like(y)).sum().backward()
+    g = x.grad
+    assert torch.isfinite(g).all()
+    assert (g.flatten(1).abs().sum(1) > 0).all()  # every sample of the batch gets a gradient
+
+
+def test_eot_gives_n_copies_per_image_with_gradients():
+    ch = Channel()
+    x = torch.rand(2, 3, 32, 32, requires_grad=True)
+    y = ch.eot(x, 3, generator=gen())
+    assert y.shape == (6, 3, 32, 32)
+    y[:3].sum().backward()  # the first image's copies only
+    assert x.grad[0].abs().sum() > 0 and x.grad[1].abs().sum() == 0
+
+
+def test_homography_maps_an_input_point_to_where_its_pixel_lands():
+    ch = Channel(geometry_only())
+    x = torch.zeros(1, 3, 120, 90)
+    px, py = 61, 37
+    x[:, :, py - 1 : py + 2, px - 1 : px + 2] = 1.0  # a 3x3 bright blob centred on (px, py)
+    params = ch.sample(5, generator=gen(11))
+    y, hom = ch(x, params, out_size=(200, 160), background=0.0)
+    assert y.shape == (5, 3, 160, 200)
+    for i in range(5):
+        q = hom[i].numpy() @ np.array([px, py, 1.0])
+        q = q[:2] / q[2]
+        img = y[i, 0].numpy()
+        rows, cols = np.mgrid[: img.shape[0], : img.shape[1]]
+        w = img / img.sum()
+        centroid = np.array([(w * cols).sum(), (w * rows).sum()])
+        assert np.linalg.norm(centroid - q) < 0.5, (i, centroid, q)
+
+
+@pytest.mark.parametrize("frame", [(1600, 1200), (1200, 1600), (640, 640)])
+def test_default_ranges_keep_the_whole_sheet_in_the_frame(frame):
+    ch = Channel()
+    h, w = 1754, 1241  # A4 at 150 dpi
+    hom = ch.homographies(ch.sample(500, generator=gen(5)), (w, h), frame)
+    corners = torch.tensor([[-0.5, -0.5, 1], [w - 0.5, -0.5, 1], [w - 0.5, h - 0.5, 1], [-0.5, h - 0.5, 1]], dtype=torch.float64)
+    q = torch.einsum("nij,kj->nki", hom, corners)
+    assert (q[..., 2] > 0).all()
+    q = q[..., :2] / q[..., 2:]
+    assert (q[..., 0] >= -0.5 - 1e-6).all() and (q[..., 0] <= frame[0] - 0.5 + 1e-6).all()
+    assert (q[..., 1] >= -0.5 - 1e-6).all() and (q[..., 1] <= frame[1] - 0.5 + 1e-6).all()
+    # and it fills a good part of it: scale >= 0.7 of the largest fit
+    span = (q.amax(1) - q.amin(1)) / torch.tensor(frame, dtype=torch.float64)
+    assert (span.amax(1) > 0.65).all()
+
+
+def test_placement_covers_the_frame_with_the_background_elsewhere():
+    ch = Channel(geometry_only())
+    x = torch.ones(1, 3, 60, 40)
+    p = ch.identity_params(1)
+    p["scale"] = torch.tensor([0.5])
+    y, _ = ch(x, p, out_size=(100, 80), background=torch.tensor([0.2, 0.3, 0.4]))
+    assert torch.allclose(y[0, :, 0, 0], torch.tensor([0.2, 0.3, 0.4]))
+    assert torch.allclose(y[0, :, 40, 50], torch.ones(3))
+    covered = (y[0, 0] > 0.99).float().sum()
+    # scale 0.5 of the largest fit (80 px high): the image is 40 px high and 40 * 40 / 60 px wide
+    assert abs(float(covered) - 40 * (40 * 40 / 60)) < 60
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu():
+    ch = Channel()
+    x = torch.rand(2, 3, 64, 64)
+    p = ch.sample(2, generator=gen())
+    p["noise_sigma"] = torch.zeros(2)  # the noise stream is per device
+    a, _ = ch(x, p)
+    b, _ = ch(x.cuda(), {k: v.cuda() for k, v in p.items()})
+    assert torch.allclose(a, b.cpu(), atol=2e-3)
+
+
+# -- capture: simulate ------------------------------------------------------------------------
+
+A4_PT = (595.2756, 841.8898)
+
+
+def make_run(tmp_path: Path, seed: int = 0) -> tuple[RunDir, Config]:
+    from reportlab.pdfgen import canvas
+
+    run = RunDir(tmp_path / "run")
+    (run.root / "print").mkdir(parents=True)
+    c = canvas.Canvas(str(run.root / "print" / "sheets.pdf"), pagesize=A4_PT)
+    c.setFillColorRGB(0, 0, 0)
+    c.rect(100, A4_PT[1] - 300, 200, 200, fill=1, stroke=0)  # a black square, 100..300 pt from top-left
+    c.showPage()
+    c.save()
+    cfg = Config()
+    cfg.run.seed = seed
+    cfg.run.device = "cpu"
+    cfg.capture.dpi = 40.0
+    cfg.capture.frame = [320, 240]
+    cfg.capture.photos_per_sheet = 2
+    return run, cfg
+
+
+def test_simulate_stage_writes_reproducible_frame_size_jpegs(tmp_path):
+    run, cfg = make_run(tmp_path)
+    assert simulate_stage(run, cfg) == {"photos": 2, "source": "simulate"}
+    names = sorted(p.name for p in run.photos_dir.iterdir())
+    assert names == ["sheet000-0.jpg", "sheet000-1.jpg"]
+    first = [read_image(run.photos_dir / n) for n in names]
+    for n, img in zip(names, first):
+        assert (run.photos_dir / n).read_bytes()[:3] == b"\xff\xd8\xff"
+        assert img.shape == (240, 320, 3)
+    assert not np.array_equal(first[0], first[1])
+
+    truth = read_json(run.root / "capture" / "simulated.json")
+    for rec, img in zip(truth["photos"], first):
+        hom = np.array(rec["homography_mm"])
+        q = hom @ np.array([200 * 25.4 / 72, 200 * 25.4 / 72, 1.0])  # the black square's centre
+        x, y = (q[:2] / q[2]).round().astype(int)
+        assert img[y, x].mean() < 80, "the square is not where the ground truth puts it"
+        assert 1 <= rec["jpeg_quality"] <= 100 and rec["file"].startswith("capture/photos/")
+
+    simulate_stage(run, cfg)  # same seed: same photos
+    for n, img in zip(names, first):
+        assert np.array_equal(read_image(run.photos_dir / n), img)
+    cfg.run.seed = 1
+    simulate_stage(run, cfg)
+    assert not np.array_equal(read_image(run.photos_dir / names[0]), first[0])
+
+
+def test_simulate_without_a_pdf_says_to_print_first(tmp_path):
+    run = RunDir(tmp_path / "run")
+    with pytest.raises(FileNotFoundError, match="print stage"):
+        simulate_stage(run, Config())
+
+
+def test_capture_stage_simulate_replaces_old_photos(tmp_path):
+    run, cfg = make_run(tmp_path)
+    write_image(run.photos_dir / "old.png", np.zeros((8, 8, 3), np.uint8))
+    assert capture_stage(run, cfg)["photos"] == 2
+    assert not (run.photos_dir / "old.png").exists()
+
+
+# -- capture: folder --------------------------------------------------------------------------
+
+
+def photo_folder(tmp_path: Path) -> Path:
+    src = tmp_path / "phone"
+    src.mkdir()
+    write_image(src / "IMG_0001.jpg", np.full((20, 30, 3), 128, np.uint8))
+    write_image(src / "b.PNG", np.zeros((10, 10, 3), np.uint8))
+    (src / "IMG_0002.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(20))
+    (src / "fake.jpg").write_bytes(b"not a jpeg at all")
+    (src / "notes.txt").write_text("hello")
+    return src
+
+
+def test_folder_capture_copies_photos_and_reports_skipped(tmp_path):
+    src = photo_folder(tmp_path)
+    run = RunDir(tmp_path / "run")
+    write_image(run.photos_dir / "stale.jpg", np.zeros((8, 8, 3), np.uint8))
+    cfg = Config(base_dir=str(tmp_path))
+    for source in ("folder:phone", "phone", str(src)):  # relative to the config's folder, plain, absolute
+        cfg.capture.source = source
+        summary = capture_stage(run, cfg)
+        assert summary["photos"] == 2 and summary["source"] == "folder"
+        assert sorted(p.name for p in run.photos_dir.iterdir()) == ["IMG_0001.jpg", "b.PNG"]
+        assert (run.photos_dir / "IMG_0001.jpg").read_bytes() == (src / "IMG_0001.jpg").read_bytes()
+        skipped = {s["file"]: s["reason"] for s in summary["skipped"]}
+        assert set(skipped) == {"IMG_0002.HEIC", "fake.jpg"}
+        assert "HEIC" in skipped["IMG_0002.HEIC"]
+
+
+def test_folder_capture_errors_name_the_folder(tmp_path):
+    run = RunDir(tmp_path / "run")
+    cfg = Config(base_dir=str(tmp_path))
+    cfg.capture.source = "folder:missing"
+    with pytest.raises(CaptureError, match="missing.*does not exist"):
+        capture_stage(run, cfg)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("x")
+    cfg.capture.source = "empty"
+    with pytest.raises(CaptureError, match="empty holds no photos"):
+        capture_stage(run, cfg)
+
+
+@pytest.mark.parametrize("source,kind", [("0", "webcam"), ("webcam:1", "webcam"), ("http://127.0.0.1:8080/video", "url"), ("clip.mp4", "video")])
+def test_other_sources_are_recognised_but_not_available_yet(tmp_path, source, kind):
+    cfg = Config(base_dir=str(tmp_path))
+    cfg.capture.source = source
+    assert parse_source(source, cfg.resolve).kind == kind
+    with pytest.raises(SourceNotAvailable, match="simulate.*folder"):
+        capture_stage(RunDir(tmp_path / "run"), cfg)
+
+
+def test_simulated_photos_of_printed_sheets_align(tmp_path):
+    """print -> simulate -> align: every cell of a real sheet is found in the simulated photos."""
+    from physical.align import align_stage
+    from physical.sheets import print_stage
+
+    cfg = Config(base_dir=str(tmp_path))
+    cfg.run.name, cfg.run.device = "t", "cpu"
+    run = RunDir(tmp_path / "runs" / "t")
+    run.init({"run": {"name": "t"}}, 0, "cpu")
+    rng = np.random.default_rng(0)
+    items = []
+    for k in range(3):  # 6 cells: one A4 sheet
+        clean, adv = f"generate/clean/img{k}.png", f"generate/adv/img{k}.png"
+        for rel in (clean, adv):
+            write_image(run.root / rel, rng.integers(30, 226, (224, 224, 3), dtype=np.uint8))
+        items.append({"key": f"img{k}", "model": "m", "attack": "bim", "eps": 16.0, "image": f"img{k}", "clean": clean, "adv": adv})
+    (run.root / "generate" / "index.json").write_text(__import__("json").dumps({"items": items}))
+    print_stage(run, cfg)
+    assert capture_stage(run, cfg) == {"photos": 1, "source": "simulate"}
+    summary = align_stage(run, cfg)
+    assert summary["skipped"] == 0
+    assert summary["cells_found"] == summary["cells_expected"] == 6
