@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import ConfigError
+from .config import UserError
 from .rundir import STAGES
 
 COMMANDS: dict[str, tuple] = {}
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args) or 0
-    except (ConfigError, ModelUnavailable, FileNotFoundError) as e:
+    except (UserError, ModelUnavailable, FileNotFoundError) as e:
         print(f"physical: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -19,7 +19,12 @@ from typing import Any, Literal, Optional, Union
 import yaml
 
 
-class ConfigError(ValueError):
+class UserError(Exception):
+    """Something the user can fix (a bad value, a missing file, a device that is not here): the command
+    line prints its message on one line and exits with 2."""
+
+
+class ConfigError(UserError, ValueError):
     """A bad value in the configuration; the message starts with the key's full path."""
 
 
@@ -377,7 +382,23 @@ def load_raw(path: str | Path) -> dict:
     return data
 
 
+# modules that add config sections with `register_section` (imported before any config is built)
+SECTION_MODULES = ("physical.experiments", "physical.live")
+
+
+def _load_sections() -> None:
+    import importlib
+
+    for mod in SECTION_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+
+
 def from_dict(data: dict, base_dir: str | Path = ".") -> Config:
+    _load_sections()
     cfg = build(Config, copy.deepcopy(data))
     cfg.base_dir = str(base_dir)
     _validate_config(cfg)

@@ -14,7 +14,11 @@ import time
 from pathlib import Path
 
 from . import experiments as _experiments  # noqa: F401  (registers the `experiments` config section)
-from .config import Config, to_dict
+from .config import Config, UserError, to_dict
+
+
+class PipelineError(UserError):
+    """A stage range that cannot run on this run directory."""
 from .rundir import STAGES, RunDir
 
 # the config sections each stage reads: a change there makes the stage (and later ones) stale
@@ -78,9 +82,9 @@ def plan(run: RunDir, cfg_dict: dict, from_stage: str | None, until: str | None,
         changed = st.get("state") == "done" and st.get("config") != _section_hash(cfg_dict, s)
         if STAGES.index(s) < lo:
             if st.get("state") != "done":
-                raise RuntimeError(f"cannot start at {from_stage!r}: stage {s!r} has not finished in {run.root}")
+                raise PipelineError(f"cannot start at {from_stage!r}: stage {s!r} has not finished in {run.root}")
             if changed:
-                raise RuntimeError(f"cannot start at {from_stage!r}: the config of finished stage {s!r} changed "
+                raise PipelineError(f"cannot start at {from_stage!r}: the config of finished stage {s!r} changed "
                                    f"({', '.join(STAGE_SECTIONS[s])}); run without --from to redo it")
             continue
         stale = stale or STAGES.index(s) == lo and from_stage is not None or changed or st.get("state") != "done"

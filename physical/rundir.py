@@ -165,7 +165,10 @@ class RunDir:
         import yaml
 
         self.root.mkdir(parents=True, exist_ok=True)
-        write_text(self.root / "config.yaml", yaml.safe_dump(config_dict, sort_keys=False))
+        text = yaml.safe_dump(config_dict, sort_keys=False)
+        cfg_path = self.root / "config.yaml"
+        if not cfg_path.is_file() or cfg_path.read_text() != text:
+            write_text(cfg_path, text)
         digest = hashlib.sha256(json.dumps(config_dict, sort_keys=True, default=str).encode()).hexdigest()
 
         def fn(m):

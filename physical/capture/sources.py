@@ -17,13 +17,15 @@ from typing import Callable, Iterator, Optional, Union
 
 import numpy as np
 
+from ..config import UserError
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 HEIC_SUFFIXES = (".heic", ".heif")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mjpg", ".mjpeg", ".mpg", ".mpeg")
 AVAILABLE = "available: 'simulate', 'folder:PATH' (or the path of an existing folder)"
 
 
-class CaptureError(RuntimeError):
+class CaptureError(UserError, RuntimeError):
     """A capture source that cannot deliver photos; the message names it."""
 
 

@@ -107,7 +107,8 @@ def attach(run: RunDir, report: dict, records: list[dict]) -> tuple[dict[str, st
         html.append(str(m.eps_section(eps_plot)))
     if "transformations" in sections:
         t = sections["transformations"]
-        html.append(str(m.transformations_section(t, plots.transformation_plots(t["rows"]))))
+        html.append(str(m.transformations_section(t, plots.transformation_plots(
+            t["rows"], t.get("untransformed"), t.get("transformations")))))
     if "defences" in sections:
         d = sections["defences"]
         html.append(str(m.defences_section(d, plots.defence_plot(d["rows"]))))

@@ -160,6 +160,7 @@ def transformations(ctx: Context, tc) -> dict:
     rows = []
     for model_name, items in ctx.by_model.items():
         model = ctx.model(model_name)
+        # every clean image once (it is shared by all attacks) and every adversarial image
         paths = [p for it in items for p in (it["clean"], it["adv"])]
         for name, strengths in tc.sweeps.items():
             for s in strengths:
@@ -181,7 +182,13 @@ def transformations(ctx: Context, tc) -> dict:
                     rows.append(row)
     units = {n: {"unit": t.unit, "range": [t.lo, t.hi], "identity": t.identity} for n, t in TRANSFORMATIONS.items()
              if n in tc.sweeps}
-    return {"rows": rows, "transformations": units,
+    untransformed = []  # the classify stage's figures: where every curve starts (identity strength)
+    for model_name, items in ctx.by_model.items():
+        for label, group in ctx.groups(items).items():
+            recs = [ctx.records[it["key"]] for it in group]
+            untransformed.append({"model": model_name, "attack_label": label,
+                                  **{f"{c}_top{k}": _acc(recs, f"digital_{c}", k) for c in ("clean", "adv") for k in (1, 5)}})
+    return {"rows": rows, "transformations": units, "untransformed": untransformed,
             "note": "applied to the 8-bit clean and adversarial images, rounded to 8 bits again, classified by the "
                     "model the images were made for; destruction rate as in Kurakin et al. Eq. 1 with T = the "
                     "transformation (average case)"}

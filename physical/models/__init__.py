@@ -14,13 +14,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import ConfigError
+from ..config import ConfigError, UserError
 
 LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 ALIASES = {n.replace("_", "-"): n for n in LITE}
 
 
-class ModelUnavailable(RuntimeError):
+class ModelUnavailable(UserError, RuntimeError):
     """A model that cannot be loaded here; the message names the alternatives."""
 
 

@@ -67,10 +67,26 @@ def eps_plots(kurakin_rows: list[dict]) -> Optional[str]:
         return to_data_uri(fig)
 
 
-def transformation_plots(rows: list[dict]) -> Optional[str]:
-    """Per transformation: destruction rate (top-1, top-5) and accuracy against strength, per attack."""
+def transformation_plots(rows: list[dict], untransformed: Optional[list[dict]] = None,
+                         identity: Optional[dict] = None) -> Optional[str]:
+    """Per transformation: destruction rate (top-1, top-5) and accuracy against strength, per attack.
+    Curves start at the identity strength (hollow marker) with the untransformed figures when given
+    (destruction rate 0 there by definition)."""
     if not rows:
         return None
+    base = {(u["model"], u["attack_label"]): u for u in untransformed or []}
+    identity = identity or {}
+    rows = list(rows)
+    for name in dict.fromkeys(r["transformation"] for r in rows):
+        ident = (identity.get(name) or {}).get("identity")
+        if ident is None:
+            continue
+        have = {(r["model"], r["attack_label"]) for r in rows if r["transformation"] == name and r["strength"] == ident}
+        for key, u in base.items():
+            if key not in have:
+                rows.append({"model": key[0], "attack_label": key[1], "transformation": name, "strength": ident,
+                             "destruction_top1": 0.0, "destruction_top5": 0.0, "clean_top1": u["clean_top1"],
+                             "adv_top1": u["adv_top1"]})
     plt = _plt()
     names = list(dict.fromkeys(r["transformation"] for r in rows))
     multi = len({r["model"] for r in rows}) > 1
@@ -103,9 +119,9 @@ def transformation_plots(rows: list[dict]) -> Optional[str]:
         axes[0, 0].set_ylabel("destruction rate top-1 (%)")
         axes[1, 0].set_ylabel("destruction rate top-5 (%)")
         axes[2, 0].set_ylabel("accuracy top-1 (%)")
-        axes[0, -1].legend(loc="best")
-        axes[2, -1].legend(loc="best")
         fig.tight_layout()
+        handles, labels = axes[2, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.98))
         return to_data_uri(fig)
 
 
