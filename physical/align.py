@@ -161,7 +161,8 @@ def _inside(h_cell: np.ndarray, rect: tuple[float, float, float, float], shape: 
 
 
 def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | list[int],
-                images_px: dict[tuple[int, int], tuple[int, int]], cfg: AlignConfig) -> tuple[list[dict], list[str]]:
+                images_px: dict[tuple[int, int], tuple[int, int]], cfg: AlignConfig,
+                markers: dict[int, np.ndarray] | None = None) -> tuple[list[dict], list[str]]:
     """Crops of every cell of this run's sheets found in one photo, and a list of problems.
 
     `images_px` maps (sheet, slot) of every printed cell to its digital (w, h). A sheet is this
@@ -173,7 +174,8 @@ def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | li
     Crops are {sheet, slot, markers, reprojection_px, sharpness, inside, accepted, reason, image}.
     """
     tag = tuple(tag)
-    markers = detect_markers(photo_rgb)
+    if markers is None:  # guided capture and the live view pass the markers they already found
+        markers = detect_markers(photo_rgb)
     if not markers:
         return [], ["no markers found"]
     sheets: dict[int, dict[int, np.ndarray]] = {}

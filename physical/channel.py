@@ -4,8 +4,11 @@ The same module serves the simulator (a whole sheet becomes a photo, ``out_size`
 EOT attacks (a batch of model-size images becomes N transformed copies, gradients flowing back to
 the input). Stages run in physical order:
 
-1. printer   tone curve ``print_gamma``, gamut squeezed into ``[ink_black, paper_white]``
-             (a separate method, so a fitted colour calibration can replace it)
+1. printer   tone curve ``print_gamma``, gamut squeezed into ``[ink_black, paper_white]``; with
+             ``calibration`` (a colour.json from ``physical calibrate colour``) the fitted
+             printer-to-camera colour model (:mod:`physical.calibrate.model`: per-channel tone
+             curves, 3x3 + bias in linear light, the gamut clamp) replaces it, and the file's
+             measured ``blur_sigma`` / ``noise_sigma`` ranges replace the config's
 2. geometry  one homography per sample: in-plane rotation, perspective tilt, scale, translation;
              the image is placed into an ``out_size`` frame, uncovered area = background
 3. optics    gaussian blur, per-sample sigma
@@ -40,6 +43,8 @@ jpeg_quality        100      **quality 100 means no JPEG** for that sample (korn
 print_gamma         1        the printer's fixed values scale with ``strength`` as well, so
 paper_white         1        ``strength = 0`` is the identity channel
 ink_black           0
+colour_mix          0        only with a calibration: the fitted colour model blended with the
+                             input, ``x + colour_mix (model(x) - x)``; drawn as ``strength``
 =================  ==========================================================================
 
 Why kornia: ``warp_perspective`` takes a batch of pixel homographies (source -> destination, the
@@ -103,11 +108,14 @@ class Channel(torch.nn.Module):
     def __init__(self, cfg: Optional[ChannelConfig] = None):
         super().__init__()
         self.cfg = cfg or ChannelConfig()
+        self.calibration = None  # a fitted colour calibration (physical.calibrate.files.ColourCalibration)
+        self.colour = None  # its colour model, replacing the printer stage
         if self.cfg.calibration:
-            raise NotImplementedError(
-                "capture.channel.calibration: a fitted colour calibration is not supported yet; "
-                "remove the key to use the printer model (print_gamma, paper_white, ink_black)"
-            )
+            from .calibrate.files import load_colour
+            from .calibrate.model import ColourModel
+
+            self.calibration = load_colour(self.cfg.calibration)
+            self.colour = ColourModel.from_calibration(self.calibration)
 
     # -- parameters -----------------------------------------------------------------------------
     def ranges(self, strength: float = 1.0) -> dict[str, tuple[float, float]]:
@@ -120,17 +128,22 @@ class Channel(torch.nn.Module):
             return (min(max(a, lo_clip), hi_clip), min(max(b, lo_clip), hi_clip))
 
         wb, tilt = c.white_balance, c.tilt
+        cal = self.calibration
+        # a fitted calibration replaces the printer model and, where it measured them, blur and noise
+        gamma, white, black = (1.0, 1.0, 0.0) if cal else (c.print_gamma, c.paper_white, c.ink_black)
+        blur = cal.blur_sigma if cal and cal.blur_sigma else c.blur_sigma
+        noise = cal.noise_sigma if cal and cal.noise_sigma else c.noise_sigma
         return {
-            "print_gamma": around("print_gamma", c.print_gamma, c.print_gamma, 0.05),
-            "paper_white": around("paper_white", c.paper_white, c.paper_white, 0.0, 1.0),
-            "ink_black": around("ink_black", c.ink_black, c.ink_black, 0.0, 1.0),
+            "print_gamma": around("print_gamma", gamma, gamma, 0.05),
+            "paper_white": around("paper_white", white, white, 0.0, 1.0),
+            "ink_black": around("ink_black", black, black, 0.0, 1.0),
             "rotation_deg": around("rotation_deg", -c.rotation_deg, c.rotation_deg),
             "tilt_x": around("tilt_x", -tilt, tilt, -MAX_TILT, MAX_TILT),
             "tilt_y": around("tilt_y", -tilt, tilt, -MAX_TILT, MAX_TILT),
             "scale": around("scale", c.scale[0], c.scale[1], 0.01),
             "translate_x": around("translate_x", -c.translate, c.translate),
             "translate_y": around("translate_y", -c.translate, c.translate),
-            "blur_sigma": around("blur_sigma", c.blur_sigma[0], c.blur_sigma[1], 0.0),
+            "blur_sigma": around("blur_sigma", blur[0], blur[1], 0.0),
             "light_gradient": around("light_gradient", 0.0, c.light_gradient, 0.0, 0.95),
             "light_angle_deg": (-180.0, 180.0),  # a direction: not scaled
             "wb_r": around("wb_r", 1 - wb, 1 + wb, 0.0),
@@ -138,7 +151,7 @@ class Channel(torch.nn.Module):
             "wb_b": around("wb_b", 1 - wb, 1 + wb, 0.0),
             "contrast": around("contrast", c.contrast[0], c.contrast[1], 0.0),
             "brightness": around("brightness", c.brightness[0], c.brightness[1]),
-            "noise_sigma": around("noise_sigma", c.noise_sigma[0], c.noise_sigma[1], 0.0),
+            "noise_sigma": around("noise_sigma", noise[0], noise[1], 0.0),
             "jpeg_quality": around("jpeg_quality", c.jpeg_quality[0], c.jpeg_quality[1], 1.0, 100.0),
         }
 
@@ -159,22 +172,33 @@ class Channel(torch.nn.Module):
             lo, hi = r[name]
             out[name] = (lo + (hi - lo) * u[:, j]).float().to(device or generator.device)
         out["noise_seed"] = seeds.to(device or generator.device)
+        if self.colour is not None:  # how much of the fitted colour model applies (scaled like the printer)
+            out["colour_mix"] = torch.full((n,), float(strength), device=device or generator.device)
         return out
 
     def identity_params(self, n: int, device: Union[str, torch.device, None] = None) -> dict[str, torch.Tensor]:
         """Parameters of the identity channel (what ``strength = 0`` draws)."""
         out = {name: torch.full((n,), IDENTITY[name], device=device) for name in SCALARS}
         out["noise_seed"] = torch.zeros(n, dtype=torch.int64, device=device)
+        if self.colour is not None:
+            out["colour_mix"] = torch.zeros(n, device=device)
         return out
 
     def describe(self, strength: float = 1.0) -> str:
         """One line per parameter: its range, or 'off' where it collapses onto the identity."""
         lines = []
         r = self.ranges(strength)
+        if self.calibration is not None:
+            lines.append(f"printer: fitted colour calibration {self.calibration.path} (strength {strength:g})")
         for name, (lo, hi) in r.items():
             if name == "light_angle_deg" and r["light_gradient"] == (0.0, 0.0):
                 continue  # a direction of no gradient
-            if lo == hi == IDENTITY[name]:
+            if self.calibration is not None and name in ("print_gamma", "paper_white", "ink_black"):
+                continue  # replaced by the calibration
+            if self.calibration is not None and name in ("blur_sigma", "noise_sigma"):
+                fitted = getattr(self.calibration, name)
+                name = f"{name} ({'calibration' if fitted else 'config'})"
+            if lo == hi == IDENTITY[name.split(" ")[0]]:
                 lines.append(f"{name}: off")
             elif lo == hi:
                 lines.append(f"{name}: {lo:g}")
@@ -186,8 +210,20 @@ class Channel(torch.nn.Module):
     def printer(self, x: torch.Tensor, params: Optional[dict[str, torch.Tensor]] = None) -> torch.Tensor:
         """Digital image -> printed reflectance: tone curve, then gamut [ink_black, paper_white].
 
-        Without `params` the config's printer is used. A fitted colour calibration replaces this.
+        Without `params` the config's printer is used. With a fitted colour calibration
+        (``calibration``), its colour model replaces this: digital RGB -> the camera's RGB of the
+        print, blended with the input by ``params["colour_mix"]`` (the strength; 1 = the model).
         """
+        if self.colour is not None:
+            if x.shape[1] == 3:
+                y = self.colour(x.clamp(0.0, 1.0))
+            else:  # grey images: the model's response to neutral greys
+                y = self.colour(x.clamp(0.0, 1.0).mean(1, keepdim=True).expand(-1, 3, -1, -1)).mean(1, keepdim=True)
+            mix = None if params is None else params.get("colour_mix")
+            if mix is None:
+                return y
+            k = _col(mix, x)
+            return torch.where(k == 1, y, x + k * (y - x))
         if params is None:
             r = self.ranges(1.0)
             params = {k: torch.full((x.shape[0],), r[k][0]) for k in ("print_gamma", "paper_white", "ink_black")}
@@ -346,9 +382,10 @@ class Channel(torch.nn.Module):
         params = self.sample(x.shape[0] * n, generator=generator, strength=strength, device=x.device)
         return self.forward(x.repeat_interleave(n, 0), params).images
 
-    @staticmethod
-    def _background(background: Background, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _background(self, background: Background, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         if background is None:
+            if self.colour is not None:  # blank paper through the fitted model
+                return self.printer(torch.ones_like(x[:, :, :1, :1]), params)
             return _col(params["paper_white"], x)
         b = torch.as_tensor(background, device=x.device, dtype=x.dtype)
         if b.ndim == 1:  # a colour

@@ -116,12 +116,45 @@ class ChannelConfig:
 
 
 @dataclass
+class CameraConfig:
+    """A webcam, stream URL or video file: hints (applied where OpenCV and the driver allow; what was
+    granted is logged) and how long to wait for it."""
+
+    resolution: Optional[list[int]] = rng(16, 20000, default=None)  # requested [W, H] (webcam)
+    fps: Optional[float] = rng(1.0, 1000.0, default=None)  # requested frame rate (webcam)
+    autofocus: Optional[bool] = None  # webcam: true/false switches autofocus; null leaves it alone
+    focus: Optional[float] = None  # webcam: manual focus in driver units (turns autofocus off)
+    exposure: Optional[float] = None  # webcam: manual exposure in driver units (turns auto exposure off)
+    open_timeout_s: float = rng(0.5, 600.0, default=5.0)  # a URL that does not answer fails after this
+    read_timeout_s: float = rng(0.5, 600.0, default=5.0)  # a stream that sends no frame for this long has dropped
+    reconnects: int = rng(0, 1000, default=3)  # a dropped stream is reopened this many times, then capture stops
+
+    def validate(self, path: str) -> None:
+        if self.resolution is not None and len(self.resolution) != 2:
+            raise ConfigError(f"{path}.resolution: {self.resolution!r} must be [width, height]")
+
+
+@dataclass
+class GuidedConfig:
+    """Guided capture from a stream (webcam, URL, video): which frames become the run's photos."""
+
+    timeout_s: float = rng(1.0, 86400.0, default=300.0)  # stop when not every sheet is captured by then
+    min_sharpness: float = rng(0.0, None, default=40.0)  # variance of Laplacian of the sheet (grey, 0..255, after a 0.8 px blur)
+    stable_frames: int = rng(1, 100, default=3)  # consecutive frames with the sheet found and still ...
+    max_motion: float = rng(0.0, 10.0, default=0.15)  # ... marker corners moving at most this x marker side per frame
+    marker_fraction: float = rng(0.0, 1.0, default=1.0)  # of a sheet's markers (lattice and run tag) that must be found
+    preview: Literal["auto", "on", "off"] = "auto"  # window with markers and checklist (auto: when there is a display)
+
+
+@dataclass
 class CaptureConfig:
-    source: str = "simulate"  # simulate | folder PATH | video PATH | URL | webcam index
+    source: str = "simulate"  # simulate | folder:PATH | video:PATH | http(s)://, rtsp:// URL | webcam:N
     photos_per_sheet: int = rng(1, 100, default=1)
     dpi: float = rng(30.0, 1200.0, default=200.0)  # simulate: rasterization of the printed page
     frame: list[int] = rng(64, 20000, default_factory=lambda: [2400, 1800])  # simulate: photo W, H
     channel: ChannelConfig = field(default_factory=ChannelConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)  # webcam, URL, video
+    guided: GuidedConfig = field(default_factory=GuidedConfig)  # frame choice from a stream
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Image sources: the photos that ship with scikit-image, or a folder with a labels.csv.
+"""Image sources: photos that ship with installed packages (scikit-image, matplotlib), or a folder with a labels.csv.
 
 A source yields `SourceImage`s: a name, the full-size 8-bit RGB photo, and its true ImageNet class
 where it is known (None otherwise: the run then uses the clean top-1 prediction and says so).
@@ -19,16 +19,17 @@ from .config import ConfigError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
-# scikit-image samples that ship inside the package, with their ImageNet class where one is right.
+# Photos that ship inside installed packages (scikit-image, matplotlib), with their ImageNet class
+# where one is right; the others have no single true class.
 SAMPLES: dict[str, Optional[int]] = {
-    "chelsea": 281,  # tabby cat
-    "coffee": 967,  # espresso
+    "chelsea": 281,  # tabby cat (scikit-image)
+    "coffee": 967,  # espresso (scikit-image)
+    "grace_hopper": 652,  # military uniform (matplotlib's sample data)
     "rocket": None,  # a launching rocket: no single ImageNet class
     "astronaut": None,
     "stereo_motorcycle": None,
-    "hubble_deep_field": None,
     "camera": None,
-    "colorwheel": None,
+    "hubble_deep_field": None,
 }
 
 
@@ -40,6 +41,12 @@ class SourceImage:
 
 
 def _sample(name: str) -> np.ndarray:
+    if name == "grace_hopper":
+        import matplotlib.cbook
+
+        from .rundir import read_image
+
+        return read_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     import skimage.data
 
     img = getattr(skimage.data, name)()

@@ -33,9 +33,16 @@ STAGE_SECTIONS = {
 }
 
 
+# EOT attacks draw from the capture channel, at the cell's size in the photo: with one, generate reads these too
+EOT_SECTIONS = ["capture.channel", "capture.frame", "sheet"]
+
+
 def _section_hash(cfg_dict: dict, stage: str) -> str:
     parts = {}
-    for key in STAGE_SECTIONS[stage]:
+    keys = list(STAGE_SECTIONS[stage])
+    if stage == "generate" and any(isinstance(a, dict) and a.get("eot") for a in cfg_dict.get("attacks") or []):
+        keys += EOT_SECTIONS
+    for key in keys:
         node = cfg_dict
         for k in key.split("."):
             node = node.get(k) if isinstance(node, dict) else None

@@ -1,10 +1,13 @@
 """The capture stage: photos of the printed sheets into ``capture/photos``.
 
 ``capture.source`` picks where they come from (see :mod:`physical.capture.sources`): the
-simulator, or a folder of photos taken elsewhere, copied as they are (names kept, atomic writes).
-Photos are not decoded here beyond a look at the file header; the align stage reports and skips
-any it cannot read. Photos of an earlier capture are removed first, so a redone capture never
-mixes sources.
+simulator; a folder of photos taken elsewhere, copied as they are (names kept, atomic writes; not
+decoded here beyond a look at the file header, the align stage reports and skips any it cannot
+read); or a stream (webcam, phone URL, video file) from which guided capture
+(:mod:`physical.capture.guided`) picks a sharp, steady frame of every sheet by itself, headless
+unless there is a display, within ``capture.guided.timeout_s``. Photos of an earlier capture are
+removed first, so a redone capture never mixes sources; only the photos of an earlier guided
+capture of the same print are kept (it resumes where a lost stream left it).
 """
 from __future__ import annotations
 
@@ -18,8 +21,14 @@ from .sources import (
     CaptureError,
     FolderSource,
     FrameSource,
+    Grabber,
+    LatestFrame,
     SourceNotAvailable,
     SourceSpec,
+    StreamLost,
+    UrlSource,
+    VideoSource,
+    WebcamSource,
     list_photos,
     not_available,
     open_source,
@@ -28,7 +37,8 @@ from .sources import (
 
 __all__ = [
     "capture_stage", "copy_folder", "parse_source", "open_source", "list_photos", "FrameSource",
-    "FolderSource", "SourceSpec", "CaptureError", "SourceNotAvailable", "AVAILABLE",
+    "FolderSource", "WebcamSource", "UrlSource", "VideoSource", "Grabber", "LatestFrame", "SourceSpec",
+    "CaptureError", "SourceNotAvailable", "StreamLost", "AVAILABLE",
 ]
 
 log = logging.getLogger(__name__)
@@ -43,8 +53,13 @@ def capture_stage(run: RunDir, cfg) -> dict:
         clear_photos(run)
         return simulate_stage(run, cfg)
     if spec.kind == "folder":
+        (run.root / "capture" / "guided.json").unlink(missing_ok=True)
         return copy_folder(run, Path(spec.target))
-    raise not_available(spec)  # webcam, URL, video: recognised, added by a later issue
+    if spec.kind in ("webcam", "url", "video"):
+        from .guided import guided_capture
+
+        return guided_capture(run, cfg, spec, resume=True)
+    raise not_available(spec)
 
 
 def clear_photos(run: RunDir) -> None:
@@ -53,6 +68,7 @@ def clear_photos(run: RunDir) -> None:
         if p.is_file():
             p.unlink()
     (run.root / "capture" / "simulated.json").unlink(missing_ok=True)
+    (run.root / "capture" / "guided.json").unlink(missing_ok=True)
 
 
 def copy_folder(run: RunDir, folder: Path) -> dict:

@@ -182,7 +182,7 @@ def eps50(model, x, y, curve: list[float]) -> Optional[float]:
                     hi = mid
                 else:
                     lo = mid
-            return round(hi, 4)
+            return hi
     return None
 
 

@@ -6,8 +6,17 @@ Coordinates are millimetres from the top-left corner of the page, x to the right
 Cells sit on a grid; fiducial markers sit on the grid's lattice points (the corners shared by
 neighbouring cells), in the gutters between cells. Every cell is therefore surrounded by four
 markers, and any three of them give its homography. A marker's id encodes the sheet and its
-lattice position: ``id = sheet * lattice_points + point``. Two *run tag* markers in the caption band
-encode a hash of the run id, so sheets of another run (or another tool's markers) are told apart.
+lattice position: ``id = sheet * lattice_points + point``.
+
+The *run tag* is a pair of markers (ids from [600, 800) and [800, 1000)) that encode a hash of the
+run id (1 in 40 000 for another run). It is printed at the four corners of the page, both ends of
+the caption band at the top and of the colour strip band at the bottom, so that covering or
+cutting off one (or three) corners never hides it. Lattice ids repeat from run to run; the tag is
+what tells this run's sheets from another run's (or another tool's markers).
+
+Clean and adversarial images of one source sit side by side: pairs fill every row from the left,
+(0, 1), (2, 3), ...; with an odd number of columns the last column holds pairs one above the other,
+so a pair never straddles the end of a row (`pair_slots`).
 """
 from __future__ import annotations
 
@@ -22,12 +31,17 @@ DICT_SIZE = 1000
 TAG_BASE = 600  # ids >= TAG_BASE are run tag markers; lattice markers use ids < TAG_BASE
 TAG_RADIX = (DICT_SIZE - TAG_BASE) // 2  # two tag markers: first from [600, 800), second from [800, 1000)
 CAPTION_MM = 16.0  # band at the top: caption, scale bar, run tag markers
-STRIP_MM = 12.0  # band at the bottom: colour reference strip
+STRIP_MM = 12.0  # band at the bottom: colour reference strip, run tag markers
 
 
 def caption_mm(marker: float) -> float:
     """Height of the caption band: CAPTION_MM, or more when the run tag markers need it."""
     return max(CAPTION_MM, marker + 6.0)
+
+
+def strip_mm(marker: float) -> float:
+    """Height of the bottom band: STRIP_MM, or more when the run tag markers need it."""
+    return max(STRIP_MM, marker + 4.0)
 
 
 def run_tag(run_id: str) -> tuple[int, int]:
@@ -60,7 +74,7 @@ class Layout:
 
     @property
     def cells_per_sheet(self) -> int:
-        return (self.cols * self.rows) // 2 * 2  # clean and adversarial stay on one sheet
+        return 2 * len(self.pair_slots())  # the cells that are printed; an odd one out stays empty
 
     @property
     def lattice_points(self) -> int:
@@ -93,6 +107,19 @@ class Layout:
         x, y, w, h = self.cell_rect(slot)
         return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float64)
 
+    def pair_slots(self) -> list[tuple[int, int]]:
+        """(clean slot, adversarial slot) of every pair on a sheet, in reading order.
+
+        Side by side in every row; with an odd number of columns the last column holds pairs one
+        above the other (clean on top), and with odd rows too its bottom cell stays empty.
+        """
+        even = self.cols - self.cols % 2
+        pairs = [(r * self.cols + c, r * self.cols + c + 1) for r in range(self.rows) for c in range(0, even, 2)]
+        if self.cols % 2:
+            c = self.cols - 1
+            pairs += [(r * self.cols + c, (r + 1) * self.cols + c) for r in range(0, self.rows - 1, 2)]
+        return sorted(pairs)
+
     def cell_points(self, slot: int) -> list[int]:
         """The four lattice points around a cell."""
         r, c = self.cell_rc(slot)
@@ -113,12 +140,25 @@ class Layout:
             return None
         return divmod(marker_id, self.lattice_points)
 
-    def tag_centers(self) -> list[tuple[float, float]]:
-        """Centres of the two run tag markers (right end of the caption band)."""
-        y = self.margin + caption_mm(self.marker) / 2
-        x1 = self.page_w - self.margin - self.marker / 2
-        quiet = max(2 * self.gap, 2 * self.marker / 7)  # white between the two: >= 2 marker bits
-        return [(x1 - self.marker - quiet, y), (x1, y)]
+    @property
+    def tag_quiet(self) -> float:
+        """White between the two markers of a tag pair: >= 2 marker bits."""
+        return max(2 * self.gap, 2 * self.marker / 7)
+
+    @property
+    def tag_width(self) -> float:
+        """Width of one tag pair (two markers and the white between them)."""
+        return 2 * self.marker + self.tag_quiet
+
+    def tag_positions(self) -> list[tuple[tuple[float, float], int]]:
+        """(centre, k) of the 8 run tag markers: the tag's first (k = 0) and second (k = 1) marker,
+        as a pair at each end of the caption band (top) and of the strip band (bottom)."""
+        h = self.marker / 2
+        x_left = (self.margin + h, self.margin + self.marker + self.tag_quiet + h)
+        x_right = (self.page_w - self.margin - self.marker - self.tag_quiet - h, self.page_w - self.margin - h)
+        y_top = self.margin + caption_mm(self.marker) / 2
+        y_bottom = self.page_h - self.margin - strip_mm(self.marker) / 2
+        return [((x, y), k) for y in (y_top, y_bottom) for xs in (x_left, x_right) for k, x in enumerate(xs)]
 
     @staticmethod
     def square(center: tuple[float, float], side: float) -> np.ndarray:
@@ -132,9 +172,11 @@ class Layout:
 
     # -- other furniture ----------------------------------------------------------------------
     def strip_rect(self) -> tuple[float, float, float, float]:
-        """The colour reference strip: (x, y, w, h) mm."""
-        y = self.page_h - self.margin - STRIP_MM + 2
-        return self.margin, y, self.page_w - 2 * self.margin, STRIP_MM - 4
+        """The colour reference strip between the bottom tag pairs: (x, y, w, h) mm."""
+        band = strip_mm(self.marker)
+        x = self.margin + self.tag_width + max(3.0, self.tag_quiet)
+        h = min(8.0, band - 4)
+        return x, self.page_h - self.margin - (band + h) / 2, self.page_w - 2 * x, h
 
 
 def paper_size(sheet_cfg) -> tuple[float, float]:
@@ -151,7 +193,7 @@ def layout_for(sheet_cfg) -> Layout:
     pitch = sheet_cfg.cell_mm + g
     avail_w = w - 2 * m
     cap = caption_mm(sheet_cfg.marker_mm)
-    avail_h = h - 2 * m - cap - STRIP_MM
+    avail_h = h - 2 * m - cap - strip_mm(sheet_cfg.marker_mm)
     cols = int((avail_w - g) // pitch)
     rows = int((avail_h - g) // pitch)
     if cols * rows < 2:
@@ -167,4 +209,7 @@ def layout_for(sheet_cfg) -> Layout:
     lay = Layout(w, h, m, sheet_cfg.cell_mm, sheet_cfg.marker_mm, sheet_cfg.gap_mm, cols, rows, gx, gy)
     if lay.max_sheets < 1:
         raise ValueError(f"{cols}x{rows} cells need more marker ids than the dictionary holds")
+    if 4 * lay.tag_width + 24 > w - 2 * m:
+        raise ValueError(f"marker_mm {sheet_cfg.marker_mm:g} is too large for a {w:g} mm wide page: "
+                         "the run tag markers at its corners leave no room for the caption and colour strip")
     return lay

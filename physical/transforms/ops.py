@@ -62,9 +62,21 @@ def quantize(x: torch.Tensor, bits: int) -> torch.Tensor:
     return torch.round(x.clamp(0, 1) * levels) / levels
 
 
+class _StraightThrough(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, y):
+        return y.detach().clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
 def straight_through(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """y's value with the identity's gradient (BPDA, Athalye et al. 2018)."""
-    return x + (y - x).detach()
+    """Exactly y's value, with the identity's gradient with respect to x (BPDA, Athalye et al. 2018)."""
+    if not x.requires_grad:
+        return y
+    return _StraightThrough.apply(x, y)
 
 
 def seeded_generator(*parts) -> torch.Generator:

@@ -1,0 +1,566 @@
+"""Colour calibration from photos of the printed colour chart: the printer-to-camera colour model,
+its held-out error in Delta-E (CIEDE2000), the printer's gamut, and the channel's blur and noise.
+
+Per photo (:func:`measure_chart`):
+
+1. the chart's markers give its homography (chart mm -> photo px, RANSAC over all marker corners);
+2. every patch's inner 60 % is averaged in the photo's own pixels (no resampling); a patch partly
+   outside the photo, too small, or not uniform (glare, shadow, a finger) is *missing* in that photo;
+3. the white paper at the crossings of the gaps between patches gives the light's unevenness: a
+   quadratic surface per channel in linear light, divided out of the patches (flat field), and the
+   photo's exposure and white balance are brought to the median of all photos, so several photos
+   taken under slightly different light agree;
+4. blur: the slanted edge square's four edges; the pixels near an edge, by their distance to the
+   edge line, trace the edge spread function, fitted by a Gaussian-blurred step (an erf): its sigma
+   is the blur in photo pixels, less the spread the simulator's own resampling already has
+   (INHERENT_EDGE_PX, measured with the channel's blur off);
+5. noise: the standard deviation of each patch's pixels about a plane (per channel), median over
+   the patches: the sensor noise as the photo file holds it (after the camera's JPEG).
+
+Then (:func:`fit_colour`): the patches seen (mean over photos) are split into a training set and a
+held-out set (HOLDOUT of the patches, never the cube's corners or the grey ramp's ends, which
+bound the gamut); the model of :mod:`physical.calibrate.model` is fitted on the training set
+(least squares in linear light to start, then L-BFGS on the mean CIELAB distance with a smoothness
+penalty on the curves) and scored on the held-out set in CIEDE2000; the model that is saved is
+fitted again on all patches. An affine-only fit (no tone curves) is scored the same way, as a
+reference for what the curves add.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+import cv2
+import numpy as np
+import torch
+
+from .files import CalibrationError, colour_document
+from .model import ColourModel, srgb_decode, srgb_encode
+from .targets import (
+    CHART_ID0, CHART_VERSION, GRID, aruco_dictionary, chart_colours, chart_markers, edge_square,
+    grid_size_mm, patch_quad, white_points,
+)
+
+HOLDOUT = 0.2
+KNOTS = 12
+INSET = 0.2  # of a patch's side, each side: the inner 60 % is measured
+MIN_MARKERS = 3
+MIN_PATCH_PX = 5.0  # inner side in photo px
+UNIFORM_FACTOR = 6.0  # a patch noisier than this x the photo's median patch is not uniform
+EDGE_BAND_PX = 12.0
+INHERENT_EDGE_PX = 0.45  # edge spread (sigma, px) of the simulator's photos with the channel's blur off
+MIN_PHOTOS = 1
+
+
+@dataclass
+class ChartPhoto:
+    name: str
+    size: tuple[int, int]
+    reason: str = ""  # why the photo is not used; "" = used
+    markers: int = 0
+    homography: Optional[np.ndarray] = None  # chart mm -> photo px
+    means: Optional[np.ndarray] = None  # (144, 3) camera values [0, 1], NaN where missing
+    noise: Optional[np.ndarray] = None  # (144,) std about a plane, median over channels
+    missing: dict = field(default_factory=dict)  # slot -> reason
+    white_xy: Optional[np.ndarray] = None  # (n, 2) chart mm
+    white: Optional[np.ndarray] = None  # (n, 3) camera values
+    edge_sigma_px: Optional[float] = None  # measured edge spread (before removing the inherent part)
+    px_per_mm: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.reason
+
+
+# ----------------------------------------------------------------------------------------------
+# one photo
+
+
+def _detect_chart_markers(grey: np.ndarray) -> dict[int, np.ndarray]:
+    from ..sheets.markers import _sharpen, detector_parameters
+
+    p = detector_parameters()
+    p.minMarkerPerimeterRate = round(min(0.03, 40.0 / max(grey.shape)), 4)
+    det = cv2.aruco.ArucoDetector(aruco_dictionary(), p)
+    found: dict[int, np.ndarray] = {}
+    for img in (grey, _sharpen(grey)):
+        corners, ids, _ = det.detectMarkers(img)
+        if ids is not None:
+            for c, i in zip(corners, ids.ravel().tolist()):
+                if CHART_ID0 <= i < CHART_ID0 + len(chart_markers()):
+                    found.setdefault(i, np.asarray(c, np.float64).reshape(4, 2))
+        if len(found) == len(chart_markers()):
+            break
+    return found
+
+
+def _project(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return cv2.perspectiveTransform(np.asarray(pts, np.float64).reshape(-1, 1, 2), h).reshape(-1, 2)
+
+
+def _pixels(img: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels (n, C) inside a convex quad (photo px) and their coordinates (n, 2)."""
+    x0, y0 = np.floor(quad.min(0)).astype(int)
+    x1, y1 = np.ceil(quad.max(0)).astype(int) + 1
+    x0, y0 = max(x0, 0), max(y0, 0)
+    x1, y1 = min(x1, img.shape[1]), min(y1, img.shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((0, img.shape[2])), np.zeros((0, 2))
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillConvexPoly(mask, np.round((quad - [x0, y0]) * 16).astype(np.int32), 1, lineType=cv2.LINE_8, shift=4)
+    ys, xs = np.nonzero(mask)
+    return img[y0:y1, x0:x1][ys, xs], np.stack([xs + x0, ys + y0], 1).astype(np.float64)
+
+
+def _plane_std(vals: np.ndarray, xy: np.ndarray) -> float:
+    """Median over channels of the std of the values about a fitted plane."""
+    a = np.column_stack([xy - xy.mean(0), np.ones(len(xy))])
+    coef, *_ = np.linalg.lstsq(a, vals, rcond=None)
+    return float(np.median((vals - a @ coef).std(0)))
+
+
+def _edge_sigma(grey: np.ndarray, h: np.ndarray) -> Optional[float]:
+    """Median over the edge square's four edges of the fitted edge spread sigma (photo px)."""
+    from scipy.optimize import least_squares
+    from scipy.special import erf
+
+    sq = edge_square()
+    centre = _project(h, sq.mean(0, keepdims=True))[0]
+    sigmas = []
+    for i in range(4):
+        a, b = sq[i], sq[(i + 1) % 4]
+        p0, p1 = _project(h, np.array([a + 0.2 * (b - a), a + 0.8 * (b - a)]))
+        t = p1 - p0
+        length = float(np.linalg.norm(t))
+        if length < 10:
+            continue
+        t /= length
+        n = np.array([-t[1], t[0]])
+        if np.dot(n, p0 - centre) < 0:
+            n = -n  # pointing out of the black square
+        box = np.array([p0 - n * EDGE_BAND_PX, p1 - n * EDGE_BAND_PX, p1 + n * EDGE_BAND_PX, p0 + n * EDGE_BAND_PX])
+        if (box.min(0) < 0).any() or box[:, 0].max() > grey.shape[1] - 1 or box[:, 1].max() > grey.shape[0] - 1:
+            continue
+        vals, xy = _pixels(grey[..., None], box)
+        if len(vals) < 50:
+            continue
+        d = (xy - p0) @ n
+        v = vals[:, 0].astype(np.float64) / 255.0
+        lo, hi = np.percentile(v, 5), np.percentile(v, 95)
+        if hi - lo < 0.15:
+            continue  # no edge to speak of (overexposed, covered)
+
+        def resid(p):
+            return p[0] + (p[1] - p[0]) * 0.5 * (1 + erf((d - p[2]) / (math.sqrt(2) * p[3]))) - v
+
+        r = least_squares(resid, [lo, hi, 0.0, 1.0], bounds=([-0.5, 0, -6, 0.05], [1.5, 1.5, 6, 10]))
+        if r.success:
+            sigmas.append(float(r.x[3]))
+    return float(np.median(sigmas)) if sigmas else None
+
+
+def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
+    """Find the chart in one RGB uint8 photo and measure its patches, paper, edge and noise."""
+    h_img, w_img = image.shape[:2]
+    out = ChartPhoto(name, (w_img, h_img))
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    found = _detect_chart_markers(grey)
+    out.markers = len(found)
+    if len(found) < MIN_MARKERS:
+        from ..sheets.markers import detect_markers
+
+        what = "a sheet of a run, not the colour chart" if len(detect_markers(image)) >= 4 else (
+            "is it the colour chart? Is it sharp and well lit?")
+        out.reason = (f"{len(found)} of the colour chart's {len(chart_markers())} markers found, at least "
+                      f"{MIN_MARKERS} are needed ({what})")
+        return out
+    ids = sorted(found)
+    src = np.concatenate([chart_markers()[i] for i in ids])
+    dst = np.concatenate([found[i] for i in ids])
+    side = float(np.median([np.linalg.norm(found[i][0] - found[i][2]) for i in ids]))
+    h, mask = cv2.findHomography(src, dst, cv2.RANSAC, max(2.0, 0.1 * side))
+    if h is None:
+        out.reason = "the chart's markers do not fit one flat page"
+        return out
+    good = mask.ravel().reshape(-1, 4).all(1)
+    if good.sum() < MIN_MARKERS:
+        out.reason = f"only {int(good.sum())} of the chart's markers fit one flat page; is the page curled?"
+        return out
+    keep = np.repeat(good, 4)
+    h, _ = cv2.findHomography(src[keep], dst[keep], 0)
+    out.homography = h
+    c = _project(h, np.array([[grid_size_mm() / 2, grid_size_mm() / 2], [grid_size_mm() / 2 + 1, grid_size_mm() / 2],
+                              [grid_size_mm() / 2, grid_size_mm() / 2 + 1]]))
+    out.px_per_mm = float(math.sqrt(abs(np.cross(c[1] - c[0], c[2] - c[0]))))
+
+    img = image.astype(np.float64) / 255.0
+    n = GRID * GRID
+    means = np.full((n, 3), np.nan)
+    noise = np.full(n, np.nan)
+    for slot in range(n):
+        quad = _project(h, patch_quad(slot, INSET))
+        if (quad < 1).any() or (quad[:, 0] > w_img - 2).any() or (quad[:, 1] > h_img - 2).any():
+            out.missing[slot] = "outside the photo"
+            continue
+        if min(np.linalg.norm(quad - np.roll(quad, 1, 0), axis=1)) < MIN_PATCH_PX:
+            out.missing[slot] = "too small in the photo"
+            continue
+        vals, xy = _pixels(img, quad)
+        if len(vals) < 9:
+            out.missing[slot] = "too small in the photo"
+            continue
+        means[slot] = vals.mean(0)
+        noise[slot] = _plane_std(vals, xy)
+    seen = ~np.isnan(noise)
+    if seen.any():
+        med = float(np.median(noise[seen]))
+        for slot in np.nonzero(seen)[0]:
+            if noise[slot] > max(UNIFORM_FACTOR * med, 0.03):
+                out.missing[int(slot)] = f"not uniform (std {noise[slot]:.3f}: glare, shadow or something in front)"
+                means[slot] = np.nan
+                noise[slot] = np.nan
+    out.means, out.noise = means, noise
+
+    wxy = white_points()
+    side_mm = 1.0  # the gap crossings are 3 mm square: 1 mm keeps 1 mm clear of the patches
+    samples, where = [], []
+    for p in wxy:
+        quad = _project(h, np.array([[p[0] - side_mm / 2, p[1] - side_mm / 2], [p[0] + side_mm / 2, p[1] - side_mm / 2],
+                                     [p[0] + side_mm / 2, p[1] + side_mm / 2], [p[0] - side_mm / 2, p[1] + side_mm / 2]]))
+        if (quad < 1).any() or (quad[:, 0] > w_img - 2).any() or (quad[:, 1] > h_img - 2).any():
+            continue
+        vals, _ = _pixels(img, quad)
+        if len(vals):
+            samples.append(np.median(vals, 0))
+            where.append(p)
+    out.white_xy = np.array(where).reshape(-1, 2)
+    out.white = np.array(samples).reshape(-1, 3)
+    out.edge_sigma_px = _edge_sigma(grey, h)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# flat field and exposure
+
+
+def _poly2(xy: np.ndarray) -> np.ndarray:
+    x, y = (xy[:, 0] / grid_size_mm() - 0.5), (xy[:, 1] / grid_size_mm() - 0.5)
+    return np.column_stack([np.ones_like(x), x, y, x * x, x * y, y * y])
+
+
+def flat_field(photo: ChartPhoto) -> tuple[Optional[np.ndarray], float]:
+    """Per-channel quadratic fit (6 x 3 coefficients) of the paper white in linear light, robust to
+    a few contaminated samples; None with fewer than 12 samples. Also the light's unevenness over
+    the grid: (max - min) / (max + min) of the fitted luminance (the channel's light_gradient)."""
+    if photo.white is None or len(photo.white) < 12:
+        return None, 0.0
+    lin = srgb_decode(torch.as_tensor(photo.white)).numpy()
+    a = _poly2(photo.white_xy)
+    keep = np.ones(len(lin), bool)
+    for _ in range(3):
+        coef, *_ = np.linalg.lstsq(a[keep], lin[keep], rcond=None)
+        r = np.abs(lin - a @ coef).max(1)
+        mad = np.median(r[keep]) + 1e-6
+        new = r < 4 * 1.4826 * mad + 0.005
+        if new.sum() < 12 or (new == keep).all():
+            break
+        keep = new
+    g = np.linspace(0, grid_size_mm(), 9)
+    gx, gy = np.meshgrid(g, g)
+    lum = (_poly2(np.stack([gx.ravel(), gy.ravel()], 1)) @ coef) @ np.array([0.2126, 0.7152, 0.0722])
+    grad = float((lum.max() - lum.min()) / max(lum.max() + lum.min(), 1e-6))
+    return coef, grad
+
+
+def patch_centres() -> np.ndarray:
+    return np.array([patch_quad(s).mean(0) for s in range(GRID * GRID)])
+
+
+def normalised_patches(photos: list[ChartPhoto]) -> tuple[np.ndarray, dict]:
+    """(photos, 144, 3) linear-light patch values with the light's unevenness divided out and every
+    photo's exposure / white balance brought to the median photo's; and a report."""
+    centres = patch_centres()
+    out, whites, grads = [], [], []
+    for p in photos:
+        lin = srgb_decode(torch.as_tensor(p.means)).numpy()
+        lin[np.isnan(p.means)] = np.nan
+        coef, grad = flat_field(p)
+        if coef is not None:
+            field = _poly2(centres) @ coef
+            white = (_poly2(np.array([[grid_size_mm() / 2] * 2])) @ coef)[0]
+            lin = lin * (white / np.clip(field, 1e-4, None))
+        else:
+            white = srgb_decode(torch.as_tensor(np.median(p.white, 0) if p.white is not None and len(p.white)
+                                                else np.nanmax(p.means, 0))).numpy()
+        out.append(lin)
+        whites.append(white)
+        grads.append(grad)
+    whites = np.array(whites)
+    ref = np.median(whites, 0)
+    out = np.array(out) * (ref / np.clip(whites, 1e-4, None))[:, None, :]
+    lum = whites @ np.array([0.2126, 0.7152, 0.0722])
+    report = {
+        "paper_white_linear": np.round(ref, 5).tolist(),
+        "exposure_spread": round(float((lum.max() - lum.min()) / max(np.median(lum), 1e-6)), 4),
+        "light_gradient": [round(float(min(grads)), 4), round(float(max(grads)), 4)],
+    }
+    return out, report
+
+
+# ----------------------------------------------------------------------------------------------
+# the model fit
+
+
+def delta_e2000(a_rgb: np.ndarray, b_rgb: np.ndarray) -> np.ndarray:
+    """CIEDE2000 between two arrays of sRGB-encoded colours (..., 3) in [0, 1]."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    return deltaE_ciede2000(rgb2lab(np.clip(a_rgb, 0, 1)), rgb2lab(np.clip(b_rgb, 0, 1)))
+
+
+def _curve_init(knots: int) -> np.ndarray:
+    t = torch.linspace(0, 1, knots + 1, dtype=torch.float64)
+    return srgb_decode(t).numpy()
+
+
+def fit_model(x: np.ndarray, y: np.ndarray, knots: int = KNOTS, curves: bool = True, smooth: float = 3.0,
+              iters: int = 300) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit curves (3, K+1), matrix (3, 3), bias (3,): digital x (P, 3) -> camera y (P, 3), both [0, 1]
+    sRGB-encoded. curves=False keeps the tone curves at the sRGB decoding (an affine-only fit)."""
+    from kornia.color import rgb_to_lab
+
+    xt = torch.as_tensor(x, dtype=torch.float64)
+    yt = torch.as_tensor(y, dtype=torch.float64)
+    init = torch.as_tensor(_curve_init(knots)).repeat(3, 1)
+    from .model import tone_curves
+
+    # least squares in linear light for M and b, curves at their start
+    t0 = tone_curves(xt, init)
+    a = torch.cat([t0, torch.ones(len(xt), 1, dtype=torch.float64)], 1)
+    sol = torch.linalg.lstsq(a, srgb_decode(yt)).solution  # (4, 3)
+    matrix = sol[:3].T.clone().requires_grad_(True)
+    bias = sol[3].clone().requires_grad_(True)
+    logits = torch.log(torch.diff(init, dim=1).clamp_min(1e-6)).clone().requires_grad_(curves)
+    target = rgb_to_lab(yt.view(-1, 3, 1, 1)).view(-1, 3)
+
+    def curves_of(lg):
+        inc = torch.softmax(lg, 1)
+        return torch.cat([torch.zeros(3, 1, dtype=torch.float64), torch.cumsum(inc, 1)], 1).clamp(0, 1)
+
+    params = [matrix, bias] + ([logits] if curves else [])
+    opt = torch.optim.LBFGS(params, lr=1, max_iter=iters, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-9, tolerance_change=1e-12)
+
+    def closure():
+        opt.zero_grad()
+        c = curves_of(logits)
+        lin = torch.einsum("ij,nj->ni", matrix, tone_curves(xt, c)) + bias
+        pred = srgb_encode(lin)
+        lab = rgb_to_lab(pred.view(-1, 3, 1, 1)).view(-1, 3)
+        loss = torch.sqrt(((lab - target) ** 2).sum(1) + 1e-4).mean()
+        if curves and smooth > 0:
+            d2 = torch.diff(c, n=2, dim=1)
+            loss = loss + smooth * (d2 ** 2).sum() * knots ** 2 / 100
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        c = curves_of(logits)
+    return c.numpy(), matrix.detach().numpy(), bias.detach().numpy()
+
+
+def predict(curves, matrix, bias, x: np.ndarray) -> np.ndarray:
+    m = ColourModel(torch.as_tensor(curves, dtype=torch.float64), torch.as_tensor(matrix, dtype=torch.float64),
+                    torch.as_tensor(bias, dtype=torch.float64)).double()
+    with torch.no_grad():
+        return m(torch.as_tensor(np.asarray(x, np.float64))).numpy()
+
+
+def holdout_split(colours: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Bool mask of held-out patches: a random `fraction`, never a cube corner or a grey-ramp end."""
+    c = np.asarray(colours)
+    extreme = np.all((c == 0) | (c == 255), axis=1)
+    cand = np.nonzero(~extreme)[0]
+    rng = np.random.default_rng(seed)
+    k = int(round(fraction * len(c)))
+    held = np.zeros(len(c), bool)
+    held[rng.choice(cand, size=min(k, len(cand)), replace=False)] = True
+    return held
+
+
+def _stats(de: np.ndarray) -> dict:
+    return {"n": int(len(de)), "mean": round(float(de.mean()), 3), "median": round(float(np.median(de)), 3),
+            "p95": round(float(np.percentile(de, 95)), 3), "max": round(float(de.max()), 3)}
+
+
+def gamut_report(curves, matrix, bias, steps: int = 17) -> dict:
+    """The printer's gamut as the camera sees it, in CIELAB: white and black points, lightness range,
+    largest chroma, hull volume against sRGB's, and the share of the sRGB cube inside it."""
+    from scipy.spatial import ConvexHull, Delaunay
+    from skimage.color import rgb2lab
+
+    g = np.linspace(0, 1, steps)
+    cube = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    lab_p = rgb2lab(np.clip(predict(curves, matrix, bias, cube), 0, 1))
+    lab_s = rgb2lab(cube)
+    hull_p, hull_s = ConvexHull(lab_p), ConvexHull(lab_s)
+    rng = np.random.default_rng(0)
+    probe = rgb2lab(rng.random((20000, 3)))
+    inside = Delaunay(lab_p[hull_p.vertices]).find_simplex(probe) >= 0
+    white = lab_p[-1]
+    black = lab_p[0]
+    chroma = np.hypot(lab_p[:, 1], lab_p[:, 2])
+    return {
+        "white_lab": np.round(white, 2).tolist(),
+        "black_lab": np.round(black, 2).tolist(),
+        "lightness_range": [round(float(lab_p[:, 0].min()), 2), round(float(lab_p[:, 0].max()), 2)],
+        "max_chroma": round(float(chroma.max()), 2),
+        "volume_lab": round(float(hull_p.volume), 0),
+        "volume_vs_srgb": round(float(hull_p.volume / hull_s.volume), 4),
+        "srgb_inside": round(float(inside.mean()), 4),
+        "note": "Lab of the photographed print (camera RGB taken as sRGB); srgb_inside: share of the sRGB "
+                "cube (uniform in RGB) inside the printer's hull",
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# the whole calibration
+
+
+@dataclass
+class ColourFit:
+    document: dict
+    photos: list[ChartPhoto]
+
+
+def describe_missing(slots: list[int], colours: np.ndarray) -> str:
+    rows = sorted({s // GRID + 1 for s in slots})
+    ex = ", ".join(f"#{s} rgb{tuple(int(v) for v in colours[s])}" for s in slots[:3])
+    return f"{ex}{' ...' if len(slots) > 3 else ''} (rows {_ranges(rows)} of {GRID})"
+
+
+def _ranges(v: list[int]) -> str:
+    out, i = [], 0
+    while i < len(v):
+        j = i
+        while j + 1 < len(v) and v[j + 1] == v[j] + 1:
+            j += 1
+        out.append(str(v[i]) if i == j else f"{v[i]}-{v[j]}")
+        i = j + 1
+    return ", ".join(out)
+
+
+def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOUT, seed: int = 0,
+               knots: int = KNOTS, log=print, jpeg_qualities: Optional[dict] = None) -> ColourFit:
+    """Measure every photo, fit and score the colour model; CalibrationError saying what is missing."""
+    colours = chart_colours()
+    n = len(colours)
+    photos: list[ChartPhoto] = []
+    for name, image in frames:
+        p = measure_chart(image, name)
+        photos.append(p)
+        if not p.ok:
+            log(f"calibrate colour: skipped {name}: {p.reason}")
+        elif p.missing:
+            slots = sorted(p.missing)
+            why = sorted(set(p.missing.values()))
+            log(f"calibrate colour: {name}: {len(slots)} of {n} patches missing ({'; '.join(why)}): "
+                f"{describe_missing(slots, colours)}; they are taken from the other photos")
+    used = [p for p in photos if p.ok]
+    if not photos:
+        raise CalibrationError("no photos of the colour chart were given")
+    if len(used) < MIN_PHOTOS:
+        reasons = "; ".join(f"{p.name}: {p.reason}" for p in photos[:4])
+        raise CalibrationError(f"none of the {len(photos)} photos shows the colour chart ({reasons}); "
+                               "print calibration/colour-chart.pdf (`physical calibrate targets`) and photograph it")
+    lin, light = normalised_patches(used)
+    seen = ~np.isnan(lin).any(2)
+    never = [s for s in range(n) if not seen[:, s].any()]
+    if never:
+        raise CalibrationError(
+            f"{len(never)} of the chart's {n} patches were not seen in any photo: {describe_missing(never, colours)}; "
+            "take at least one photo that shows the whole chart (every patch, all ten markers)")
+    y = srgb_encode(torch.as_tensor(np.nanmean(lin, 0))).numpy()
+    x = colours.astype(np.float64) / 255.0
+
+    held = holdout_split(colours, holdout, seed)
+    tr = ~held
+    fit_c = fit_model(x[tr], y[tr], knots)
+    fit_a = fit_model(x[tr], y[tr], knots, curves=False)
+    de_held = delta_e2000(predict(*fit_c, x[held]), y[held]) if held.any() else np.zeros(0)
+    de_train = delta_e2000(predict(*fit_c, x[tr]), y[tr])
+    de_aff = delta_e2000(predict(*fit_a, x[held]), y[held]) if held.any() else np.zeros(0)
+    final = fit_model(x, y, knots)
+    pred = predict(*final, x)
+    de_all = delta_e2000(pred, y)
+
+    edge = [p.edge_sigma_px for p in used if p.edge_sigma_px is not None]
+    blur = [math.sqrt(max(s * s - INHERENT_EDGE_PX ** 2, 0.0)) for s in edge]
+    noise = [float(np.nanmedian(p.noise)) for p in used]
+    blur_range = _spread_range(blur, 0.0, 20.0) if blur else None
+    noise_range = _spread_range(noise, 0.0, 0.5)
+    worst = np.argsort(-de_held)[:5] if held.any() else []
+    held_idx = np.nonzero(held)[0]
+    doc = colour_document(
+        *final, blur_sigma=blur_range, noise_sigma=noise_range,
+        chart={"version": CHART_VERSION, "patches": n},
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        photos=len(used),
+        photos_skipped={p.name: p.reason for p in photos if not p.ok},
+        heldout={"fraction": holdout, "seed": seed, "delta_e2000": _stats(de_held) if held.any() else None,
+                 "affine_only_delta_e2000": _stats(de_aff) if held.any() else None,
+                 "worst": [{"rgb": colours[held_idx[i]].tolist(), "measured": np.round(y[held_idx[i]], 4).tolist(),
+                            "predicted": np.round(predict(*fit_c, x[held_idx[i]][None])[0], 4).tolist(),
+                            "delta_e2000": round(float(de_held[i]), 3)} for i in worst]},
+        train={"delta_e2000": _stats(de_train)},
+        all_patches={"delta_e2000": _stats(de_all), "note": "the saved model, fitted on every patch"},
+        gamut=gamut_report(*final),
+        blur={"edge_sigma_px": [round(s, 4) for s in edge], "inherent_px": INHERENT_EDGE_PX,
+              "note": "photo pixels; the chart should be photographed like the sheets (same camera, distance)"},
+        noise={"per_photo": [round(v, 5) for v in noise],
+               "note": "[0, 1] units, std about a plane inside flat patches, as the photo file holds it"},
+        light=light,
+        px_per_mm=round(float(np.median([p.px_per_mm for p in used])), 4),
+        jpeg_quality=jpeg_qualities or None,
+        knots=knots,
+        patches=[{"rgb": colours[s].tolist(), "measured": np.round(y[s], 5).tolist(),
+                  "predicted": np.round(pred[s], 5).tolist(), "delta_e2000": round(float(de_all[s]), 3),
+                  "heldout": bool(held[s]), "photos": int(seen[:, s].sum())} for s in range(n)],
+        per_photo=[{"name": p.name, "markers": p.markers, "patches_seen": int((~np.isnan(p.means).any(1)).sum()),
+                    "edge_sigma_px": None if p.edge_sigma_px is None else round(p.edge_sigma_px, 4),
+                    "noise": round(float(np.nanmedian(p.noise)), 5), "px_per_mm": round(p.px_per_mm, 4)}
+                   for p in used],
+    )
+    return ColourFit(doc, photos)
+
+
+def _spread_range(values: list[float], lo: float, hi: float) -> list[float]:
+    """[min, max] of per-photo estimates, at least +-10 % wide (one photo is one draw of the channel)."""
+    a, b = min(values), max(values)
+    mid = (a + b) / 2
+    a, b = min(a, mid * 0.9), max(b, mid * 1.1)
+    return [float(np.clip(a, lo, hi)), float(np.clip(b, lo, hi))]
+
+
+def jpeg_quality(path) -> Optional[int]:
+    """The IJG quality a JPEG file was written at, from its luminance quantisation table (None if not a JPEG)."""
+    from PIL import Image
+
+    std = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+                    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+                    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.float64)
+    try:
+        with Image.open(path) as im:
+            q = getattr(im, "quantization", None)
+            if im.format != "JPEG" or not q:
+                return None
+            table = np.array(q[0], np.float64)
+    except Exception:
+        return None
+    # PIL gives the table in zigzag order; the mean ratio is order-free
+    s = float(np.mean(table) / np.mean(std) * 100)
+    quality = (200 - s) / 2 if s <= 100 else 5000 / s
+    return int(round(min(max(quality, 1), 100)))

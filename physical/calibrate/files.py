@@ -1,0 +1,199 @@
+"""The fitted calibrations as JSON files, and loaders that check every key and name the bad one.
+
+Two kinds, each a JSON object with ``kind`` and ``version``:
+
+``calibration/camera.json`` (``physical calibrate camera``)::
+
+    kind: "physical.camera", version: 1,
+    camera_matrix: 3x3, dist_coeffs: [k1, k2, p1, p2(, k3 ...)] (OpenCV's order, 4/5/8/12/14 values),
+    image_size: [w, h] of the photos it was fitted on, rms_px, views, ... (extra keys are reports)
+
+``calibration/colour.json`` (``physical calibrate colour``)::
+
+    kind: "physical.colour", version: 1,
+    model: {type: "curves-affine-srgb", curves: 3 lists of K+1 values (monotone, 0 .. 1),
+            matrix: 3x3, bias: [3]},
+    blur_sigma: [low, high] px or null, noise_sigma: [low, high] or null, ... (reports)
+
+Only the keys the tool reads are checked; a bad one raises :class:`CalibrationError` with the file
+and the key path (``calibration/colour.json: model.matrix[1]: expected 3 numbers, got 2``).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+CAMERA_KIND = "physical.camera"
+COLOUR_KIND = "physical.colour"
+VERSION = 1
+COLOUR_MODEL = "curves-affine-srgb"
+DIST_LENGTHS = (4, 5, 8, 12, 14)
+
+
+class CalibrationError(ValueError):
+    """Bad calibration input (photos, files); the message says what is wrong and what to do."""
+
+
+# ----------------------------------------------------------------------------------------------
+# checks
+
+
+def _num(v: Any, where: str, lo: float = -math.inf, hi: float = math.inf) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise CalibrationError(f"{where}: expected a finite number, got {v!r}")
+    if not lo <= v <= hi:
+        raise CalibrationError(f"{where}: {v!r} is out of range {lo:g} .. {hi:g}")
+    return float(v)
+
+
+def _vec(v: Any, where: str, n: Optional[int] = None, lengths: tuple = (), lo=-math.inf, hi=math.inf) -> list[float]:
+    if not isinstance(v, list):
+        raise CalibrationError(f"{where}: expected a list of numbers, got {type(v).__name__}")
+    if n is not None and len(v) != n:
+        raise CalibrationError(f"{where}: expected {n} numbers, got {len(v)}")
+    if lengths and len(v) not in lengths:
+        raise CalibrationError(f"{where}: expected {' or '.join(map(str, lengths))} numbers, got {len(v)}")
+    return [_num(x, f"{where}[{i}]", lo, hi) for i, x in enumerate(v)]
+
+
+def _mat(v: Any, where: str, rows: int, cols: int) -> np.ndarray:
+    if not isinstance(v, list) or len(v) != rows:
+        got = f"{len(v)} rows" if isinstance(v, list) else type(v).__name__
+        raise CalibrationError(f"{where}: expected a {rows}x{cols} matrix (a list of {rows} rows), got {got}")
+    return np.array([_vec(r, f"{where}[{i}]", cols) for i, r in enumerate(v)], np.float64)
+
+
+def _range(v: Any, where: str, lo: float, hi: float) -> Optional[tuple[float, float]]:
+    if v is None:
+        return None
+    a, b = _vec(v, where, 2, lo=lo, hi=hi)
+    if a > b:
+        raise CalibrationError(f"{where}: [{a:g}, {b:g}] must be a range [low, high] with low <= high")
+    return a, b
+
+
+def _read(path: str | Path, kind: str, what: str, command: str) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise CalibrationError(f"{p}: {what} not found; fit one with `physical calibrate {command}`")
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CalibrationError(f"{p}: not a JSON file ({e})") from None
+    if not isinstance(d, dict):
+        raise CalibrationError(f"{p}: expected a JSON object, got {type(d).__name__}")
+    # files written before `kind` existed (a bare {camera_matrix, dist_coeffs}) are accepted as camera files
+    k = d.get("kind", CAMERA_KIND if kind == CAMERA_KIND and "camera_matrix" in d else None)
+    if k != kind:
+        other = {CAMERA_KIND: "a camera calibration", COLOUR_KIND: "a colour calibration"}.get(k)
+        hint = f" (this is {other})" if other else ""
+        raise CalibrationError(f"{p}: kind: expected {kind!r}, got {k!r}{hint}")
+    v = d.get("version", VERSION)
+    if v != VERSION:
+        raise CalibrationError(f"{p}: version: {v!r} is not supported (this tool reads version {VERSION})")
+    return d
+
+
+def _key(d: dict, key: str, prefix: str = ""):
+    if key not in d:
+        raise CalibrationError(f"{prefix}{key}: missing")
+    return d[key]
+
+
+# ----------------------------------------------------------------------------------------------
+# camera
+
+
+@dataclass
+class CameraCalibration:
+    camera_matrix: np.ndarray  # 3x3
+    dist_coeffs: np.ndarray  # OpenCV order
+    image_size: Optional[tuple[int, int]]  # (w, h) the fit was made at
+    raw: dict = field(default_factory=dict, repr=False)
+
+
+def load_camera(path: str | Path) -> CameraCalibration:
+    """Read and check a camera calibration; CalibrationError naming the file and the bad key."""
+    p = Path(path)
+    d = _read(p, CAMERA_KIND, "camera calibration", "camera --source PHOTOS")
+    try:
+        k = _mat(_key(d, "camera_matrix"), "camera_matrix", 3, 3)
+        if k[0, 0] <= 0 or k[1, 1] <= 0 or k[2, 2] != 1 or k[1, 0] or k[2, 0] or k[2, 1]:
+            raise CalibrationError("camera_matrix: not a camera matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0")
+        dist = _vec(_key(d, "dist_coeffs"), "dist_coeffs", lengths=DIST_LENGTHS)
+        size = d.get("image_size")
+        if size is not None:
+            size = _vec(size, "image_size", 2, lo=1)
+            if any(s != int(s) for s in size):
+                raise CalibrationError(f"image_size: {size} must be whole pixels [width, height]")
+            size = (int(size[0]), int(size[1]))
+    except CalibrationError as e:
+        raise CalibrationError(f"{p}: {e}") from None
+    return CameraCalibration(k, np.asarray(dist, np.float64), size, d)
+
+
+# ----------------------------------------------------------------------------------------------
+# colour
+
+
+@dataclass
+class ColourCalibration:
+    curves: np.ndarray  # 3 x (K+1): per-channel tone curve, digital value k/K -> linear light
+    matrix: np.ndarray  # 3x3, linear light
+    bias: np.ndarray  # (3,)
+    blur_sigma: Optional[tuple[float, float]]  # photo pixels; None: the config's range applies
+    noise_sigma: Optional[tuple[float, float]]  # [0, 1] units; None: the config's range applies
+    path: str = ""
+    raw: dict = field(default_factory=dict, repr=False)
+
+
+def load_colour(path: str | Path) -> ColourCalibration:
+    """Read and check a colour calibration; CalibrationError naming the file and the bad key."""
+    p = Path(path)
+    d = _read(p, COLOUR_KIND, "colour calibration", "colour --source PHOTOS")
+    try:
+        m = _key(d, "model")
+        if not isinstance(m, dict):
+            raise CalibrationError(f"model: expected a mapping, got {type(m).__name__}")
+        if m.get("type") != COLOUR_MODEL:
+            raise CalibrationError(f"model.type: expected {COLOUR_MODEL!r}, got {m.get('type')!r}")
+        curves = _key(m, "curves", "model.")
+        if not isinstance(curves, list) or len(curves) != 3:
+            raise CalibrationError("model.curves: expected 3 lists (R, G, B) of tone curve values")
+        cv = [_vec(c, f"model.curves[{i}]", lo=0.0, hi=1.0) for i, c in enumerate(curves)]
+        n = len(cv[0])
+        for i, c in enumerate(cv):
+            if len(c) != n or n < 2:
+                raise CalibrationError(f"model.curves[{i}]: expected {max(n, 2)} values like the others, got {len(c)}")
+            if any(b < a for a, b in zip(c, c[1:])):
+                raise CalibrationError(f"model.curves[{i}]: the tone curve must not decrease")
+        matrix = _mat(_key(m, "matrix", "model."), "model.matrix", 3, 3)
+        bias = _vec(_key(m, "bias", "model."), "model.bias", 3)
+        blur = _range(d.get("blur_sigma"), "blur_sigma", 0.0, 20.0)
+        noise = _range(d.get("noise_sigma"), "noise_sigma", 0.0, 0.5)
+    except CalibrationError as e:
+        raise CalibrationError(f"{p}: {e}") from None
+    return ColourCalibration(np.array(cv, np.float64), matrix, np.array(bias, np.float64), blur, noise, str(p), d)
+
+
+def colour_document(curves, matrix, bias, blur_sigma=None, noise_sigma=None, **reports) -> dict:
+    """A colour calibration as the JSON object `load_colour` reads (reports are extra keys)."""
+    doc = {
+        "kind": COLOUR_KIND,
+        "version": VERSION,
+        "model": {
+            "type": COLOUR_MODEL,
+            "curves": np.round(np.asarray(curves, np.float64), 6).tolist(),
+            "matrix": np.round(np.asarray(matrix, np.float64), 6).tolist(),
+            "bias": np.round(np.asarray(bias, np.float64), 6).tolist(),
+        },
+        "blur_sigma": None if blur_sigma is None else [round(float(v), 4) for v in blur_sigma],
+        "noise_sigma": None if noise_sigma is None else [round(float(v), 5) for v in noise_sigma],
+    }
+    doc.update(reports)
+    return doc

@@ -1,0 +1,160 @@
+"""The report: the HTML page parses, is self-contained, and shows every table of report.json with the
+same numbers; the CSV tables hold the same rows."""
+import csv
+import io
+from html.parser import HTMLParser
+
+import pytest
+
+from exp_fixtures import tiny_run
+from physical.report.html import pct
+from physical.rundir import read_json
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return tiny_run(tmp_path_factory.getbasetemp() / "exp")
+
+
+class Tables(HTMLParser):
+    """Collects, per data-table name, the text of each data-row, plus every src/href and the headings."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str | None] = []  # data-table of each open element (None if none)
+        self.rows: dict[str, dict[str, str]] = {}
+        self.row: tuple[str, str] | None = None
+        self.row_depth = 0
+        self.depth = 0
+        self.links: list[str] = []
+        self.ids: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag in ("img", "script", "link"):
+            self.links.append(a.get("src") or a.get("href") or "")
+        if "id" in a:
+            self.ids.append(a["id"])
+        if tag in ("img", "br", "meta", "link", "input"):
+            return
+        self.depth += 1
+        table = a.get("data-table") or (self.stack[-1] if self.stack else None)
+        self.stack.append(table)
+        if "data-row" in a and table:
+            self.row = (table, a["data-row"])
+            self.row_depth = self.depth
+            self.rows.setdefault(table, {}).setdefault(a["data-row"], "")
+
+    def handle_endtag(self, tag):
+        if tag in ("img", "br", "meta", "link", "input"):
+            return
+        if self.row and self.depth == self.row_depth:
+            self.row = None
+        self.depth -= 1
+        self.stack.pop()
+
+    def handle_data(self, data):
+        if self.row:
+            t, i = self.row
+            self.rows[t][i] += data
+
+
+@pytest.fixture(scope="module")
+def page(tiny):
+    run, _ = tiny
+    html = (run.root / "report" / "report.html").read_text()
+    p = Tables()
+    p.feed(html)
+    p.close()
+    assert p.depth == 0 and not p.stack  # every element closed: the page parses
+    return html, p, read_json(run.root / "report" / "report.json")
+
+
+def test_report_json_has_every_section(page):
+    _, _, rep = page
+    for name in ("kurakin", "transformations", "defences", "transfer", "generalisation"):
+        assert rep[name], name
+    assert rep["experiments"]["sections"] == ["transformations", "defences", "transfer", "generalisation"]
+
+
+def test_html_is_self_contained(page):
+    html, p, _ = page
+    assert p.links and all(src.startswith("data:image/png;base64,") for src in p.links)
+    assert "http://" not in html and "https://" not in html
+    # Kurakin's table first, then the plots and experiments, the gallery, and what was excluded
+    order = ["kurakin", "eps", "transformations", "defences", "transfer", "generalisation", "gallery", "excluded"]
+    assert [i for i in p.ids if i in order] == order
+
+
+def test_html_shows_every_table_of_report_json_with_its_numbers(page):
+    _, p, rep = page
+    # Kurakin's table: one row per report row in both the average and prefiltered tables
+    kur = p.rows["kurakin"]
+    assert sorted(map(int, kur)) == list(range(len(rep["kurakin"])))
+    for i, r in enumerate(rep["kurakin"]):
+        acc = r["average"]["accuracy"]["digital_adv"]
+        assert f"{pct(acc['top1']['acc'])} / {pct(acc['top5']['acc'])}" in kur[str(i)]
+    checks = {
+        "transformations": lambda r: [r["transformation"], f"{pct(r['destruction_top1'])} / {pct(r['destruction_top5'])}",
+                                      f"{pct(r['adv_top1'])} / {pct(r['adv_top5'])}"],
+        "defences": lambda r: [r["defence"], f"{pct(r['clean_top1'])} → {pct(r['defended_clean_top1'])}",
+                               f"{pct(r['adv_top1'])} → {pct(r['defended_adv_top1'])}", pct(r["adaptive_adv_top1"]),
+                               f"{pct(r['photo_adv_top1'])} → {pct(r['defended_photo_adv_top1'])}"],
+        "transfer": lambda r: [f"{pct(r['adv_top1'])} / {pct(r['adv_top5'])}",
+                               f"{pct(r['photo_adv_top1'])} / {pct(r['photo_adv_top5'])}"],
+        "generalisation": lambda r: [f"{pct(r['cross_fool_top1'])} / {pct(r['cross_fool_top5'])}",
+                                     f"{pct(r['random_fool_top1'])} / {pct(r['random_fool_top5'])}"],
+    }
+    for name, want in checks.items():
+        rows = rep[name]["rows"]
+        shown = p.rows[name]
+        assert sorted(map(int, shown)) == list(range(len(rows))), name
+        for i, r in enumerate(rows):
+            for text in want(r):
+                assert text in shown[str(i)], (name, i, text, shown[str(i)])
+
+
+def test_csv_tables_hold_the_rows(tiny):
+    run, _ = tiny
+    rep = read_json(run.root / "report" / "report.json")
+    for name in ("transformations", "defences", "transfer", "generalisation"):
+        rows = list(csv.DictReader(io.StringIO((run.root / "report" / f"{name}.csv").read_text())))
+        assert len(rows) == len(rep[name]["rows"]), name
+        for got, want in zip(rows, rep[name]["rows"]):
+            for k, v in want.items():
+                if isinstance(v, float):
+                    assert float(got[k]) == pytest.approx(v), (name, k)
+                elif v is None:
+                    assert got[k] == ""
+
+
+def test_plots_are_embedded(page):
+    html, _, _ = page
+    for alt in ("accuracy and destruction rate against eps", "destruction rate against transformation strength",
+                "accuracy with and without each defence", "fool rate of transferred and random perturbations"):
+        assert f'alt="{alt}"' in html
+
+
+def test_switched_off_experiment_leaves_no_stale_table(tiny, tmp_path):
+    """Switching a sub-experiment off removes its JSON, CSV and HTML section on the next run."""
+    import shutil
+
+    import torch
+
+    from exp_fixtures import EXPERIMENTS, config
+    from physical.experiments.stage import experiments_stage
+    from physical.report import report_stage
+    from physical.rundir import RunDir
+
+    run0, _ = tiny
+    root = tmp_path / "copy"
+    shutil.copytree(run0.root, root / "tiny")
+    run = RunDir(root / "tiny")
+    cfg = config(root, {**EXPERIMENTS, "generalisation": {"enabled": False}, "transfer": {"enabled": False}})
+    summary = experiments_stage(run, cfg, torch.device("cpu"))
+    assert summary["classified"] == 0  # all from the cache that came with the copy
+    report_stage(run, cfg)
+    rep = read_json(run.root / "report" / "report.json")
+    assert "generalisation" not in rep and "transfer" not in rep and rep["defences"]
+    assert not (run.root / "report" / "transfer.csv").exists()
+    assert 'data-table="transfer"' not in (run.root / "report" / "report.html").read_text()
