@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, load_batch, setup  # noqa: E402
+from _common import interleaved, load_batch, setup  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import IMAGENET_100, setup  # noqa: E402
+from _common import IMAGENET_100, setup  # noqa: E402
 
 
 def _augmented_samples(folder: Path, n: int) -> None:

@@ -1,10 +1,23 @@
 """The align stage: find the sheets in every photo, rectify every cell into a crop.
 
-Per photo: detect the fiducial markers; lattice ids give (sheet, point); per sheet a RANSAC
-homography (mm -> photo px) over all its markers checks that they are geometrically consistent and
-locates the two run tag markers. Per cell: a homography from its (3 or 4) corner markers, whose
-16 (or 12) corners give the reprojection error; the crop is the cell warped back to its digital
-pixel size. Cells with too few markers are reported missing, never guessed.
+Per photo: detect the fiducial markers (`sheets.markers.detect_all`: coarse-to-fine ArUco, every
+marker refined against its bit pattern); lattice ids give (sheet, point). The markers of one sheet
+index are split into *sheet instances* by RANSAC homographies (mm -> photo px), so two sheets with
+the same index in one photo (this run's and another run's, say) are told apart by geometry.
+
+Run tag policy (strict): a sheet instance is this run's only when both ids of the run tag are seen
+at the instance's own tag places (four corners of the page, 8 markers) and no tag place shows
+another id. A tag place that shows another id makes it another run's sheet (named when a run
+beside this one printed it); a sheet whose tag is not visible at all, or only half, is reported
+and not used: lattice ids repeat from run to run, so without the tag the cell's identity would be
+a guess. One covered or cut-off corner (even three) leaves the tag readable.
+
+Per cell: a homography from its (3 or 4) corner markers, whose 12-16 corners give the reprojection
+error; the crop is the cell warped back to its digital pixel size. Quality figures per crop: markers
+used, reprojection error (px), sharpness (relative to the digital image: 1 = as sharp), the
+fraction of the cell inside the photo; `align.*` thresholds decide which crops are accepted. Cells
+with too few markers are reported missing, never guessed. Of several photos of one cell, the best
+accepted crop is marked `best` (the sharpest; then the smallest reprojection error).
 """
 from __future__ import annotations
 
@@ -19,29 +32,55 @@ import numpy as np
 from .config import AlignConfig, Config
 from .rundir import RunDir, read_json, write_image, write_json
 from .sheets.layout import Layout
-from .sheets.markers import detect_markers, marker_side_px
+from .sheets.markers import Marker, detect_all, marker_side_px
 
 INSIDE_GRID = 16  # inside = fraction of a INSIDE_GRID x INSIDE_GRID grid of cell points in the photo
-MIN_SHEET_MARKERS = 4  # lattice markers needed to accept a sheet whose run tag is not visible
+MIN_SHEET_MARKERS = 2  # lattice markers that locate a sheet instance (a cell needs align.min_markers)
+SHARPNESS_SIGMA = 1.0  # gaussian before the Laplacian of the sharpness figure (tames pixel noise)
 
 
 # ----------------------------------------------------------------------------------------------
 # photos
 
 
-def read_photo(path: str | Path) -> np.ndarray:
-    """A photo as 8-bit RGB; ValueError naming the reason for a file that is not a whole image.
+def _pdf_note(path: Path) -> str:
+    """What a PDF in the photo folder is, as far as its metadata tells."""
+    try:
+        import pypdfium2 as pdfium
 
-    Pillow decodes first because it refuses truncated files (OpenCV fills them in with grey).
+        pdf = pdfium.PdfDocument(str(path))
+        try:
+            subject = (pdf.get_metadata_dict().get("Subject") or "").strip()
+        finally:
+            pdf.close()
+    except Exception:  # noqa: BLE001 - any unreadable PDF is just "a PDF"
+        subject = ""
+    if subject.startswith("physical run "):
+        return f"a PDF (the printed sheets of {subject[9:]}), not a photo; print it and photograph the paper"
+    return "a PDF, not a photo"
+
+
+def read_photo(path: str | Path) -> np.ndarray:
+    """A photo as 8-bit RGB; ValueError naming the file and the reason for a file that is not a
+    whole image (not an image, a PDF, truncated, corrupt).
+
+    Pillow decodes because it refuses truncated files (OpenCV fills them in with grey).
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     try:
+        with open(path, "rb") as f:
+            is_pdf = f.read(5) == b"%PDF-"
+    except OSError as e:
+        raise ValueError(f"{path.name}: cannot be read ({e.strerror})") from None
+    if is_pdf:
+        raise ValueError(f"{path.name}: {_pdf_note(path)}")
+    try:
         with Image.open(path) as im:
             im.load()
             im = ImageOps.exif_transpose(im)
-            return np.array(im.convert("RGB"))
+            return np.array(im if im.mode == "RGB" else im.convert("RGB"))
     except UnidentifiedImageError:
         raise ValueError(f"{path.name}: not an image file") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
@@ -50,13 +89,12 @@ def read_photo(path: str | Path) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def _calibration(path: str) -> tuple[np.ndarray, np.ndarray, tuple[int, int] | None]:
-    try:
-        d = json.loads(Path(path).read_text())
-        size = d.get("image_size")
-        return (np.asarray(d["camera_matrix"], np.float64).reshape(3, 3),
-                np.asarray(d["dist_coeffs"], np.float64).ravel(), tuple(size) if size else None)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f"{path}: not a camera calibration (JSON with camera_matrix, dist_coeffs): {e}") from None
+    """camera_matrix, dist_coeffs, image_size of a camera.json (`physical calibrate camera`); a bad
+    file raises CalibrationError (a ValueError and a UserError) naming the file and the bad key."""
+    from .calibrate.files import load_camera
+
+    cal = load_camera(path)
+    return cal.camera_matrix, cal.dist_coeffs, cal.image_size
 
 
 def undistort(photo: np.ndarray, calibration_path: str | Path) -> np.ndarray:
@@ -81,38 +119,120 @@ def _project(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return cv2.perspectiveTransform(np.asarray(pts, np.float64).reshape(-1, 1, 2), h).reshape(-1, 2)
 
 
-def _sheet_fit(layout: Layout, found: dict[int, np.ndarray]) -> tuple[np.ndarray | None, set[int]]:
-    """RANSAC homography mm -> px over a sheet's markers; returns it and the consistent points.
+def _marker_errors(layout: Layout, h: np.ndarray, dets: list[tuple[int, Marker]]) -> np.ndarray:
+    """Largest corner distance (px) of every (point, marker) from where `h` puts it."""
+    src = np.concatenate([layout.point_corners(p) for p, _ in dets])
+    dst = np.concatenate([m.corners for _, m in dets])
+    return np.linalg.norm(_project(h, src) - dst, axis=1).reshape(-1, 4).max(axis=1)
 
-    A marker is consistent when its four corners lie within half a marker side of the fit.
+
+def _sheet_instances(layout: Layout, dets: list[tuple[int, Marker]]) -> list[tuple[np.ndarray, dict[int, Marker]]]:
+    """Split the (point, marker) detections of one sheet index into geometrically consistent
+    instances: [(homography mm -> px, {point: marker})], most markers first.
+
+    RANSAC finds the largest set whose corners all lie within half a marker side of one
+    homography; it is taken out and the search repeats on the rest (a second copy of the sheet,
+    another run's sheet with the same index). Markers that fit no instance are left out.
     """
-    points = sorted(found)
-    if len(points) < 2:
-        return None, set(points)
-    src = np.concatenate([layout.point_corners(p) for p in points])
-    dst = np.concatenate([found[p] for p in points])
-    tol = max(2.0, 0.5 * float(np.median([marker_side_px(found[p]) for p in points])))
-    h, _ = cv2.findHomography(src, dst, cv2.RANSAC, tol, maxIters=2000, confidence=0.999)
-    if h is None:
-        return None, set()
-    err = np.linalg.norm(_project(h, src) - dst, axis=1).reshape(-1, 4).max(axis=1)
-    good = {p for p, e in zip(points, err) if e < tol}
-    if len(good) >= 2:  # refit on the consistent markers only
-        sel = np.concatenate([layout.point_corners(p) for p in sorted(good)])
-        h2, _ = cv2.findHomography(sel, np.concatenate([found[p] for p in sorted(good)]), 0)
-        h = h2 if h2 is not None else h
-    return h, good
-
-
-def _sheet_tag(layout: Layout, h: np.ndarray, tags: dict[int, np.ndarray]) -> list[int | None]:
-    """The tag marker ids seen at the sheet's two tag positions (None where none is seen)."""
-    out: list[int | None] = []
-    for centre in layout.tag_centers():
-        sq = _project(h, Layout.square(centre, layout.marker))
-        c, tol = sq.mean(axis=0), 0.5 * float(np.linalg.norm(sq[0] - sq[2]))
-        near = [mid for mid, corners in tags.items() if np.linalg.norm(corners.mean(axis=0) - c) < tol]
-        out.append(near[0] if len(near) == 1 else None)
+    out = []
+    rest = list(dets)
+    while len(rest) >= MIN_SHEET_MARKERS:
+        src = np.concatenate([layout.point_corners(p) for p, _ in rest])
+        dst = np.concatenate([m.corners for _, m in rest])
+        tol = max(2.0, 0.5 * float(np.median([marker_side_px(m.corners) for _, m in rest])))
+        h, _ = cv2.findHomography(src, dst, cv2.RANSAC, tol, maxIters=2000, confidence=0.999)
+        if h is None:
+            break
+        for _ in range(2):  # refit on the consistent markers, once more with the refined fit
+            err = _marker_errors(layout, h, rest)
+            good = [k for k in np.argsort(err) if err[k] < tol]
+            if len(good) < MIN_SHEET_MARKERS:
+                break
+            sel = [rest[k] for k in good]
+            h2, _ = cv2.findHomography(np.concatenate([layout.point_corners(p) for p, _ in sel]),
+                                       np.concatenate([m.corners for _, m in sel]), 0)
+            h = h2 if h2 is not None else h
+        if len(good) < MIN_SHEET_MARKERS:
+            break
+        found: dict[int, Marker] = {}
+        for k in good:  # the best fitting one where a point was detected twice
+            found.setdefault(rest[k][0], rest[k][1])
+        out.append((h, found))
+        taken = set(good)
+        rest = [d for k, d in enumerate(rest) if k not in taken]
     return out
+
+
+def _tags_seen(layout: Layout, h: np.ndarray, tags: list[Marker]) -> list[tuple[int, int]]:
+    """(k, id) of the tag markers seen at the sheet's tag places (k: which id of the pair belongs
+    there). A marker counts when its centre is within half a marker diagonal of the place."""
+    out = []
+    centres = np.array([m.corners.mean(axis=0) for m in tags]) if tags else np.zeros((0, 2))
+    for centre, k in layout.tag_positions():
+        sq = _project(h, Layout.square(centre, layout.marker))
+        tol = 0.5 * float(np.linalg.norm(sq[0] - sq[2]))
+        near = np.flatnonzero(np.linalg.norm(centres - sq.mean(axis=0), axis=1) < tol)
+        if len(near) == 1:
+            out.append((k, tags[int(near[0])].id))
+    return out
+
+
+def _tag_verdict(seen: list[tuple[int, int]], tag: tuple[int, int],
+                 other_runs: dict[tuple[int, int], str]) -> str | None:
+    """None when the seen tag markers prove the sheet is this run's, else why not."""
+    wrong = [(k, i) for k, i in seen if i != tag[k]]
+    if wrong:
+        other = tuple(next((i for k, i in seen if k == j), None) for j in (0, 1))
+        who = other_runs.get(other) if None not in other else None
+        ids = "/".join("?" if i is None else str(i) for i in other)
+        if who:
+            return f"a sheet of run {who}, not of this run; ignored"
+        return f"a sheet of another run (run tag {ids}; this run's is {tag[0]}/{tag[1]}); ignored"
+    halves = {k for k, _ in seen}
+    if halves == {0, 1}:
+        return None
+    if halves:
+        return ("run tag only half visible (1 of its 2 markers), not enough to tell the run; ignored: "
+                "keep a corner of the page in the photo")
+    return ("run tag not visible (its markers at the page's four corners are covered or outside the "
+            "photo), so the run cannot be told; ignored: keep a corner of the page in the photo")
+
+
+def _grey(img: np.ndarray) -> np.ndarray:
+    return (cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img).astype(np.float32)
+
+
+def sharpness_of(crop: np.ndarray, reference: np.ndarray | None = None) -> float | None:
+    """How much of the reference's fine detail the crop keeps: 1 = as sharp as the digital image.
+
+    The gain of the crop's band-pass (difference of gaussians, sigma 0.7 and 1.4 crop px) against
+    the reference's, divided by the same gain at low frequencies (gaussian sigma 4), which takes
+    out the print's and the camera's contrast. Noise does not correlate with the reference, so it
+    does not pass for detail (the variance of the Laplacian counts noise as sharpness); blur and
+    misalignment lower it. The reference is the item's *clean* digital image for both cells of a
+    pair, so the adversarial perturbation (lost or not) does not count either. None when the
+    reference has no detail to measure. Without a reference: the variance of the Laplacian of the
+    crop after a SHARPNESS_SIGMA gaussian (a figure for ranking photos of one cell only).
+    """
+    c = _grey(crop)
+    if reference is None:
+        return float(cv2.Laplacian(cv2.GaussianBlur(c, (0, 0), SHARPNESS_SIGMA), cv2.CV_32F).var())
+    r = _grey(reference)
+    if r.shape != c.shape:
+        r = cv2.resize(r, (c.shape[1], c.shape[0]), interpolation=cv2.INTER_AREA)
+
+    def bands(x):
+        fine = cv2.GaussianBlur(x, (0, 0), 0.7)
+        mid = cv2.GaussianBlur(x, (0, 0), 1.4)
+        low = cv2.GaussianBlur(x, (0, 0), 4.0)
+        return fine - mid, low - low.mean()
+
+    (bc, lc), (br, lr) = bands(c), bands(r)
+    hf_ref, lf_ref = float((br * br).sum()), float((lr * lr).sum())
+    if hf_ref < 0.01 * br.size or lf_ref <= 0:
+        return None
+    lf = float((lc * lr).sum()) / lf_ref
+    return max(0.0, float((bc * br).sum()) / hf_ref / lf) if lf > 0.05 else 0.0
 
 
 def _warp_cell(photo: np.ndarray, h_cell: np.ndarray, rect: tuple[float, float, float, float],
@@ -160,83 +280,92 @@ def _inside(h_cell: np.ndarray, rect: tuple[float, float, float, float], shape: 
 # one photo
 
 
+def _cell_crop(photo: np.ndarray, layout: Layout, found: dict[int, Marker], slot: int, size: tuple[int, int],
+               cfg: AlignConfig, reference: np.ndarray | None) -> dict | str:
+    """The crop of one cell with its quality figures, or why there is none."""
+    pts = [p for p in layout.cell_points(slot) if p in found and found[p].score > 0]
+    if len(pts) < cfg.min_markers:
+        unrefined = sum(p in found and found[p].score == 0 for p in layout.cell_points(slot))
+        why = f" and {unrefined} whose bit pattern did not match closely enough" if unrefined else ""
+        return f"{len(pts)} of 4 corner markers found{why} (need {cfg.min_markers}); not cropped"
+    src = np.concatenate([layout.point_corners(p) for p in pts])
+    dst = np.concatenate([found[p].corners for p in pts])
+    h_cell, _ = cv2.findHomography(src, dst, 0)
+    if h_cell is None:
+        return "degenerate marker geometry; not cropped"
+    reproj = float(np.linalg.norm(_project(h_cell, src) - dst, axis=1).mean())
+    rect = layout.cell_rect(slot)
+    crop = _warp_cell(photo, h_cell, rect, size)
+    sharp = sharpness_of(crop, reference)
+    inside = _inside(h_cell, rect, photo.shape)
+    reasons = []
+    if reproj > cfg.max_reprojection_px:
+        reasons.append(f"reprojection {reproj:.2f} px > {cfg.max_reprojection_px:g}")
+    if sharp is not None and sharp < cfg.min_sharpness:
+        reasons.append(f"sharpness {sharp:.2f} < {cfg.min_sharpness:g}")
+    if inside < cfg.min_inside:
+        reasons.append(f"inside {inside:.2f} < {cfg.min_inside:g}")
+    return {"markers": len(pts), "reprojection_px": round(reproj, 3),
+            "sharpness": None if sharp is None else round(sharp, 4),
+            "inside": round(inside, 4), "accepted": not reasons, "reason": "; ".join(reasons) or "ok",
+            "corners_px": np.round(_project(h_cell, layout.cell_corners(slot)), 2).tolist(), "image": crop}
+
+
 def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | list[int],
-                images_px: dict[tuple[int, int], tuple[int, int]], cfg: AlignConfig,
-                markers: dict[int, np.ndarray] | None = None) -> tuple[list[dict], list[str]]:
+                images_px: dict[tuple[int, int], tuple[int, int]], cfg: AlignConfig, *,
+                references: dict[tuple[int, int], np.ndarray] | None = None,
+                other_runs: dict[tuple[int, int], str] | None = None,
+                detections: list[Marker] | None = None) -> tuple[list[dict], list[str]]:
     """Crops of every cell of this run's sheets found in one photo, and a list of problems.
 
-    `images_px` maps (sheet, slot) of every printed cell to its digital (w, h). A sheet is this
-    run's when a run tag marker is visible at its tag position and matches `tag`; a visible tag that
-    differs means another run's sheet (ignored). When no tag is visible (cut off, covered) the sheet
-    is still accepted if at least MIN_SHEET_MARKERS (4) of its lattice markers fit one homography:
-    one or two stray markers with colliding ids are not enough to claim a sheet.
+    `images_px` maps (sheet, slot) of every printed cell to its digital (w, h); `references` to
+    the digital image its sharpness is measured against (`sharpness_of`; the item's clean image);
+    `other_runs` names the runs beside this one by their tag; `detections` reuses markers already
+    found in this photo by `detect_all`. The run tag policy is the module docstring's.
 
-    Crops are {sheet, slot, markers, reprojection_px, sharpness, inside, accepted, reason, image}.
+    Crops are {sheet, slot, markers, reprojection_px, sharpness, inside, accepted, reason,
+    corners_px (the cell's corners in the photo), image}; problems are lines
+    "sheet S: ..." and "sheet S cell C: ...".
     """
-    tag = tuple(tag)
-    if markers is None:  # guided capture and the live view pass the markers they already found
-        markers = detect_markers(photo_rgb)
+    tag = (int(tag[0]), int(tag[1]))
+    markers = detect_all(photo_rgb) if detections is None else detections
     if not markers:
         return [], ["no markers found"]
-    sheets: dict[int, dict[int, np.ndarray]] = {}
-    tags: dict[int, np.ndarray] = {}
-    for mid, corners in markers.items():
-        dec = layout.decode_id(mid)
+    lattice: dict[int, list[tuple[int, Marker]]] = {}
+    tags: list[Marker] = []
+    foreign = 0
+    for m in markers:
+        dec = layout.decode_id(m.id)
         if dec is None:
-            tags[mid] = corners
+            tags.append(m)
         elif dec[0] < layout.max_sheets:
-            sheets.setdefault(dec[0], {})[dec[1]] = corners
-    if not sheets:
+            lattice.setdefault(dec[0], []).append((dec[1], m))
+        else:
+            foreign += 1
+    if not lattice:
         return [], [f"no sheet markers found ({len(markers)} other markers)"]
 
     crops: list[dict] = []
     problems: list[str] = []
-    for sheet in sorted(sheets):
-        found = sheets[sheet]
-        h_sheet, good = _sheet_fit(layout, found)
-        seen = _sheet_tag(layout, h_sheet, tags) if h_sheet is not None else [None, None]
-        visible = [t for t in seen if t is not None]
-        if any(t != want for t, want in zip(seen, tag) if t is not None):
-            problems.append(f"sheet {sheet}: run tag {seen} is not this run's {list(tag)}; "
-                            "another run's sheet, ignored")
-            continue
-        if not visible and len(good) < MIN_SHEET_MARKERS:
-            problems.append(f"sheet {sheet}: run tag not visible and only {len(good)} consistent markers "
-                            f"(need {MIN_SHEET_MARKERS}); ignored")
-            continue
-        slots = sorted(s for (sh, s) in images_px if sh == sheet)
-        if not slots:
-            problems.append(f"sheet {sheet}: not a sheet of this run's print; ignored")
-            continue
-        if len(good) < len(found):
-            problems.append(f"sheet {sheet}: {len(found) - len(good)} markers off the sheet's geometry, not used")
-        for slot in slots:
-            pts = [p for p in layout.cell_points(slot) if p in good]
-            if len(pts) < cfg.min_markers:
-                problems.append(f"sheet {sheet} cell {slot}: {len(pts)} of 4 corner markers found "
-                                f"(need {cfg.min_markers}); not cropped")
+    for sheet in sorted(lattice):
+        accepted = 0
+        for h_sheet, found in _sheet_instances(layout, lattice[sheet]):
+            why = _tag_verdict(_tags_seen(layout, h_sheet, tags), tag, other_runs or {})
+            if why is None and not any(sh == sheet for sh, _ in images_px):
+                why = "not a sheet of this run's print (the print has fewer sheets); ignored"
+            if why is None and accepted:
+                why = "a second copy of this sheet in the photo; ignored"
+            if why is not None:
+                problems.append(f"sheet {sheet}: {why}")
                 continue
-            src = np.concatenate([layout.point_corners(p) for p in pts])
-            dst = np.concatenate([found[p] for p in pts])
-            h_cell, _ = cv2.findHomography(src, dst, 0)
-            if h_cell is None:
-                problems.append(f"sheet {sheet} cell {slot}: degenerate marker geometry; not cropped")
-                continue
-            reproj = float(np.linalg.norm(_project(h_cell, src) - dst, axis=1).mean())
-            rect = layout.cell_rect(slot)
-            crop = _warp_cell(photo_rgb, h_cell, rect, images_px[(sheet, slot)])
-            sharp = float(cv2.Laplacian(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
-            inside = _inside(h_cell, rect, photo_rgb.shape)
-            reasons = []
-            if reproj > cfg.max_reprojection_px:
-                reasons.append(f"reprojection {reproj:.2f} px > {cfg.max_reprojection_px:g}")
-            if sharp < cfg.min_sharpness:
-                reasons.append(f"sharpness {sharp:.1f} < {cfg.min_sharpness:g}")
-            if inside < cfg.min_inside:
-                reasons.append(f"inside {inside:.2f} < {cfg.min_inside:g}")
-            crops.append({"sheet": sheet, "slot": slot, "markers": len(pts), "reprojection_px": round(reproj, 3),
-                          "sharpness": round(sharp, 2), "inside": round(inside, 4), "accepted": not reasons,
-                          "reason": "; ".join(reasons) or "ok", "image": crop})
+            accepted += 1
+            for slot in sorted(s for sh, s in images_px if sh == sheet):
+                key = (sheet, slot)
+                c = _cell_crop(photo_rgb, layout, found, slot, images_px[key], cfg, (references or {}).get(key))
+                if isinstance(c, str):
+                    problems.append(f"sheet {sheet} cell {slot}: {c}")
+                else:
+                    crops.append({"sheet": sheet, "slot": slot, **c})
     return crops, problems
 
 
@@ -257,11 +386,43 @@ def _crop_stems(files: list[Path]) -> list[str]:
 
 
 def _rank(c: dict) -> tuple:
-    return (c["accepted"], c["sharpness"], -c["reprojection_px"])
+    return (c["accepted"], c["sharpness"] or 0.0, -c["reprojection_px"])
+
+
+def _other_runs(run: RunDir) -> dict[tuple[int, int], str]:
+    """Run tag -> name of every other run printed beside this one (same output folder)."""
+    out = {}
+    for lay in sorted(run.root.parent.glob("*/print/layout.json")):
+        root = lay.parent.parent
+        if root.resolve() == run.root.resolve():
+            continue
+        try:
+            d = read_json(lay)
+            out[tuple(d["tag"])] = f"'{root.name}' ({d.get('run_id', '?')}, {root})"
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def _exclusions(crops: list[dict]) -> dict[str, int]:
+    """How many crops each threshold excluded (a crop may fail several)."""
+    out: dict[str, int] = {}
+    for c in crops:
+        if not c["accepted"]:
+            for r in c["reason"].split("; "):
+                k = r.split(" ")[0]
+                out[k] = out.get(k, 0) + 1
+    return out
 
 
 def align_stage(run: RunDir, cfg: Config) -> dict:
-    """Align every photo in capture/photos/; write align/crops/*.png and align/crops.json."""
+    """Align every photo in capture/photos/; write align/crops/*.png and align/crops.json.
+
+    crops.json: `crops` (every crop of every photo, its quality figures, `accepted`/`reason` and
+    `best` for the one used per cell), `photos` (status ok/skipped, reason, sheets, cells,
+    problems), `missing` (cells with no accepted crop, with the reason), `excluded` (crops each
+    threshold excluded). One line is printed for every photo skipped and every sheet ignored.
+    """
     lay_path = run.root / "print" / "layout.json"
     if not lay_path.is_file():
         raise FileNotFoundError(f"{lay_path}: missing; run the print stage first")
@@ -270,6 +431,13 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
     tag = tuple(printed["tag"])
     cells = {(c["sheet"], c["slot"]): c for c in printed["cells"]}
     images_px = {k: (c["width_px"], c["height_px"]) for k, c in cells.items()}
+    clean = {c["item"]: c["image"] for c in cells.values() if c["role"] == "clean"}
+    references = {}
+    for k, c in cells.items():
+        img = cv2.imread(str(run.root / clean.get(c["item"], c["image"])), cv2.IMREAD_GRAYSCALE)
+        if img is not None:
+            references[k] = img
+    other_runs = _other_runs(run)
     calibration = cfg.resolve(cfg.align.camera_calibration) if cfg.align.camera_calibration else None
     if calibration is not None:
         _calibration(str(calibration))  # a bad calibration stops the stage, not every photo
@@ -295,12 +463,17 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
             entry.update(status="skipped", reason=str(e).split(": ", 1)[-1])
             print(f"align: skipped {path.name}: {entry['reason']}")
             continue
-        crops, problems = align_photo(photo, layout, tag, images_px, cfg.align)
+        crops, problems = align_photo(photo, layout, tag, images_px, cfg.align,
+                                      references=references, other_runs=other_runs)
         entry["problems"] = problems
         if not crops:
-            entry.update(status="skipped", reason="; ".join(problems) or "no cells found")
+            sheet_level = [p for p in problems if " cell " not in p]
+            entry.update(status="skipped", reason="; ".join(sheet_level or problems) or "no cells found")
             print(f"align: skipped {path.name}: {entry['reason']}")
             continue
+        for p in problems:
+            if " cell " not in p:
+                print(f"align: {path.name}: {p}")
         entry["sheets"] = sorted({c["sheet"] for c in crops})
         entry["cells"] = len(crops)
         for c in crops:
@@ -309,8 +482,8 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
             cell = cells[(c["sheet"], c["slot"])]
             all_crops.append({"photo": path.name, "sheet": c["sheet"], "slot": c["slot"], "item": cell["item"],
                               "role": cell["role"], "path": rel, **{k: c[k] for k in (
-                                  "markers", "reprojection_px", "sharpness", "inside", "accepted", "reason")},
-                              "best": False})
+                                  "markers", "reprojection_px", "sharpness", "inside", "accepted", "reason",
+                                  "corners_px")}, "best": False})
 
     best: dict[tuple[int, int], dict] = {}
     for c in all_crops:
@@ -325,6 +498,13 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
         if b is None or not b["accepted"]:
             missing.append({"sheet": k[0], "slot": k[1], "item": cell["item"], "role": cell["role"],
                             "reason": "not found in any photo" if b is None else f"rejected: {b['reason']}"})
-    write_json(run.root / "align" / "crops.json", {"crops": all_crops, "photos": photos, "missing": missing})
+    excluded = _exclusions(all_crops)
+    if excluded:
+        n = sum(not c["accepted"] for c in all_crops)
+        print(f"align: {n} of {len(all_crops)} crops excluded by the align thresholds: "
+              + ", ".join(f"{v} by {k}" for k, v in sorted(excluded.items())))
+    write_json(run.root / "align" / "crops.json",
+               {"crops": all_crops, "photos": photos, "missing": missing, "excluded": excluded})
     return {"photos": len(photo_files), "skipped": sum(p["status"] == "skipped" for p in photos),
-            "cells_found": len(cells) - len(missing), "cells_expected": len(cells)}
+            "cells_found": len(cells) - len(missing), "cells_expected": len(cells),
+            "crops": len(all_crops), "crops_excluded": sum(not c["accepted"] for c in all_crops)}

@@ -112,7 +112,9 @@ class ChannelConfig:
     paper_white: float = rng(0.0, 1.0, default=0.93)  # printer gamut: paper white ...
     ink_black: float = rng(0.0, 1.0, default=0.08)  # ... and darkest ink
     print_gamma: float = rng(0.2, 5.0, default=1.1)  # dot gain as a tone curve
-    calibration: Optional[str] = None  # a fitted colour calibration (JSON) replacing the printer model
+    # a fitted colour calibration (calibration/colour.json from `physical calibrate colour`): its colour
+    # model replaces print_gamma / paper_white / ink_black, its measured ranges blur_sigma / noise_sigma
+    calibration: Optional[str] = None
 
 
 @dataclass
@@ -161,9 +163,9 @@ class CaptureConfig:
 class AlignConfig:
     min_markers: int = rng(1, 4, default=3)  # of a cell's 4 corner markers
     max_reprojection_px: float = rng(0.0, 1000.0, default=4.0)
-    min_sharpness: float = rng(0.0, None, default=0.0)  # variance of Laplacian of the crop
+    min_sharpness: float = rng(0.0, None, default=0.0)  # detail kept vs the digital clean image (1 = as sharp; 0 = off)
     min_inside: float = rng(0.0, 1.0, default=0.98)  # fraction of the cell inside the photo
-    camera_calibration: Optional[str] = None  # undistort with a fitted camera (JSON)
+    camera_calibration: Optional[str] = None  # undistort with a fitted camera (calibration/camera.json)
 
 
 @dataclass
@@ -354,12 +356,34 @@ def _validate_config(cfg: Config) -> None:
             raise ConfigError(f"capture.channel.{key}: {v!r} must be a range [low, high] with low <= high")
     if len(cfg.capture.frame) != 2:
         raise ConfigError(f"capture.frame: {cfg.capture.frame!r} must be [width, height]")
+    _check_calibrations(cfg)
     from .sheets.layout import layout_for
 
     try:
         layout_for(cfg.sheet)
     except ValueError as e:
         raise ConfigError(f"sheet: {e}") from None
+
+
+def _check_calibrations(cfg: Config) -> None:
+    """Fitted calibration files are read now, so a bad one stops the run before any stage, naming
+    the config key and the file's bad key. The channel's path becomes absolute: the channel (the
+    simulator's and EOT's) has no config folder to resolve a relative path against."""
+    from .calibrate.files import CalibrationError, load_camera, load_colour
+
+    ch = cfg.capture.channel
+    if ch.calibration:
+        path = cfg.resolve(ch.calibration)
+        try:
+            load_colour(path)
+        except CalibrationError as e:
+            raise ConfigError(f"capture.channel.calibration: {e}") from None
+        ch.calibration = str(path.resolve())
+    if cfg.align.camera_calibration:
+        try:
+            load_camera(cfg.resolve(cfg.align.camera_calibration))
+        except CalibrationError as e:
+            raise ConfigError(f"align.camera_calibration: {e}") from None
 
 
 def set_override(data: dict, assignment: str) -> None:

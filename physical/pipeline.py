@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from . import experiments as _experiments  # noqa: F401  (registers the `experiments` config section)
+from . import live as _live  # noqa: F401  (registers the `live` config section)
 from .config import Config, UserError, to_dict
 
 

@@ -1,12 +1,11 @@
 """A tiny run directory for the experiments and report tests, made by the real generate and
-classify stages (2 sample images, BIM at eps 4, EfficientNet-Lite0); "photos" are JPEG copies of
+classify stages (2 sample images, BIM at eps 4 in 2 steps, EfficientNet-Lite0); "photos" are JPEG copies of
 the digital images standing in for the align stage's crops, so the photo columns have data without
 depending on print, capture or align. Built once per test session."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 _CACHE: dict = {}
@@ -25,7 +24,7 @@ def config(root: Path, experiments=None, **over):
     from physical.config import from_dict
 
     data = {"run": {"name": "tiny", "output": str(root), "batch_size": 8}, "images": {"limit": 2},
-            "attacks": [{"name": "bim", "eps": [4]}],
+            "attacks": [{"name": "bim", "eps": [4], "steps": 2, "alpha": 2}],
             "experiments": EXPERIMENTS if experiments is None else experiments}
     data.update(over)
     return from_dict(data)

@@ -3,7 +3,6 @@ the transfer diagonal is the white-box figure, adaptive attacks see through defe
 named by key path before any work, the cache, compare and the digits experiment."""
 import json
 
-import numpy as np
 import pytest
 import torch
 

@@ -91,8 +91,8 @@ def _layout_check(spec: BoardSpec, marker_corners, marker_ids) -> str:
     if foreign and len(foreign) >= max(2, len(ids) // 3):
         if all(200 <= i < 210 for i in foreign):
             return "this is the colour chart, not the ChArUco board"
-        return (f"markers {foreign[:8]} are not on the expected board ({spec.describe()}): the photo shows a "
-                "bigger or another board; give its layout with --board COLSxROWS (squares across x down)")
+        return (f"markers with ids beyond {spec.markers - 1} are not on a {spec.describe()} board: the photo shows "
+                "a bigger or another board; give its layout with --board COLSxROWS (squares across x down)")
     own = [(i, c) for i, c in zip(ids, marker_corners) if i < spec.markers]
     if len(own) < 3:
         return ""  # too few to judge; the corner count decides
@@ -103,12 +103,12 @@ def _layout_check(spec: BoardSpec, marker_corners, marker_ids) -> str:
     # a homography is only an approximation under lens distortion: a generous tolerance
     h, mask = cv2.findHomography(src, dst, cv2.RANSAC, max(3.0, 0.25 * side))
     if h is None:
-        return f"its markers are not where a {spec.cols}x{spec.rows} board puts them: another board layout?"
+        return (f"its markers are not where a {spec.describe()} board puts them: the photo shows a board "
+                "of another size or layout; give it with --board COLSxROWS (squares across x down)")
     inl = mask.ravel().reshape(-1, 4).all(axis=1)
     if inl.mean() < MIN_INLIER_FRACTION:
-        bad = [int(i) for (i, _), ok in zip(own, inl) if not ok]
-        return (f"markers {bad[:8]} are not where a {spec.cols}x{spec.rows} board ({spec.describe()}) puts them: "
-                "the photo shows a board of another size or layout; give it with --board COLSxROWS")
+        return (f"its markers are not where a {spec.describe()} board puts them: the photo shows a board "
+                "of another size or layout; give it with --board COLSxROWS (squares across x down)")
     return ""
 
 

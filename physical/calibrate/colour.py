@@ -14,8 +14,11 @@ Per photo (:func:`measure_chart`):
    edge line, trace the edge spread function, fitted by a Gaussian-blurred step (an erf): its sigma
    is the blur in photo pixels, less the spread the simulator's own resampling already has
    (INHERENT_EDGE_PX, measured with the channel's blur off);
-5. noise: the standard deviation of each patch's pixels about a plane (per channel), median over
-   the patches: the sensor noise as the photo file holds it (after the camera's JPEG).
+5. noise: the standard deviation of the grey image about a plane in each patch's interior (at
+   least NOISE_MARGIN_PX from its edges, where JPEG blocks ring), times sqrt(3) (the grey image
+   averages three channels' independent noise), median over the patches. JPEG's chroma
+   subsampling averages the colour channels' noise away but keeps the luma's: measured this way,
+   the channel's noise sigma is recovered within about 30 % for JPEG qualities 80-100.
 
 Then (:func:`fit_colour`): the patches seen (mean over photos) are split into a training set and a
 held-out set (HOLDOUT of the patches, never the cube's corners or the grey ramp's ends, which
@@ -49,8 +52,9 @@ INSET = 0.2  # of a patch's side, each side: the inner 60 % is measured
 MIN_MARKERS = 3
 MIN_PATCH_PX = 5.0  # inner side in photo px
 UNIFORM_FACTOR = 6.0  # a patch noisier than this x the photo's median patch is not uniform
+NOISE_MARGIN_PX = 10.0  # noise is measured this far inside a patch at least (JPEG blocks ring at edges)
 EDGE_BAND_PX = 12.0
-INHERENT_EDGE_PX = 0.45  # edge spread (sigma, px) of the simulator's photos with the channel's blur off
+INHERENT_EDGE_PX = 0.35  # edge spread (sigma, px) of the simulator's photos with the channel's blur off
 MIN_PHOTOS = 1
 
 
@@ -62,7 +66,7 @@ class ChartPhoto:
     markers: int = 0
     homography: Optional[np.ndarray] = None  # chart mm -> photo px
     means: Optional[np.ndarray] = None  # (144, 3) camera values [0, 1], NaN where missing
-    noise: Optional[np.ndarray] = None  # (144,) std about a plane, median over channels
+    noise: Optional[np.ndarray] = None  # (144,) per-channel noise sigma from the grey image (NaN: not measured)
     missing: dict = field(default_factory=dict)  # slot -> reason
     white_xy: Optional[np.ndarray] = None  # (n, 2) chart mm
     white: Optional[np.ndarray] = None  # (n, 3) camera values
@@ -78,8 +82,13 @@ class ChartPhoto:
 # one photo
 
 
+def _sharpen(grey: np.ndarray) -> np.ndarray:
+    """Unsharp mask: restores the contrast of small, blurred marker bits."""
+    return cv2.addWeighted(grey, 2.0, cv2.GaussianBlur(grey, (0, 0), 1.5), -1.0, 0)
+
+
 def _detect_chart_markers(grey: np.ndarray) -> dict[int, np.ndarray]:
-    from ..sheets.markers import _sharpen, detector_parameters
+    from ..sheets.markers import detector_parameters
 
     p = detector_parameters()
     p.minMarkerPerimeterRate = round(min(0.03, 40.0 / max(grey.shape)), 4)
@@ -193,11 +202,14 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
     out.homography = h
     c = _project(h, np.array([[grid_size_mm() / 2, grid_size_mm() / 2], [grid_size_mm() / 2 + 1, grid_size_mm() / 2],
                               [grid_size_mm() / 2, grid_size_mm() / 2 + 1]]))
-    out.px_per_mm = float(math.sqrt(abs(np.cross(c[1] - c[0], c[2] - c[0]))))
+    (ax, ay), (bx, by) = c[1] - c[0], c[2] - c[0]
+    out.px_per_mm = float(math.sqrt(abs(ax * by - ay * bx)))
 
     img = image.astype(np.float64) / 255.0
+    grey_f = img.mean(2)
     n = GRID * GRID
     means = np.full((n, 3), np.nan)
+    spread = np.full(n, np.nan)
     noise = np.full(n, np.nan)
     for slot in range(n):
         quad = _project(h, patch_quad(slot, INSET))
@@ -212,13 +224,20 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
             out.missing[slot] = "too small in the photo"
             continue
         means[slot] = vals.mean(0)
-        noise[slot] = _plane_std(vals, xy)
-    seen = ~np.isnan(noise)
+        spread[slot] = _plane_std(vals, xy)
+        # noise: in the grey image, away from the patch's edges by one JPEG block (their ringing)
+        full = min(np.linalg.norm(quad - np.roll(quad, 1, 0), axis=1)) / (1 - 2 * INSET)  # patch side, px
+        inset = max(INSET, NOISE_MARGIN_PX / full)
+        if inset < 0.4:
+            g, gxy = _pixels(grey_f[..., None], _project(h, patch_quad(slot, inset)))
+            if len(g) >= 25:
+                noise[slot] = _plane_std(g, gxy) * math.sqrt(3)
+    seen = ~np.isnan(spread)
     if seen.any():
-        med = float(np.median(noise[seen]))
+        med = float(np.median(spread[seen]))
         for slot in np.nonzero(seen)[0]:
-            if noise[slot] > max(UNIFORM_FACTOR * med, 0.03):
-                out.missing[int(slot)] = f"not uniform (std {noise[slot]:.3f}: glare, shadow or something in front)"
+            if spread[slot] > max(UNIFORM_FACTOR * med, 0.03):
+                out.missing[int(slot)] = f"not uniform (std {spread[slot]:.3f}: glare, shadow or something in front)"
                 means[slot] = np.nan
                 noise[slot] = np.nan
     out.means, out.noise = means, noise
@@ -325,8 +344,8 @@ def _curve_init(knots: int) -> np.ndarray:
     return srgb_decode(t).numpy()
 
 
-def fit_model(x: np.ndarray, y: np.ndarray, knots: int = KNOTS, curves: bool = True, smooth: float = 3.0,
-              iters: int = 300) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fit_model(x: np.ndarray, y: np.ndarray, knots: int = KNOTS, curves: bool = True, smooth: float = 10.0,
+              iters: int = 150) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit curves (3, K+1), matrix (3, 3), bias (3,): digital x (P, 3) -> camera y (P, 3), both [0, 1]
     sRGB-encoded. curves=False keeps the tone curves at the sRGB decoding (an affine-only fit)."""
     from kornia.color import rgb_to_lab
@@ -334,10 +353,20 @@ def fit_model(x: np.ndarray, y: np.ndarray, knots: int = KNOTS, curves: bool = T
     xt = torch.as_tensor(x, dtype=torch.float64)
     yt = torch.as_tensor(y, dtype=torch.float64)
     init = torch.as_tensor(_curve_init(knots)).repeat(3, 1)
-    from .model import tone_curves
+    # x is fixed: the tone curves at x are a linear map of the knot values, weights (3, P, K+1)
+    s = xt.clamp(0, 1) * knots
+    i = s.floor().clamp(0, knots - 1).long()
+    f = s - i
+    w = torch.zeros(3, len(xt), knots + 1, dtype=torch.float64)
+    for c in range(3):
+        w[c, torch.arange(len(xt)), i[:, c]] = 1 - f[:, c]
+        w[c, torch.arange(len(xt)), i[:, c] + 1] += f[:, c]
+
+    def tones(curves_):  # (3, K+1) -> (P, 3)
+        return torch.bmm(w, curves_.unsqueeze(2))[..., 0].T
 
     # least squares in linear light for M and b, curves at their start
-    t0 = tone_curves(xt, init)
+    t0 = tones(init)
     a = torch.cat([t0, torch.ones(len(xt), 1, dtype=torch.float64)], 1)
     sol = torch.linalg.lstsq(a, srgb_decode(yt)).solution  # (4, 3)
     matrix = sol[:3].T.clone().requires_grad_(True)
@@ -356,7 +385,7 @@ def fit_model(x: np.ndarray, y: np.ndarray, knots: int = KNOTS, curves: bool = T
     def closure():
         opt.zero_grad()
         c = curves_of(logits)
-        lin = torch.einsum("ij,nj->ni", matrix, tone_curves(xt, c)) + bias
+        lin = tones(c) @ matrix.T + bias
         pred = srgb_encode(lin)
         lab = rgb_to_lab(pred.view(-1, 3, 1, 1)).view(-1, 3)
         loss = torch.sqrt(((lab - target) ** 2).sum(1) + 1e-4).mean()
@@ -488,20 +517,26 @@ def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOU
 
     held = holdout_split(colours, holdout, seed)
     tr = ~held
-    fit_c = fit_model(x[tr], y[tr], knots)
-    fit_a = fit_model(x[tr], y[tr], knots, curves=False)
-    de_held = delta_e2000(predict(*fit_c, x[held]), y[held]) if held.any() else np.zeros(0)
-    de_train = delta_e2000(predict(*fit_c, x[tr]), y[tr])
-    de_aff = delta_e2000(predict(*fit_a, x[held]), y[held]) if held.any() else np.zeros(0)
     final = fit_model(x, y, knots)
     pred = predict(*final, x)
     de_all = delta_e2000(pred, y)
+    if held.any():  # scored on patches the fit has not seen; the saved model is `final`
+        fit_c = fit_model(x[tr], y[tr], knots)
+        fit_a = fit_model(x[tr], y[tr], knots, curves=False)
+        de_held = delta_e2000(predict(*fit_c, x[held]), y[held])
+        de_train = delta_e2000(predict(*fit_c, x[tr]), y[tr])
+        de_aff = delta_e2000(predict(*fit_a, x[held]), y[held])
+    else:
+        fit_c, de_held, de_train, de_aff = final, np.zeros(0), de_all, np.zeros(0)
 
     edge = [p.edge_sigma_px for p in used if p.edge_sigma_px is not None]
     blur = [math.sqrt(max(s * s - INHERENT_EDGE_PX ** 2, 0.0)) for s in edge]
-    noise = [float(np.nanmedian(p.noise)) for p in used]
+    noise = [float(np.nanmedian(p.noise)) for p in used if np.isfinite(p.noise).any()]
     blur_range = _spread_range(blur, 0.0, 20.0) if blur else None
-    noise_range = _spread_range(noise, 0.0, 0.5)
+    noise_range = _spread_range(noise, 0.0, 0.5) if noise else None
+    if not noise:
+        log("calibrate colour: the patches are too small in the photos to measure noise "
+            f"(each needs {2 * NOISE_MARGIN_PX:g}+ px inside); the config's noise_sigma applies")
     worst = np.argsort(-de_held)[:5] if held.any() else []
     held_idx = np.nonzero(held)[0]
     doc = colour_document(
@@ -531,7 +566,8 @@ def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOU
                   "heldout": bool(held[s]), "photos": int(seen[:, s].sum())} for s in range(n)],
         per_photo=[{"name": p.name, "markers": p.markers, "patches_seen": int((~np.isnan(p.means).any(1)).sum()),
                     "edge_sigma_px": None if p.edge_sigma_px is None else round(p.edge_sigma_px, 4),
-                    "noise": round(float(np.nanmedian(p.noise)), 5), "px_per_mm": round(p.px_per_mm, 4)}
+                    "noise": round(float(np.nanmedian(p.noise)), 5) if np.isfinite(p.noise).any() else None,
+                    "px_per_mm": round(p.px_per_mm, 4)}
                    for p in used],
     )
     return ColourFit(doc, photos)

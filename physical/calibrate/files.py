@@ -28,6 +28,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..config import UserError
+
 CAMERA_KIND = "physical.camera"
 COLOUR_KIND = "physical.colour"
 VERSION = 1
@@ -35,7 +37,7 @@ COLOUR_MODEL = "curves-affine-srgb"
 DIST_LENGTHS = (4, 5, 8, 12, 14)
 
 
-class CalibrationError(ValueError):
+class CalibrationError(UserError, ValueError):
     """Bad calibration input (photos, files); the message says what is wrong and what to do."""
 
 

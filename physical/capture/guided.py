@@ -18,8 +18,9 @@ A sheet gets ``capture.photos_per_sheet`` photos, each after the camera has move
 
 Capture ends when every sheet has its photos, at the time limit, at the end of a video, or when a
 stream is lost (after ``capture.camera.reconnects`` reopenings; the photos taken are kept). A later
-capture of the same printed sheets resumes: photos recorded in guided.json are kept, sheets that
-have them are not asked for again (``restart`` starts over).
+capture of the same printed sheets resumes an *incomplete* one (lost stream, time limit, stopped):
+its photos are kept and its captured sheets are not asked for again. A complete capture that is
+run again starts over, as does ``restart``.
 
 With a display, a window shows the detected markers, each sheet's outline and the checklist;
 space takes the frame in view, q (or Esc, or closing the window) stops.
@@ -37,10 +38,10 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
-from ..align import _sheet_fit, _sheet_tag, align_photo
+from ..align import align_photo
 from ..rundir import RunDir, read_json, write_image, write_json
 from ..sheets.layout import Layout
-from ..sheets.markers import detect_markers, marker_side_px
+from ..sheets.markers import Marker, detect_all, marker_side_px
 from . import draw
 from .sources import CaptureError, FrameSource, Grabber, SourceSpec, StreamLost, open_source, parse_source
 
@@ -80,15 +81,25 @@ class PrintedRun:
                    hashlib.sha256(raw).hexdigest()[:16])
 
     @property
+    def references(self) -> dict[tuple[int, int], np.ndarray]:
+        """(sheet, slot) -> the grey digital image a crop's sharpness is measured against, as the
+        align stage takes it: the item's clean image, for both cells of a pair."""
+        if not hasattr(self, "_references"):
+            clean = {c["item"]: c["image"] for c in self.cells.values() if c["role"] == "clean"}
+            ref = {}
+            for k, c in self.cells.items():
+                img = cv2.imread(str(self.root / clean.get(c["item"], c["image"])), cv2.IMREAD_GRAYSCALE)
+                if img is not None:
+                    ref[k] = img
+            self._references = ref
+        return self._references
+
+    @property
     def images_px(self) -> dict[tuple[int, int], tuple[int, int]]:
         return {k: (c["width_px"], c["height_px"]) for k, c in self.cells.items()}
 
     def slots(self, sheet: int) -> list[int]:
         return sorted(s for (sh, s) in self.cells if sh == sheet)
-
-    @property
-    def markers_per_sheet(self) -> int:
-        return self.layout.lattice_points + 2  # lattice and the two run tag markers
 
     def page_corners(self) -> np.ndarray:
         w, h = self.layout.page_w, self.layout.page_h
@@ -117,28 +128,104 @@ class SheetView:
         return float(np.median([marker_side_px(c) for c in self.found.values()])) if self.found else 0.0
 
 
-def sheets_in_view(markers: dict[int, np.ndarray], printed: PrintedRun) -> tuple[dict[int, SheetView], list[int]]:
-    """This run's sheets in a frame (by sheet), and the sheets of other runs seen (ignored)."""
+def refined(frame: np.ndarray, markers: list[Marker]) -> list[Marker]:
+    """Markers of a fast pass with their corners refined against their bit pattern, as the thorough
+    pass leaves them (the align stage trusts refined markers; refining only the few found is cheaper
+    than the thorough pass over the whole frame)."""
+    from ..sheets import markers as mk
+
+    if not hasattr(mk, "refine"):
+        return markers
+    grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    return [m if m.score > 0 else Marker(m.id, *mk.refine(grey, m.id, m.corners)) for m in markers]
+
+
+def align_frame(frame: np.ndarray, printed: PrintedRun, align_cfg, detections: Optional[list[Marker]] = None):
+    """align_photo on a frame as the align stage calls it (crop sharpness measured against the
+    digital images, so `align.min_sharpness` means the same), reusing the markers already found
+    (refined first where they come from a fast pass)."""
+    import inspect
+
+    params = inspect.signature(align_photo).parameters
+    kw: dict = {"detections": refined(frame, detections)} if detections is not None else {}
+    if "references" in params:
+        kw["references"] = printed.references
+    elif "reference_sharpness" in params:
+        from ..align import sharpness_of
+
+        kw["reference_sharpness"] = {k: max(sharpness_of(v) or 0.0, 1e-6) for k, v in printed.references.items()}
+    return align_photo(frame, printed.layout, printed.tag, printed.images_px, align_cfg, **kw)
+
+
+def tag_places(layout: Layout) -> list[tuple[tuple[float, float], int]]:
+    """(centre mm, k) of every run tag marker printed on a sheet, k = which id of the tag pair."""
+    if hasattr(layout, "tag_positions"):
+        return [(tuple(c), int(k)) for c, k in layout.tag_positions()]
+    return [(tuple(c), k) for k, c in enumerate(layout.tag_centers())]  # older layouts: one pair
+
+
+def fit_sheet(layout: Layout, found: dict[int, np.ndarray]) -> tuple[Optional[np.ndarray], set[int]]:
+    """RANSAC homography sheet mm -> frame px over a sheet's lattice markers, and the markers that
+    agree with it (all four corners within half a marker side)."""
+    points = sorted(found)
+    if len(points) < 2:
+        return None, set()
+    src = np.concatenate([layout.point_corners(p) for p in points])
+    dst = np.concatenate([found[p] for p in points])
+    tol = max(2.0, 0.5 * float(np.median([marker_side_px(found[p]) for p in points])))
+    h, _ = cv2.findHomography(src, dst, cv2.RANSAC, tol, maxIters=500)
+    if h is None:
+        return None, set()
+    err = np.linalg.norm(cv2.perspectiveTransform(src.reshape(-1, 1, 2), h).reshape(-1, 2) - dst, axis=1)
+    good = {p for p, e in zip(points, err.reshape(-1, 4).max(axis=1)) if e < tol}
+    if len(good) >= 2 and len(good) < len(points):
+        sel = sorted(good)
+        h2, _ = cv2.findHomography(np.concatenate([layout.point_corners(p) for p in sel]),
+                                   np.concatenate([found[p] for p in sel]), 0)
+        h = h2 if h2 is not None else h
+    return h, good
+
+
+def sheets_in_view(markers: list[Marker], printed: PrintedRun) -> tuple[dict[int, SheetView], list[int]]:
+    """This run's sheets in a frame (by sheet), and the sheets of other runs seen (ignored): a run
+    tag marker at one of the sheet's tag places that is not this run's makes it another run's.
+    A lattice id seen twice (two copies of a sheet) is ambiguous and not used."""
     layout = printed.layout
     lattice: dict[int, dict[int, np.ndarray]] = {}
-    tags: dict[int, np.ndarray] = {}
-    for mid, corners in markers.items():
-        dec = layout.decode_id(mid)
+    twice: set[int] = set()
+    tags: list[tuple[int, np.ndarray]] = []
+    for m in markers:
+        dec = layout.decode_id(m.id)
         if dec is None:
-            tags[mid] = corners
+            tags.append((m.id, m.corners))
         elif dec[0] < printed.n_sheets:
-            lattice.setdefault(dec[0], {})[dec[1]] = corners
+            if dec[1] in lattice.get(dec[0], {}):
+                twice.add(m.id)
+            lattice.setdefault(dec[0], {})[dec[1]] = m.corners
+    for mid in twice:
+        sheet, point = layout.decode_id(mid)
+        lattice[sheet].pop(point, None)
+    places = tag_places(layout)
     views, foreign = {}, []
     for sheet, found in lattice.items():
-        h, good = _sheet_fit(layout, found)
-        seen = _sheet_tag(layout, h, tags) if h is not None else [None, None]
-        if any(t is not None and t != want for t, want in zip(seen, printed.tag)):
+        h, good = fit_sheet(layout, found)
+        if h is None or not good:
+            continue
+        ours = theirs = 0
+        for centre, k in places:
+            sq = cv2.perspectiveTransform(Layout.square(centre, layout.marker).reshape(-1, 1, 2), h).reshape(-1, 2)
+            c, tol = sq.mean(axis=0), 0.5 * float(np.linalg.norm(sq[0] - sq[2]))
+            near = [mid for mid, corners in tags if np.linalg.norm(corners.mean(axis=0) - c) < tol]
+            if len(near) == 1:
+                if near[0] == printed.tag[k]:
+                    ours += 1
+                else:
+                    theirs += 1
+        if theirs and not ours:
             foreign.append(sheet)
             continue
-        v = SheetView(sheet, {p: found[p] for p in good}, sum(t == w for t, w in zip(seen, printed.tag)), h,
-                      printed.markers_per_sheet)
-        if h is not None:
-            v.outline = cv2.perspectiveTransform(printed.page_corners().reshape(-1, 1, 2), h).reshape(-1, 2)
+        v = SheetView(sheet, {p: found[p] for p in good}, ours, h, printed.layout.lattice_points + len(places))
+        v.outline = cv2.perspectiveTransform(printed.page_corners().reshape(-1, 1, 2), h).reshape(-1, 2)
         views[sheet] = v
     return views, foreign
 
@@ -168,18 +255,18 @@ def sheet_sharpness(grey: np.ndarray, outline: Optional[np.ndarray]) -> float:
     return float(std[0, 0] ** 2)
 
 
-def find_markers(frame: np.ndarray, printed: PrintedRun, grey: Optional[np.ndarray] = None) -> dict[int, np.ndarray]:
-    """One fast pass; the slower passes (sharpened, upscaled) only when the fast one found part of a
-    sheet of this run but not all of it."""
+def find_markers(frame: np.ndarray, printed: PrintedRun, grey: Optional[np.ndarray] = None) -> list[Marker]:
+    """One fast pass; the thorough one (finer levels, sharpened, refined corners) only when the fast
+    one found part of a sheet of this run but not all of it."""
     grey = grey if grey is not None else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    markers = detect_markers(grey, extra_passes=False)
+    markers = detect_all(grey, thorough=False)
     per_sheet: dict[int, int] = {}
-    for mid in markers:
-        dec = printed.layout.decode_id(mid)
+    for m in markers:
+        dec = printed.layout.decode_id(m.id)
         if dec is not None and dec[0] < printed.n_sheets:
             per_sheet[dec[0]] = per_sheet.get(dec[0], 0) + 1
     if any(n < printed.layout.lattice_points for n in per_sheet.values()):
-        markers = detect_markers(grey, extra_passes=True)
+        markers = detect_all(grey, thorough=True)
     return markers
 
 
@@ -209,7 +296,7 @@ class GuidedCapture:
 
     def __init__(self, run: RunDir, cfg, source: FrameSource, *, timeout_s: Optional[float] = None,
                  preview: Optional[bool] = None, resume: bool = True, source_text: str = "",
-                 say: Callable[[str], None] = print):
+                 say: Callable[[str], None] = print, on_start: Optional[Callable[[], None]] = None):
         self.run = run
         self.cfg = cfg
         self.g = cfg.capture.guided
@@ -224,9 +311,10 @@ class GuidedCapture:
         self.records: list[dict] = []
         self.frames = 0  # frames looked at
         self.last_views: dict[int, SheetView] = {}
-        self.last_markers: dict = {}
+        self.last_markers: list[Marker] = []
         self.foreign_seen: set[int] = set()
-        self._prepare(resume)
+        self.resume = resume
+        self.on_start = on_start  # called once the source is open, before any photo is touched
 
     # -- photos on disk -------------------------------------------------------------------------
     @property
@@ -234,14 +322,17 @@ class GuidedCapture:
         return self.run.root / GUIDED_JSON
 
     def _prepare(self, resume: bool) -> None:
-        """Keep the photos of an earlier guided capture of the same print (resume); remove the rest."""
+        """Keep the photos of an earlier, incomplete guided capture of the same print (resume);
+        remove every other photo. Runs once the source is open: a source that fails to open
+        leaves an earlier capture as it was."""
         kept: list[dict] = []
         if resume and self.json_path.is_file():
             try:
                 old = read_json(self.json_path)
             except ValueError:
                 old = {}
-            if old.get("layout_sha") == self.printed.sha:
+            if old.get("layout_sha") == self.printed.sha and not old.get("complete") \
+                    and old.get("photos_per_sheet") == self.per_sheet:
                 kept = [r for r in old.get("photos", []) if (self.run.photos_dir / r["file"]).is_file()]
         keep = {r["file"] for r in kept}
         for p in self.run.photos_dir.iterdir():
@@ -261,7 +352,8 @@ class GuidedCapture:
 
     def _write_json(self) -> None:
         write_json(self.json_path, {"layout_sha": self.printed.sha, "source": self.source_text,
-                                    "photos_per_sheet": self.per_sheet, "photos": self.records})
+                                    "photos_per_sheet": self.per_sheet, "complete": self.complete(),
+                                    "sheets_missing": self.missing_sheets(), "photos": self.records})
 
     def _save(self, frame: np.ndarray, crops: list[dict], index: int, sharpness: float, manual: bool) -> dict:
         ok_cells = sorted((c["sheet"], c["slot"]) for c in crops if c["accepted"])
@@ -278,11 +370,11 @@ class GuidedCapture:
                "sharpness": round(sharpness, 1), "frame": index, "manual": manual,
                "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
         self.records.append(rec)
-        self._write_json()
         for s in complete:
             self.state[s].photos += 1
             self.state[s].moved = False
             self.state[s].window.clear()
+        self._write_json()
         return rec
 
     # -- checklist ------------------------------------------------------------------------------
@@ -370,8 +462,7 @@ class GuidedCapture:
 
     def _try_save(self, best: _Seen, sheet: int) -> Optional[dict]:
         st = self.state[sheet]
-        crops, problems = align_photo(best.frame, self.printed.layout, self.printed.tag, self.printed.images_px,
-                                      self.cfg.align, markers=best.markers)
+        crops, problems = align_frame(best.frame, self.printed, self.cfg.align, best.markers)
         mine = [c for c in crops if c["sheet"] == sheet]
         bad = [c for c in mine if not c["accepted"]]
         if len(mine) < len(self.printed.slots(sheet)) or bad:
@@ -388,8 +479,7 @@ class GuidedCapture:
 
     def take_now(self, frame: np.ndarray, index: int) -> Optional[dict]:
         """Save the frame in view (a key press): kept when at least one cell of this run is accepted."""
-        crops, problems = align_photo(frame, self.printed.layout, self.printed.tag, self.printed.images_px,
-                                      self.cfg.align, markers=self.last_markers)
+        crops, problems = align_frame(frame, self.printed, self.cfg.align, self.last_markers)
         if not any(c["accepted"] for c in crops):
             self.say(f"capture: frame {index} not saved: {'; '.join(problems[:2]) or 'no cell accepted'}")
             return None
@@ -402,10 +492,10 @@ class GuidedCapture:
     def annotate(self, frame: np.ndarray) -> np.ndarray:
         img = frame.copy()
         lw = max(1, int(round(img.shape[1] / 800)))
-        for mid, c in self.last_markers.items():
-            dec = self.printed.layout.decode_id(mid)
-            mine = (dec is not None and dec[0] < self.printed.n_sheets) or mid in self.printed.tag
-            draw.poly(img, c, draw.CYAN if mine else draw.GREY, lw)
+        for m in self.last_markers:
+            dec = self.printed.layout.decode_id(m.id)
+            mine = (dec is not None and dec[0] < self.printed.n_sheets) or m.id in self.printed.tag
+            draw.poly(img, m.corners, draw.CYAN if mine else draw.GREY, lw)
         for s, v in self.last_views.items():
             if v.outline is None:
                 continue
@@ -420,15 +510,15 @@ class GuidedCapture:
 
     # -- the loop -------------------------------------------------------------------------------
     def run_capture(self) -> dict:
-        t0 = time.monotonic()
         stopped = "complete"
-        if self.complete():
-            self.say("capture: every sheet already has its photos")
-            return self.summary(stopped, 0.0)
         src = Grabber(self.source) if self.source.live else self.source
         src.open()
         window = None
         try:
+            if self.on_start is not None:
+                self.on_start()
+            self._prepare(self.resume)
+            t0 = time.monotonic()
             if self.preview:
                 window = draw.Window(f"physical capture - {self.run.root.name}")
             self.say(f"capture: reading {self.source.name}; {len(self.missing_sheets())} sheet(s) to capture, "
@@ -483,7 +573,8 @@ class GuidedCapture:
 
 
 def guided_capture(run: RunDir, cfg, spec: SourceSpec | str, *, timeout_s: Optional[float] = None,
-                   preview: Optional[bool] = None, resume: bool = True, say: Callable[[str], None] = print) -> dict:
+                   preview: Optional[bool] = None, resume: bool = True, say: Callable[[str], None] = print,
+                   on_start: Optional[Callable[[], None]] = None) -> dict:
     """Guided capture of a run's sheets from `spec` (webcam, URL, video, or a simulated stream).
 
     Raises CaptureError when the source cannot be opened, when it is lost (photos taken are kept),
@@ -506,7 +597,7 @@ def guided_capture(run: RunDir, cfg, spec: SourceSpec | str, *, timeout_s: Optio
             say("capture: capture.guided.preview is on but there is no display here; running headless")
             preview = False
     gc = GuidedCapture(run, cfg, source, timeout_s=timeout_s, preview=preview, resume=resume,
-                       source_text=spec.text, say=say)
+                       source_text=spec.text, say=say, on_start=on_start)
     summary = gc.run_capture()
     if not gc.records:
         raise CaptureError(f"no photo of this run's sheets was taken from {source.name} ({summary['stopped']} after "

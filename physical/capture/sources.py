@@ -207,8 +207,9 @@ class Pacer:
 class FolderSource(FrameSource):
     """The photos of a folder, in name order; unreadable ones are skipped."""
 
-    def __init__(self, folder: Path, fps: Optional[float] = None):
+    def __init__(self, folder: Path, fps: Optional[float] = None, loop: bool = False):
         self.folder = Path(folder)
+        self.loop = loop
         self.name = f"folder {self.folder}"
         self.photos: list[Path] = []
         self.skipped: list[dict] = []
@@ -226,7 +227,9 @@ class FolderSource(FrameSource):
     def read(self) -> Optional[np.ndarray]:
         from ..rundir import read_image
 
-        while self._next < len(self.photos):
+        while self._next < len(self.photos) or (self.loop and self.index >= 0):
+            if self._next >= len(self.photos):
+                self._next = 0
             path = self.photos[self._next]
             self._next += 1
             try:
@@ -460,7 +463,8 @@ class WebcamSource(CvSource):
     def _after_open(self) -> None:
         self.granted = apply_hints(self.cap, self.camera)
         for hint, g in self.granted.items():
-            if g["granted"] is None or g["granted"] != g["requested"] and hint != "autofocus":
+            refused = g["granted"] is None or (hint != "autofocus" and g["granted"] != g["requested"])
+            if refused:
                 log.warning("%s: asked for %s %s, the driver gives %s", self.name, hint, g["requested"], g["granted"])
 
     def _open_error(self) -> CaptureError:

@@ -232,10 +232,16 @@ def claims(rows: list[dict]) -> list[dict]:
         e_lo, e_hi = lo["eps50"] or 1.0, hi["eps50"] or 1.0
         harder = e_hi > e_lo
         costs = hi["clean_accuracy"] < lo["clean_accuracy"]
+        seq = [r["eps50"] or 1.0 for r in soft]
+        l2s = ", ".join(f"{r['l2']:g}" for r in soft)
+        eps_s = ", ".join(f"{e:.3f}" for e in seq)
+        monotone = all(b >= a for a, b in zip(seq, seq[1:]))
         out.append({"claim": "L2 regularisation makes a linear model harder to fool, at a cost in accuracy",
                     "holds": bool(harder and costs),
                     "evidence": f"eps50 {e_lo:.3f} (l2={lo['l2']:g}) -> {e_hi:.3f} (l2={hi['l2']:g}); clean accuracy "
-                                f"{100 * lo['clean_accuracy']:.1f} % -> {100 * hi['clean_accuracy']:.1f} %"})
+                                f"{100 * lo['clean_accuracy']:.1f} % -> {100 * hi['clean_accuracy']:.1f} %; eps50 over "
+                                f"l2 = {l2s}: {eps_s} "
+                                f"({'monotone' if monotone else 'not monotone'})"})
     rbf = next((r for r in rows if r["kind"] == "rbf"), None)
     others = [r for r in rows if r["kind"] != "rbf"]
     if rbf and others:

@@ -21,7 +21,6 @@ import json
 import shutil
 import time
 from collections import defaultdict
-from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -213,14 +212,20 @@ def adaptive_adversarial(ctx: Context, defended, dc, a, eps: float, items: list[
 
     label = attacks_mod.label_of(a, eps)
     path = ctx.cache / "adaptive" / items[0]["model"] / defended.defence.label / f"{label}.npz"
+    import dataclasses
+
     names = [it["image"] for it in items]
+    key = _sha([dataclasses.asdict(a), eps, names, dc.eot_samples, dc.seed, ctx.cfg.run.seed])
     if path.is_file():
         data = np.load(path)
-        if list(data["names"]) == names and int(data["eot_samples"]) == dc.eot_samples:
+        if str(data["key"]) == key:
             return data["adv"]
+    import inspect
+
     channel = build_channel(ctx.cfg, ctx.device) if a.eot is not None else None
     model = Expectation(defended, dc.eot_samples)
-    attack = attacks_mod.make_attack(a, model, eps, channel=channel, seed=ctx.cfg.run.seed)
+    extra = {"cfg": ctx.cfg} if "cfg" in inspect.signature(attacks_mod.make_attack).parameters else {}
+    attack = attacks_mod.make_attack(a, model, eps, channel=channel, seed=ctx.cfg.run.seed, **extra)
     defended.defence.reseed("attack", dc.seed, label)
     x = to_tensor(np.stack([ctx.image(it["clean"]) for it in items]), ctx.device)
     y = torch.as_tensor([it["label"] for it in items], device=ctx.device)
@@ -231,7 +236,7 @@ def adaptive_adversarial(ctx: Context, defended, dc, a, eps: float, items: list[
     import io
 
     buf = io.BytesIO()
-    np.savez_compressed(buf, adv=adv, names=np.array(names), eot_samples=dc.eot_samples)
+    np.savez_compressed(buf, adv=adv, names=np.array(names), key=np.array(key))
     write_bytes(path, buf.getvalue())
     return adv
 
@@ -250,9 +255,10 @@ def defences(ctx: Context, dc) -> dict:
             defended = Defended(model, defence)
             dlabel = defence.label
             reseed = lambda first: defence.reseed("eval", dc.seed, first)  # noqa: E731
-            digital = ctx.predict_paths(defended, "defended", [p for it in items for p in (it["clean"], it["adv"])],
+            tag = f"defended:{dc.seed}" if defence.randomised else "defended"
+            digital = ctx.predict_paths(defended, tag, [p for it in items for p in (it["clean"], it["adv"])],
                                         before=reseed)
-            photo = ctx.predict_paths(defended, "defended", photo_paths, before=reseed) if photo_paths else {}
+            photo = ctx.predict_paths(defended, tag, photo_paths, before=reseed) if photo_paths else {}
             # adaptive attacks: one per attack config and eps, on the distinct clean images
             adaptive: dict[str, dict] = {}
             for a in _adaptive_specs(ctx, dc):
@@ -267,8 +273,7 @@ def defences(ctx: Context, dc) -> dict:
                         reseed(g[s]["adv"])
                         return adv[s:e]
 
-                    preds = ctx.predict_arrays(defended, "adaptive", [dlabel, label, [it["image"] for it in group]],
-                                               len(adv), make)
+                    preds = ctx.predict_arrays(defended, tag, ["adaptive", label, adv_key(adv)], len(adv), make)
                     adaptive[label] = dict(zip([it["key"] for it in group], preds))
                     adaptive_info.append({"model": model_name, "defence": dlabel, "attack_label": label,
                                           "eot_samples": dc.eot_samples if defence.randomised else 1,
@@ -310,6 +315,11 @@ def defences(ctx: Context, dc) -> dict:
                     "attacks the defended model itself (same attack and eps; EOT over a randomised defence's "
                     "draws, straight-through gradients through non-differentiable ones); its images are not "
                     "printed, so it has no photo column."}
+
+
+def adv_key(adv: np.ndarray) -> str:
+    """A short digest of an image batch (the cache key of predictions made on it)."""
+    return hashlib.sha256(adv.tobytes()).hexdigest()[:20]
 
 
 def _diff(a, b):
@@ -355,7 +365,7 @@ def transfer(ctx: Context, tc) -> dict:
             "note": "adversarial images made on the source model, classified by the target model (resized to its "
                     "input size as the classify stage does) and the photos of them (best accepted crops); the diagonal "
                     "(source = target) is the white-box figure of the classify stage. "
-                    "Images without a true class use the source model's clean top-1 as their label."}
+                    "Images without a true class use the source model's clean top-1 as their label"}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from PIL import Image
 
 from ..config import Config
 from ..rundir import RunDir, read_json, write_bytes, write_json
-from .layout import Layout, layout_for, run_tag
-from .pdf import write_sheets
+from .layout import Layout, layout_for, paper_size, run_tag
+from .pdf import scale_bar_mm, write_sheets
 
 __all__ = ["Layout", "layout_for", "run_tag", "write_sheets", "assign_cells", "print_stage"]
 
@@ -22,11 +22,13 @@ def _label(item: dict, role: str, several_models: bool) -> str:
 
 
 def assign_cells(items: list[dict], layout: Layout) -> list[dict]:
-    """Two consecutive slots per item (clean, then adversarial) on one sheet; a new sheet when full.
+    """One pair of neighbouring slots per item (clean, adversarial; see `Layout.pair_slots`), on
+    one sheet; a new sheet when full.
 
     Returns cells {sheet, slot, item, role, image (path relative to the run), label}; raises
     ValueError when the items need more sheets than the layout's marker ids allow.
     """
+    pairs = layout.pair_slots()
     per_sheet = layout.cells_per_sheet
     n_sheets = -(-2 * len(items) // per_sheet)
     if n_sheets > layout.max_sheets:
@@ -37,8 +39,8 @@ def assign_cells(items: list[dict], layout: Layout) -> list[dict]:
     several = len({it.get("model") for it in items}) > 1
     cells = []
     for k, item in enumerate(items):
-        for j, role in enumerate(("clean", "adv")):
-            sheet, slot = divmod(2 * k + j, per_sheet)
+        sheet, pair = divmod(k, len(pairs))
+        for slot, role in zip(pairs[pair], ("clean", "adv")):
             cells.append({"sheet": sheet, "slot": slot, "item": item["key"], "role": role,
                           "image": item[role], "label": _label(item, role, several)})
     return cells
@@ -85,4 +87,7 @@ def print_stage(run: RunDir, cfg: Config) -> dict:
     })
     prints = Path(cfg.base_dir) / "prints" / f"{cfg.run.name}.pdf"
     write_bytes(prints, (run.root / pdf_rel).read_bytes())
-    return {"sheets": n_sheets, "cells": len(cells), "pdf": str(run.root / pdf_rel), "prints": str(prints)}
+    w, h = paper_size(cfg.sheet)
+    return {"sheets": n_sheets, "cells": len(cells), "cells_per_sheet": layout.cells_per_sheet,
+            "paper": f"{cfg.sheet.paper} {w:g} x {h:g} mm", "cell_mm": layout.cell,
+            "scale_bar_mm": scale_bar_mm(layout), "pdf": str(run.root / pdf_rel), "prints": str(prints)}

@@ -209,7 +209,7 @@ def layout_for(sheet_cfg) -> Layout:
     lay = Layout(w, h, m, sheet_cfg.cell_mm, sheet_cfg.marker_mm, sheet_cfg.gap_mm, cols, rows, gx, gy)
     if lay.max_sheets < 1:
         raise ValueError(f"{cols}x{rows} cells need more marker ids than the dictionary holds")
-    if 4 * lay.tag_width + 24 > w - 2 * m:
+    if 2 * lay.tag_width + 30 > w - 2 * m:
         raise ValueError(f"marker_mm {sheet_cfg.marker_mm:g} is too large for a {w:g} mm wide page: "
                          "the run tag markers at its corners leave no room for the caption and colour strip")
     return lay

@@ -1,9 +1,11 @@
 """Write the sheets of a run as one multi-page PDF (page i = sheet i).
 
 Every page carries, in the layout's millimetres: the cells (each image embedded at its native
-pixels and drawn at exactly `layout.cell` mm), a lattice marker at every lattice point, the two run
-tag markers and a caption (title, run id, sheet number, "print at 100 %", cell size, a scale bar) in
-the caption band, a label under each cell, and a colour reference strip at the bottom.
+pixels, losslessly, and drawn at exactly `layout.cell` mm: no resampling in the PDF), a lattice
+marker at every lattice point, the run tag markers at the page's four corners, a caption (title,
+run id, sheet number, "print at 100 % / actual size", cell size, a scale bar) in the caption band,
+a label under each cell, and a colour reference strip (grey ramp, primaries and secondaries) in
+the bottom band.
 
 Markers are vector squares drawn from the dictionary's bit matrix, so they stay crisp at any dpi.
 reportlab's origin is the bottom-left corner in points; the layout's is the top-left in mm.
@@ -91,22 +93,30 @@ def _scale_bar(p: _Page, x: float, y: float, length: float) -> None:
     p.text(x + length / 2, y + 3.0, f"scale bar: must measure {length:g} mm", 5.5, align="centre")
 
 
+def _caption_span(layout: Layout) -> tuple[float, float]:
+    """x from and to (mm) of the caption's text and scale bar, between the top tag pairs."""
+    return layout.margin + layout.tag_width + 4, layout.page_w - layout.margin - layout.tag_width - 6
+
+
+def scale_bar_mm(layout: Layout) -> float:
+    """Length of the scale bar in the caption: 50 mm, shorter on narrow pages."""
+    x0, x1 = _caption_span(layout)
+    return next((b for b in (50.0, 20.0, 10.0) if x1 - x0 - b - 4 >= 60), 10.0)
+
+
 def _caption(p: _Page, layout: Layout, tag: tuple[int, int], title: str, run_id: str, sheet: int, n: int) -> None:
-    centers = layout.tag_centers()
-    for mid, ctr in zip(tag, centers):
-        p.marker(mid, ctr, layout.marker)
+    for centre, k in layout.tag_positions():
+        p.marker(tag[k], centre, layout.marker)
     top = layout.margin
-    tag_left = min(cx for cx, _ in centers) - layout.marker / 2
-    room = tag_left - 6 - layout.margin
-    bar = next((b for b in (50.0, 20.0, 10.0) if room - b - 4 >= 60), 10.0)
-    bar_x = tag_left - 6 - bar
+    x, x1 = _caption_span(layout)
+    bar = scale_bar_mm(layout)
+    bar_x = x1 - bar
     _scale_bar(p, bar_x, top + 9.5, bar)
-    text_w = bar_x - 4 - layout.margin
-    x = layout.margin
+    text_w = bar_x - 4 - x
     p.text(x, top + 4.0, _fit(title, FONT_BOLD, 9, text_w), 9, FONT_BOLD)
     info = f"run {run_id}  |  sheet {sheet + 1} of {n}  |  cell {layout.cell:g} mm"
     p.text(x, top + 8.0, _fit(info, FONT, 7, text_w), 7)
-    how = "Print at 100 % / actual size (no 'fit to page'), colour, plain paper."
+    how = "Print at 100 % / actual size (not 'fit to page')"
     p.text(x, top + 11.5, _fit(how, FONT_BOLD, 7, text_w), 7, FONT_BOLD)
     p.text(x, top + 14.5, _fit("Keep the black squares visible and flat when photographing.", FONT, 6, text_w), 6)
 

@@ -1,0 +1,115 @@
+"""`physical capture RUN --source ...`: take the photos of a printed run, then go on with the pipeline.
+
+RUN is a run directory (``runs/NAME``, whose config.yaml is used) or the run's pipeline YAML. The
+source is any capture source (default: the config's ``capture.source``): from a webcam, a phone's
+URL, a video or a simulated camera, guided capture picks the frames (:mod:`physical.capture.guided`);
+a folder is copied. The run's capture stage is then marked done with the config's own capture
+section, so ``physical run CONFIG --from align`` goes on with these photos (the flags below change
+this capture only, not the config).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+def _add(p):
+    p.add_argument("run", help="run directory (runs/NAME) or the run's pipeline YAML")
+    p.add_argument("--source", help="webcam:N, http(s):// or rtsp:// URL (phone: IP Webcam http://PHONE:8080/video, "
+                                    "DroidCam http://PHONE:4747/video), video:PATH, folder:PATH, simulate "
+                                    "(default: the config's capture.source)")
+    p.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds (default: capture.guided.timeout_s)")
+    p.add_argument("--min-sharpness", type=float, metavar="X",
+                   help="least sheet sharpness, variance of Laplacian (default: capture.guided.min_sharpness)")
+    p.add_argument("--stable-frames", type=int, metavar="K", help="frames a sheet must stay still (default: "
+                                                                  "capture.guided.stable_frames)")
+    p.add_argument("--photos-per-sheet", type=int, metavar="N", help="photos to take of every sheet "
+                                                                     "(default: capture.photos_per_sheet)")
+    p.add_argument("--headless", action="store_true", help="no preview window even where there is a display")
+    p.add_argument("--restart", action="store_true", help="discard the photos of an earlier guided capture")
+    p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override one config value (repeatable)")
+
+
+def load_run(target: str, overrides: list[str] | None = None):
+    """(RunDir, Config) for a run directory or a pipeline YAML."""
+    from ..config import from_dict, load_config, load_raw, set_override
+    from ..pipeline import run_dir_for
+    from ..rundir import RunDir
+
+    path = Path(target)
+    if path.is_file():
+        cfg, _ = load_config(path, overrides or [])
+        return run_dir_for(cfg), cfg
+    if path.is_dir():
+        cfg_path = path / "config.yaml"
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"{path}: not a run directory (no config.yaml); give runs/NAME or the pipeline YAML")
+        data = load_raw(cfg_path)
+        for o in overrides or []:
+            set_override(data, o)
+        return RunDir(path), from_dict(data, Path.cwd())
+    raise FileNotFoundError(f"{path}: no such run directory or pipeline file")
+
+
+def _capture(args) -> int:
+    import copy
+
+    from ..config import ConfigError, to_dict
+    from ..pipeline import _section_hash
+    from . import copy_folder, parse_source
+    from .guided import guided_capture
+    from .sources import CaptureError, list_photos
+
+    run, cfg = load_run(args.run, args.set)
+    if not run.exists():
+        raise FileNotFoundError(f"{run.manifest_path}: missing; run the pipeline up to print first "
+                                "(physical run CONFIG --until print)")
+    cfg_hash = _section_hash(to_dict(cfg), "capture")  # before the flags: they change this capture only
+    cap = copy.deepcopy(cfg)
+    if args.timeout is not None:
+        if args.timeout <= 0:
+            raise ConfigError(f"--timeout {args.timeout:g}: must be > 0")
+        cap.capture.guided.timeout_s = args.timeout
+    if args.min_sharpness is not None:
+        cap.capture.guided.min_sharpness = args.min_sharpness
+    if args.stable_frames is not None:
+        cap.capture.guided.stable_frames = max(1, args.stable_frames)
+    if args.photos_per_sheet is not None:
+        cap.capture.photos_per_sheet = max(1, args.photos_per_sheet)
+    if args.headless:
+        cap.capture.guided.preview = "off"
+    text = args.source or cfg.capture.source
+    spec = parse_source(text, Path if args.source else cfg.resolve)
+
+    started = []
+
+    def start():  # once the source answers: an unreachable one leaves the earlier capture as it was
+        run.invalidate_from("capture")
+        run.mark("capture", "running")
+        started.append(True)
+
+    t0 = time.time()
+    try:
+        if spec.kind == "folder":
+            list_photos(Path(spec.target))  # checks the folder before anything is removed
+            start()
+            (run.root / "capture" / "guided.json").unlink(missing_ok=True)
+            summary = copy_folder(run, Path(spec.target))
+        else:
+            summary = guided_capture(run, cap, spec, resume=not args.restart, on_start=start)
+    except (CaptureError, KeyboardInterrupt) as e:
+        if started:
+            run.mark("capture", "failed", error=str(e) or type(e).__name__)
+        raise
+    secs = round(time.time() - t0, 2)
+    run.mark("capture", "done", seconds=secs, config=cfg_hash, summary=summary, via=f"physical capture --source {text}")
+    missing = summary.get("sheets_missing") or []
+    print(f"capture: {summary['photos']} photo(s) in {run.photos_dir}"
+          + (f"; sheets not captured: {', '.join(map(str, missing))}" if missing else ""))
+    print(f"next: physical run {args.run if Path(args.run).is_file() else 'CONFIG'} --from align")
+    return 0
+
+
+def register_cli(commands: dict) -> None:
+    commands["capture"] = ("take the photos of a printed run: guided capture from a webcam, phone stream or video "
+                           "(or copy a folder)", _add, _capture)

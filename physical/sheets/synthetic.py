@@ -1,0 +1,172 @@
+"""Photos of printed sheets with known geometry, for the align tests and benchmark.
+
+A page of the real PDF, rasterized (`physical.simulate.rasterize_pdf`), is placed into a larger
+frame by a homography built from an in-plane rotation, a perspective tilt and a scale given as the
+width of one cell in photo pixels; several pages can share one frame. Then the camera: gaussian
+blur, a lighting gradient, sensor noise and a real JPEG round trip. The homography (sheet
+millimetres -> photo pixels, pixel centres at integers as in OpenCV) is the ground truth.
+
+`LEVELS` are the three difficulty levels of `benchmarks/align.py`; `random_photo` draws one photo
+of a level.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..simulate import mm_to_px
+from .layout import Layout
+
+# ranges drawn uniformly; cell_px: printed cell width in photo px; blur: gaussian sigma in photo px;
+# noise: sigma in 0..255; gradient: peak fraction of a linear light ramp; tilt: perspective strength
+LEVELS = {
+    "mild": {"cell_px": (300, 500), "tilt": 0.1, "blur": (0.5, 1.0), "noise": 2.0, "gradient": 0.1,
+             "jpeg": (88, 95), "occlude": 0},
+    "medium": {"cell_px": (200, 500), "tilt": 0.25, "blur": (0.8, 1.6), "noise": 4.0, "gradient": 0.25,
+               "jpeg": (75, 90), "occlude": 1},
+    "hard": {"cell_px": (150, 600), "tilt": 0.35, "blur": (1.2, 2.2), "noise": 6.0, "gradient": 0.4,
+             "jpeg": (60, 80), "occlude": 3},
+}
+
+
+def sheet_homography(layout: Layout, angle_deg: float, cell_px: float, centre: tuple[float, float],
+                     tilt: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """3x3 sheet mm -> photo px: the page centred at `centre`, rotated by `angle_deg`
+    (counter-clockwise on screen), a cell `cell_px` wide (at the page centre), then a perspective
+    tilt (a fraction of the page's half size, per axis)."""
+    s = cell_px / layout.cell
+    a = np.deg2rad(angle_deg)
+    c, si = np.cos(a), np.sin(a)
+    to_centre = np.array([[1, 0, -layout.page_w / 2], [0, 1, -layout.page_h / 2], [0, 0, 1]])
+    rot = np.array([[c * s, si * s, 0], [-si * s, c * s, 0], [0, 0, 1]])
+    r = max(layout.page_w, layout.page_h) * s / 2
+    persp = np.array([[1, 0, 0], [0, 1, 0], [tilt[0] / r, tilt[1] / r, 1]])
+    shift = np.array([[1, 0, centre[0]], [0, 1, centre[1]], [0, 0, 1]])
+    h = shift @ persp @ rot @ to_centre
+    return h / h[2, 2]
+
+
+def project(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return cv2.perspectiveTransform(np.asarray(pts, np.float64).reshape(-1, 1, 2), h).reshape(-1, 2)
+
+
+def page_outline(layout: Layout, h: np.ndarray) -> np.ndarray:
+    return project(h, [[0, 0], [layout.page_w, 0], [layout.page_w, layout.page_h], [0, layout.page_h]])
+
+
+def place(frame: np.ndarray, page: np.ndarray, dpi: float, h_mm: np.ndarray) -> np.ndarray:
+    """`frame` with the page raster (rendered at `dpi`) warped onto it by `h_mm` (mm -> px)."""
+    h_px = h_mm @ np.linalg.inv(mm_to_px(dpi))
+    size = (frame.shape[1], frame.shape[0])
+    # anti-alias: raster px per photo px, at the page centre
+    c = np.array([page.shape[1], page.shape[0]]) / 2
+    q = project(h_px, [c, c + [1, 0], c + [0, 1]])
+    shrink = 1 / np.sqrt(abs(np.linalg.det(q[1:] - q[0])))
+    src = cv2.GaussianBlur(page, (0, 0), 0.5 * np.sqrt(shrink**2 - 1)) if shrink > 1.3 else page
+    return cv2.warpPerspective(src, h_px, size, dst=frame.copy(), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_TRANSPARENT)
+
+
+def desk(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A plain dark desk with slow blotches, (H, W, 3) uint8; size is (W, H)."""
+    w, h = size
+    small = rng.uniform(40, 110, (6, 8, 1)) * rng.uniform(0.85, 1.15, (1, 1, 3))
+    return cv2.resize(small.clip(0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def occlude(photo: np.ndarray, layout: Layout, h_mm: np.ndarray, points: list[int],
+            colour=(200, 170, 150)) -> np.ndarray:
+    """Paint over the lattice markers at `points` (a thumb, a sticker) with some margin."""
+    out = photo.copy()
+    for p in points:
+        sq = project(h_mm, Layout.square(layout.point_center(p), layout.marker + 1.0))
+        cv2.fillConvexPoly(out, np.round(sq).astype(np.int32), colour, lineType=cv2.LINE_AA)
+    return out
+
+
+def camera(photo: np.ndarray, rng: np.random.Generator, blur: float = 0.0, noise: float = 0.0,
+           gradient: float = 0.0, jpeg: int | None = None) -> np.ndarray:
+    """Blur, a lighting gradient (peak fraction, random direction), noise, a JPEG round trip."""
+    x = photo
+    if blur > 0:
+        x = cv2.GaussianBlur(x, (0, 0), blur)
+    if gradient:  # in 8 bits with OpenCV's saturation: a 12 MP photo stays fast
+        h, w = x.shape[:2]
+        a = rng.uniform(0, 2 * np.pi)
+        u = np.linspace(-1, 1, w, dtype=np.float32)[None, :] * np.cos(a)
+        v = np.linspace(-1, 1, h, dtype=np.float32)[:, None] * np.sin(a)
+        ramp = 128 * (1 + gradient * (u + v) / (abs(np.cos(a)) + abs(np.sin(a))))
+        ramp = cv2.cvtColor(ramp.astype(np.uint8), cv2.COLOR_GRAY2RGB)  # gradient < 1: 0..250
+        x = cv2.multiply(x, ramp, scale=1 / 128)
+    if noise:
+        n = np.empty(x.shape, np.int16)
+        cv2.setRNGSeed(int(rng.integers(2**31)))
+        cv2.randn(n, 0.0, float(noise))
+        x = cv2.add(x, n, dtype=cv2.CV_8U)
+    if jpeg:
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(x, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(jpeg)])
+        x = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return x
+
+
+def fit_in_frame(layout: Layout, angle: float, cell_px: float, tilt: tuple[float, float],
+                 size: tuple[int, int], rng: np.random.Generator, border: float = 10) -> np.ndarray | None:
+    """A homography placing the whole page inside a (W, H) frame at a random position, or None
+    when the page does not fit at this cell size."""
+    h = sheet_homography(layout, angle, cell_px, (0, 0), tilt)
+    q = page_outline(layout, h)
+    lo, hi = q.min(axis=0), q.max(axis=0)
+    slack = np.array(size) - 2 * border - (hi - lo)
+    if (slack < 0).any():
+        return None
+    off = border - lo + rng.uniform(0, 1, 2) * slack
+    return np.array([[1, 0, off[0]], [0, 1, off[1]], [0, 0, 1]]) @ h
+
+
+def random_photo(page: np.ndarray, dpi: float, layout: Layout, level: str, rng: np.random.Generator,
+                 size: tuple[int, int] = (4000, 3000)) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """One photo of `page` at a difficulty level: (photo RGB, h_mm, occluded lattice points).
+
+    Rotation is uniform over the full circle; the cell width is drawn in the level's range and
+    lowered until the page fits the frame. Occluded markers are never two corners of one cell.
+    """
+    lv = LEVELS[level]
+    angle = rng.uniform(0, 360)
+    tilt = tuple(rng.uniform(-lv["tilt"], lv["tilt"], 2))
+    cell_px = rng.uniform(*lv["cell_px"])
+    h = None
+    while h is None:
+        h = fit_in_frame(layout, angle, cell_px, tilt, size, rng)
+        cell_px *= 0.95
+    photo = place(desk(size, rng), page, dpi, h)
+    # lattice points no two of which are corners of one cell: even row and even column
+    n = layout.cols + 1
+    free = [p for p in range(layout.lattice_points) if (p // n) % 2 == 0 and (p % n) % 2 == 0]
+    hidden = sorted(rng.choice(free, size=min(lv["occlude"], len(free)), replace=False).tolist())
+    photo = occlude(photo, layout, h, hidden)
+    photo = camera(photo, rng, blur=rng.uniform(*lv["blur"]), noise=lv["noise"], gradient=lv["gradient"],
+                   jpeg=int(rng.integers(lv["jpeg"][0], lv["jpeg"][1] + 1)))
+    return photo, h, hidden
+
+
+def cell_images(n: int, size: int = 224, eps: float = 16, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`n` (clean, adversarial-like) 8-bit RGB pairs with real photographic detail: crops of the
+    photos scikit-image ships (shifted and flipped when more are needed), and the crop plus a
+    random-sign perturbation of +-eps (the texture of an FGSM image)."""
+    from ..images import SAMPLES, load_images
+
+    photos = [im.rgb for im in load_images("samples", len(SAMPLES))]
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        img = photos[k % len(photos)]
+        side = min(img.shape[:2])
+        s = int(side * (0.9 - 0.15 * ((k // len(photos)) % 3)))
+        y = (img.shape[0] - s) // 2 + (k // len(photos)) * 7 % max(1, img.shape[0] - s)
+        x = (img.shape[1] - s) // 2
+        clean = cv2.resize(img[y:y + s, x:x + s], (size, size), interpolation=cv2.INTER_AREA)
+        if (k // len(photos)) % 2:
+            clean = np.ascontiguousarray(clean[:, ::-1])
+        adv = np.clip(clean + eps * rng.choice([-1, 1], clean.shape), 0, 255).astype(np.uint8)
+        out.append((clean, adv))
+    return out

@@ -1,0 +1,106 @@
+"""The attack family beyond Kurakin's three: PGD, MI-FGSM, DI-FGSM, TI-FGSM; targeted attacks; the
+config checks that name key paths; NaN / Inf gradients that stop with the attack and the step."""
+import pytest
+import torch
+
+from physical import models
+from physical.attacks import ATTACKS, DIFGSM, PGD, TIFGSM, label_of, make_attack
+from physical.attacks.tifgsm import gaussian_kernel
+from physical.config import AttackConfig, ConfigError, from_dict
+
+
+def err(data):
+    with pytest.raises(ConfigError) as e:
+        from_dict(data)
+    return str(e.value)
+
+
+def q8(x):
+    return torch.from_numpy(models.to_uint8(x)).permute(0, 3, 1, 2).float() / 255
+
+
+@pytest.mark.parametrize("name", ["pgd", "mifgsm", "difgsm", "tifgsm"])
+def test_new_attacks_lower_accuracy_within_budget(lite0, sample_batch, name):
+    x, y = sample_batch
+    eps = 8
+    adv = make_attack(AttackConfig(name=name, eps=[eps], steps=4, alpha=2), lite0, eps)(x, y)
+    assert adv.shape == x.shape and adv.min() >= 0 and adv.max() <= 1
+    assert (adv - x).abs().max() <= eps / 255 + 1e-6
+    top_clean, _ = models.predict(lite0, x)
+    top_adv, _ = models.predict(lite0, q8(adv))
+    assert (top_adv[:, 0] == y.numpy()).mean() < (top_clean[:, 0] == y.numpy()).mean()
+
+
+def test_targeted_attack_by_class_name_reaches_the_class(lite0, sample_batch):
+    x, y = sample_batch
+    cfg = from_dict({"attacks": [{"name": "mi-fgsm", "eps": [16], "steps": 8, "alpha": 2, "target": "Analog Clock"}]})
+    a = cfg.attacks[0]
+    assert a.name == "mifgsm" and a.target == 409 and label_of(a, 16) == "mifgsm-t409_eps16"
+    adv = make_attack(a, lite0, 16)(x[:2], y[:2])
+    top, _ = models.predict(lite0, q8(adv))
+    assert (top[:, 0] == 409).all()
+
+
+def test_pgd_random_start_is_seeded_and_inside_the_ball(sample_batch):
+    x, _ = sample_batch
+    a, b, c = (PGD(None, 8, seed=s) for s in (1, 1, 2))
+    sa, sb, sc = a.start(x), b.start(x), c.start(x)
+    assert torch.equal(sa, sb) and not torch.equal(sa, sc)
+    assert (sa - x).abs().max() <= 8 / 255 + 1e-6 and sa.min() >= 0 and sa.max() <= 1
+    assert torch.equal(PGD(None, 8, random_start=False).start(x), x)
+
+
+def test_input_diversity_resizes_and_pads_at_random(sample_batch):
+    x, _ = sample_batch
+    di = DIFGSM(None, 8, diversity_prob=1.0, resize_rate=1.1, seed=0)
+    sizes = {tuple(di.inputs(x).shape[-2:]) for _ in range(6)}
+    assert sizes == {(246, 246)}  # resized into [224, 246), padded to 246
+    assert DIFGSM(None, 8, diversity_prob=0.0).inputs(x) is x
+
+
+def test_ti_kernel_is_a_normalised_odd_gaussian_and_smooths():
+    k = gaussian_kernel(7)
+    assert k.shape == (7, 7) and abs(float(k.sum()) - 1) < 1e-12 and k.argmax() == 24
+    ti = TIFGSM(None, 8, kernel_size=7)
+    g = torch.zeros(1, 3, 32, 32)
+    g[..., 16, 16] = 1
+    s = ti.smooth(g)
+    assert torch.allclose(s[0, 0, 13:20, 13:20], k.float(), atol=1e-7) and s.sum().item() == pytest.approx(3, abs=1e-5)
+    with pytest.raises(ValueError, match="odd"):
+        TIFGSM(None, 8, kernel_size=6)
+
+
+def test_bad_attack_config_names_the_key_path():
+    assert err({"attacks": [{"name": "bim"}, {"name": "tifgsm", "kernel_size": 6}]}).startswith("attacks[1].kernel_size: 6")
+    assert err({"attacks": [{"name": "bim", "eot": {"samples": 0}}]}).startswith("attacks[0].eot.samples: 0")
+    assert err({"attacks": [{"name": "pgd", "steps": 0}]}).startswith("attacks[0].steps: 0")
+    assert err({"attacks": [{"name": "pgd", "eps": [4, 256]}]}).startswith("attacks[0].eps[1]: 256")
+    assert err({"attacks": [{"name": "pgd", "alpha": 0}]}).startswith("attacks[0].alpha:")
+    assert err({"attacks": [{"name": "fgsm", "eot": {"samples": 4}}]}).startswith("attacks[0].eot:")
+    assert err({"attacks": [{"name": "mifgsm", "target": 1000}]}).startswith("attacks[0].target:")
+    assert err({"attacks": [{"name": "cw"}]}).startswith("attacks[0].name:")
+    assert err({"attacks": [{"name": "bim", "eot": {"misalign": 0.5}}]}).startswith("attacks[0].eot.misalign:")
+    assert set(ATTACKS) >= {"fgsm", "bim", "ill", "pgd", "mifgsm", "difgsm", "tifgsm"}
+
+
+class Poisoned(torch.nn.Module):
+    """A model whose logits turn NaN from its `bad`-th call on."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, bad):
+        super().__init__()
+        self.calls, self.bad = 0, bad
+
+    def forward(self, x):
+        self.calls += 1
+        out = x.mean((2, 3)) @ torch.ones(3, 10)
+        return out * float("nan") if self.calls > self.bad else out + torch.arange(10.0)
+
+
+@pytest.mark.parametrize("name", ["pgd", "mifgsm", "tifgsm"])
+def test_nan_gradient_names_attack_and_step(sample_batch, name):
+    x, _ = sample_batch
+    attack = make_attack(AttackConfig(name=name, eps=[4], steps=5), Poisoned(bad=2), 4)
+    with pytest.raises(FloatingPointError, match=f"'{name}'.*step 2"):
+        attack(x[:1], torch.tensor([1]))
