@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import setup  # noqa: E402
+from _common import setup  # noqa: E402
 
 W, H = 1280, 720
 

@@ -31,8 +31,8 @@ import numpy as np
 
 from .config import AlignConfig, Config
 from .rundir import RunDir, read_json, write_image, write_json
-from .sheets.layout import Layout
-from .sheets.markers import Marker, detect_all, marker_side_px
+from .sheets.layout import TAG_BASE, Layout
+from .sheets.markers import Marker, detect_all, find_marker, marker_side_px
 
 INSIDE_GRID = 16  # inside = fraction of a INSIDE_GRID x INSIDE_GRID grid of cell points in the photo
 MIN_SHEET_MARKERS = 2  # lattice markers that locate a sheet instance (a cell needs align.min_markers)
@@ -126,20 +126,31 @@ def _marker_errors(layout: Layout, h: np.ndarray, dets: list[tuple[int, Marker]]
     return np.linalg.norm(_project(h, src) - dst, axis=1).reshape(-1, 4).max(axis=1)
 
 
+def _fit(layout: Layout, dets: list[tuple[int, Marker]]) -> np.ndarray | None:
+    """Least-squares homography mm -> px through the corners of (point, marker) detections."""
+    h, _ = cv2.findHomography(np.concatenate([layout.point_corners(p) for p, _ in dets]),
+                              np.concatenate([m.corners for _, m in dets]), 0)
+    return h
+
+
 def _sheet_instances(layout: Layout, dets: list[tuple[int, Marker]]) -> list[tuple[np.ndarray, dict[int, Marker]]]:
-    """Split the (point, marker) detections of one sheet index into geometrically consistent
-    instances: [(homography mm -> px, {point: marker})], most markers first.
+    """Split the (point, marker) detections of one sheet index into physical sheets:
+    [(homography mm -> px, {point: marker})], most markers first.
 
     RANSAC finds the largest set whose corners all lie within half a marker side of one
-    homography; it is taken out and the search repeats on the rest (a second copy of the sheet,
-    another run's sheet with the same index). Markers that fit no instance are left out.
+    homography (refitted on that set). A sheet's members are the markers within a quarter of the
+    lattice pitch of where that homography puts them: a curled sheet or an uncalibrated lens bends
+    the lattice by more than half a marker but far less than the distance to another sheet; cells
+    then use their own corner markers only. The members are taken out and the search repeats on the
+    rest (a second copy of the sheet, another run's sheet with the same index).
     """
     out = []
     rest = list(dets)
     while len(rest) >= MIN_SHEET_MARKERS:
         src = np.concatenate([layout.point_corners(p) for p, _ in rest])
         dst = np.concatenate([m.corners for _, m in rest])
-        tol = max(2.0, 0.5 * float(np.median([marker_side_px(m.corners) for _, m in rest])))
+        side = float(np.median([marker_side_px(m.corners) for _, m in rest]))
+        tol = max(2.0, 0.5 * side)
         h, _ = cv2.findHomography(src, dst, cv2.RANSAC, tol, maxIters=2000, confidence=0.999)
         if h is None:
             break
@@ -148,32 +159,74 @@ def _sheet_instances(layout: Layout, dets: list[tuple[int, Marker]]) -> list[tup
             good = [k for k in np.argsort(err) if err[k] < tol]
             if len(good) < MIN_SHEET_MARKERS:
                 break
-            sel = [rest[k] for k in good]
-            h2, _ = cv2.findHomography(np.concatenate([layout.point_corners(p) for p, _ in sel]),
-                                       np.concatenate([m.corners for _, m in sel]), 0)
-            h = h2 if h2 is not None else h
-        if len(good) < MIN_SHEET_MARKERS:
+            h = _fit(layout, [rest[k] for k in good]) if len(good) >= 2 else h
+        if len(good) < MIN_SHEET_MARKERS or h is None:
             break
+        err = _marker_errors(layout, h, rest)
+        loose = max(tol, 0.25 * layout.pitch * side / layout.marker)
+        members = [k for k in np.argsort(err) if err[k] < loose]
         found: dict[int, Marker] = {}
-        for k in good:  # the best fitting one where a point was detected twice
+        for k in members:  # the best fitting one where a point was detected twice
             found.setdefault(rest[k][0], rest[k][1])
         out.append((h, found))
-        taken = set(good)
+        taken = set(members)
         rest = [d for k, d in enumerate(rest) if k not in taken]
     return out
 
 
-def _tags_seen(layout: Layout, h: np.ndarray, tags: list[Marker]) -> list[tuple[int, int]]:
+def _predict(layout: Layout, found: dict[int, Marker], square_mm: np.ndarray) -> np.ndarray | None:
+    """Where a marker square (4x2 mm) is in the photo, from the sheet's four lattice markers nearest
+    to it: a local fit, so a curled sheet or lens distortion does not move it much."""
+    points = sorted(found)
+    xy = np.array([layout.point_center(p) for p in points])
+    near = np.argsort(np.linalg.norm(xy - square_mm.mean(axis=0), axis=1))[:4]
+    h = _fit(layout, [(points[i], found[points[i]]) for i in near])
+    return None if h is None else _project(h, square_mm)
+
+
+def _in_photo(corners: np.ndarray, shape: tuple[int, ...]) -> bool:
+    return bool((corners >= 1).all() and (corners[:, 0] < shape[1] - 2).all() and (corners[:, 1] < shape[0] - 2).all())
+
+
+def _complete(grey: np.ndarray, layout: Layout, sheet: int, found: dict[int, Marker], tags: list[Marker]) -> None:
+    """Look again, where they should be, for the sheet's lattice and tag markers that the pass over
+    the whole photo missed (small and blurred ones, mostly): `markers.find_marker` reads the id
+    there, nothing is assumed. Adds to `found` and `tags` in place."""
+    for p in range(layout.lattice_points):
+        if p in found:
+            continue
+        guess = _predict(layout, found, layout.point_corners(p))
+        if guess is not None and _in_photo(guess, grey.shape):
+            want = layout.marker_id(sheet, p)
+            m = find_marker(grey, guess, lambda i: i == want)
+            if m is not None and m.score > 0:
+                found[p] = m
+    centres = np.array([m.corners.mean(axis=0) for m in tags]) if tags else np.zeros((0, 2))
+    for centre, _ in layout.tag_positions():
+        guess = _predict(layout, found, Layout.square(centre, layout.marker))
+        if guess is None or not _in_photo(guess, grey.shape):
+            continue
+        if len(centres) and np.linalg.norm(centres - guess.mean(axis=0), axis=1).min() < marker_side_px(guess):
+            continue  # a tag marker is there already
+        m = find_marker(grey, guess, lambda i: i >= TAG_BASE)
+        if m is not None:
+            tags.append(m)
+
+
+def _tags_seen(layout: Layout, found: dict[int, Marker], tags: list[Marker]) -> list[tuple[int, int]]:
     """(k, id) of the tag markers seen at the sheet's tag places (k: which id of the pair belongs
-    there). A marker counts when its centre is within half a marker diagonal of the place."""
+    there; places predicted by `_predict`); a tag marker counts when its centre is within half a
+    marker diagonal of the place."""
     out = []
     centres = np.array([m.corners.mean(axis=0) for m in tags]) if tags else np.zeros((0, 2))
     for centre, k in layout.tag_positions():
-        sq = _project(h, Layout.square(centre, layout.marker))
+        sq = _predict(layout, found, Layout.square(centre, layout.marker))
+        if sq is None:
+            continue
         tol = 0.5 * float(np.linalg.norm(sq[0] - sq[2]))
-        near = np.flatnonzero(np.linalg.norm(centres - sq.mean(axis=0), axis=1) < tol)
-        if len(near) == 1:
-            out.append((k, tags[int(near[0])].id))
+        hit = np.flatnonzero(np.linalg.norm(centres - sq.mean(axis=0), axis=1) < tol)
+        if len(hit) == 1:
+            out.append((k, tags[int(hit[0])].id))
     return out
 
 
@@ -328,7 +381,8 @@ def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | li
     "sheet S: ..." and "sheet S cell C: ...".
     """
     tag = (int(tag[0]), int(tag[1]))
-    markers = detect_all(photo_rgb) if detections is None else detections
+    grey = cv2.cvtColor(photo_rgb, cv2.COLOR_RGB2GRAY) if photo_rgb.ndim == 3 else photo_rgb
+    markers = detect_all(grey) if detections is None else detections
     if not markers:
         return [], ["no markers found"]
     lattice: dict[int, list[tuple[int, Marker]]] = {}
@@ -349,8 +403,9 @@ def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | li
     problems: list[str] = []
     for sheet in sorted(lattice):
         accepted = 0
-        for h_sheet, found in _sheet_instances(layout, lattice[sheet]):
-            why = _tag_verdict(_tags_seen(layout, h_sheet, tags), tag, other_runs or {})
+        for _, found in _sheet_instances(layout, lattice[sheet]):
+            _complete(grey, layout, sheet, found, tags)
+            why = _tag_verdict(_tags_seen(layout, found, tags), tag, other_runs or {})
             if why is None and not any(sh == sheet for sh, _ in images_px):
                 why = "not a sheet of this run's print (the print has fewer sheets); ignored"
             if why is None and accepted:

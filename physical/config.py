@@ -367,8 +367,9 @@ def _validate_config(cfg: Config) -> None:
 
 def _check_calibrations(cfg: Config) -> None:
     """Fitted calibration files are read now, so a bad one stops the run before any stage, naming
-    the config key and the file's bad key. The channel's path becomes absolute: the channel (the
-    simulator's and EOT's) has no config folder to resolve a relative path against."""
+    the config key and the file's bad key. Their paths become absolute: the channel (the simulator's
+    and EOT's) has no config folder to resolve a relative path against, and the pipeline hashes the
+    files' content into the stages that read them."""
     from .calibrate.files import CalibrationError, load_camera, load_colour
 
     ch = cfg.capture.channel
@@ -380,10 +381,12 @@ def _check_calibrations(cfg: Config) -> None:
             raise ConfigError(f"capture.channel.calibration: {e}") from None
         ch.calibration = str(path.resolve())
     if cfg.align.camera_calibration:
+        path = cfg.resolve(cfg.align.camera_calibration)
         try:
-            load_camera(cfg.resolve(cfg.align.camera_calibration))
+            load_camera(path)
         except CalibrationError as e:
             raise ConfigError(f"align.camera_calibration: {e}") from None
+        cfg.align.camera_calibration = str(path.resolve())
 
 
 def set_override(data: dict, assignment: str) -> None:

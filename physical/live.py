@@ -266,7 +266,7 @@ def annotate(frame: np.ndarray, result: Optional[dict], stats: dict, title: str 
             color, caption = cell_style(cell)
             q = np.asarray(cell["quad"])
             draw.poly(img, q, color, lw)
-            draw.label_at(img, caption, (q[:, 0].min(), q[:, 1].max() + 4), color)
+            draw.label_at(img, caption, (q[:, 0].min() + lw, q[:, 1].min() + lw), color)  # inside, at the top
     # top-k panel with bars
     lh = int(28 * s) + 6
     x0, y0 = 8, 8
@@ -510,6 +510,16 @@ class Rate:
         return (len(self.times) - 1) / span if span > 0 else 0.0
 
 
+def lower_priority(step: int = 5) -> None:
+    """Lower this thread's CPU priority (Linux: threads have their own nice value; the model's worker
+    threads, started from here, inherit it): on a busy CPU the display loop goes first."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + step))
+    except (AttributeError, OSError):  # not Linux, or not allowed: same priority as the view
+        pass
+
+
 class LiveView:
     """The display loop and the inference thread; see the module docstring."""
 
@@ -543,6 +553,7 @@ class LiveView:
     def _infer_loop(self) -> None:
         import torch
 
+        lower_priority()
         seen = 0
         try:
             with torch.inference_mode():

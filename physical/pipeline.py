@@ -48,7 +48,30 @@ def _section_hash(cfg_dict: dict, stage: str) -> str:
         for k in key.split("."):
             node = node.get(k) if isinstance(node, dict) else None
         parts[key] = node
+    files = _calibration_digests(cfg_dict, keys)
+    if files:  # a refitted calibration file (same path) makes the stages that read it stale too
+        parts["calibration files"] = files
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# fitted calibration files (absolute paths after config checks): their content, not only their path
+CALIBRATION_KEYS = ("capture.channel.calibration", "align.camera_calibration")
+
+
+def _calibration_digests(cfg_dict: dict, keys: list[str]) -> dict:
+    out = {}
+    for key in CALIBRATION_KEYS:
+        if not any(key == k or key.startswith(k + ".") for k in keys):
+            continue
+        node = cfg_dict
+        for k in key.split("."):
+            node = node.get(k) if isinstance(node, dict) else None
+        if isinstance(node, str) and node:
+            try:
+                out[key] = hashlib.sha256(Path(node).read_bytes()).hexdigest()[:16]
+            except OSError:
+                pass
+    return out
 
 
 def run_dir_for(cfg: Config) -> RunDir:

@@ -7,8 +7,9 @@ ENVELOPE, held by `test_envelope_*` (every cell recovered, identity right, nothi
   - perspective tilt up to 0.3 (near side up to 1.9x the far side, `synthetic.sheet_homography`);
   - a cell 150 to 600 px wide in the photo (45 mm cells: a marker 27 to 107 px);
   - one to three sheets per photo, among them a sheet of another run with the same lattice ids;
-  - gaussian blur sigma 0.6 to 1.5 px, noise sigma 3 to 4 (0..255), lighting gradient +-30 %,
-    JPEG quality 75 to 90;
+  - gaussian blur up to sigma 1.5 px, and up to a quarter of a marker bit at the cell's nominal size
+    (sigma <= cell px / 160: 0.94 px for 150 px cells, 1.5 px from 240 px), noise sigma 3 to 4
+    (0..255), lighting gradient +-30 %, JPEG quality 75 to 90;
   - any one of a cell's four markers covered (each lattice point is covered in some photo).
 Bounds: cell corners within CORNER_PX of the truth; MAE between crop and digital image at most
 MAE_BOUND (0..255 units) after a per-channel gain and offset fit (print and light change colours,
@@ -110,7 +111,8 @@ def compose(P, placements, rng, camera) -> tuple[np.ndarray, list[dict]]:
     photo = syn.desk(size, rng)
     out = []
     for pl, h in zip(placements, homs):
-        dpi = min(300.0, 1.6 * pl["cell_px"] / lay.cell * 25.4)  # a raster finer than the photo
+        need = 1.3 * pl["cell_px"] / lay.cell * 25.4  # a raster finer than the photo
+        dpi = next((d for d in (100.0, 150.0, 200.0) if d >= need), 300.0)
         photo = syn.place(photo, pages(pl["pdf"], dpi)[pl["page"]], dpi, h)
         if pl.get("hide") is not None:
             photo = syn.occlude(photo, lay, h, hidden_points(lay, pl["hide"]))
@@ -124,21 +126,21 @@ def envelope_frames(P):
     offsets = [(0, 0), (0, 1), (1, 0), (1, 1)]
     frames = []
     for k in range(6):  # sheet 0 at 0, 60, ... 300 deg, sheet 1 at 30, 90, ... 330 deg
-        cell = (150, 170, 200, 250, 160, 220)[k]
+        cell = (150, 170, 200, 180, 160, 220)[k]
         tilt = ((0.3, 0.0), (-0.2, 0.2), (0.0, -0.3), (0.15, 0.25), (-0.3, -0.1), (0.2, -0.2))[k]
         pl = [{"pdf": ours, "page": 0, "angle": 60 * k, "cell_px": cell, "tilt": tilt, "hide": offsets[k % 4]},
               {"pdf": ours, "page": 1, "angle": 60 * k + 30, "cell_px": cell, "tilt": tilt[::-1],
                "hide": offsets[(k + 1) % 4]}]
         if k % 3 == 0:  # another run's sheet 0 beside ours: same lattice ids, another run tag
             pl.append({"pdf": P["other_pdf"], "page": 0, "angle": 60 * k + 15, "cell_px": cell, "tilt": (0, 0)})
-        cam = {"blur": (0.6, 0.9, 1.2, 1.5, 1.0, 0.8)[k], "noise": 3.0 + k % 2, "gradient": 0.3,
+        cam = {"blur": min(1.5, cell / 160), "noise": 3.0 + k % 2, "gradient": 0.3,
                "jpeg": (75, 80, 85, 90, 75, 80)[k]}
         frames.append((f"sweep{k}", pl, cam))
-    frames.append(("close-up 600 px", [{"pdf": ours, "page": 0, "angle": 200, "cell_px": 600, "tilt": (0.1, 0.05),
+    frames.append(("close-up 600 px", [{"pdf": ours, "page": 0, "angle": 183, "cell_px": 600, "tilt": (0.05, 0.05),
                                         "hide": (1, 1)}], {"blur": 1.5, "noise": 4.0, "gradient": 0.3, "jpeg": 80}))
-    frames.append(("tilted pair", [{"pdf": ours, "page": 0, "angle": 45, "cell_px": 350, "tilt": (0.25, -0.25),
+    frames.append(("tilted pair", [{"pdf": ours, "page": 0, "angle": 45, "cell_px": 300, "tilt": (0.25, -0.25),
                                     "hide": (0, 1)},
-                                   {"pdf": ours, "page": 1, "angle": 225, "cell_px": 300, "tilt": (-0.3, 0.2),
+                                   {"pdf": ours, "page": 1, "angle": 225, "cell_px": 260, "tilt": (-0.3, 0.2),
                                     "hide": (1, 0)}], {"blur": 1.2, "noise": 3.0, "gradient": 0.3, "jpeg": 75}))
     return frames
 
@@ -161,13 +163,10 @@ def photometric_mae(crop: np.ndarray, want: np.ndarray) -> float:
     """MAE (0..255) between crop and digital image, both through a MAE_SIGMA gaussian (what a
     photo keeps: pixel-level detail such as an FGSM pattern does not survive print and camera),
     after fitting crop ~ a * want + b per channel (least squares: print and light change colours)."""
-    crop, want = (cv2.GaussianBlur(x.astype(np.float32), (0, 0), MAE_SIGMA) for x in (crop, want))
-    err = []
-    for ch in range(3):
-        x, y = want[..., ch].astype(np.float64).ravel(), crop[..., ch].astype(np.float64).ravel()
-        a, b = np.polyfit(x, y, 1)
-        err.append(np.abs(y - (a * x + b)).mean() / max(a, 1e-3))
-    return float(np.mean(err))
+    y, x = (cv2.GaussianBlur(v.astype(np.float32), (0, 0), MAE_SIGMA).reshape(-1, 3) for v in (crop, want))
+    dx, dy = x - x.mean(axis=0), y - y.mean(axis=0)
+    a = (dx * dy).sum(axis=0) / (dx * dx).sum(axis=0)
+    return float((np.abs(dy - a * dx) / np.maximum(a, 1e-3)).mean())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -341,7 +340,7 @@ def test_envelope_geometry_and_pixels(printed, envelope):
             maes.append(mae)
             assert mae < MAE_BOUND, (name, key, mae)
             others = [photometric_mae(c["image"], P["digital"][k]) for k, cell in P["cells"].items()
-                      if cell["item"] != P["cells"][key]["item"] and k[1] % 3 == 0]
+                      if cell["item"] != P["cells"][key]["item"] and cell["role"] == "clean" and k[0] == 0]
             assert min(others) > 2 * mae, (name, key, mae, min(others))
             assert c["reprojection_px"] < 1.0 and c["inside"] == 1.0 and 0.1 < c["sharpness"] < 1.2
     print(f"\nenvelope: {len(maes)} crops; corner error max {max(corner_err):.2f} px; "

@@ -157,11 +157,8 @@ def collect_views(frames: Iterable[tuple[str, np.ndarray]], spec: BoardSpec, max
     views, kept = [], []
     for name, image in frames:
         v = detect_view(image, spec, name)
-        if stream:
-            if not v.ok:
-                continue
-            if not _spread(v, kept, 0.05):
-                continue
+        if stream and v.ok and not _spread(v, kept, 0.05):
+            continue  # the same pose again: a stream dwells on one view for many frames
         views.append(v)
         if v.ok:
             kept.append(v)
@@ -184,6 +181,7 @@ def fit_camera(views: list[View], spec: BoardSpec, min_views: int = MIN_VIEWS, k
                 v.reason = f"size {v.size[0]}x{v.size[1]} differs from the other photos' {main[0]}x{main[1]}"
         used = [v for v in views if v.ok]
     if len(used) < min_views:
+        noun = "frame" if all(v.name.startswith("frame") for v in views) else "photo"
         rejected = [v for v in views if not v.ok]
         why = ""
         if rejected:
@@ -194,7 +192,7 @@ def fit_camera(views: list[View], spec: BoardSpec, min_views: int = MIN_VIEWS, k
                                    for r, n in reasons.items()) + ")"
         raise CalibrationError(
             f"{len(used)} usable view{'s' if len(used) != 1 else ''} of the ChArUco board in {len(views)} "
-            f"photo{'s' if len(views) != 1 else ''}{why}; at least {min_views} are needed: take "
+            f"{noun}{'s' if len(views) != 1 else ''}{why}; at least {min_views} are needed: take "
             f"{min_views - len(used)} more photo{'s' if min_views - len(used) != 1 else ''} of the board "
             "from different angles and distances, with the board in every part of the frame")
     size = used[0].size
@@ -203,9 +201,13 @@ def fit_camera(views: list[View], spec: BoardSpec, min_views: int = MIN_VIEWS, k
     for attempt in range(2):
         obj = [v.obj.astype(np.float32) for v in used]
         img = [v.corners.astype(np.float32) for v in used]
-        rms, k, dist, rvecs, tvecs = cv2.calibrateCamera(
-            obj, img, size, None, None, flags=flags,
-            criteria=(cv2.TERM_CRITERIA_COUNT + cv2.TERM_CRITERIA_EPS, 100, 1e-10))
+        try:
+            rms, k, dist, rvecs, tvecs = cv2.calibrateCamera(
+                obj, img, size, None, None, flags=flags,
+                criteria=(cv2.TERM_CRITERIA_COUNT + cv2.TERM_CRITERIA_EPS, 100, 1e-10))
+        except cv2.error as e:
+            raise CalibrationError(f"OpenCV could not fit the camera from {len(used)} views ({e.err}); take "
+                                   "photos from more varied angles (tilted 20-45 degrees, not all face-on)") from None
         per_view = {}
         for v, r, t in zip(used, rvecs, tvecs):
             proj, _ = cv2.projectPoints(v.obj, r, t, k, dist)

@@ -150,6 +150,12 @@ def _colour(args) -> int:
     from ..rundir import write_json
     from .colour import fit_colour
 
+    from .files import CalibrationError
+
+    if not 0 <= args.holdout <= 0.5:
+        raise CalibrationError(f"--holdout {args.holdout:g}: must be 0 .. 0.5 (a fraction of the chart's patches)")
+    if not 2 <= args.knots <= 64:
+        raise CalibrationError(f"--knots {args.knots}: must be 2 .. 64")
     it, stream, qualities = frames(args.source, args.every, args.max_frames)
     if args.camera:
         from ..align import undistort

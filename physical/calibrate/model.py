@@ -92,3 +92,28 @@ def apply_numpy(cal_or_model, rgb):
         m = ColourModel(model.curves.double(), model.matrix.double(), model.bias.double())
         y = m(x).numpy()
     return y.reshape(a.shape)
+
+
+def printable_palette(cal: ColourCalibration) -> torch.Tensor:
+    """(P, 3) the printer's printable colours as the camera saw them: the measured colours of the
+    chart's patches in a colour.json (the model's prediction of the chart where they are absent)."""
+    patches = cal.raw.get("patches") if isinstance(cal.raw, dict) else None
+    if patches:
+        return torch.tensor([p["measured"] for p in patches], dtype=torch.float32)
+    from .targets import chart_colours
+
+    x = torch.as_tensor(chart_colours(), dtype=torch.float32) / 255.0
+    with torch.no_grad():
+        return ColourModel.from_calibration(cal)(x)
+
+
+def non_printability(x: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
+    """Non-printability score (Sharif et al. 2016) of images x (N, 3, H, W) in [0, 1] against a
+    palette of printable colours (P, 3), averaged over the pixels; (N,). Sharif et al. take per pixel
+    the product of its distances to the palette's colours; with a 144-colour palette that product
+    under- or overflows, so the nearest colour's distance stands for it (as in Thys et al. 2019):
+    zero exactly on printable colours, and its gradient pulls a pixel towards the nearest one.
+    An attack can subtract a multiple of it from its loss (untargeted) or add it (targeted)."""
+    p = palette.to(x.device, x.dtype)
+    d = (x.permute(0, 2, 3, 1).unsqueeze(-2) - p).pow(2).sum(-1)  # N, H, W, P squared distances
+    return d.amin(-1).add(1e-12).sqrt().flatten(1).mean(1)

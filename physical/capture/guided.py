@@ -502,7 +502,7 @@ class GuidedCapture:
             st = self.state[s]
             color = draw.GREEN if st.photos >= self.per_sheet else (draw.YELLOW if st.window else draw.RED)
             draw.poly(img, v.outline, color, 2 * lw)
-            draw.label_at(img, f"sheet {s}", v.outline.min(axis=0), color)
+            draw.label_at(img, f"sheet {s}", v.outline.mean(axis=0), color)
         lines = [(f"capture {self.run.root.name}: {len(self.records)} photo(s)", draw.WHITE)] + self.checklist()
         lines.append(("space: take this frame   q: stop", draw.GREY))
         draw.panel(img, lines)

@@ -152,6 +152,8 @@ class SimulatedSource(FrameSource):
         return self.truth[index % len(self.truth)]
 
     def open(self) -> "SimulatedSource":
+        for k in range(len(self._poses)):  # render every viewpoint now: read() stays cheap (a live stream)
+            self._pose(k)
         self._next = 0
         self.index = -1
         return self

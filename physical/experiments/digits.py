@@ -12,7 +12,8 @@ confidence). Here the claims become measurements. Models (pure torch, trained in
   near 0, so a confident mistake needs a point near another class's prototype.
 
 For each model: clean test accuracy; FGSM (one step of eps along the sign of the gradient of the
-model's own training loss, pixels in [0,1], clipped) at a grid of eps; ``eps50``, the smallest eps at
+model's own training loss, computed in a form that does not saturate in float32, pixels in [0,1],
+clipped) at a grid of eps; ``eps50``, the smallest eps at
 which FGSM makes at least half of the test set wrong (bisection between grid points; null when even
 eps = 1 does not); the error rate and the mean confidence (top probability) of the wrong predictions
 at eps50 and at eps = 0.25 (Goodfellow's MNIST figure).
@@ -63,6 +64,9 @@ class Softmax(nn.Module):
     def loss(self, x, y, reduction="mean"):
         return F.cross_entropy(self.logits(x), y, reduction=reduction)
 
+    def attack_loss(self, x, y):
+        return _ce_direction(self.logits(x), y)
+
     def fit(self, x, y, epochs: int):
         opt = torch.optim.LBFGS(self.parameters(), lr=1, max_iter=max(20, epochs), history_size=20,
                                 line_search_fn="strong_wolfe")
@@ -91,6 +95,9 @@ class MLP(nn.Module):
     def loss(self, x, y, reduction="mean"):
         return F.cross_entropy(self.logits(x), y, reduction=reduction)
 
+    def attack_loss(self, x, y):
+        return _ce_direction(self.logits(x), y)
+
     def fit(self, x, y, epochs: int):
         opt = torch.optim.Adam(self.parameters(), lr=1e-2)
         for _ in range(epochs):
@@ -107,20 +114,26 @@ class RBF(nn.Module):
         self.raw_beta = nn.Parameter(torch.full_like(centres, -1.0))  # softplus -> diagonal precision
         self.register_buffer("assign", F.one_hot(classes, 10).float())  # centre -> class
 
-    def forward(self, x):
+    def log_miss(self, x):
+        """log(1 - p_k) = sum over the class's centres of log(1 - phi_j), in a form that does not saturate."""
         beta = F.softplus(self.raw_beta)
         # (x - mu)' diag(beta) (x - mu) for every image and centre, as matrix products
         d = (x * x) @ beta.T - 2 * x @ (beta * self.mu).T + (beta * self.mu * self.mu).sum(1)
-        d = d.clamp(min=0)  # (n, centres)
-        log_miss = torch.log1p(-torch.exp(-d).clamp(max=1 - 1e-6))  # log(1 - phi_j)
-        p = 1 - torch.exp(log_miss @ self.assign)  # (n, 10)
-        return p.clamp(1e-7, 1 - 1e-7)
+        log_1m_phi = torch.log(-torch.expm1(-d.clamp(min=1e-6)))  # log(1 - exp(-d))
+        return log_1m_phi @ self.assign  # (n, 10), <= 0
+
+    def forward(self, x):
+        return -torch.expm1(self.log_miss(x))  # p_k = 1 - exp(log(1 - p_k))
 
     def loss(self, x, y, reduction="mean"):
-        p = self(x)
+        s = self.log_miss(x)
+        log_p = torch.log(-torch.expm1(s.clamp(max=-1e-12)))
         t = F.one_hot(y, 10).float()
-        bce = -(t * p.log() + (1 - t) * (1 - p).log()).sum(1)
+        bce = -(t * log_p + (1 - t) * s).sum(1)
         return bce.mean() if reduction == "mean" else bce.sum()
+
+    def attack_loss(self, x, y):
+        return self.loss(x, y, reduction="sum")
 
     def fit(self, x, y, epochs: int):
         opt = torch.optim.Adam(self.parameters(), lr=2e-2)
@@ -148,11 +161,21 @@ def rbf_centres(x: torch.Tensor, y: torch.Tensor, total: int, seed: int):
 # FGSM and the measures
 
 
+def _ce_direction(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """logsumexp over k != y of z_k, minus z_y (summed over the batch). Its gradient is the
+    cross-entropy's divided by (1 - p_y) > 0: the same sign, without the saturation that makes the
+    float32 cross-entropy gradient exactly 0 on confidently classified images (which would hide a
+    model from FGSM instead of making it robust)."""
+    other = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf"))
+    return (torch.logsumexp(other, 1) - logits.gather(1, y[:, None])[:, 0]).sum()
+
+
 def fgsm(model, x, y, eps: float) -> torch.Tensor:
+    """One step of eps along the sign of the gradient of the model's training loss."""
     if eps == 0:
         return x
     x = x.clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(model.loss(x, y, reduction="sum"), x)
+    (g,) = torch.autograd.grad(model.attack_loss(x, y), x)
     return (x + eps * g.sign()).clamp(0, 1).detach()
 
 

@@ -56,7 +56,7 @@ def _pred_list(top: np.ndarray, prob: np.ndarray) -> list[dict]:
 class Context:
     """What every sub-experiment shares: the run's items, records, crops, images and caches."""
 
-    def __init__(self, run: RunDir, cfg, device, log=None):
+    def __init__(self, run: RunDir, cfg, device):
         self.run, self.cfg, self.device = run, cfg, device
         self.bs = cfg.run.batch_size
         self.index = load_index(run)
@@ -80,13 +80,16 @@ class Context:
         self._images: dict[str, np.ndarray] = {}
         self.computed = 0  # images classified in this call (the rest came from the cache)
         self.cached = 0
-        self.log = log or (lambda *a: None)
 
     # -- images and predictions -------------------------------------------------------------
     def image(self, path: str) -> np.ndarray:
-        if path not in self._images:
-            self._images[path] = read_image(self.run.root / path)
-        return self._images[path]
+        """An 8-bit image of the run; clean images (shared by every attack) are kept in memory."""
+        if path in self._images:
+            return self._images[path]
+        img = read_image(self.run.root / path)
+        if "/clean/" in path:
+            self._images[path] = img
+        return img
 
     def model(self, name: str):
         return load_model(name, self.device)

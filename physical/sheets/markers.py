@@ -203,6 +203,35 @@ def detect_all(image: np.ndarray, thorough: bool = True) -> list[Marker]:
     return [Marker(i, *refine(grey, i, c)) for i, c in found]
 
 
+def find_marker(grey: np.ndarray, guess: np.ndarray, accept) -> Marker | None:
+    """A marker looked for where it should be: `guess` (4x2 corners, px) predicted from markers
+    around it. The neighbourhood is enlarged (markers to about 56 px), sharpened and decoded by the
+    same ArUco detector, so the id is read, not assumed; `accept(id)` says which ids count. The
+    marker found nearest the guess (within half a side) is refined like every other. None where
+    nothing acceptable is found (covered, out of the photo, too blurred to read).
+    """
+    side = marker_side_px(guess)
+    pad = 0.8 * side + 4
+    x0, y0 = np.maximum(np.floor(guess.min(axis=0) - pad).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(guess.max(axis=0) + pad).astype(int) + 1, grey.shape[::-1])
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    scale = float(np.clip(56.0 / side, 1.0, 4.0))
+    roi = cv2.resize(grey[y0:y1, x0:x1], None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    best = None
+    for img in (roi, _sharpen(roi)):
+        for i, c in _detect(img):
+            c = (c + 0.5) / scale - 0.5 + [x0, y0]
+            d = float(np.linalg.norm(c.mean(axis=0) - guess.mean(axis=0)))
+            if accept(i) and d < 0.5 * side and (best is None or d < best[0]):
+                best = (d, i, c)
+        if best is not None:
+            break
+    if best is None:
+        return None
+    return Marker(best[1], *refine(grey, best[1], best[2]))
+
+
 def detect_markers(image: np.ndarray, extra_passes: bool = True) -> dict[int, np.ndarray]:
     """Markers in an 8-bit grey or RGB image: id -> 4x2 float64 corners (TL, TR, BR, BL) in px.
 

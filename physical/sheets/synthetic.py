@@ -22,10 +22,10 @@ from .layout import Layout
 LEVELS = {
     "mild": {"cell_px": (300, 500), "tilt": 0.1, "blur": (0.5, 1.0), "noise": 2.0, "gradient": 0.1,
              "jpeg": (88, 95), "occlude": 0},
-    "medium": {"cell_px": (200, 500), "tilt": 0.25, "blur": (0.8, 1.6), "noise": 4.0, "gradient": 0.25,
-               "jpeg": (75, 90), "occlude": 1},
-    "hard": {"cell_px": (150, 600), "tilt": 0.35, "blur": (1.2, 2.2), "noise": 6.0, "gradient": 0.4,
-             "jpeg": (60, 80), "occlude": 3},
+    "medium": {"cell_px": (200, 450), "tilt": 0.25, "blur": (0.8, 1.6), "noise": 4.0, "gradient": 0.3,
+               "jpeg": (70, 90), "occlude": 1},
+    "hard": {"cell_px": (150, 300), "tilt": 0.4, "blur": (1.4, 2.4), "noise": 7.0, "gradient": 0.5,
+             "jpeg": (50, 75), "occlude": 3},
 }
 
 
@@ -90,18 +90,19 @@ def camera(photo: np.ndarray, rng: np.random.Generator, blur: float = 0.0, noise
     x = photo
     if blur > 0:
         x = cv2.GaussianBlur(x, (0, 0), blur)
+    h, w = x.shape[:2]
     if gradient:  # in 8 bits with OpenCV's saturation: a 12 MP photo stays fast
-        h, w = x.shape[:2]
         a = rng.uniform(0, 2 * np.pi)
-        u = np.linspace(-1, 1, w, dtype=np.float32)[None, :] * np.cos(a)
-        v = np.linspace(-1, 1, h, dtype=np.float32)[:, None] * np.sin(a)
-        ramp = 128 * (1 + gradient * (u + v) / (abs(np.cos(a)) + abs(np.sin(a))))
-        ramp = cv2.cvtColor(ramp.astype(np.uint8), cv2.COLOR_GRAY2RGB)  # gradient < 1: 0..250
-        x = cv2.multiply(x, ramp, scale=1 / 128)
-    if noise:
-        n = np.empty(x.shape, np.int16)
+        u = np.linspace(-1, 1, 64, dtype=np.float32)[None, :] * np.cos(a)
+        v = np.linspace(-1, 1, 64, dtype=np.float32)[:, None] * np.sin(a)
+        ramp = 128 * (1 + gradient * (u + v) / (abs(np.cos(a)) + abs(np.sin(a))))  # linear: resizes exactly
+        ramp = cv2.resize(ramp.astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)  # gradient < 1: 0..250
+        x = cv2.multiply(x, cv2.cvtColor(ramp, cv2.COLOR_GRAY2RGB), scale=1 / 128)
+    if noise:  # a 512 px tile of gaussian noise, repeated (cheap; no pattern at the markers' scale)
+        tile = np.empty((512, 512, x.shape[2]), np.int16)
         cv2.setRNGSeed(int(rng.integers(2**31)))
-        cv2.randn(n, 0.0, float(noise))
+        cv2.randn(tile, 0.0, float(noise))
+        n = np.tile(tile, (-(-h // 512), -(-w // 512), 1))[:h, :w]
         x = cv2.add(x, n, dtype=cv2.CV_8U)
     if jpeg:
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(x, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(jpeg)])
@@ -124,11 +125,12 @@ def fit_in_frame(layout: Layout, angle: float, cell_px: float, tilt: tuple[float
 
 
 def random_photo(page: np.ndarray, dpi: float, layout: Layout, level: str, rng: np.random.Generator,
-                 size: tuple[int, int] = (4000, 3000)) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """One photo of `page` at a difficulty level: (photo RGB, h_mm, occluded lattice points).
+                 size: tuple[int, int] = (4000, 3000)) -> dict:
+    """One photo of `page` at a difficulty level: {photo (RGB, after the JPEG round trip), jpeg (the
+    file's bytes), h (sheet mm -> photo px), hidden (lattice points covered), cell_px}.
 
     Rotation is uniform over the full circle; the cell width is drawn in the level's range and
-    lowered until the page fits the frame. Occluded markers are never two corners of one cell.
+    lowered until the page fits the frame. Covered markers are never two corners of one cell.
     """
     lv = LEVELS[level]
     angle = rng.uniform(0, 360)
@@ -137,16 +139,18 @@ def random_photo(page: np.ndarray, dpi: float, layout: Layout, level: str, rng: 
     h = None
     while h is None:
         h = fit_in_frame(layout, angle, cell_px, tilt, size, rng)
-        cell_px *= 0.95
+        cell_px *= 0.95 if h is None else 1.0
     photo = place(desk(size, rng), page, dpi, h)
     # lattice points no two of which are corners of one cell: even row and even column
     n = layout.cols + 1
     free = [p for p in range(layout.lattice_points) if (p // n) % 2 == 0 and (p % n) % 2 == 0]
     hidden = sorted(rng.choice(free, size=min(lv["occlude"], len(free)), replace=False).tolist())
     photo = occlude(photo, layout, h, hidden)
-    photo = camera(photo, rng, blur=rng.uniform(*lv["blur"]), noise=lv["noise"], gradient=lv["gradient"],
-                   jpeg=int(rng.integers(lv["jpeg"][0], lv["jpeg"][1] + 1)))
-    return photo, h, hidden
+    photo = camera(photo, rng, blur=rng.uniform(*lv["blur"]), noise=lv["noise"], gradient=lv["gradient"])
+    quality = int(rng.integers(lv["jpeg"][0], lv["jpeg"][1] + 1))
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(photo, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    photo = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return {"photo": photo, "jpeg": buf.tobytes(), "h": h, "hidden": hidden, "cell_px": cell_px}
 
 
 def cell_images(n: int, size: int = 224, eps: float = 16, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
