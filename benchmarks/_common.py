@@ -53,23 +53,22 @@ def load_batch(model, n: int, source: str | None = None, correct_only: bool = Fa
     return x[:n].contiguous(), y[:n].contiguous(), where
 
 
-def timeit(fn, rounds: int) -> list[float]:
-    out = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
 def interleaved(fns: dict, rounds: int = 3, warmup: int = 1) -> dict[str, dict]:
-    """Time every function `rounds` times, round-robin (a busy machine slows them alike); the
-    minimum is the figure (least disturbed), the median is shown beside it."""
+    """Time every function `rounds` times, round-robin (a busy machine slows them alike).
+
+    Two clocks: wall time, and this process's CPU time (all threads), which a machine shared with
+    other jobs inflates much less. For each the minimum is the figure (the least disturbed run); the
+    median is kept beside it."""
     for f in fns.values():
         for _ in range(warmup):
             f()
-    times = {k: [] for k in fns}
+    wall = {k: [] for k in fns}
+    cpu = {k: [] for k in fns}
     for _ in range(rounds):
         for k, f in fns.items():
-            times[k] += timeit(f, 1)
-    return {k: {"min": min(v), "median": statistics.median(v), "all": v} for k, v in times.items()}
+            w, c = time.perf_counter(), time.process_time()
+            f()
+            cpu[k].append(time.process_time() - c)
+            wall[k].append(time.perf_counter() - w)
+    return {k: {"wall": min(wall[k]), "wall_median": statistics.median(wall[k]), "cpu": min(cpu[k]),
+                "cpu_median": statistics.median(cpu[k]), "walls": wall[k], "cpus": cpu[k]} for k in fns}

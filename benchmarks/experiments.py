@@ -89,6 +89,10 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             summary = experiments_stage(run, cfg, dev, log=None)
             secs = time.perf_counter() - t0
+            parts = []
+            for name in ("transformations", "defences", "transfer", "generalisation"):
+                p = run.root / "experiments" / f"{name}.json"
+                parts.append(f"{read_json(p)['seconds']:.1f}" if p.is_file() else "-")
             t0 = time.perf_counter()
             again = experiments_stage(run, cfg, dev, log=None)
             cached = time.perf_counter() - t0
@@ -96,10 +100,6 @@ def main(argv=None) -> int:
             size = n * s * t
             if base is None:
                 base = (secs, size)
-            parts = []
-            for name in ("transformations", "defences", "transfer", "generalisation"):
-                p = run.root / "experiments" / f"{name}.json"
-                parts.append(f"{read_json(p)['seconds']:.1f}" if p.is_file() else "-")
             print(f"{n:>6} {s:>9} {t:>6} {secs:>8.2f} {summary['classified']:>10} {secs / base[0]:>6.2f} "
                   f"{size / base[1]:>10.2f}  {parts[0]:>7} {parts[1]:>8} {parts[2]:>8} {parts[3]:>8} {cached:>8.2f}")
         print("ratio: time / time of the smallest case; size ratio: images x strengths x models / the smallest's;\n"

@@ -5,12 +5,18 @@ marker refined against its bit pattern); lattice ids give (sheet, point). The ma
 index are split into *sheet instances* by RANSAC homographies (mm -> photo px), so two sheets with
 the same index in one photo (this run's and another run's, say) are told apart by geometry.
 
-Run tag policy (strict): a sheet instance is this run's only when both ids of the run tag are seen
-at the instance's own tag places (four corners of the page, 8 markers) and no tag place shows
-another id. A tag place that shows another id makes it another run's sheet (named when a run
-beside this one printed it); a sheet whose tag is not visible at all, or only half, is reported
-and not used: lattice ids repeat from run to run, so without the tag the cell's identity would be
-a guess. One covered or cut-off corner (even three) leaves the tag readable.
+Run tag policy. Lattice ids repeat from run to run; the run tag (a pair of ids printed at the
+page's four corners) tells the runs apart:
+- both ids of this run's tag read at the sheet's own tag places, nothing else there: this run's
+  sheet (another run's tag matches with odds of 1 in 40 000);
+- another id at any tag place: another run's sheet (named when a run beside this one printed it),
+  ignored; one covered or cut-off corner, even three, leaves the tag readable;
+- the tag not readable in this photo (half of it or none: a close-up, corners covered or blurred):
+  the crops are kept but count only when another photo of the run's photos proves this sheet by
+  its tag *and* each crop shows its printed image (`compare`'s match >= MIN_MATCH); otherwise they
+  are reported with the reason and not used. The one mistake left open: another run's sheet with
+  the same number, printed from the same images, photographed with every tag marker hidden, in a
+  folder that also proves this run's sheet.
 
 Per cell: a homography from its (3 or 4) corner markers, whose 12-16 corners give the reprojection
 error; the crop is the cell warped back to its digital pixel size. Quality figures per crop: markers
@@ -37,6 +43,7 @@ from .sheets.markers import Marker, detect_all, find_marker, marker_side_px
 INSIDE_GRID = 16  # inside = fraction of a INSIDE_GRID x INSIDE_GRID grid of cell points in the photo
 MIN_SHEET_MARKERS = 2  # lattice markers that locate a sheet instance (a cell needs align.min_markers)
 SHARPNESS_SIGMA = 1.0  # gaussian before the Laplacian of the sharpness figure (tames pixel noise)
+MIN_MATCH = 0.5  # a crop of a sheet whose tag a photo does not show must show its image at least this well
 
 
 # ----------------------------------------------------------------------------------------------
@@ -230,62 +237,75 @@ def _tags_seen(layout: Layout, found: dict[int, Marker], tags: list[Marker]) -> 
     return out
 
 
+TAG_UNREAD = {"half": "run tag only half readable in this photo", "none": "run tag not visible in this photo"}
+
+
 def _tag_verdict(seen: list[tuple[int, int]], tag: tuple[int, int],
-                 other_runs: dict[tuple[int, int], str]) -> str | None:
-    """None when the seen tag markers prove the sheet is this run's, else why not."""
+                 other_runs: dict[tuple[int, int], str]) -> tuple[str, str | None]:
+    """What the tag markers seen at a sheet's places say: ("read", None) when both ids of this
+    run's tag are there and nothing else; ("other", why) when a place shows another id; ("half" |
+    "none", why) when the tag is only half or not at all readable (see the module docstring)."""
     wrong = [(k, i) for k, i in seen if i != tag[k]]
     if wrong:
         other = tuple(next((i for k, i in seen if k == j), None) for j in (0, 1))
         who = other_runs.get(other) if None not in other else None
         ids = "/".join("?" if i is None else str(i) for i in other)
         if who:
-            return f"a sheet of run {who}, not of this run; ignored"
-        return f"a sheet of another run (run tag {ids}; this run's is {tag[0]}/{tag[1]}); ignored"
+            return "other", f"a sheet of run {who}, not of this run; ignored"
+        return "other", f"a sheet of another run (run tag {ids}; this run's is {tag[0]}/{tag[1]}); ignored"
     halves = {k for k, _ in seen}
     if halves == {0, 1}:
-        return None
-    if halves:
-        return ("run tag only half visible (1 of its 2 markers), not enough to tell the run; ignored: "
-                "keep a corner of the page in the photo")
-    return ("run tag not visible (its markers at the page's four corners are covered or outside the "
-            "photo), so the run cannot be told; ignored: keep a corner of the page in the photo")
+        return "read", None
+    status = "half" if halves else "none"
+    what = ("only half readable (1 of its 2 markers)" if halves else
+            "not visible (its markers at the page's corners are covered, blurred or outside the photo)")
+    return status, (f"run tag {what}; its cells count only if another photo shows this sheet's run tag: "
+                    "keep a corner of the page in the photo")
 
 
 def _grey(img: np.ndarray) -> np.ndarray:
     return (cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img).astype(np.float32)
 
 
-def sharpness_of(crop: np.ndarray, reference: np.ndarray | None = None) -> float | None:
-    """How much of the reference's fine detail the crop keeps: 1 = as sharp as the digital image.
+def _bands(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Band-pass (difference of gaussians, sigma 0.7 and 1.4 px) and zero-mean low-pass (sigma 4)."""
+    low = cv2.GaussianBlur(x, (0, 0), 4.0)
+    return cv2.GaussianBlur(x, (0, 0), 0.7) - cv2.GaussianBlur(x, (0, 0), 1.4), low - low.mean()
 
-    The gain of the crop's band-pass (difference of gaussians, sigma 0.7 and 1.4 crop px) against
-    the reference's, divided by the same gain at low frequencies (gaussian sigma 4), which takes
-    out the print's and the camera's contrast. Noise does not correlate with the reference, so it
-    does not pass for detail (the variance of the Laplacian counts noise as sharpness); blur and
-    misalignment lower it. The reference is the item's *clean* digital image for both cells of a
-    pair, so the adversarial perturbation (lost or not) does not count either. None when the
-    reference has no detail to measure. Without a reference: the variance of the Laplacian of the
-    crop after a SHARPNESS_SIGMA gaussian (a figure for ranking photos of one cell only).
+
+def compare(crop: np.ndarray, reference: np.ndarray | None) -> tuple[float | None, float | None]:
+    """(sharpness, match) of a crop against its digital reference (the item's *clean* image, for
+    both cells of a pair, so the adversarial perturbation, lost or not, counts for neither).
+
+    sharpness: how much of the reference's fine detail the crop keeps, 1 = as sharp as the digital
+    image: the gain of the crop's band-pass against the reference's, divided by the same gain at
+    low frequencies (which takes out the print's and the camera's contrast). Noise does not
+    correlate with the reference, so it does not pass for detail (the variance of the Laplacian
+    counts it as sharpness); blur and misalignment lower it. None when the reference has no detail.
+    match: correlation of the two low-passes, about 0.9-1 when the crop shows the reference's image,
+    about 0 for another image. Without a reference: (variance of the Laplacian of the crop after a
+    SHARPNESS_SIGMA gaussian, a figure for ranking photos of one cell only; None).
     """
     c = _grey(crop)
     if reference is None:
-        return float(cv2.Laplacian(cv2.GaussianBlur(c, (0, 0), SHARPNESS_SIGMA), cv2.CV_32F).var())
+        return float(cv2.Laplacian(cv2.GaussianBlur(c, (0, 0), SHARPNESS_SIGMA), cv2.CV_32F).var()), None
     r = _grey(reference)
     if r.shape != c.shape:
         r = cv2.resize(r, (c.shape[1], c.shape[0]), interpolation=cv2.INTER_AREA)
-
-    def bands(x):
-        fine = cv2.GaussianBlur(x, (0, 0), 0.7)
-        mid = cv2.GaussianBlur(x, (0, 0), 1.4)
-        low = cv2.GaussianBlur(x, (0, 0), 4.0)
-        return fine - mid, low - low.mean()
-
-    (bc, lc), (br, lr) = bands(c), bands(r)
-    hf_ref, lf_ref = float((br * br).sum()), float((lr * lr).sum())
-    if hf_ref < 0.01 * br.size or lf_ref <= 0:
-        return None
+    (bc, lc), (br, lr) = _bands(c), _bands(r)
+    hf_ref, lf_ref, lf_crop = float((br * br).sum()), float((lr * lr).sum()), float((lc * lc).sum())
+    if lf_ref <= 1e-6 * lr.size or lf_crop <= 1e-6 * lc.size:
+        return None, None
+    match = float((lc * lr).sum()) / np.sqrt(lf_ref * lf_crop)
     lf = float((lc * lr).sum()) / lf_ref
-    return max(0.0, float((bc * br).sum()) / hf_ref / lf) if lf > 0.05 else 0.0
+    if hf_ref < 0.01 * br.size:
+        return None, match
+    return (max(0.0, float((bc * br).sum()) / hf_ref / lf) if lf > 0.05 else 0.0), match
+
+
+def sharpness_of(crop: np.ndarray, reference: np.ndarray | None = None) -> float | None:
+    """The sharpness figure of `compare`."""
+    return compare(crop, reference)[0]
 
 
 def _warp_cell(photo: np.ndarray, h_cell: np.ndarray, rect: tuple[float, float, float, float],
@@ -349,7 +369,7 @@ def _cell_crop(photo: np.ndarray, layout: Layout, found: dict[int, Marker], slot
     reproj = float(np.linalg.norm(_project(h_cell, src) - dst, axis=1).mean())
     rect = layout.cell_rect(slot)
     crop = _warp_cell(photo, h_cell, rect, size)
-    sharp = sharpness_of(crop, reference)
+    sharp, match = compare(crop, reference)
     inside = _inside(h_cell, rect, photo.shape)
     reasons = []
     if reproj > cfg.max_reprojection_px:
@@ -359,8 +379,8 @@ def _cell_crop(photo: np.ndarray, layout: Layout, found: dict[int, Marker], slot
     if inside < cfg.min_inside:
         reasons.append(f"inside {inside:.2f} < {cfg.min_inside:g}")
     return {"markers": len(pts), "reprojection_px": round(reproj, 3),
-            "sharpness": None if sharp is None else round(sharp, 4),
-            "inside": round(inside, 4), "accepted": not reasons, "reason": "; ".join(reasons) or "ok",
+            "sharpness": None if sharp is None else round(sharp, 4), "match": None if match is None else round(match, 4),
+            "inside": round(inside, 4), "reasons": reasons,
             "corners_px": np.round(_project(h_cell, layout.cell_corners(slot)), 2).tolist(), "image": crop}
 
 
@@ -376,9 +396,11 @@ def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | li
     `other_runs` names the runs beside this one by their tag; `detections` reuses markers already
     found in this photo by `detect_all`. The run tag policy is the module docstring's.
 
-    Crops are {sheet, slot, markers, reprojection_px, sharpness, inside, accepted, reason,
-    corners_px (the cell's corners in the photo), image}; problems are lines
-    "sheet S: ..." and "sheet S cell C: ...".
+    Crops are {sheet, slot, run_tag (read | half | none), markers, reprojection_px, sharpness,
+    match, inside, accepted, reason, corners_px (the cell's corners in the photo), image}; a crop of
+    a sheet whose run tag is not read here is not accepted (its reason says so; the align stage
+    accepts it when another photo proves the sheet). Problems are lines "sheet S: ..." and
+    "sheet S cell C: ...".
     """
     tag = (int(tag[0]), int(tag[1]))
     grey = cv2.cvtColor(photo_rgb, cv2.COLOR_RGB2GRAY) if photo_rgb.ndim == 3 else photo_rgb
@@ -402,25 +424,33 @@ def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | li
     crops: list[dict] = []
     problems: list[str] = []
     for sheet in sorted(lattice):
-        accepted = 0
+        verdicts = []
         for _, found in _sheet_instances(layout, lattice[sheet]):
             _complete(grey, layout, sheet, found, tags)
-            why = _tag_verdict(_tags_seen(layout, found, tags), tag, other_runs or {})
-            if why is None and not any(sh == sheet for sh, _ in images_px):
-                why = "not a sheet of this run's print (the print has fewer sheets); ignored"
-            if why is None and accepted:
-                why = "a second copy of this sheet in the photo; ignored"
-            if why is not None:
+            verdicts.append((*_tag_verdict(_tags_seen(layout, found, tags), tag, other_runs or {}), found))
+        taken = False
+        for status, why, found in sorted(verdicts, key=lambda v: v[0] != "read"):  # a proven one first
+            if status == "other":
                 problems.append(f"sheet {sheet}: {why}")
                 continue
-            accepted += 1
+            if not any(sh == sheet for sh, _ in images_px):
+                problems.append(f"sheet {sheet}: not a sheet of this run's print (the print has fewer sheets); ignored")
+                continue
+            if taken:
+                problems.append(f"sheet {sheet}: a second copy of this sheet in the photo; ignored")
+                continue
+            taken = True
+            if why:
+                problems.append(f"sheet {sheet}: {why}")
             for slot in sorted(s for sh, s in images_px if sh == sheet):
                 key = (sheet, slot)
                 c = _cell_crop(photo_rgb, layout, found, slot, images_px[key], cfg, (references or {}).get(key))
                 if isinstance(c, str):
                     problems.append(f"sheet {sheet} cell {slot}: {c}")
-                else:
-                    crops.append({"sheet": sheet, "slot": slot, **c})
+                    continue
+                reasons = ([TAG_UNREAD[status]] if status != "read" else []) + c.pop("reasons")
+                crops.append({"sheet": sheet, "slot": slot, "run_tag": status, **c, "accepted": not reasons,
+                              "reason": "; ".join(reasons) or "ok"})
     return crops, problems
 
 
@@ -459,13 +489,33 @@ def _other_runs(run: RunDir) -> dict[tuple[int, int], str]:
     return out
 
 
+def _judge_unread_tags(crops: list[dict]) -> None:
+    """Crops of sheets whose run tag a photo did not show: accepted when another photo proves the
+    sheet (its tag read) and the cell shows its printed image (match >= MIN_MATCH); else their
+    reason says which is missing. In place."""
+    proven = {c["sheet"] for c in crops if c["run_tag"] == "read"}
+    for c in crops:
+        if c["run_tag"] == "read":
+            continue
+        reasons = c["reason"].split("; ")
+        assert reasons[0] == TAG_UNREAD[c["run_tag"]]
+        if c["sheet"] not in proven:
+            reasons[0] += " nor in any other photo of this sheet"
+        elif c["match"] is not None and c["match"] < MIN_MATCH:
+            reasons[0] += f", and the cell does not show its printed image (match {c['match']:.2f} < {MIN_MATCH:g})"
+        else:
+            reasons = reasons[1:]
+        c["accepted"] = not reasons
+        c["reason"] = "; ".join(reasons) or "ok"
+
+
 def _exclusions(crops: list[dict]) -> dict[str, int]:
     """How many crops each threshold excluded (a crop may fail several)."""
     out: dict[str, int] = {}
     for c in crops:
         if not c["accepted"]:
             for r in c["reason"].split("; "):
-                k = r.split(" ")[0]
+                k = "run tag" if r.startswith("run tag") else r.split(" ")[0]
                 out[k] = out.get(k, 0) + 1
     return out
 
@@ -537,8 +587,9 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
             cell = cells[(c["sheet"], c["slot"])]
             all_crops.append({"photo": path.name, "sheet": c["sheet"], "slot": c["slot"], "item": cell["item"],
                               "role": cell["role"], "path": rel, **{k: c[k] for k in (
-                                  "markers", "reprojection_px", "sharpness", "inside", "accepted", "reason",
-                                  "corners_px")}, "best": False})
+                                  "run_tag", "markers", "reprojection_px", "sharpness", "match", "inside", "accepted",
+                                  "reason", "corners_px")}, "best": False})
+    _judge_unread_tags(all_crops)
 
     best: dict[tuple[int, int], dict] = {}
     for c in all_crops:

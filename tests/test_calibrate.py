@@ -283,12 +283,16 @@ def test_cli_targets_and_a_clear_error(tmp_path, capsys):
 # -- the calibrated channel predicts what the photos show ------------------------------------
 
 # The true print-and-camera channel: a printer with a low-contrast gamut and dot gain, more blur and
-# noise than the defaults. The run's channel is fitted from photos of the colour chart taken through
-# it; the destruction rate of a simulated capture through the fitted channel must be within MARGIN
-# of the one measured on held-out photos through the true channel (other draws of the channel).
+# noise than the defaults. The run's channel is fitted from two photos of the colour chart taken
+# through it; the top-1 destruction rate (and the photo-clean accuracy) of a simulated capture through
+# the fitted channel must be within MARGIN of the one measured on held-out photos through the true
+# channel (other draws of it). Small: 6 images, FGSM eps 4, 4 photos a side, n = 10-12 fooled images
+# a side. Measured here: destruction 0.10 measured, 0.17 predicted; the default (uncalibrated)
+# channel predicts 0.33 (and photo accuracy 0.29 against 0.10), outside the margin.
+# benchmarks/calibration.py runs it larger (24 ImageNet images, eps 4 and 8, 12 photos a side).
 TRUE_CHANNEL = dict(print_gamma=1.4, paper_white=0.86, ink_black=0.14, blur_sigma=[1.3, 1.7],
                     noise_sigma=[0.012, 0.02], jpeg_quality=[80.0, 95.0])
-MARGIN = 0.2
+MARGIN = 0.15
 PHOTOS = 4
 
 

@@ -372,13 +372,15 @@ def test_run_tag_policy(printed):
     rng = np.random.default_rng(7)
     # three corners covered: one tag pair is enough
     crops, problems = _align(P, _one_sheet(P, rng, hide_tags=range(6))[0])
-    assert len(crops) == 12 and all(c["accepted"] for c in crops)
-    # every tag covered: the run cannot be told, so no cell is claimed
+    assert len(crops) == 12 and all(c["accepted"] and c["run_tag"] == "read" for c in crops)
+    # every tag covered: the run cannot be told from this photo alone, so no crop is accepted here
     crops, problems = _align(P, _one_sheet(P, rng, hide_tags=range(8))[0])
-    assert crops == [] and any("run tag not visible" in p for p in problems)
+    assert len(crops) == 12 and not any(c["accepted"] for c in crops)
+    assert all(c["run_tag"] == "none" and c["reason"] == "run tag not visible in this photo" for c in crops)
+    assert any(p.startswith("sheet 0: run tag not visible") for p in problems)
     # only the first id of the pair visible
     crops, problems = _align(P, _one_sheet(P, rng, hide_tags=[1, 3, 5, 7])[0])
-    assert crops == [] and any("only half visible" in p for p in problems)
+    assert not any(c["accepted"] for c in crops) and all(c["run_tag"] == "half" for c in crops)
     # another run's sheet, even with three corners covered, is not mistaken for ours
     photo, _ = _one_sheet(P, rng, hide_tags=range(2, 8), pdf=P["other_pdf"])
     crops, problems = _align(P, photo, other_runs={run_tag(P["other_id"]): "'other' (runs/other)"})
@@ -448,7 +450,7 @@ def test_sharpness_is_detail_kept_not_noise(printed):
 
 def test_align_stage_end_to_end(printed, tmp_path, capsys):
     P = printed
-    run, cfg = P["run"], P["cfg"]
+    run, cfg, lay = P["run"], P["cfg"], P["layout"]
     ours = run.root / "print" / "sheets.pdf"
     photos = run.photos_dir
     for old in photos.iterdir():
@@ -461,7 +463,19 @@ def test_align_stage_end_to_end(printed, tmp_path, capsys):
     blurry, _ = compose(P, [{"pdf": ours, "page": 0, "angle": 10, "cell_px": 260, "tilt": (0, 0)}], rng,
                         {"blur": 2.5, "noise": 3.0})
     write_image(photos / "photo (2).jpeg", blurry, quality=90)
-    lay = P["layout"]
+    # a close-up of sheet 1's cells: no run tag in the photo, the sheet is proven by IMG_2041
+    close, (pl,) = compose(P, [{"pdf": ours, "page": 1, "angle": 0, "cell_px": 400, "tilt": (0, 0)}], rng,
+                           {"blur": 0.8, "noise": 2.0})
+    (x0, y0), (x1, y1) = syn.project(pl["h"], [[lay.grid_x - 2, lay.grid_y - 2],
+                                              [lay.grid_x + 2 * lay.pitch + lay.gutter + 2,
+                                               lay.grid_y + lay.pitch + lay.gutter + 2]]).astype(int)
+    write_image(photos / "DSC00017.JPG", close[y0:y1, x0:x1], quality=92)
+    # another run's sheet 0 with other images, every tag covered: not taken for ours
+    cells = [{"sheet": 0, "slot": s, "image": run.root / c["image"], "label": ""}
+             for s, c in zip(range(12), sorted(P["cells"].values(), key=lambda c: -c["slot"]))]
+    write_sheets(tmp_path / "other2.pdf", lay, cells, "yet-another-run", "x")
+    tagless, _ = _one_sheet(P, rng, hide_tags=range(8), pdf=tmp_path / "other2.pdf")
+    write_image(photos / "tagless.jpg", tagless, quality=90)
     h = syn.fit_in_frame(lay, 10, 160, (0, 0), (1400, 1400), rng)
     page = np.full((int(lay.page_h * 4), int(lay.page_w * 4), 3), 245, np.uint8)  # a blank page at 101.6 dpi
     write_image(photos / "blank.jpg", syn.camera(syn.place(syn.desk((1400, 1400), rng), page, 101.6, h), rng,
@@ -480,8 +494,8 @@ def test_align_stage_end_to_end(printed, tmp_path, capsys):
     finally:
         cfg.align.min_sharpness = 0.0
     out = capsys.readouterr().out
-    assert res == {"photos": 7, "skipped": 5, "cells_found": 16, "cells_expected": 16, "crops": 28,
-                   "crops_excluded": 12}
+    assert res == {"photos": 9, "skipped": 5, "cells_found": 16, "cells_expected": 16, "crops": 42,
+                   "crops_excluded": 24}
     crops = read_json(run.root / "align" / "crops.json")
     status = {p["photo"]: p for p in crops["photos"]}
     reasons = {k: v["reason"] for k, v in status.items() if v["status"] == "skipped"}
@@ -492,18 +506,34 @@ def test_align_stage_end_to_end(printed, tmp_path, capsys):
                                     "and photograph the paper"
     for name, why in reasons.items():  # one line per skipped photo, naming it and the reason
         assert f"align: skipped {name}: {why}" in out
+    assert "align: tagless.jpg: sheet 0: run tag not visible" in out
     assert status["IMG_2041.JPG"]["sheets"] == [0, 1] and status["IMG_2041.JPG"]["cells"] == 16
-    assert crops["missing"] == [] and crops["excluded"] == {"sharpness": 12}
-    assert "12 of 28 crops excluded by the align thresholds: 12 by sharpness" in out
+    assert crops["missing"] == [] and crops["excluded"] == {"sharpness": 24, "run tag": 12}
+    assert "24 of 42 crops excluded by the align thresholds: 12 by run tag, 24 by sharpness" in out
+    by_photo = {}
+    for c in crops["crops"]:
+        by_photo.setdefault(c["photo"], []).append(c)
+    assert all(not c["accepted"] and c["reason"].startswith("sharpness") for c in by_photo["photo (2).jpeg"])
+    close = by_photo["DSC00017.JPG"]  # accepted on the tag IMG_2041 shows, and on their content
+    assert sorted(c["slot"] for c in close) == [0, 1] and all(c["accepted"] and c["run_tag"] == "none" for c in close)
+    assert all(c["match"] > 0.9 for c in close)
+    assert all(not c["accepted"] and c["reason"].startswith("run tag not visible in this photo, and the cell does "
+                                                            "not show its printed image") for c in by_photo["tagless.jpg"])
     best = {(c["sheet"], c["slot"]): c for c in crops["crops"] if c["best"]}
-    assert len(best) == 16 and all(c["photo"] == "IMG_2041.JPG" and c["accepted"] for c in best.values())
-    blurred = [c for c in crops["crops"] if c["photo"] == "photo (2).jpeg"]
-    assert len(blurred) == 12 and all(not c["accepted"] and c["reason"].startswith("sharpness") for c in blurred)
+    assert len(best) == 16 and all(c["accepted"] for c in best.values())
+    assert {c["photo"] for c in best.values()} == {"IMG_2041.JPG", "DSC00017.JPG"}  # the sharpest per cell
     for c in best.values():
         cell = P["cells"][(c["sheet"], c["slot"])]
         assert (c["item"], c["role"]) == (cell["item"], cell["role"])
         crop = read_photo(run.root / c["path"])
         assert crop.shape == (224, 224, 3) and photometric_mae(crop, P["digital"][(c["sheet"], c["slot"])]) < MAE_BOUND
+    # without the photo that proves sheet 1, the close-up counts for nothing
+    (photos / "IMG_2041.JPG").unlink()
+    align_stage(run, cfg)
+    crops = read_json(run.root / "align" / "crops.json")
+    close = [c for c in crops["crops"] if c["photo"] == "DSC00017.JPG"]
+    assert all(c["reason"] == "run tag not visible in this photo nor in any other photo of this sheet" for c in close)
+    assert {(m["sheet"], m["slot"]) for m in crops["missing"]} >= {(1, 0), (1, 1), (1, 2), (1, 5)}
 
 
 def test_read_photo_and_undistort(tmp_path):

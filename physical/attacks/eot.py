@@ -14,8 +14,8 @@ So :class:`CropChannel` models the cell's trip faithfully and cheaply:
    of rotation / tilt / scale / translation, blur, lighting and white balance, sensor noise, JPEG)
    into a photo frame of ``cell_px`` pixels a side: the cell's size in the simulator's photos at
    channel scale 1 (from ``sheet.cell_mm``, the paper and ``capture.frame``), so blur, noise and
-   JPEG blocks act in photo pixels and the loss of resolution (about 224 -> 130..180 px with the
-   default sheet) is part of the distribution;
+   JPEG blocks act in photo pixels and the resampling (the channel's scale range and rotation make
+   the cell 0.5 .. 0.95 x cell_px in the photo) is part of the distribution;
 2. the crop is rectified with the channel's own homography, composed with a small random
    homography, ``misalign``: every crop corner moves by up to +- misalign x the cell side, which is
    the residual geometry that remains after alignment (a few degrees of rotation, a few percent of
