@@ -77,7 +77,8 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(a.seed)
     cfg = AlignConfig()
     print(f"align benchmark: 4000 x 3000 JPEG photos of one A4 sheet ({len(sizes)} cells of 45 mm), page "
-          f"rasterized at 300 dpi; OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads; {a.photos} photos per level")
+          f"rasterized at 300 dpi; OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads; "
+          f"{a.photos} photos per level")
 
     def one(shot: dict, path: Path) -> tuple[float, float, int, int]:
         path.write_bytes(shot["jpeg"])
@@ -110,7 +111,8 @@ def main(argv=None) -> int:
         all_wall += wall
         all_cpu += cpu
         rows.append((level, wall, cpu, found, a.photos * len(sizes), wrong, min(cell_px), max(cell_px)))
-    print(f"{'level':<8} {'wall s':>7} {'cpu s':>6} {'cpu max':>8} {'photos/s':>9} {'recovered':>16} {'wrong':>6}  cell px")
+    print(f"{'level':<8} {'wall s':>7} {'cpu s':>6} {'cpu max':>8} {'photos/s':>9} {'recovered':>16} "
+          f"{'wrong':>6}  cell px")
     for level, wall, cpu, found, expected, wrong, lo, hi in rows:
         print(f"{level:<8} {statistics.median(wall):7.2f} {statistics.median(cpu):6.2f} {max(cpu):8.2f} "
               f"{1 / statistics.median(wall):9.2f} {found:6d}/{expected:<4d}{100 * found / expected:5.1f}% {wrong:6d}"

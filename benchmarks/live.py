@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     with torch.inference_mode():
         for _ in range(3):
             model(x)
-        for _ in range(10):
+        for _ in range(30):
             t = time.perf_counter()
             model(x)
             times.append(time.perf_counter() - t)

@@ -379,7 +379,8 @@ def _cell_crop(photo: np.ndarray, layout: Layout, found: dict[int, Marker], slot
     if inside < cfg.min_inside:
         reasons.append(f"inside {inside:.2f} < {cfg.min_inside:g}")
     return {"markers": len(pts), "reprojection_px": round(reproj, 3),
-            "sharpness": None if sharp is None else round(sharp, 4), "match": None if match is None else round(match, 4),
+            "sharpness": None if sharp is None else round(sharp, 4),
+            "match": None if match is None else round(match, 4),
             "inside": round(inside, 4), "reasons": reasons,
             "corners_px": np.round(_project(h_cell, layout.cell_corners(slot)), 2).tolist(), "image": crop}
 
@@ -409,15 +410,12 @@ def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | li
         return [], ["no markers found"]
     lattice: dict[int, list[tuple[int, Marker]]] = {}
     tags: list[Marker] = []
-    foreign = 0
-    for m in markers:
+    for m in markers:  # ids past the layout's last sheet belong to nothing printed here: ignored
         dec = layout.decode_id(m.id)
         if dec is None:
             tags.append(m)
         elif dec[0] < layout.max_sheets:
             lattice.setdefault(dec[0], []).append((dec[1], m))
-        else:
-            foreign += 1
     if not lattice:
         return [], [f"no sheet markers found ({len(markers)} other markers)"]
 

@@ -517,8 +517,8 @@ def test_align_stage_end_to_end(printed, tmp_path, capsys):
     close = by_photo["DSC00017.JPG"]  # accepted on the tag IMG_2041 shows, and on their content
     assert sorted(c["slot"] for c in close) == [0, 1] and all(c["accepted"] and c["run_tag"] == "none" for c in close)
     assert all(c["match"] > 0.9 for c in close)
-    assert all(not c["accepted"] and c["reason"].startswith("run tag not visible in this photo, and the cell does "
-                                                            "not show its printed image") for c in by_photo["tagless.jpg"])
+    why = "run tag not visible in this photo, and the cell does not show its printed image"
+    assert all(not c["accepted"] and c["reason"].startswith(why) for c in by_photo["tagless.jpg"])
     best = {(c["sheet"], c["slot"]): c for c in crops["crops"] if c["best"]}
     assert len(best) == 16 and all(c["accepted"] for c in best.values())
     assert {c["photo"] for c in best.values()} == {"IMG_2041.JPG", "DSC00017.JPG"}  # the sharpest per cell

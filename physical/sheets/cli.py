@@ -62,13 +62,21 @@ def _print(args) -> int:
 
     path = Path(args.run)
     run, cfg = load_run(args.run, args.set)
+    printed_now = False
     if path.is_file():  # a pipeline YAML: generate first where needed, as `physical run --until print`
-        run = run_pipeline(cfg, until="print", force=False, log=lambda m: None if "already done" in m else print(m))
+
+        def log(line: str) -> None:
+            nonlocal printed_now
+            printed_now = printed_now or line.startswith("[print] done")
+            if "already done" not in line:
+                print(line)
+
+        run = run_pipeline(cfg, until="print", log=log)
     elif not run.exists():
         raise FileNotFoundError(f"{run.manifest_path}: missing; not a run directory")
-    summary, written = ensure_printed(run, cfg, args.force)
-    print(("wrote the sheets\n" if written else "") + describe(summary, run.run_id, cfg.run.name,
-                                                           args.run if path.is_file() else "CONFIG"))
+    summary, written = ensure_printed(run, cfg, args.force and not printed_now)
+    print(("wrote the sheets\n" if written or printed_now else "")
+          + describe(summary, run.run_id, cfg.run.name, args.run if path.is_file() else "CONFIG"))
     return 0
 
 
