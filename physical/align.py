@@ -3,7 +3,9 @@
 Per photo: detect the fiducial markers (`sheets.markers.detect_all`: coarse-to-fine ArUco, every
 marker refined against its bit pattern); lattice ids give (sheet, point). The markers of one sheet
 index are split into *sheet instances* by RANSAC homographies (mm -> photo px), so two sheets with
-the same index in one photo (this run's and another run's, say) are told apart by geometry.
+the same index in one photo (this run's and another run's, say) are told apart by geometry. Where
+an instance's lattice or tag markers were missed, they are looked for again at the place the
+markers around them predict (`sheets.markers.find_marker`: the id is read there, not assumed).
 
 Run tag policy. Lattice ids repeat from run to run; the run tag (a pair of ids printed at the
 page's four corners) tells the runs apart:
@@ -15,15 +17,16 @@ page's four corners) tells the runs apart:
   the crops are kept but count only when another photo of the run's photos proves this sheet by
   its tag *and* each crop shows its printed image (`compare`'s match >= MIN_MATCH); otherwise they
   are reported with the reason and not used. The one mistake left open: another run's sheet with
-  the same number, printed from the same images, photographed with every tag marker hidden, in a
+  the same number and the same images in the same places, photographed with every tag marker hidden, in a
   folder that also proves this run's sheet.
 
 Per cell: a homography from its (3 or 4) corner markers, whose 12-16 corners give the reprojection
 error; the crop is the cell warped back to its digital pixel size. Quality figures per crop: markers
-used, reprojection error (px), sharpness (relative to the digital image: 1 = as sharp), the
-fraction of the cell inside the photo; `align.*` thresholds decide which crops are accepted. Cells
-with too few markers are reported missing, never guessed. Of several photos of one cell, the best
-accepted crop is marked `best` (the sharpest; then the smallest reprojection error).
+used, reprojection error (px), sharpness (detail kept against the digital image: 1 = as sharp),
+match (does it show its printed image), the fraction of the cell inside the photo; the `align.*`
+thresholds decide which crops are accepted. Cells with too few markers are reported missing,
+never guessed. Of several photos of one cell, the best accepted crop is marked `best` (the
+sharpest; then the smallest reprojection error); classify uses only that one.
 """
 from __future__ import annotations
 
@@ -282,9 +285,13 @@ def compare(crop: np.ndarray, reference: np.ndarray | None) -> tuple[float | Non
     low frequencies (which takes out the print's and the camera's contrast). Noise does not
     correlate with the reference, so it does not pass for detail (the variance of the Laplacian
     counts it as sharpness); blur and misalignment lower it. None when the reference has no detail.
-    match: correlation of the two low-passes, about 0.9-1 when the crop shows the reference's image,
-    about 0 for another image. Without a reference: (variance of the Laplacian of the crop after a
-    SHARPNESS_SIGMA gaussian, a figure for ranking photos of one cell only; None).
+    match: correlation of the two low-passes: 0.9-1 when the crop shows the reference's image (0.87
+    or more in the tests, lighting gradients of +-30 % included), about 0 for another image, lower
+    when part of it is covered (a fifth of the cell: about 0.55) or lost in glare. None when the
+    reference has next to no coarse structure (a low-pass standard deviation under 8 grey levels:
+    a flat image, or pixel noise), where neither figure means much.
+    Without a reference: (variance of the Laplacian of the crop after a SHARPNESS_SIGMA gaussian, a
+    figure for ranking photos of one cell only; None).
     """
     c = _grey(crop)
     if reference is None:
@@ -294,7 +301,7 @@ def compare(crop: np.ndarray, reference: np.ndarray | None) -> tuple[float | Non
         r = cv2.resize(r, (c.shape[1], c.shape[0]), interpolation=cv2.INTER_AREA)
     (bc, lc), (br, lr) = _bands(c), _bands(r)
     hf_ref, lf_ref, lf_crop = float((br * br).sum()), float((lr * lr).sum()), float((lc * lc).sum())
-    if lf_ref <= 1e-6 * lr.size or lf_crop <= 1e-6 * lc.size:
+    if lf_ref <= 64.0 * lr.size or lf_crop <= 1e-6 * lc.size:  # coarse structure of 8 grey levels or less
         return None, None
     match = float((lc * lr).sum()) / np.sqrt(lf_ref * lf_crop)
     lf = float((lc * lr).sum()) / lf_ref
@@ -376,6 +383,8 @@ def _cell_crop(photo: np.ndarray, layout: Layout, found: dict[int, Marker], slot
         reasons.append(f"reprojection {reproj:.2f} px > {cfg.max_reprojection_px:g}")
     if sharp is not None and sharp < cfg.min_sharpness:
         reasons.append(f"sharpness {sharp:.2f} < {cfg.min_sharpness:g}")
+    if match is not None and match < cfg.min_match:
+        reasons.append(f"match {match:.2f} < {cfg.min_match:g}")
     if inside < cfg.min_inside:
         reasons.append(f"inside {inside:.2f} < {cfg.min_inside:g}")
     return {"markers": len(pts), "reprojection_px": round(reproj, 3),

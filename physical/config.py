@@ -165,6 +165,7 @@ class AlignConfig:
     max_reprojection_px: float = rng(0.0, 1000.0, default=4.0)
     min_sharpness: float = rng(0.0, None, default=0.0)  # detail kept vs the digital clean image (1 = as sharp; 0 = off)
     min_inside: float = rng(0.0, 1.0, default=0.98)  # fraction of the cell inside the photo
+    min_match: float = rng(0.0, 1.0, default=0.6)  # crop shows its printed image (covered, glare: lower)
     camera_calibration: Optional[str] = None  # undistort with a fitted camera (calibration/camera.json)
 
 

@@ -431,6 +431,21 @@ def test_two_copies_of_one_sheet_and_cut_off_cells(printed):
         assert any(p.startswith(f"sheet 0 cell {s}: 2 of 4 corner markers found") for p in problems)
 
 
+def test_a_covered_image_is_excluded(printed):
+    """A thumb over a third of one image (its markers all visible): that crop is found but not
+    used (match < align.min_match), its neighbours are."""
+    P = printed
+    photo, placed = _one_sheet(P, np.random.default_rng(10), cell_px=240)
+    x, y, w, h = P["layout"].cell_rect(4)
+    q = syn.project(placed["h"], [[x, y], [x + w / 3, y], [x + w / 3, y + h], [x, y + h]])
+    cv2.fillConvexPoly(photo, np.round(q).astype(np.int32), (205, 160, 140))
+    crops, _ = _align(P, photo)
+    by_slot = {c["slot"]: c for c in crops}
+    assert len(crops) == 12 and [s for s, c in by_slot.items() if not c["accepted"]] == [4]
+    assert by_slot[4]["reason"].startswith("match 0.") and by_slot[4]["match"] < 0.5
+    assert min(c["match"] for s, c in by_slot.items() if s != 4) > 0.9
+
+
 def test_sharpness_is_detail_kept_not_noise(printed):
     P = printed
     key = (0, 0)
@@ -508,8 +523,8 @@ def test_align_stage_end_to_end(printed, tmp_path, capsys):
         assert f"align: skipped {name}: {why}" in out
     assert "align: tagless.jpg: sheet 0: run tag not visible" in out
     assert status["IMG_2041.JPG"]["sheets"] == [0, 1] and status["IMG_2041.JPG"]["cells"] == 16
-    assert crops["missing"] == [] and crops["excluded"] == {"sharpness": 24, "run tag": 12}
-    assert "24 of 42 crops excluded by the align thresholds: 12 by run tag, 24 by sharpness" in out
+    assert crops["missing"] == [] and crops["excluded"] == {"sharpness": 24, "run tag": 12, "match": 12}
+    assert "24 of 42 crops excluded by the align thresholds: 12 by match, 12 by run tag, 24 by sharpness" in out
     by_photo = {}
     for c in crops["crops"]:
         by_photo.setdefault(c["photo"], []).append(c)

@@ -7,8 +7,9 @@ model), the predictions of ``classify/`` (the untransformed, undefended figures)
 accepted photo crops of ``align/`` (the photo columns; absent without photos).
 
 Work is batched per model, and every computed set of predictions and every adaptive adversarial
-batch is cached under ``experiments/cache/<stamp>/`` (the stamp follows the generate and align
-stages, so images that changed are never mixed with old results): running the stage again after
+batch is cached under ``experiments/cache/<stamp>/`` (the stamp follows the generate stage, and
+predictions on photo crops also carry the align stage's, so images that changed are never mixed
+with old results): running the stage again after
 adding a transformation, a defence or a target model computes only what is new.
 
 Writes ``experiments/{transformations,defences,transfer,generalisation}.json``; the report stage
@@ -69,8 +70,11 @@ class Context:
         self.by_model: dict[str, list[dict]] = defaultdict(list)
         for it in self.items:
             self.by_model[it["model"]].append(it)
-        st = {s: run.status(s) for s in ("generate", "align")}
-        self.stamp = _sha({s: [v.get("time"), v.get("config")] for s, v in st.items()})
+        # the cache follows the images: the generate stage's run for everything, and the align stage's
+        # run too for predictions made on photo crops (a new align keeps the digital results)
+        gen, ali = run.status("generate"), run.status("align")
+        self.stamp = _sha([gen.get("time"), gen.get("config")])
+        self.align_stamp = _sha([ali.get("time"), ali.get("config")])
         root = run.root / "experiments" / "cache"
         self.cache = root / self.stamp
         if root.is_dir():  # results of images that no longer exist
@@ -127,7 +131,8 @@ class Context:
             return np.stack([_fit(self.image(p), size) for p in paths[a:b]])
 
         tf = None if transform is None else (lambda x, start: transform(x, paths[start]))
-        return dict(zip(paths, self.predict_arrays(model, tag, paths, len(paths), make, tf)))
+        key = [paths, self.align_stamp] if any(p.startswith("align/") for p in paths) else paths
+        return dict(zip(paths, self.predict_arrays(model, tag, key, len(paths), make, tf)))
 
     def photo_paths(self, items: list[dict]) -> list[str]:
         return [self.crops[(it["key"], role)] for it in items for role in ("clean", "adv") if (it["key"], role) in self.crops]

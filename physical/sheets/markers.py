@@ -59,7 +59,7 @@ def detector_parameters() -> cv2.aruco.DetectorParameters:
     p.adaptiveThreshWinSizeMin = 3
     p.adaptiveThreshWinSizeMax = 33
     p.adaptiveThreshWinSizeStep = 10
-    p.minMarkerPerimeterRate = 0.008  # set per image by detect_markers: sides down to MIN_SIDE_PX
+    p.minMarkerPerimeterRate = 0.008  # set per image by _detect: sides down to MIN_SIDE_PX
     p.maxMarkerPerimeterRate = 4.0
     p.polygonalApproxAccuracyRate = 0.05  # blurred corners are rounded
     p.minCornerDistanceRate = 0.05
@@ -107,7 +107,7 @@ def _median_side(found: list[tuple[int, np.ndarray]]) -> float:
 
 def _add(found: list[tuple[int, np.ndarray]], new: list[tuple[int, np.ndarray]], scale: float) -> None:
     """Add markers detected in a copy scaled by 1/`scale`; one found before (same id, same place)
-    takes the new corners when they come from a finer level (scale < the previous one's)."""
+    takes the new corners when they come from the full resolution (a better start for `refine`)."""
     for i, c in new:
         c = (c + 0.5) * scale - 0.5  # back to the full image's pixel grid
         centre, side = c.mean(axis=0), marker_side_px(c)
@@ -124,8 +124,8 @@ def _levels(grey: np.ndarray, thorough: bool) -> list[tuple[int, np.ndarray]]:
     The first level shrinks the photo by an integer factor to about COARSE_SIDE px; where the
     markers found there are small (median side < GOOD_PX), the next level is the factor that makes
     them about TARGET_PX, and so on down to the full resolution; where nothing is found, the full
-    resolution next. At full resolution, small markers are looked for again in a sharpened copy,
-    and tiny ones in small photos also in a 2x upscaled one.
+    resolution next. At full resolution (`thorough` only), small markers are looked for again in a
+    sharpened copy, and tiny ones in small photos also in a 2x upscaled one.
     """
     h, w = grey.shape
     f = max(1, int(np.ceil(max(w, h) / COARSE_SIDE)))
@@ -136,7 +136,7 @@ def _levels(grey: np.ndarray, thorough: bool) -> list[tuple[int, np.ndarray]]:
         new = _detect(small)
         _add(found, new, f)
         side = _median_side(new)
-        if not thorough or side >= GOOD_PX:
+        if side >= GOOD_PX:
             return found
         f = min(f - 1, int(f * side / TARGET_PX)) if new else 1
     _add(found, _detect(grey), 1)
@@ -191,8 +191,8 @@ def detect_all(image: np.ndarray, thorough: bool = True) -> list[Marker]:
     """Every marker in an 8-bit grey or RGB image, refined (see the module docstring).
 
     An id may occur more than once (run tag markers do; so do lattice markers when two copies of a
-    sheet are in one photo): telling them apart is the caller's job. Without `thorough`: one
-    detection pass at the coarse level and no refinement, for speed (live view).
+    sheet are in one photo): telling them apart is the caller's job. Without `thorough`: no
+    sharpened or upscaled pass and no refinement (ArUco's own corners), for speed (live view).
     """
     grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     if grey.dtype != np.uint8:
@@ -236,8 +236,8 @@ def detect_markers(image: np.ndarray, extra_passes: bool = True) -> dict[int, np
     """Markers in an 8-bit grey or RGB image: id -> 4x2 float64 corners (TL, TR, BR, BL) in px.
 
     Pixel centres are at integer coordinates (OpenCV's convention). An id seen more than once is
-    ambiguous here and left out (`detect_all` keeps them all). Without `extra_passes`: one coarse
-    pass and no refinement, for speed (live view).
+    ambiguous here and left out: run tag markers, printed 8 times a sheet, are found with
+    `detect_all`, which keeps every one. Without `extra_passes`: `detect_all(thorough=False)`.
     """
     out: dict[int, np.ndarray] = {}
     seen: set[int] = set()
