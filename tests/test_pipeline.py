@@ -56,7 +56,7 @@ def test_end_to_end_report_counts_add_up(tiny_run):
     # the sheets are easy to find, and the HTML report shows the gallery with photo crops
     assert (tmp / "prints" / "tiny.pdf").is_file()
     html = (root / "report" / "report.html").read_text()
-    assert "photo adversarial" in html and html.count("data:image/png;base64") >= 8
+    assert "photo adversarial" in html and html.count("data:image/jpeg;base64") >= 8
     manifest = json.loads((root / "manifest.json").read_text())
     assert all(manifest["stages"][s]["state"] == "done" for s in ("generate", "print", "capture", "align", "classify", "report"))
     assert manifest["seed"] == 1 and manifest["versions"]["torch"]

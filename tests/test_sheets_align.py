@@ -3,17 +3,19 @@ with known homographies (`physical.sheets.synthetic`), then blur, lighting, nois
 The align stage must find every cell of this run's sheets, with its identity, and rectify it.
 
 ENVELOPE, held by `test_envelope_*` (every cell recovered, identity right, nothing else claimed):
-  - in-plane rotation over the full circle (every 30 deg, and 45 / 200 / 225 deg);
-  - perspective tilt up to 0.3 (near side up to 1.9x the far side, `synthetic.sheet_homography`);
+  - in-plane rotation over the full circle (every 30 deg, and 45 / 183 / 225 deg);
+  - perspective tilt up to 0.3 per axis (`synthetic.sheet_homography`; the near side of the page up to
+    1.9x the far side on one axis, markers of one sheet from 24 to 55 px in one photo);
   - a cell 150 to 600 px wide in the photo (45 mm cells: a marker 27 to 107 px);
   - one to three sheets per photo, among them a sheet of another run with the same lattice ids;
   - gaussian blur up to sigma 1.5 px, and up to a quarter of a marker bit at the cell's nominal size
     (sigma <= cell px / 160: 0.94 px for 150 px cells, 1.5 px from 240 px), noise sigma 3 to 4
     (0..255), lighting gradient +-30 %, JPEG quality 75 to 90;
   - any one of a cell's four markers covered (each lattice point is covered in some photo).
-Bounds: cell corners within CORNER_PX of the truth; MAE between crop and digital image at most
-MAE_BOUND (0..255 units) after a per-channel gain and offset fit (print and light change colours,
-not geometry); every crop much closer to its own image than to any other item's.
+Bounds: cell corners within CORNER_PX (1.5 px) of the truth; MAE between crop and digital image at
+most MAE_BOUND (15, in 0..255 units) with both through a 1 px gaussian and after a per-channel gain
+and offset fit (print and light change colours, not geometry; see `photometric_mae`); every crop at
+least twice as far from any other item's image as from its own.
 """
 from __future__ import annotations
 

@@ -64,13 +64,14 @@ def csv_table(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _data_uri(rgb: np.ndarray, size: int = 160) -> str:
+def _data_uri(rgb: np.ndarray, size: int = 224) -> str:
     h, w = rgb.shape[:2]
     if max(h, w) > size:
         s = size / max(h, w)
         rgb = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode()
+    # JPEG keeps the page small (a few MB for the whole gallery); the exact pixels are in the run directory
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode()
 
 
 def _top5(pred, label) -> list[dict]:
