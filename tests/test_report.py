@@ -79,7 +79,7 @@ def test_report_json_has_every_section(page):
 
 def test_html_is_self_contained(page):
     html, p, _ = page
-    assert p.links and all(src.startswith("data:image/png;base64,") for src in p.links)
+    assert p.links and all(src.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for src in p.links)
     assert "http://" not in html and "https://" not in html
     # Kurakin's table first, then the plots and experiments, the gallery, and what was excluded
     order = ["kurakin", "eps", "transformations", "defences", "transfer", "generalisation", "gallery", "excluded"]
