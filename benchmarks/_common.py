@@ -13,9 +13,14 @@ import torch
 IMAGENET_100 = Path(__file__).resolve().parents[1] / ".." / "shared" / "imagenet-100"
 
 
-def setup(threads: int = 2) -> None:
+def setup(threads: int = 2, allocator: bool = True) -> None:
+    """Threads, and the CPU allocator setting the generate stage uses (physical.runtime)."""
     torch.set_num_threads(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if allocator:
+        from physical.runtime import tune_cpu_allocator
+
+        tune_cpu_allocator()
 
 
 def load_batch(model, n: int, source: str | None = None, correct_only: bool = False):

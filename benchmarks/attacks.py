@@ -32,8 +32,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-allocator", action="store_true", help="leave glibc's malloc as it is (physical.runtime)")
     a = ap.parse_args(argv)
-    setup(a.threads)
+    setup(a.threads, allocator=not a.no_allocator)
 
     from physical.attacks import BIM, PGD
     from physical.attacks.eot import CropChannel, cell_px_for
@@ -48,7 +49,8 @@ def main(argv=None) -> int:
     b, s, n = len(x), a.steps, a.eot
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
     print(f"EfficientNet-Lite0 on {dev} ({torch.get_num_threads()} threads), batch {b} x 224 x 224 from {where}; "
-          f"{s} steps, eps {a.eps:g}, alpha 1 (0..255 units); torch {torch.__version__}")
+          f"{s} steps, eps {a.eps:g}, alpha 1 (0..255 units); torch {torch.__version__}; "
+          f"CPU allocator tuned: {not a.no_allocator}")
 
     def bare(steps=s):
         for _ in range(steps):

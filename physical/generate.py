@@ -33,6 +33,10 @@ def build_channel(cfg, device):
 
 def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
     out = run.stage_dir("generate")
+    if torch.device(device).type == "cpu":
+        from .runtime import tune_cpu_allocator
+
+        tune_cpu_allocator()  # large attack batches (EOT: B x N images) without page-fault churn
     sources = load_images(cfg.images.source, cfg.images.limit, Path(cfg.base_dir))
     images_info = [{"name": _safe(s.name), "label": s.label, "label_known": s.label is not None} for s in sources]
     items, models_info = [], {}

@@ -321,7 +321,7 @@ def test_live_serves_mjpeg_and_a_page(printed, video):
     port = free_port()
     rc = []
     t = threading.Thread(target=lambda: rc.append(main(["live", "--source", f"video:{video}", "--loop", "--headless",
-                                                        "--serve", str(port), "--frames", "60", "--no-cells"])))
+                                                        "--serve", str(port), "--frames", "300", "--no-cells"])))
     t.start()
     try:
         base = f"http://127.0.0.1:{port}"

@@ -49,14 +49,11 @@ def load_digits(seed: int = 0):
 # models: forward(x) -> class probabilities; loss(x, y) -> the training loss (FGSM differentiates it)
 
 
-class Softmax(nn.Module):
-    def __init__(self, l2: float):
-        super().__init__()
-        self.lin = nn.Linear(64, 10)
-        self.l2 = l2
+class LogitModel(nn.Module):
+    """A classifier defined by its logits: probabilities, training loss and FGSM's loss from them."""
 
-    def logits(self, x):
-        return self.lin(x)
+    def logits(self, x):  # pragma: no cover - each model defines it
+        raise NotImplementedError
 
     def forward(self, x):
         return self.logits(x).softmax(1)
@@ -66,6 +63,16 @@ class Softmax(nn.Module):
 
     def attack_loss(self, x, y):
         return _ce_direction(self.logits(x), y)
+
+
+class Softmax(LogitModel):
+    def __init__(self, l2: float):
+        super().__init__()
+        self.lin = nn.Linear(64, 10)
+        self.l2 = l2
+
+    def logits(self, x):
+        return self.lin(x)
 
     def fit(self, x, y, epochs: int):
         opt = torch.optim.LBFGS(self.parameters(), lr=1, max_iter=max(20, epochs), history_size=20,
@@ -81,7 +88,16 @@ class Softmax(nn.Module):
         return self
 
 
-class MLP(nn.Module):
+def _adam_fit(model: nn.Module, x, y, epochs: int, lr: float) -> nn.Module:
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(epochs):
+        opt.zero_grad()
+        model.loss(x, y).backward()
+        opt.step()
+    return model
+
+
+class MLP(LogitModel):
     def __init__(self, hidden: int):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
@@ -89,22 +105,8 @@ class MLP(nn.Module):
     def logits(self, x):
         return self.net(x)
 
-    def forward(self, x):
-        return self.logits(x).softmax(1)
-
-    def loss(self, x, y, reduction="mean"):
-        return F.cross_entropy(self.logits(x), y, reduction=reduction)
-
-    def attack_loss(self, x, y):
-        return _ce_direction(self.logits(x), y)
-
     def fit(self, x, y, epochs: int):
-        opt = torch.optim.Adam(self.parameters(), lr=1e-2)
-        for _ in range(epochs):
-            opt.zero_grad()
-            self.loss(x, y).backward()
-            opt.step()
-        return self
+        return _adam_fit(self, x, y, epochs, 1e-2)
 
 
 class RBF(nn.Module):
@@ -136,12 +138,7 @@ class RBF(nn.Module):
         return self.loss(x, y, reduction="sum")
 
     def fit(self, x, y, epochs: int):
-        opt = torch.optim.Adam(self.parameters(), lr=2e-2)
-        for _ in range(epochs):
-            opt.zero_grad()
-            self.loss(x, y).backward()
-            opt.step()
-        return self
+        return _adam_fit(self, x, y, epochs, 2e-2)
 
 
 def rbf_centres(x: torch.Tensor, y: torch.Tensor, total: int, seed: int):

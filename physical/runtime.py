@@ -1,0 +1,34 @@
+"""Process-level settings that make batched work on the CPU run at its speed.
+
+glibc's malloc serves every block above ``M_MMAP_THRESHOLD`` (at most 32 MB by default, adapted
+upwards as blocks are freed) with a fresh ``mmap`` and returns it to the system when it is freed,
+so every large activation of every forward and backward pass is page-faulted in anew. With a batch
+of 64 images (an EOT step with N = 8 on 8 images) that makes EfficientNet-Lite0's forward + backward
+about 2x slower per image than at batch 8 on 2 cores (85 vs 45 ms; 37 ms with the setting below).
+`tune_cpu_allocator` keeps freed memory in the process for reuse (PyTorch's performance guide
+suggests jemalloc or tcmalloc for the same reason; this needs no extra library). The price: the
+process keeps its peak memory until it exits. A no-op off glibc (macOS, Windows, musl).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+_DONE: list[bool] = []
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+
+
+def tune_cpu_allocator() -> bool:
+    """Serve large blocks from the heap and keep freed memory (glibc only); True when applied."""
+    if _DONE:
+        return _DONE[0]
+    ok = False
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            ok = bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 40))
+        except (OSError, AttributeError):
+            ok = False
+    _DONE.append(ok)
+    return ok
