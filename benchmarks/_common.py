@@ -59,21 +59,29 @@ def load_batch(model, n: int, source: str | None = None, correct_only: bool = Fa
 
 
 def interleaved(fns: dict, rounds: int = 3, warmup: int = 1) -> dict[str, dict]:
-    """Time every function `rounds` times, round-robin (a busy machine slows them alike).
+    """Time every function `rounds` times, round-robin, alternating the order every round (a busy
+    machine slows neighbours alike). Two clocks: wall time, and this process's CPU time.
 
-    Two clocks: wall time, and this process's CPU time (all threads), which a machine shared with
-    other jobs inflates much less. For each the minimum is the figure (the least disturbed run); the
-    median is kept beside it."""
+    Per function: "wall" / "cpu" = the minimum (the least disturbed run), "walls" / "cpus" = the
+    per-round times, aligned by round, for paired ratios (see `paired`)."""
     for f in fns.values():
         for _ in range(warmup):
             f()
     wall = {k: [] for k in fns}
     cpu = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, f in fns.items():
+    names = list(fns)
+    for r in range(rounds):
+        for k in names if r % 2 == 0 else names[::-1]:
             w, c = time.perf_counter(), time.process_time()
-            f()
+            fns[k]()
             cpu[k].append(time.process_time() - c)
             wall[k].append(time.perf_counter() - w)
     return {k: {"wall": min(wall[k]), "wall_median": statistics.median(wall[k]), "cpu": min(cpu[k]),
                 "cpu_median": statistics.median(cpu[k]), "walls": wall[k], "cpus": cpu[k]} for k in fns}
+
+
+def paired(t: dict, a: str, b: str, clock: str, scale: float = 1.0) -> float:
+    """Median over rounds of time(b) / time(a) x scale: how many times faster a is than b, each
+    round's pair measured back to back (steadier than a ratio of minima on a shared machine)."""
+    key = clock + "s"
+    return statistics.median(tb / ta * scale for ta, tb in zip(t[a][key], t[b][key]))

@@ -19,17 +19,17 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import interleaved, load_batch, setup  # noqa: E402
+from _common import interleaved, load_batch, paired, setup  # noqa: E402
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--eot", type=int, default=8, help="EOT samples N")
     ap.add_argument("--eot-steps", type=int, default=1, help="EOT steps timed (vs N x as many plain steps)")
     ap.add_argument("--eps", type=float, default=16)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-allocator", action="store_true", help="leave glibc's malloc as it is (physical.runtime)")
@@ -90,37 +90,33 @@ def main(argv=None) -> int:
     fns[f"bare forward+backward on {b * n} images, {k} pass(es)"] = bare_big
 
     t = interleaved(fns, rounds=a.rounds)
-    # on the CPU the process's CPU time is the steadier clock on a shared machine (it is what the
-    # ratios use); on an accelerator only wall time means anything
-    clocks = ["cpu", "wall"] if dev.type == "cpu" else ["wall"]
-    main_clock = clocks[0]
-    rows = [k for k in fns if k.startswith(("bare forward+backward", "physical BIM", "physical PGD", "torchattacks"))
-            and "passes" not in k and "steps" not in k]
-    print(f"\n{'':26s}" + "".join(f"{'img*steps/s (' + c + ')':>24s}" for c in clocks) + f"{'wall median':>14s}")
-    rate = {c: {} for c in clocks}
+    # wall time is what counts; on the CPU the process's CPU time is shown beside it (a machine shared
+    # with other jobs inflates it less). Ratios are medians of per-round pairs measured back to back.
+    clocks = ["wall", "cpu"] if dev.type == "cpu" else ["wall"]
+    rows = [k for k in fns if k in ("bare forward+backward", "physical BIM", "physical PGD", "torchattacks BIM",
+                                    "torchattacks PGD")]
+    print(f"\nimages x steps per second (best of {a.rounds} rounds)")
+    print(f"{'':24s}" + "".join(f"{c:>10s}" for c in clocks) + f"{'wall median':>14s}")
     for name in rows:
+        print(f"{name:24s}" + "".join(f"{b * s / t[name][c]:10.2f}" for c in clocks) + f"{b * s / t[name]['wall_median']:14.2f}")
+    print("\nratios (median of paired rounds)")
+    for lib in ("BIM", "PGD"):
+        ours = f"physical {lib}"
         for c in clocks:
-            rate[c][name] = b * s / t[name][c]
-        print(f"{name:26s}" + "".join(f"{rate[c][name]:24.2f}" for c in clocks) + f"{b * s / t[name]['wall_median']:14.2f}")
-    print()
-    for c in clocks:
-        bare_rate = rate[c]["bare forward+backward"]
-        for lib in ("BIM", "PGD"):
-            ours = rate[c][f"physical {lib}"]
-            line = f"[{c:4s}] physical {lib}: {ours / bare_rate:.3f}x the bare loop (target >= 0.9)"
-            if f"torchattacks {lib}" in rate[c]:
-                line += f", {ours / rate[c][f'torchattacks {lib}']:.3f}x torchattacks (target >= 1.0)"
+            line = f"  [{c:4s}] physical {lib}: {paired(t, ours, 'bare forward+backward', c):.3f}x the bare loop (target >= 0.9)"
+            if f"torchattacks {lib}" in fns:
+                line += f", {paired(t, ours, f'torchattacks {lib}', c):.3f}x torchattacks (target >= 1.0)"
             print(line)
     e_name, p_name, b_name = (f"physical EOT-BIM N={n}, {k} step(s)", f"physical BIM, {n * k} steps",
                               f"bare forward+backward, {n * k} passes")
+    big = f"bare forward+backward on {b * n} images, {k} pass(es)"
+    print(f"\nEOT-BIM, N={n}: {k} step(s) on {b} images = {b * n} channel samples a step, one batch "
+          f"(best wall {t[e_name]['wall']:.2f} s; {n * k} plain BIM steps {t[p_name]['wall']:.2f} s; "
+          f"{n * k} bare passes {t[b_name]['wall']:.2f} s; one bare pass over the {b * n} images {t[big]['wall']:.2f} s)")
     for c in clocks:
-        te, tp, tb = t[e_name][c], t[p_name][c], t[b_name][c]
-        print(f"[{c:4s}] EOT-BIM N={n}: {k} step(s) on {b} images ({b * n} channel samples a step, one batch) "
-              f"{te:.2f} s; {n * k} plain BIM steps {tp:.2f} s; {n * k} bare passes {tb:.2f} s")
-        print(f"[{c:4s}] EOT cost: {te / tp:.3f}x {n} plain BIM steps, {te / tb:.3f}x {n} bare forward+backward "
-              f"passes (target <= 1.2); {te / t[f'bare forward+backward on {b * n} images, {k} pass(es)'][c]:.3f}x "
-              f"a bare pass over the same {b * n} images (the channel's own share)")
-    print(f"\n(figures: the least disturbed of {a.rounds} round-robin rounds; {main_clock} time is the steadier clock here)")
+        print(f"  [{c:4s}] EOT cost: {1 / paired(t, e_name, p_name, c):.3f}x {n} plain BIM steps, "
+              f"{1 / paired(t, e_name, b_name, c):.3f}x {n} bare forward+backward passes (target <= 1.2); "
+              f"{1 / paired(t, e_name, big, c):.3f}x a bare pass over the same {b * n} images (the channel's share)")
     return 0
 
 
