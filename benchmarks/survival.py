@@ -138,16 +138,20 @@ def main(argv=None) -> int:
         photo_ok = np.concatenate(photo).reshape(len(x), k) == y[:, None]
         f2, d_held, n_held = _rates(clean_ok, adv_ok, photo_ok)
         rows[label] = (f2, d_e2e, n_e2e, d_held, n_held)
+        photo_clean = [top1("photo_clean")[i] == y[i] for i in range(len(recs)) if recs[i]["pred"]["photo_clean"]]
+        clean_line = (f"clean images: digital top-1 {100 * clean_ok.mean():.1f}%, photographed (pipeline) top-1 "
+                      f"{100 * np.mean(photo_clean):.1f}% ({len(photo_clean)} crops)")
 
-    print(f"\n{'attack':18s} {'digital fooling':>16s} {'destruction (pipeline)':>24s} {'destruction (held-out draws)':>30s}")
+    print(f"\n{clean_line}")
+    print(f"{'attack':18s} {'digital fooling':>16s} {'destruction (pipeline)':>24s} {'destruction (held-out draws)':>30s}")
     for label, (f, de, ne, dh, nh) in rows.items():
         print(f"{label:18s} {100 * f:15.1f}% {100 * de:15.1f}% (n={ne:3d}) {100 * dh:21.1f}% (n={nh}x{a.draws})")
     b = rows.get(f"bim_eps{a.eps:g}")
     e = rows.get(f"eot-bim_eps{a.eps:g}")
     if b and e:
         for name, i in (("pipeline", 1), ("held-out draws", 3)):
-            ratio = b[i] / e[i] if e[i] > 0 else float("inf")
-            print(f"destruction BIM / EOT-BIM ({name}): {ratio:.2f}x (target >= 3)")
+            ratio = f"{b[i] / e[i]:.2f}x" if e[i] > 0 else ("unbounded (EOT-BIM: none destroyed)" if b[i] > 0 else "n/a")
+            print(f"destruction BIM / EOT-BIM ({name}): {ratio} (target >= 3x)")
         print(f"EOT-BIM digital fooling rate: {100 * e[0]:.1f}% (target >= 90 %)")
     return 0
 

@@ -83,9 +83,9 @@ def jpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     hh, ww = -(-h // 16) * 16, -(-w // 16) * 16
     if (hh, ww) != (h, w):
         x = F.pad(x, (0, ww - w, 0, hh - h), mode="replicate")
-    ycc = torch.einsum("ij,njhw->nihw", m * 255.0, x)
+    ycc = ((m * 255.0) @ x.reshape(n, 3, hh * ww)).view(n, 3, hh, ww)  # a 3 x 3 product per pixel, no copies
     y = _code(ycc[:, :1] - 128.0, tables[:, 0], dct) + 128.0
     c = _code(F.avg_pool2d(ycc[:, 1:], 2), tables[:, 1], dct)
     c = F.interpolate(c, scale_factor=2.0, mode="bilinear", align_corners=False)
-    out = torch.einsum("ij,njhw->nihw", minv / 255.0, torch.cat([y, c], 1))
+    out = ((minv / 255.0) @ torch.cat([y, c], 1).view(n, 3, hh * ww)).view(n, 3, hh, ww)
     return out[..., :h, :w] if (hh, ww) != (h, w) else out
