@@ -9,10 +9,11 @@ markers around them predict (`sheets.markers.find_marker`: the id is read there,
 
 Run tag policy. Lattice ids repeat from run to run; the run tag (a pair of ids printed at the
 page's four corners) tells the runs apart:
-- both ids of this run's tag read at the sheet's own tag places, nothing else there: this run's
+- both ids of this run's tag outvoting anything else read at the sheet's own tag places: this run's
   sheet (another run's tag matches with odds of 1 in 40 000);
-- another id at any tag place: another run's sheet (named when a run beside this one printed it),
-  ignored; one covered or cut-off corner, even three, leaves the tag readable;
+- other ids outvoting this run's at the tag places (each id of the pair is printed at 4 places):
+  another run's sheet (named when a run beside this one printed it), ignored; one covered or
+  cut-off corner, even three, leaves the tag readable, and one misread marker is outvoted;
 - the tag not readable in this photo (half of it or none: a close-up, corners covered or blurred):
   the crops are kept but count only when another photo of the run's photos proves this sheet by
   its tag *and* each crop shows its printed image (`compare`'s match >= MIN_MATCH); otherwise they
@@ -245,18 +246,23 @@ TAG_UNREAD = {"half": "run tag only half readable in this photo", "none": "run t
 
 def _tag_verdict(seen: list[tuple[int, int]], tag: tuple[int, int],
                  other_runs: dict[tuple[int, int], str]) -> tuple[str, str | None]:
-    """What the tag markers seen at a sheet's places say: ("read", None) when both ids of this
-    run's tag are there and nothing else; ("other", why) when a place shows another id; ("half" |
-    "none", why) when the tag is only half or not at all readable (see the module docstring)."""
-    wrong = [(k, i) for k, i in seen if i != tag[k]]
-    if wrong:
-        other = tuple(next((i for k, i in seen if k == j), None) for j in (0, 1))
-        who = other_runs.get(other) if None not in other else None
-        ids = "/".join("?" if i is None else str(i) for i in other)
+    """What the tag markers seen at a sheet's places say, by a vote per id of the pair (each is
+    printed at 4 places): ("read", None) when both of this run's ids outvote anything else read
+    at their places; ("other", why) when other ids outvote this run's at either; ("half" |
+    "none", why) when the tag is only half or not at all readable (see the module docstring).
+    The vote keeps one misread marker (ArUco's error correction can land on a wrong id in a
+    blurred, compressed photo) from turning this run's sheet into another run's; a tie counts
+    as not readable, never as either run."""
+    right = [sum(1 for j, i in seen if j == k and i == tag[k]) for k in (0, 1)]
+    wrong = [[i for j, i in seen if j == k and i != tag[k]] for k in (0, 1)]
+    if any(len(wrong[k]) > right[k] for k in (0, 1)):
+        other = tuple(max(set(w), key=w.count) if len(w) > r else t for w, r, t in zip(wrong, right, tag))
+        who = other_runs.get(other)
         if who:
             return "other", f"a sheet of run {who}, not of this run; ignored"
-        return "other", f"a sheet of another run (run tag {ids}; this run's is {tag[0]}/{tag[1]}); ignored"
-    halves = {k for k, _ in seen}
+        return "other", (f"a sheet of another run (run tag {other[0]}/{other[1]}; this run's is "
+                         f"{tag[0]}/{tag[1]}); ignored")
+    halves = {k for k in (0, 1) if right[k] > len(wrong[k])}
     if halves == {0, 1}:
         return "read", None
     status = "half" if halves else "none"

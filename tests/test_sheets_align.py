@@ -389,6 +389,26 @@ def test_run_tag_policy(printed):
     assert crops == [] and problems == ["sheet 0: a sheet of run 'other' (runs/other), not of this run; ignored"]
 
 
+def test_one_misread_tag_marker_is_outvoted(printed):
+    """A blurred, compressed photo can make ArUco read a tag marker as a neighbouring id; one such
+    place among the eight must not turn this run's sheet into another run's."""
+    P = printed
+    photo, placed = _one_sheet(P, np.random.default_rng(11))
+    lay, tag = P["layout"], P["tag"]
+    for place, wrong in ((0, tag[0] + 1), (3, tag[1] - 1)):  # one misread place per id of the pair
+        side = 140
+        marker = cv2.aruco.generateImageMarker(dictionary(), int(wrong), side)
+        src = np.array([[0, 0], [side, 0], [side, side], [0, side]], np.float32) - 0.5
+        dst = syn.project(placed["h"], Layout.square(lay.tag_positions()[place][0], lay.marker)).astype(np.float32)
+        hw = photo.shape[1::-1]
+        warped = cv2.warpPerspective(marker, cv2.getPerspectiveTransform(src, dst), hw, borderValue=0)
+        mask = cv2.warpPerspective(np.full_like(marker, 255), cv2.getPerspectiveTransform(src, dst), hw) > 127
+        photo[mask] = warped[mask, None]
+    assert {m.id for m in detect_all(photo)} >= {tag[0] + 1, tag[1] - 1}  # the wrong ids are read
+    crops, problems = _align(P, photo)
+    assert len(crops) == 12 and all(c["accepted"] and c["run_tag"] == "read" for c in crops), problems
+
+
 def test_markers_of_other_tools_are_ignored(printed):
     """A ChArUco board and loose markers of the same dictionary (ids that collide with the lattice)."""
     P = printed
