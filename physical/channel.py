@@ -293,11 +293,15 @@ class Channel(torch.nn.Module):
         sigma = ((1 / f - 1) / 2).clamp_min(MIN_SIGMA)
         if float(sigma.max()) > 0.05:
             x = _blur(x, sigma)
+        hom = hom.to(x.device, x.dtype)
+        if background.shape[-2:] == (1, 1):
+            # a flat background b: warp(x - b) + b is warp(x) + (1 - cover) b exactly (bilinear
+            # weights sum to the cover), one warp of C channels instead of C + 1
+            b = background.expand(n, c, 1, 1)
+            return warp_perspective(x - b, hom, (H, W), mode="bilinear", padding_mode="zeros", align_corners=True) + b
         ones = torch.ones_like(x[:, :1])
-        warped = warp_perspective(
-            torch.cat([x, ones], 1), hom.to(x.device, x.dtype), (H, W),
-            mode="bilinear", padding_mode="zeros", align_corners=True,
-        )
+        warped = warp_perspective(torch.cat([x, ones], 1), hom, (H, W), mode="bilinear", padding_mode="zeros",
+                                  align_corners=True)
         cover = warped[:, c:]
         return warped[:, :c] + (1 - cover) * background
 
