@@ -18,11 +18,9 @@ import argparse
 import shutil
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import IMAGENET_100, setup  # noqa: E402
@@ -98,29 +96,12 @@ def _cfg(root: Path, name: str, channel: dict, seed: int, images: str, limit: in
 
 
 def _figures(root: Path, name: str, cfg, model) -> dict:
-    from physical.align import align_stage
-    from physical.classify import classify_images, classify_stage, load_records
-    from physical.metrics import destruction
-    from physical.rundir import RunDir, read_image, read_json
-    from physical.simulate import simulate_stage
+    from physical.calibrate.predict import channel_figures
+    from physical.rundir import RunDir
 
     shutil.copytree(root / "base", root / name)
-    run = RunDir(root / name)
-    simulate_stage(run, cfg, torch.device("cpu"))
-    align_stage(run, cfg)
-    classify_stage(run, cfg, torch.device("cpu"))
-    recs = {r["key"]: r for r in load_records(run)}
-    crops = [c for c in read_json(run.root / "align" / "crops.json")["crops"] if c["accepted"]]
-    preds = classify_images(model, [read_image(run.root / c["path"]) for c in crops], 16)
-    by_attack, hits = defaultdict(list), defaultdict(list)
-    for c, p in zip(crops, preds):
-        r = recs[c["item"]]
-        hits[c["role"]].append(p["top"][0] == r["label"])
-        if c["role"] == "adv":
-            by_attack[r["attack_label"]].append(dict(r, pred=dict(r["pred"], photo_adv=p)))
-    out = {a: destruction(v, 1) for a, v in sorted(by_attack.items())}
-    out["photo clean top-1"] = {"rate": float(np.mean(hits["clean"])), "n": len(hits["clean"])}
-    return out
+    f = channel_figures(RunDir(root / name), cfg, model)
+    return {**f["attacks"], "photo clean top-1": f["clean_top1"]}
 
 
 def destruction(out: Path, images: str, limit: int, eps: list, photos: int) -> None:

@@ -1,6 +1,7 @@
 """Live mode on a 1280x720 stream: frames displayed per second and frames classified per second.
 
-A loopback MJPEG server streams, at `--fps` (30), 1280x720 frames of a simulated camera filming a
+A loopback MJPEG server (`physical.capture.replay.ReplayServer`, what `physical replay` serves)
+streams, at `--fps` (30), 1280x720 frames of a simulated camera filming a
 printed run (a tiny run made here: 3 images, FGSM, one A4 sheet of six 45 mm cells), as a phone
 app would. `physical live`'s view (:class:`physical.live.LiveView`) reads it through OpenCV's FFMPEG
 backend, exactly as `--source http://...`, for `--seconds` per mode:
@@ -23,7 +24,6 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,9 +33,9 @@ W, H = 1280, 720
 
 
 def make_frames(tmp: Path, n_poses: int) -> tuple[list[bytes], Path]:
-    import cv2
     import yaml
 
+    from physical.capture.replay import encode_jpegs
     from physical.capture.simulated import SimulatedSource
     from physical.cli import main
     from physical.config import load_config
@@ -52,45 +52,7 @@ def make_frames(tmp: Path, n_poses: int) -> tuple[list[bytes], Path]:
     cfg, _ = load_config(cfg_path)
     src = SimulatedSource.for_run(tmp / "runs" / "bench", cfg, frame=(W, H), poses=n_poses, move=8, defocus=2, hold=20)
     src.open()
-    out = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
-           for f in src]
-    return out, tmp / "runs" / "bench"
-
-
-class Stream:
-    """MJPEG at a fixed rate on 127.0.0.1 (every connection from the first frame, looping)."""
-
-    def __init__(self, frames: list[bytes], fps: float):
-        sent = self.sent = [0]
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
-                i, t0 = 0, time.perf_counter()
-                try:
-                    while True:
-                        jpg = frames[i % len(frames)]
-                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
-                                         % len(jpg) + jpg + b"\r\n")
-                        i += 1
-                        sent[0] += 1
-                        time.sleep(max(0.0, t0 + i / fps - time.perf_counter()))
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/video"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    return encode_jpegs(src, 85), tmp / "runs" / "bench"
 
 
 def reader(url: str, stop: threading.Event, counted: list) -> None:
@@ -132,6 +94,7 @@ def main(argv=None) -> int:
     setup(a.threads)
     import torch
 
+    from physical.capture.replay import ReplayServer
     from physical.live import RunCells, classify_frame
     from physical.models import load_model
 
@@ -159,13 +122,13 @@ def main(argv=None) -> int:
         from physical.config import AlignConfig
 
         per_frame = [len(classify_frame(f, model, cells, AlignConfig())["cells"]) for f in sample]
-        stream = Stream(frames, a.fps)
+        stream = ReplayServer(frames, a.fps)
         try:
             rows = {}
             for mode in a.modes.split(","):
                 rows[mode] = run_mode(mode.strip(), stream.url, model, cells, a.seconds)
         finally:
-            stream.close()
+            stream.stop()
 
     print(f"\nlive view, EfficientNet-Lite0 on the CPU ({torch.get_num_threads()} threads), "
           f"{W}x{H} MJPEG stream at {a.fps:g} fps, {a.seconds:g} s per mode")

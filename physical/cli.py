@@ -106,7 +106,8 @@ def _register_optional():
     """Subcommands that live beside their stage (capture, live, calibrate, compare, ...)."""
     import importlib
 
-    for mod in ("physical.sheets.cli", "physical.capture.cli", "physical.live", "physical.calibrate",
+    for mod in ("physical.sheets.cli", "physical.capture.cli", "physical.capture.replay", "physical.live",
+                "physical.calibrate",
                 "physical.experiments"):
         try:
             m = importlib.import_module(mod)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections import defaultdict
 from pathlib import Path
 
 import cv2
@@ -20,7 +19,7 @@ from physical.calibrate.synthetic import render_board_views, simulate_target_pho
 from physical.calibrate.targets import BoardSpec, chart_colours, write_targets
 from physical.channel import Channel
 from physical.config import ChannelConfig, ConfigError, from_dict
-from physical.rundir import read_image, read_json, write_json
+from physical.rundir import read_image, write_json
 from physical.simulate import rasterize_pdf
 
 torch.set_num_threads(2)
@@ -310,29 +309,13 @@ def _cfg(root: Path, name: str, channel: dict, seed: int):
 def _photo_figures(root: Path, name: str, channel: dict, seed: int, model) -> dict:
     """Simulated capture of the base run's sheets through `channel`, aligned and classified; the
     top-1 destruction rate and photo accuracies pooled over every photo's crops."""
-    from physical.align import align_stage
-    from physical.classify import classify_images, classify_stage, load_records
-    from physical.metrics import destruction
+    from physical.calibrate.predict import channel_figures
     from physical.rundir import RunDir
-    from physical.simulate import simulate_stage
 
     shutil.copytree(root / "base", root / name)
-    run, cfg = RunDir(root / name), _cfg(root, name, channel, seed)
-    simulate_stage(run, cfg, torch.device("cpu"))
-    align_stage(run, cfg)
-    classify_stage(run, cfg, torch.device("cpu"))
-    recs = {r["key"]: r for r in load_records(run)}
-    crops = [c for c in read_json(run.root / "align" / "crops.json")["crops"] if c["accepted"]]
-    preds = classify_images(model, [read_image(run.root / c["path"]) for c in crops], 16)
-    pooled, hits = [], defaultdict(list)
-    for c, p in zip(crops, preds):
-        r = recs[c["item"]]
-        hits[c["role"]].append(p["top"][0] == r["label"])
-        if c["role"] == "adv":
-            pooled.append(dict(r, pred=dict(r["pred"], photo_adv=p)))
-    d = destruction(pooled, 1)
-    return {"destruction": d["rate"], "n": d["n"], "clean_acc": float(np.mean(hits["clean"])),
-            "adv_acc": float(np.mean(hits["adv"]))}
+    f = channel_figures(RunDir(root / name), _cfg(root, name, channel, seed), model)
+    return {"destruction": f["all"]["rate"], "n": f["all"]["n"], "clean_acc": f["clean_top1"]["rate"],
+            "adv_acc": f["adv_top1"]["rate"]}
 
 
 def test_fitted_channel_predicts_the_destruction_rate(tmp_path, targets, lite0):

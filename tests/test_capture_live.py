@@ -15,8 +15,6 @@ import shutil
 import socket
 import threading
 import time
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import cv2
@@ -24,6 +22,7 @@ import numpy as np
 import pytest
 import yaml
 
+from physical.capture.replay import ReplayServer, encode_jpegs
 from physical.cli import main
 
 FRAME = (960, 720)
@@ -90,58 +89,6 @@ def video(printed, filmed):
     return path
 
 
-def jpegs(frames) -> list[bytes]:
-    return [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
-            for f in frames]
-
-
-@contextmanager
-def mjpeg_server(frames: list[bytes], fps: float = FPS, loop: bool = True, repeat: int = 1):
-    """A phone app on 127.0.0.1: /video streams `frames` as multipart MJPEG at `fps`, each frame
-    `repeat` times (a camera filming `repeat` x faster), from the first frame for every connection.
-    Yields (url, stop) where stop() drops every stream and the port."""
-    stopping = threading.Event()
-    frames = [f for f in frames for _ in range(repeat)]
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *a):
-            pass
-
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-            self.end_headers()
-            i, t0 = 0, time.perf_counter()
-            try:
-                while not stopping.is_set() and (loop or i < len(frames)):
-                    jpg = frames[i % len(frames)]
-                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
-                                     + jpg + b"\r\n")
-                    i += 1
-                    time.sleep(max(0.0, t0 + i / fps - time.perf_counter()))
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/video"
-    closed = []
-
-    def stop():
-        if not closed:
-            stopping.set()
-            httpd.shutdown()
-            httpd.server_close()
-            closed.append(True)
-
-    try:
-        yield url, stop
-    finally:
-        stop()
-
-
 def copy_run(printed, name: str) -> Path:
     """A fresh copy of the printed run (generate + print, nothing captured)."""
     tmp, _, root = printed
@@ -181,7 +128,8 @@ def test_guided_capture_from_mjpeg_stream_then_align_and_classify(printed, filme
     frames, truth = filmed
     # frames are looked at slower than they come (the newest is taken, the rest dropped): with each
     # frame sent twice at 10 fps a still viewpoint lasts 1.2 s, enough for 3 looks on a busy machine
-    with mjpeg_server(jpegs(frames), repeat=2) as (url, _):
+    with ReplayServer(encode_jpegs(frames), FPS, repeat=2) as phone:
+        url = phone.url
         t0 = time.time()
         assert main(["capture", str(root), "--source", url, "--timeout", "60", "--headless"]) == 0
         took = time.time() - t0
@@ -229,8 +177,9 @@ def test_stream_lost_mid_capture_keeps_photos_and_resumes(printed, filmed):
     cfg.capture.camera.read_timeout_s = 1.0
     sheet0 = [f for f, t in zip(frames, truth) if t["sheet"] == 0]
     # the phone streams sheet 0 once, then the app stops: the connection and the port go away
-    with mjpeg_server(jpegs(sheet0), loop=False, repeat=2) as (url, stop):
-        threading.Timer(2 * len(sheet0) / FPS + 0.3, stop).start()
+    with ReplayServer(encode_jpegs(sheet0), FPS, loop=False, repeat=2) as phone:
+        url = phone.url
+        threading.Timer(2 * len(sheet0) / FPS + 0.3, phone.stop).start()
         t0 = time.time()
         with pytest.raises(StreamLost) as e:
             guided_capture(run, cfg, url, say=lambda s: None)
@@ -242,8 +191,8 @@ def test_stream_lost_mid_capture_keeps_photos_and_resumes(printed, filmed):
     # the next capture resumes: sheet 0 is not asked for again
     sheet1 = [f for f, t in zip(frames, truth) if t["sheet"] == 1]
     said = []
-    with mjpeg_server(jpegs(sheet1), repeat=2) as (url2, _):
-        summary = guided_capture(run, cfg, url2, say=said.append)
+    with ReplayServer(encode_jpegs(sheet1), FPS, repeat=2) as phone:
+        summary = guided_capture(run, cfg, phone.url, say=said.append)
     assert summary["sheets_missing"] == [] and summary["photos"] == 2
     assert any("resuming" in s for s in said)
     assert sorted(s for r in guided_records(run.root) for s in r["complete_sheets"]) == [0, 1]
@@ -455,3 +404,33 @@ def test_latest_frame_drops_instead_of_queueing():
     assert slot.get(seq, timeout=0.05) == (seq, None)  # nothing newer: waits, then gives up
     slot.close()
     assert slot.get(seq, timeout=1) == (seq, None)
+
+
+def test_replay_serves_a_video_as_a_phone_does(printed, filmed, video, tmp_path):
+    """`physical replay video:PATH` in its own process: the stream read back with cv2.VideoCapture
+    shows the video's frames in order; a source that is not there is an error naming it."""
+    import subprocess
+    import sys
+
+    frames, _ = filmed
+    proc = subprocess.Popen([sys.executable, "-m", "physical.cli", "replay", f"video:{video}", "--port", "0",
+                             "--fps", "20", "--seconds", "60"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("replay: serving") and "/video" in line, line
+        url = line.split(" at ")[1].split(" ")[0]
+        cap = cv2.VideoCapture(url)
+        got = []
+        while len(got) < 4:
+            ok, bgr = cap.read()
+            assert ok, f"no frame {len(got)} from {url}"
+            got.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        cap.release()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    # each frame read back is the video's frame at that place (mp4 and JPEG on the way: a small error)
+    for i, g in enumerate(got):
+        errs = [float(np.abs(g.astype(float) - f.astype(float)).mean()) for f in frames]
+        assert errs[i] < 6 and errs[i] - min(errs) < 0.5, (i, errs[:8])
+    assert main(["replay", f"video:{tmp_path / 'nothing.mp4'}", "--port", "0"]) == 2
