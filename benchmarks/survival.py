@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     from physical.generate import load_index
     from physical.models import load_model
     from physical.pipeline import run_pipeline
-    from physical.rundir import RunDir, read_image
+    from physical.rundir import read_image
 
     out = Path(a.out)
     if out.exists() and not a.keep:

@@ -31,7 +31,6 @@ sharpest; then the smallest reprojection error); classify uses only that one.
 """
 from __future__ import annotations
 
-import json
 import re
 from functools import lru_cache
 from pathlib import Path

@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple] = {}
 
 
 def _load(args):
-    from .config import Config, from_dict, load_config
+    from .config import from_dict, load_config
 
     if args.config is None:
         from .config import set_override

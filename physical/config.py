@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Literal, Optional, Union
 
 import yaml
 
@@ -81,6 +81,9 @@ class AttackConfig:
     resize_rate: float = rng(1.0, 2.0, default=1.1)  # DI-FGSM, TI-FGSM: largest random resize
     kernel_size: int = rng(1, 31, default=7)  # TI-FGSM: Gaussian gradient kernel, odd
     eot: Optional[EOTConfig] = None
+    # weight of the non-printability penalty (Sharif et al. 2016) in the attack's loss: keeps the
+    # perturbation inside the printer's gamut, the printable colours of capture.channel.calibration; 0: off
+    printability: float = rng(0.0, 1e6, default=0.0)
 
 
 @dataclass
@@ -358,6 +361,10 @@ def _validate_config(cfg: Config) -> None:
     if len(cfg.capture.frame) != 2:
         raise ConfigError(f"capture.frame: {cfg.capture.frame!r} must be [width, height]")
     _check_calibrations(cfg)
+    for i, a in enumerate(cfg.attacks):
+        if a.printability > 0 and not cfg.capture.channel.calibration:
+            raise ConfigError(f"attacks[{i}].printability: {a.printability:g} needs the printer's printable colours: "
+                              "set capture.channel.calibration to a colour.json from `physical calibrate colour`")
     from .sheets.layout import layout_for
 
     try:

@@ -75,6 +75,7 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
                         "attack": a.name,
                         "attack_label": label,
                         "eot": a.eot is not None,
+                        "printability": a.printability,
                         "target": a.target,
                         "eps": eps,
                         "image": info["name"],

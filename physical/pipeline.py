@@ -34,15 +34,20 @@ STAGE_SECTIONS = {
 }
 
 
-# EOT attacks draw from the capture channel, at the cell's size in the photo: with one, generate reads these too
+# EOT attacks draw from the capture channel, at the cell's size in the photo: with one, generate reads these too;
+# the printability penalty reads the printable colours of the channel's colour calibration
 EOT_SECTIONS = ["capture.channel", "capture.frame", "sheet"]
+PRINTABILITY_SECTIONS = ["capture.channel.calibration"]
 
 
 def _section_hash(cfg_dict: dict, stage: str) -> str:
     parts = {}
     keys = list(STAGE_SECTIONS[stage])
-    if stage == "generate" and any(isinstance(a, dict) and a.get("eot") for a in cfg_dict.get("attacks") or []):
+    attacks = [a for a in cfg_dict.get("attacks") or [] if isinstance(a, dict)] if stage == "generate" else []
+    if any(a.get("eot") for a in attacks):
         keys += EOT_SECTIONS
+    elif any(a.get("printability") for a in attacks):
+        keys += PRINTABILITY_SECTIONS
     for key in keys:
         node = cfg_dict
         for k in key.split("."):

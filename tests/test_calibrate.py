@@ -368,3 +368,37 @@ def test_cli_camera_from_a_video(tmp_path, capsys):
     assert cam.raw["views"] == 12 and cam.raw["frames"] == 12  # the second frame of each pose is skipped
     assert abs(cam.camera_matrix[0, 0] / K_TRUE[0, 0] - 1) < 0.02
     assert "RMS reprojection error" in capsys.readouterr().out
+
+
+def test_printability_penalty_keeps_the_perturbation_printable(tmp_path, lite0):
+    """`printability: W` in an attack entry: the generate stage's adversarial images are closer to
+    the printer's printable colours than the same attack's without it, and still fool the model; it
+    needs a colour calibration, and the config error says so."""
+    from physical.calibrate.model import non_printability, printable_palette
+    from physical.models import predict, to_tensor
+    from physical.pipeline import run_pipeline
+
+    colour = write_json(tmp_path / "colour.json", truth_document())
+    bim = {"name": "bim", "eps": [16], "steps": 10}
+    data = {"run": {"name": "np", "output": str(tmp_path), "seed": 0, "device": "cpu"},
+            "models": ["efficientnet_lite0"], "images": {"source": "samples", "limit": 3},
+            "attacks": [bim, dict(bim, printability=3000)], "report": {"html": False}}
+    with pytest.raises(ConfigError, match=r"attacks\[1\]\.printability: 3000 needs .*capture\.channel\.calibration"):
+        from_dict(data, tmp_path)
+    data["capture"] = {"channel": {"calibration": str(colour)}}
+    run_pipeline(from_dict(data, tmp_path), until="generate", log=lambda *a: None)
+    from physical.generate import load_item_images
+    from physical.rundir import RunDir
+
+    run = RunDir(tmp_path / "np")
+    items = json.loads((run.root / "generate" / "index.json").read_text())["items"]
+    by = {lab: [it for it in items if it["attack_label"] == lab] for lab in ("bim_eps16", "np-bim_eps16")}
+    assert [it["image"] for it in by["bim_eps16"]] == [it["image"] for it in by["np-bim_eps16"]]
+    assert [it["printability"] for it in by["np-bim_eps16"]] == [3000.0] * 3
+    labels = torch.tensor([it["label"] for it in by["np-bim_eps16"]])
+    palette = printable_palette(load_colour(colour))
+    plain, printable = (to_tensor(load_item_images(run, by[lab], "adv"), "cpu") for lab in by)
+    s_plain, s_np = non_printability(plain, palette), non_printability(printable, palette)
+    assert (s_np < 0.8 * s_plain).all(), (s_plain, s_np)
+    top, _ = predict(lite0, printable)
+    assert (torch.as_tensor(top[:, 0]) != labels).all()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from physical.capture import CaptureError, SourceNotAvailable, capture_stage, parse_source
+from physical.capture import CaptureError, capture_stage, parse_source
 from physical.channel import IDENTITY, Channel
 from physical.config import ChannelConfig, Config
 from physical.rundir import RunDir, read_image, read_json, write_image

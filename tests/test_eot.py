@@ -1,13 +1,12 @@
 """EOT through the shared print-and-camera channel: the cell view, one batch per step, and the
 direction of the survival effect on a tiny case (the full figure is benchmarks/survival.py)."""
-import numpy as np
 import pytest
 import torch
 
-from physical.attacks import BIM, PGD, make_attack
+from physical.attacks import BIM, make_attack
 from physical.attacks.eot import CropChannel, cell_px_for
 from physical.channel import Channel
-from physical.config import AttackConfig, Config, EOTConfig, from_dict
+from physical.config import Config, EOTConfig, from_dict
 from physical.models import to_uint8
 
 

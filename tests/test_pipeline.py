@@ -1,6 +1,5 @@
 """The whole loop, driven through the command line as a user would."""
 import json
-import os
 from pathlib import Path
 
 import pytest

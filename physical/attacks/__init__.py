@@ -86,14 +86,22 @@ def make_attack(a: AttackConfig, model, eps: float, channel=None, seed: int = 0,
             channel = Channel(cfg.capture.channel if cfg is not None else None)
         if isinstance(channel, Channel):
             channel = CropChannel.from_config(channel, a.eot, cfg)
+    palette = None
+    if a.printability > 0:  # the config check made sure a colour calibration is there
+        from ..calibrate.files import load_colour
+        from ..calibrate.model import printable_palette
+
+        palette = printable_palette(load_colour(cfg.capture.channel.calibration)).to(model.device)
     return cls(model, eps, steps=a.steps, alpha=a.alpha, target=a.target, eot=a.eot, channel=channel,
                seed=attack_seed(seed, label_of(a, eps)), decay=a.decay, random_start=a.random_start,
-               diversity_prob=a.diversity_prob, resize_rate=a.resize_rate, kernel_size=a.kernel_size)
+               diversity_prob=a.diversity_prob, resize_rate=a.resize_rate, kernel_size=a.kernel_size,
+               printability=a.printability, palette=palette)
 
 
 def label_of(a: AttackConfig, eps: float) -> str:
-    """How an attack and eps are named in paths and tables: bim_eps16, eot-bim_eps16."""
-    prefix = "eot-" if a.eot is not None else ""
+    """How an attack and eps are named in paths and tables: bim_eps16, eot-bim_eps16, eot-np-bim_eps16
+    (np-: with the non-printability penalty)."""
+    prefix = ("eot-" if a.eot is not None else "") + ("np-" if a.printability > 0 else "")
     tgt = f"-t{a.target}" if a.target is not None else ""
     return f"{prefix}{canonical(a.name)}{tgt}_eps{eps:g}"
 

@@ -11,6 +11,11 @@ Three hooks keep the families small (torchattacks' layout, one file per family):
   sign is taken (MI-FGSM's momentum, TI-FGSM's kernel smoothing);
 - `project(x_adv, x)`: back into the eps ball and [0, 1].
 
+`Attack.gradient` is also where the non-printability penalty (Sharif et al. 2016) joins the loss:
+with `printability` w > 0 and the printer's `palette` (printable colours from a colour
+calibration), the attack ascends CE - w NPS (descends CE + w NPS when targeted), so the
+perturbation stays among colours the printer can make.
+
 `Attack.gradient` is where Expectation over Transformation lives: with an EOT config it draws N
 transformations per image from the shared print-and-camera channel, runs all B x N of them as ONE
 batch and returns the gradient of the mean loss, so any iterative attack optimises for survival
@@ -37,7 +42,8 @@ class Attack:
     default_alpha = 1.0  # 0..255 units per step
 
     def __init__(self, model, eps: float, *, steps: Optional[int] = None, alpha: Optional[float] = None,
-                 target: Optional[int] = None, eot=None, channel=None, seed: int = 0, **params):
+                 target: Optional[int] = None, eot=None, channel=None, seed: int = 0,
+                 printability: float = 0.0, palette: Optional[torch.Tensor] = None, **params):
         self.model = model
         self.eps = float(eps) / 255.0
         self.eps255 = float(eps)
@@ -48,6 +54,10 @@ class Attack:
         self.channel = channel
         if eot is not None and channel is None:
             raise ValueError(f"attack {self.name!r}: EOT needs a channel to draw transformations from")
+        self.printability = float(printability)
+        self.palette = palette
+        if self.printability > 0 and palette is None:
+            raise ValueError(f"attack {self.name!r}: the printability penalty needs the printer's palette")
         self.params = params
         self.seed = int(seed)
         self.generator = torch.Generator(device="cpu").manual_seed(self.seed)
@@ -106,14 +116,20 @@ class Attack:
                                      strength=float(self.eot.strength), device=x_adv.device)
         return self.channel(x_adv.repeat_interleave(n, 0), params)[0]
 
-    def gradient(self, x_adv: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """d loss / d x_adv, averaged over EOT samples when configured; checked for NaN/Inf."""
+    def gradient(self, x_adv: torch.Tensor, labels: torch.Tensor, targeted: bool = False) -> torch.Tensor:
+        """d loss / d x_adv, averaged over EOT samples when configured, with the printability
+        penalty when configured (its sign follows `targeted`); checked for NaN/Inf."""
         x_adv = x_adv.detach().requires_grad_(True)
         xs = self.transform(x_adv)
         n = xs.shape[0] // x_adv.shape[0]
         if n > 1:
             labels = labels.repeat_interleave(n, 0)
         loss = self.loss(self.model(self.inputs(xs)), labels)
+        if self.printability > 0:
+            from ..calibrate.model import non_printability
+
+            nps = non_printability(x_adv, self.palette).mean()
+            loss = loss + self.printability * nps if targeted else loss - self.printability * nps
         (grad,) = torch.autograd.grad(loss, x_adv)
         self.check_finite(grad)
         return grad
@@ -162,7 +178,7 @@ class Attack:
         the gradient (momentum, smoothing) before its sign is taken."""
         step = -self.alpha if targeted else self.alpha
         for self._step in range(self.steps):
-            g = self.gradient(x_adv, labels)
+            g = self.gradient(x_adv, labels, targeted)
             if direction is not None:
                 g = direction(g)
             x_adv = self.project(x_adv.detach() + step * g.sign(), x)

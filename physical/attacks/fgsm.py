@@ -10,6 +10,6 @@ class FGSM(Attack):
 
     def perturb(self, x, y):
         labels, targeted = self.target_labels(x, y)
-        g = self.gradient(x, labels)
+        g = self.gradient(x, labels, targeted)
         step = -self.eps if targeted else self.eps
         return self.project(x + step * g.sign(), x)

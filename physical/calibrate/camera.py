@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from .files import CAMERA_KIND, VERSION, CalibrationError
-from .targets import DICTIONARY, BoardSpec, aruco_dictionary
+from .targets import DICTIONARY, BoardSpec
 
 MIN_CORNERS = 6  # ChArUco corners in one view
 MIN_VIEWS = 10

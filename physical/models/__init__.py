@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -138,7 +137,7 @@ def pick_device(spec: str = "auto") -> torch.device:
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise ConfigError(f"run.device: {spec!r} does not exist; {torch.cuda.device_count()} CUDA device(s) here")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError(f"run.device: 'mps' requested but MPS is not available here; use cpu or auto")
+        raise ConfigError("run.device: 'mps' requested but MPS is not available here; use cpu or auto")
     return dev
 
 

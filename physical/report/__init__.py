@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import csv
 import io
-from pathlib import Path
 
 import cv2
 import numpy as np
