@@ -232,7 +232,9 @@ def photo_folder(tmp_path: Path) -> Path:
     write_image(src / "b.PNG", np.zeros((10, 10, 3), np.uint8))
     (src / "IMG_0002.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(20))
     (src / "fake.jpg").write_bytes(b"not a jpeg at all")
-    (src / "notes.txt").write_text("hello")
+    (src / "notes.txt").write_text("hello")  # not a photo, and not taken for one: no line
+    (src / "sheets.pdf").write_bytes(b"%PDF-1.4 the run's sheets, dropped in by mistake")
+    (src / "VID_0003.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     return src
 
 
@@ -248,8 +250,10 @@ def test_folder_capture_copies_photos_and_reports_skipped(tmp_path):
         assert sorted(p.name for p in run.photos_dir.iterdir()) == ["IMG_0001.jpg", "b.PNG"]
         assert (run.photos_dir / "IMG_0001.jpg").read_bytes() == (src / "IMG_0001.jpg").read_bytes()
         skipped = {s["file"]: s["reason"] for s in summary["skipped"]}
-        assert set(skipped) == {"IMG_0002.HEIC", "fake.jpg"}
+        assert set(skipped) == {"IMG_0002.HEIC", "fake.jpg", "sheets.pdf", "VID_0003.mp4"}
         assert "HEIC" in skipped["IMG_0002.HEIC"]
+        assert skipped["sheets.pdf"].startswith("a PDF, not a photo")
+        assert skipped["VID_0003.mp4"].startswith("a video, not a photo") and "video:" in skipped["VID_0003.mp4"]
 
 
 def test_folder_capture_errors_name_the_folder(tmp_path):

@@ -125,6 +125,12 @@ def list_photos(folder: Path) -> tuple[list[Path], list[dict]]:
         suffix = p.suffix.lower()
         if suffix in HEIC_SUFFIXES or (suffix in IMAGE_SUFFIXES and image_kind(p) == "heic"):
             skipped.append({"file": p.name, "reason": "HEIC/HEIF is not readable by OpenCV; export the photo as JPEG"})
+        elif suffix == ".pdf":  # the likely mistakes get a line; other files (notes, sidecars) are left alone
+            skipped.append({"file": p.name, "reason": "a PDF, not a photo: print it at 100 % and photograph the printed "
+                                                      "page"})
+        elif suffix in VIDEO_SUFFIXES:
+            skipped.append({"file": p.name, "reason": f"a video, not a photo: give it as a source of its own "
+                                                      f"(video:{p}), guided capture picks its frames"})
         elif suffix in IMAGE_SUFFIXES:
             if image_kind(p) is None:
                 skipped.append({"file": p.name, "reason": f"not a {suffix[1:]} image (unknown file header)"})
