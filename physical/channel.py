@@ -56,9 +56,10 @@ difference to OpenCV's encoder about 0.004 on photos, kornia's about 0.005) and 
 keeps EOT's cost near the model's; its rounding passes gradients straight through. The simulator
 turns it off (``jpeg=False``) and writes a real JPEG file at the sampled quality instead.
 
-Determinism: parameters come from the caller's ``torch.Generator``; the sensor noise of each sample
-is drawn from its own generator seeded by ``params["noise_seed"]`` on the input's device, so the
-same parameters give the same output on the same device.
+Determinism: parameters come from the caller's ``torch.Generator``; the sensor noise of a batch is
+one draw from a generator seeded by its first ``params["noise_seed"]`` on the input's device (a
+simulated photo, a batch of one, gets its own seed's noise), so the same parameters give the same
+output on the same device.
 """
 from __future__ import annotations
 
@@ -332,11 +333,10 @@ class Channel(torch.nn.Module):
         sigma = params["noise_sigma"]
         if float(sigma.max()) <= 0:
             return x
-        noise = []
-        for seed in params["noise_seed"].tolist():
-            g = torch.Generator(device=x.device).manual_seed(int(seed))
-            noise.append(torch.randn(x.shape[1:], generator=g, device=x.device, dtype=x.dtype))
-        return x + _col(sigma, x) * torch.stack(noise)
+        # one draw for the whole batch (no per-sample loop), from a generator seeded by the first
+        # sample's seed: a batch of one (a simulated photo) gets exactly its own seed's noise
+        g = torch.Generator(device=x.device).manual_seed(int(params["noise_seed"][0]))
+        return x + _col(sigma, x) * torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
 
     def jpeg(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         q = params["jpeg_quality"].to(x.device, x.dtype)
