@@ -14,7 +14,7 @@ the input). Stages run in physical order:
 3. optics    gaussian blur, per-sample sigma
 4. lighting  smooth light gradient, per-channel white balance gain, contrast, brightness
 5. sensor    gaussian noise, per-sample sigma
-6. JPEG      kornia's differentiable codec, per-sample quality
+6. JPEG      a differentiable codec (:mod:`physical.jpeg`), per-sample quality
 7. clamp     to [0, 1]
 
 Parameters are drawn by :meth:`Channel.sample` (uniform inside the config ranges, scaled by
@@ -38,7 +38,7 @@ white_balance       0        (gain 1 +- white_balance per RGB channel)
 contrast            1
 brightness          0
 noise_sigma         0
-jpeg_quality        100      **quality 100 means no JPEG** for that sample (kornia's codec at 100
+jpeg_quality        100      **quality 100 means no JPEG** for that sample (the codec at 100
                              still subsamples chroma; a real q100 file is close to lossless)
 print_gamma         1        the printer's fixed values scale with ``strength`` as well, so
 paper_white         1        ``strength = 0`` is the identity channel
@@ -47,10 +47,12 @@ colour_mix          0        only with a calibration: the fitted colour model bl
                              input, ``x + colour_mix (model(x) - x)``; drawn as ``strength``
 =================  ==========================================================================
 
-Why kornia: ``warp_perspective`` takes a batch of pixel homographies (source -> destination, the
-same convention as OpenCV: pixel centres at integer coordinates) and is differentiable in the
-image; ``gaussian_blur2d`` takes one sigma per sample, so per-sample blur needs no Python loop;
-JPEG is not kornia's ``jpeg_codec_differentiable`` but :mod:`physical.jpeg`, a lean codec with
+Why kornia, and where not: kornia's ``warp_perspective`` takes a batch of pixel homographies
+(source -> destination, the same convention as OpenCV: pixel centres at integer coordinates) and
+is differentiable in the image. The blur is our own separable depthwise convolution with one sigma
+per sample (kornia's ``gaussian_blur2d`` gives the same pixels but pads twice per blur: a quarter
+slower, which EOT pays on every step). JPEG is not kornia's ``jpeg_codec_differentiable`` but
+:mod:`physical.jpeg`, a lean codec with
 the same model (IJG tables, 4:2:0, per-sample quality) that is a little closer to libjpeg (mean
 difference to OpenCV's encoder about 0.004 on photos, kornia's about 0.005) and 4-8x cheaper, which
 keeps EOT's cost near the model's; its rounding passes gradients straight through. The simulator
@@ -67,7 +69,7 @@ import math
 from typing import NamedTuple, Optional, Union
 
 import torch
-from kornia.filters import gaussian_blur2d
+import torch.nn.functional as F
 from kornia.geometry.transform import warp_perspective
 
 from .config import ChannelConfig
@@ -92,7 +94,7 @@ IDENTITY = {
     "jpeg_quality": 100.0,
 }
 MAX_TILT = 0.4
-MIN_SIGMA = 1e-3  # kornia wants sigma > 0; a kernel this narrow is a delta
+MIN_SIGMA = 1e-3  # sigma > 0 (it divides); a kernel this narrow is a delta
 
 Background = Union[None, float, torch.Tensor]
 
@@ -231,8 +233,8 @@ class Channel(torch.nn.Module):
         g = _col(params["print_gamma"], x)
         white = _col(params["paper_white"], x)
         black = _col(params["ink_black"], x)
-        # clamp_min keeps the gradient of x**g finite at 0 when g < 1
-        return black + (white - black) * x.clamp(0.0, 1.0).clamp_min(1e-6).pow(g)
+        # the floor of 1e-6 keeps the gradient of x**g finite at 0 when g < 1
+        return black + (white - black) * x.clamp(1e-6, 1.0).pow(g)
 
     def homographies(
         self, params: dict[str, torch.Tensor], in_size: tuple[int, int], out_size: tuple[int, int]
@@ -313,8 +315,14 @@ class Channel(torch.nn.Module):
         return _blur(x, sigma)
 
     def lighting(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Light gradient x white balance on the scene, then the camera's contrast and brightness."""
+        """Light gradient x white balance on the scene, then the camera's contrast and brightness:
+        an affine map per pixel, x * scale + offset, applied in one pass."""
         n, c, hh, ww = x.shape
+        contrast = _col(params["contrast"], x)
+        scale = contrast  # N x 1 x 1 x 1, grown by what applies
+        if c == 3:
+            gain = torch.stack([params["wb_r"], params["wb_g"], params["wb_b"]], 1).to(x.device, x.dtype)
+            scale = scale * gain.view(n, 3, 1, 1)
         amp = _col(params["light_gradient"], x)
         if float(amp.abs().max()) > 0:
             ang = torch.deg2rad(params["light_angle_deg"].to(x.device, x.dtype))
@@ -323,11 +331,9 @@ class Channel(torch.nn.Module):
             u = torch.linspace(-1, 1, ww, device=x.device, dtype=x.dtype).view(1, 1, 1, ww)
             v = torch.linspace(-1, 1, hh, device=x.device, dtype=x.dtype).view(1, 1, hh, 1)
             ramp = _col(dx / norm, x) * u + _col(dy / norm, x) * v  # in [-1, 1], peak at a corner
-            x = x * (1 + amp * ramp)
-        if c == 3:
-            gain = torch.stack([params["wb_r"], params["wb_g"], params["wb_b"]], 1).to(x.device, x.dtype)
-            x = x * gain.view(n, 3, 1, 1)
-        return (x - 0.5) * _col(params["contrast"], x) + 0.5 + _col(params["brightness"], x)
+            scale = scale * (1 + amp * ramp)
+        offset = 0.5 - 0.5 * contrast + _col(params["brightness"], x)
+        return torch.addcmul(offset, x, scale)
 
     def sensor(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         sigma = params["noise_sigma"]
@@ -345,7 +351,7 @@ class Channel(torch.nn.Module):
             return x
         x = x.clamp(0.0, 1.0)
         coded = jpeg_codec(x, q.clamp(1.0, 100.0))
-        return torch.where(on.view(-1, 1, 1, 1), coded, x)
+        return coded if bool(on.all()) else torch.where(on.view(-1, 1, 1, 1), coded, x)
 
     # -- the whole channel ------------------------------------------------------------------------
     def forward(
@@ -356,23 +362,28 @@ class Channel(torch.nn.Module):
         background: Background = None,
         jpeg: bool = True,
     ) -> ChannelOutput:
-        """Send N images (or one image, repeated) through the channel with N parameter sets.
+        """Send N images through the channel with N parameter sets, or B images with N = B x k
+        parameter sets (image-major: image i takes sets i*k .. i*k+k-1, as EOT draws them).
 
-        x: N x C x H x W (or 1 x C x H x W) in [0, 1]. out_size: (W, H) of the output frame,
-        None = the input's size. background: what the image does not cover: None = blank paper
-        (the printer's paper white, what surrounds a cell on a sheet), a number, a (C,) colour or
-        an image broadcastable to N x C x H x W. jpeg=False skips the codec whatever the quality.
+        x: N (or B) x C x H x W in [0, 1]. out_size: (W, H) of the output frame, None = the input's
+        size. background: what the image does not cover: None = blank paper (the printer's paper
+        white, what surrounds a cell on a sheet), a number, a (C,) colour or an image broadcastable
+        to N x C x H x W. jpeg=False skips the codec whatever the quality. With B < N the printer,
+        whose parameters are fixed values (no random range), runs once per image, not k times.
         """
-        n = params["scale"].shape[0]
-        if x.shape[0] == 1 and n > 1:
-            x = x.expand(n, -1, -1, -1)
-        if x.shape[0] != n:
-            raise ValueError(f"{x.shape[0]} images but {n} parameter sets")
+        n, b = params["scale"].shape[0], x.shape[0]
+        if n % b:
+            raise ValueError(f"{b} images but {n} parameter sets (not a multiple)")
         h, w = x.shape[-2:]
         out_size = (w, h) if out_size is None else (int(out_size[0]), int(out_size[1]))
         hom = self.homographies(params, (w, h), out_size)
 
-        y = self.printer(x, params)
+        k = n // b
+        if k > 1 and not self._printer_uniform(params, b):
+            x, k = x.repeat_interleave(k, 0), 1
+        y = self.printer(x, {key: v[::k] for key, v in params.items()} if k > 1 else params)
+        if k > 1:
+            y = y.repeat_interleave(k, 0)
         y = self.geometry(y, hom, out_size, self._background(background, y, params))
         y = self.optics(y, params)
         y = self.lighting(y, params)
@@ -384,7 +395,18 @@ class Channel(torch.nn.Module):
     def eot(self, x: torch.Tensor, n: int, *, generator: torch.Generator, strength: float = 1.0) -> torch.Tensor:
         """B images -> B*n transformed copies (image-major: rows i*n .. i*n+n-1 come from image i)."""
         params = self.sample(x.shape[0] * n, generator=generator, strength=strength, device=x.device)
-        return self.forward(x.repeat_interleave(n, 0), params).images
+        return self.forward(x, params).images
+
+    PRINTER_PARAMS = ("print_gamma", "paper_white", "ink_black", "colour_mix")
+
+    def _printer_uniform(self, params: dict[str, torch.Tensor], b: int) -> bool:
+        """Whether every image's parameter sets agree on the printer (they do when drawn by
+        `sample`: the printer has no random range)."""
+        for key in self.PRINTER_PARAMS:
+            v = params.get(key)
+            if v is not None and not bool((v.view(b, -1) == v.view(b, -1)[:, :1]).all()):
+                return False
+        return True
 
     def _background(self, background: Background, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         if background is None:
@@ -413,6 +435,15 @@ def _col(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Gaussian blur with one sigma per sample (N,); one kernel size fits the largest."""
-    k = 2 * math.ceil(3 * float(sigma.max())) + 1
-    return gaussian_blur2d(x, (k, k), torch.stack([sigma, sigma], 1), border_type="reflect")
+    """Gaussian blur with one sigma per sample (N,); one kernel size (3 sigma) fits the largest.
+    Separable, edges reflected (padded once for both passes), one depthwise convolution per pass
+    over all N x C planes."""
+    n, c, h, w = x.shape
+    r = min(math.ceil(3 * float(sigma.max())), h - 1, w - 1)
+    t = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t / sigma.to(x.device, x.dtype).view(-1, 1)) ** 2)
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # N*C x (2r + 1)
+    y = F.pad(x.reshape(1, n * c, h, w), (r, r, r, r), mode="reflect")
+    y = F.conv2d(y, k.view(n * c, 1, 1, 2 * r + 1), groups=n * c)
+    y = F.conv2d(y, k.view(n * c, 1, 2 * r + 1, 1), groups=n * c)
+    return y.view(n, c, h, w)

@@ -100,6 +100,39 @@ def test_eot_gives_n_copies_per_image_with_gradients():
     assert x.grad[0].abs().sum() > 0 and x.grad[1].abs().sum() == 0
 
 
+def test_b_images_with_k_draws_each_match_the_repeated_batch():
+    """EOT's shape: B images and B x k parameter sets (image-major). The printer runs once per image
+    there; pixels and gradients must be those of the B x k repeated images."""
+    ch = Channel()
+    x = (0.1 + 0.8 * torch.rand(2, 3, 48, 48)).requires_grad_()
+    params = ch.sample(6, generator=gen(5))
+    w = torch.randn(6, 3, 48, 48)
+    y, _ = ch(x, params)
+    (g,) = torch.autograd.grad((y * w).sum(), x)
+    xr = x.detach().repeat_interleave(3, 0).requires_grad_()
+    yr, _ = ch(xr, params)
+    (gr,) = torch.autograd.grad((yr * w).sum(), xr)
+    assert torch.allclose(y, yr, atol=1e-6)
+    assert torch.allclose(g, gr.view(2, 3, 3, 48, 48).sum(1), atol=1e-5)
+    with pytest.raises(ValueError, match="4 images but 6 parameter sets"):
+        ch(torch.rand(4, 3, 48, 48), params)
+
+
+def test_jpeg_gradient_is_the_straight_through_gradient_of_the_codec():
+    """The codec's backward is written out (the DCTs cancel under straight-through rounding); it
+    must equal autograd through the codec step by step, for block-aligned and padded sizes."""
+    from physical.jpeg import codec, jpeg
+
+    for shape in ((3, 3, 64, 48), (2, 3, 37, 50)):
+        x = torch.rand(*shape, requires_grad=True)
+        q = torch.tensor([60.0, 85.0, 95.0][: shape[0]])
+        w = torch.randn(shape)
+        (fast,) = torch.autograd.grad((jpeg(x, q) * w).sum(), x)
+        (ref,) = torch.autograd.grad((codec(x, q) * w).sum(), x)
+        assert torch.equal(jpeg(x, q), codec(x, q).detach())
+        assert (fast - ref).abs().max() < 1e-5 * ref.abs().max()
+
+
 def test_homography_maps_an_input_point_to_where_its_pixel_lands():
     ch = Channel(geometry_only())
     x = torch.zeros(1, 3, 120, 90)

@@ -114,7 +114,7 @@ class Attack:
         n = self.eot_samples
         params = self.channel.sample(x_adv.shape[0] * n, generator=self.generator,
                                      strength=float(self.eot.strength), device=x_adv.device)
-        return self.channel(x_adv.repeat_interleave(n, 0), params)[0]
+        return self.channel(x_adv, params)[0]  # B images, B x N parameter sets (image-major)
 
     def gradient(self, x_adv: torch.Tensor, labels: torch.Tensor, targeted: bool = False) -> torch.Tensor:
         """d loss / d x_adv, averaged over EOT samples when configured, with the printability

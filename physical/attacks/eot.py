@@ -95,8 +95,8 @@ class CropChannel(torch.nn.Module):
         off = params.get("misalign")
         moved = corners if off is None else corners + off.to(torch.float64) * torch.tensor([w, h], dtype=torch.float64)
         err = get_perspective_transform(corners, moved)  # cell px -> cell px, float64
-        crop = _resample(photo, hom @ err, (h, w))  # crop(u) = photo(hom err u)
-        return ChannelOutput(crop.clamp(0.0, 1.0), torch.linalg.inv(err))
+        crop = _resample(photo, hom @ err, (h, w))  # crop(u) = photo(hom err u): in [0, 1] as the photo is
+        return ChannelOutput(crop, torch.linalg.inv(err))
 
 
 def _resample(img: torch.Tensor, at: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

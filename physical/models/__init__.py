@@ -23,6 +23,11 @@ class ModelUnavailable(UserError, RuntimeError):
     """A model that cannot be loaded here; the message names the alternatives."""
 
 
+# devices where the network runs in channels-last memory format (NHWC): oneDNN and cuDNN convolutions
+# are faster on it (EfficientNet-Lite0 forward + backward on 2 CPU cores: about 18 % less time)
+CHANNELS_LAST = ("cpu", "cuda")
+
+
 class Classifier(nn.Module):
     """Normalise, then run the network: logits from [0,1] RGB images of size `input_size`."""
 
@@ -39,7 +44,10 @@ class Classifier(nn.Module):
         self.eval()  # a frozen classifier: tools that save and restore the mode (torchattacks) keep it in eval
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net((x - self.mean) / self.std)
+        x = (x - self.mean) / self.std
+        if x.device.type in CHANNELS_LAST:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
 
     @property
     def device(self) -> torch.device:
@@ -157,7 +165,10 @@ def _load(name: str, device: str) -> Classifier:
         t = w.transforms()
         size = int(t.crop_size[0])
         clf = Classifier(net, name, size, t.mean, t.std, resize_ratio=size / float(t.resize_size[0]))
-    return clf.to(device)
+    clf = clf.to(device)
+    if clf.device.type in CHANNELS_LAST:
+        clf.net.to(memory_format=torch.channels_last)
+    return clf
 
 
 def load_model(name: str, device: str | torch.device = "cpu") -> Classifier:
