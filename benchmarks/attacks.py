@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--eot", type=int, default=8, help="EOT samples N")
-    ap.add_argument("--eot-steps", type=int, default=1, help="EOT steps timed (vs N x as many plain steps)")
+    ap.add_argument("--eot-steps", type=int, default=2, help="EOT steps timed (vs N x as many plain steps)")
     ap.add_argument("--eps", type=float, default=16)
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
@@ -117,6 +117,8 @@ def main(argv=None) -> int:
         print(f"  [{c:4s}] EOT cost: {1 / paired(t, e_name, p_name, c):.3f}x {n} plain BIM steps, "
               f"{1 / paired(t, e_name, b_name, c):.3f}x {n} bare forward+backward passes (target <= 1.2); "
               f"{1 / paired(t, e_name, big, c):.3f}x a bare pass over the same {b * n} images (the channel's share)")
+    print(f"  least disturbed runs (best wall times): EOT cost {t[e_name]['wall'] / t[p_name]['wall']:.3f}x {n} plain "
+          f"BIM steps, {t[e_name]['wall'] / t[b_name]['wall']:.3f}x {n} bare passes")
     return 0
 
 

@@ -342,7 +342,7 @@ class Channel(torch.nn.Module):
         # one draw for the whole batch (no per-sample loop), from a generator seeded by the first
         # sample's seed: a batch of one (a simulated photo) gets exactly its own seed's noise
         g = torch.Generator(device=x.device).manual_seed(int(params["noise_seed"][0]))
-        return x + _col(sigma, x) * torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
+        return torch.addcmul(x, _col(sigma, x), torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype))
 
     def jpeg(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         q = params["jpeg_quality"].to(x.device, x.dtype)

@@ -67,11 +67,13 @@ class _RoundSTE(torch.autograd.Function):
 
 def _code(p: torch.Tensor, table: torch.Tensor, dct: torch.Tensor) -> torch.Tensor:
     """Planes N x C x H x W (multiples of 8) -> quantised and reconstructed; table N x 64.
-    The blockwise DCT is one 64 x 64 matrix product per block."""
+    The blockwise DCT is one 64 x 64 matrix product per block, with the sample's quantisation
+    folded into the matrices (DCT then / table; x table then inverse DCT): one product each way."""
     n, c, h, w = p.shape
-    b = p.reshape(n, c, h // 8, 8, w // 8, 8).permute(0, 1, 2, 4, 3, 5).reshape(n, c, h // 8, w // 8, 64)
-    t = table.view(n, 1, 1, 1, 64)
-    b = (_RoundSTE.apply((b @ dct.T) / t) * t) @ dct
+    b = p.reshape(n, c, h // 8, 8, w // 8, 8).permute(0, 1, 2, 4, 3, 5).reshape(n, c * (h // 8) * (w // 8), 64)
+    forward = dct.T / table.view(n, 1, 64)
+    inverse = table.view(n, 64, 1) * dct
+    b = _RoundSTE.apply(b @ forward) @ inverse
     return b.reshape(n, c, h // 8, w // 8, 8, 8).permute(0, 1, 2, 4, 3, 5).reshape(n, c, h, w)
 
 
