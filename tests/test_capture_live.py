@@ -406,7 +406,7 @@ def test_latest_frame_drops_instead_of_queueing():
     assert slot.get(seq, timeout=1) == (seq, None)
 
 
-def test_replay_serves_a_video_as_a_phone_does(printed, filmed, video, tmp_path):
+def test_replay_serves_a_video_as_a_phone_does(printed, filmed, video, tmp_path, capsys):
     """`physical replay video:PATH` in its own process: the stream read back with cv2.VideoCapture
     shows the video's frames in order; a source that is not there is an error naming it."""
     import subprocess
@@ -434,3 +434,6 @@ def test_replay_serves_a_video_as_a_phone_does(printed, filmed, video, tmp_path)
         errs = [float(np.abs(g.astype(float) - f.astype(float)).mean()) for f in frames]
         assert errs[i] < 6 and errs[i] - min(errs) < 0.5, (i, errs[:8])
     assert main(["replay", f"video:{tmp_path / 'nothing.mp4'}", "--port", "0"]) == 2
+    with ReplayServer(encode_jpegs(frames[:1])) as taken:  # the port a running server holds
+        assert main(["replay", f"video:{video}", "--port", str(taken.port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{taken.port}" in capsys.readouterr().err

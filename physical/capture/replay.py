@@ -133,6 +133,10 @@ def _replay(args) -> int:
     spec = parse_source(args.source)
     if spec.kind not in ("video", "folder"):
         raise CaptureError(f"replay: source {args.source!r} must be a video:PATH or folder:PATH")
+    if not args.fps > 0:
+        raise CaptureError(f"replay: --fps {args.fps:g} must be > 0")
+    if not 1 <= args.quality <= 100:
+        raise CaptureError(f"replay: --quality {args.quality} must be in 1 .. 100")
     with open_source(spec) as src:  # fails now, with the source's own message, when it cannot be read
         if src.read() is None:
             raise CaptureError(f"replay: {args.source}: no frames to serve")
@@ -142,7 +146,11 @@ def _replay(args) -> int:
             for f in src:
                 yield encode_jpegs([f], args.quality)[0]
 
-    with ReplayServer(frames, args.fps, loop=args.loop, host=args.host, port=args.port) as server:
+    try:
+        server = ReplayServer(frames, args.fps, loop=args.loop, host=args.host, port=args.port)
+    except OSError as e:  # port taken, address not on this machine
+        raise CaptureError(f"replay: cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
+    with server:
         print(f"replay: serving {args.source} at {server.url} ({args.fps:g} fps{', looping' if args.loop else ''}); "
               f"Ctrl-C stops", flush=True)
         deadline = None if args.seconds is None else time.monotonic() + args.seconds
