@@ -115,5 +115,9 @@ def non_printability(x: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
     zero exactly on printable colours, and its gradient pulls a pixel towards the nearest one.
     An attack can subtract a multiple of it from its loss (untargeted) or add it (targeted)."""
     p = palette.to(x.device, x.dtype)
-    d = (x.permute(0, 2, 3, 1).unsqueeze(-2) - p).pow(2).sum(-1)  # N, H, W, P squared distances
-    return d.amin(-1).add(1e-12).sqrt().flatten(1).mean(1)
+    n = x.shape[0]
+    xf = x.permute(0, 2, 3, 1).reshape(-1, 3)
+    with torch.no_grad():  # the nearest printable colour of every pixel, in chunks: no N x H x W x P tensor
+        near = torch.cat([torch.cdist(c, p).argmin(1) for c in xf.split(1 << 16)])
+    # the distance to it, differentiable: the value and gradient of the minimum over the palette
+    return (xf - p[near]).pow(2).sum(1).add(1e-12).sqrt().view(n, -1).mean(1)
