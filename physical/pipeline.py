@@ -139,7 +139,7 @@ def run_pipeline(cfg: Config, from_stage: str | None = None, until: str | None =
     torch.manual_seed(cfg.run.seed)
     cfg_dict = to_dict(cfg)
     run = run_dir_for(cfg)
-    run.init(cfg_dict, cfg.run.seed, str(device))
+    run.init(cfg_dict, cfg.run.seed, str(device), cfg.base_dir)
     log(f"run {run.run_id} in {run.root} on {device}")
     steps = plan(run, cfg_dict, from_stage, until, force)
     for stage, what in steps:

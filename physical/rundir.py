@@ -37,6 +37,10 @@ STAGES = ["generate", "print", "capture", "align", "classify", "experiments", "r
 # atomic writes
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None):
     """Yield a temporary path beside `path`; rename it onto `path` when the block succeeds."""
@@ -44,6 +48,7 @@ def atomic_path(path: str | Path, suffix: str | None = None):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private (0600); a run's files are ordinary files
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -160,8 +165,9 @@ class RunDir:
         write_json(self.manifest_path, m)
         return m
 
-    def init(self, config_dict: dict, seed: int, device: str) -> dict:
-        """Create or reopen the run; the run id stays the same across resumes."""
+    def init(self, config_dict: dict, seed: int, device: str, base_dir: str | Path | None = None) -> dict:
+        """Create or reopen the run; the run id stays the same across resumes. `base_dir`: the folder
+        the config's relative paths are relative to (its YAML's), recorded for `config_dir`."""
         import yaml
 
         self.root.mkdir(parents=True, exist_ok=True)
@@ -181,8 +187,19 @@ class RunDir:
             m["device"] = device
             m["config_sha256"] = digest
             m["versions"] = versions()
+            if base_dir is not None:
+                m["base_dir"] = str(Path(base_dir).resolve())
 
         return self._update(fn)
+
+    def config_dir(self, output: str = "runs") -> Path:
+        """The folder the run's config.yaml paths are relative to: as recorded at init; for a run
+        made before that was recorded, the folder that `run.output` (relative) was taken from."""
+        m = self.manifest() if self.manifest_path.is_file() else {}
+        if m.get("base_dir"):
+            return Path(m["base_dir"])
+        out = Path(output)
+        return Path.cwd() if out.is_absolute() else self.root.resolve().parents[len(out.parts)]
 
     @property
     def run_id(self) -> str:

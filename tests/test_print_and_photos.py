@@ -6,6 +6,7 @@ odd names, the way a phone names them, beside files that are not photos); `physi
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import yaml
@@ -38,7 +39,16 @@ def test_print_then_phone_photos_to_the_report(tmp_path, capsys):
     # asked again: nothing to do, same answer; from the run directory too
     assert main(["print", str(cfg)]) == 0 and "wrote the sheets" not in capsys.readouterr().out
     assert main(["print", str(root)]) == 0 and "1 sheet (a4" in capsys.readouterr().out
-    assert main(["print", str(root), "--force"]) == 0 and "wrote the sheets" in capsys.readouterr().out
+    assert main(["print", str(root), "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote the sheets" in out
+    # given as a run directory, the run's paths stay relative to its YAML's folder, not to where the
+    # command runs: the printer's copy lands beside the YAML; and written files are not private (0600)
+    copy = tmp_path / "prints" / "lab.pdf"
+    assert f"copy for the printer: {copy}" in out
+    umask = os.umask(0)
+    os.umask(umask)
+    assert copy.stat().st_mode & 0o777 == 0o666 & ~umask
     assert main(["print", str(tmp_path / "nowhere")]) == 2
     assert "nowhere: no such run directory or pipeline file" in capsys.readouterr().err
 

@@ -47,7 +47,8 @@ def load_run(target: str, overrides: list[str] | None = None):
         data = load_raw(cfg_path)
         for o in overrides or []:
             set_override(data, o)
-        return RunDir(path), from_dict(data, Path.cwd())
+        run = RunDir(path)
+        return run, from_dict(data, run.config_dir(str((data.get("run") or {}).get("output", "runs"))))
     raise FileNotFoundError(f"{path}: no such run directory or pipeline file")
 
 
