@@ -71,7 +71,8 @@ def main(argv=None) -> int:
     from physical.sheets import synthetic
     from physical.simulate import rasterize_pdf
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-align-"))
+    tmp_dir = tempfile.TemporaryDirectory(prefix="bench-align-")  # 12 MP JPEGs: removed at the end
+    tmp = Path(tmp_dir.name)
     layout, tag, sizes, refs, pdf = make_sheet(tmp)
     page = next(rasterize_pdf(pdf, 300))
     rng = np.random.default_rng(a.seed)
@@ -119,6 +120,7 @@ def main(argv=None) -> int:
               f"  {lo:.0f}-{hi:.0f}")
     print(f"{'all':<8} {statistics.median(all_wall):7.2f} {statistics.median(all_cpu):6.2f} {max(all_cpu):8.2f} "
           f"{1 / statistics.median(all_wall):9.2f}   (s per 12 MP photo, read + align; target <= 1 s)")
+    tmp_dir.cleanup()
     return 0
 
 

@@ -138,7 +138,8 @@ def main(argv=None) -> int:
         photo_ok = np.concatenate(photo).reshape(len(x), k) == y[:, None]
         f2, d_held, n_held = _rates(clean_ok, adv_ok, photo_ok)
         rows[label] = (f2, d_e2e, n_e2e, d_held, n_held)
-        photo_clean = [top1("photo_clean")[i] == y[i] for i in range(len(recs)) if recs[i]["pred"]["photo_clean"]]
+        pc = top1("photo_clean")
+        photo_clean = [pc[i] == y[i] for i in range(len(recs)) if recs[i]["pred"]["photo_clean"]]
         clean_line = (f"clean images: digital top-1 {100 * clean_ok.mean():.1f}%, photographed (pipeline) top-1 "
                       f"{100 * np.mean(photo_clean):.1f}% ({len(photo_clean)} crops)")
 

@@ -41,7 +41,7 @@ import numpy as np
 from .config import AlignConfig, Config
 from .rundir import RunDir, read_json, write_image, write_json
 from .sheets.layout import TAG_BASE, Layout
-from .sheets.markers import Marker, detect_all, find_marker, marker_side_px
+from .sheets.markers import Marker, detect_all, find_marker, marker_side_px, project
 
 INSIDE_GRID = 16  # inside = fraction of a INSIDE_GRID x INSIDE_GRID grid of cell points in the photo
 MIN_SHEET_MARKERS = 2  # lattice markers that locate a sheet instance (a cell needs align.min_markers)
@@ -125,15 +125,11 @@ def undistort(photo: np.ndarray, calibration_path: str | Path) -> np.ndarray:
 # geometry
 
 
-def _project(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    return cv2.perspectiveTransform(np.asarray(pts, np.float64).reshape(-1, 1, 2), h).reshape(-1, 2)
-
-
 def _marker_errors(layout: Layout, h: np.ndarray, dets: list[tuple[int, Marker]]) -> np.ndarray:
     """Largest corner distance (px) of every (point, marker) from where `h` puts it."""
     src = np.concatenate([layout.point_corners(p) for p, _ in dets])
     dst = np.concatenate([m.corners for _, m in dets])
-    return np.linalg.norm(_project(h, src) - dst, axis=1).reshape(-1, 4).max(axis=1)
+    return np.linalg.norm(project(h, src) - dst, axis=1).reshape(-1, 4).max(axis=1)
 
 
 def _fit(layout: Layout, dets: list[tuple[int, Marker]]) -> np.ndarray | None:
@@ -191,7 +187,7 @@ def _predict(layout: Layout, found: dict[int, Marker], square_mm: np.ndarray) ->
     xy = np.array([layout.point_center(p) for p in points])
     near = np.argsort(np.linalg.norm(xy - square_mm.mean(axis=0), axis=1))[:4]
     h = _fit(layout, [(points[i], found[points[i]]) for i in near])
-    return None if h is None else _project(h, square_mm)
+    return None if h is None else project(h, square_mm)
 
 
 def _in_photo(corners: np.ndarray, shape: tuple[int, ...]) -> bool:
@@ -328,7 +324,7 @@ def _warp_cell(photo: np.ndarray, h_cell: np.ndarray, rect: tuple[float, float, 
     w, h = size
     a = np.array([[wm / w, 0, x + 0.5 * wm / w], [0, hm / h, y + 0.5 * hm / h], [0, 0, 1]])
     m = h_cell @ a  # crop px -> photo px
-    corners = _project(h_cell, np.array([[x, y], [x + wm, y], [x + wm, y + hm], [x, y + hm]]))
+    corners = project(h_cell, np.array([[x, y], [x + wm, y], [x + wm, y + hm], [x, y + hm]]))
     sides = np.linalg.norm(corners - np.roll(corners, -1, axis=0), axis=1)
     scale = max(sides[0] / w, sides[2] / w, sides[1] / h, sides[3] / h)  # photo px per crop px
     # work on the cell's bounding box only (blurring a whole 12 MP photo per cell is wasteful)
@@ -356,7 +352,7 @@ def _inside(h_cell: np.ndarray, rect: tuple[float, float, float, float], shape: 
     x, y, w, hh = rect
     t = (np.arange(INSIDE_GRID) + 0.5) / INSIDE_GRID
     gx, gy = np.meshgrid(x + t * w, y + t * hh)
-    p = _project(h_cell, np.stack([gx.ravel(), gy.ravel()], axis=1))
+    p = project(h_cell, np.stack([gx.ravel(), gy.ravel()], axis=1))
     ok = (p[:, 0] >= -0.5) & (p[:, 0] <= shape[1] - 0.5) & (p[:, 1] >= -0.5) & (p[:, 1] <= shape[0] - 0.5)
     return float(ok.mean())
 
@@ -378,7 +374,7 @@ def _cell_crop(photo: np.ndarray, layout: Layout, found: dict[int, Marker], slot
     h_cell, _ = cv2.findHomography(src, dst, 0)
     if h_cell is None:
         return "degenerate marker geometry; not cropped"
-    reproj = float(np.linalg.norm(_project(h_cell, src) - dst, axis=1).mean())
+    reproj = float(np.linalg.norm(project(h_cell, src) - dst, axis=1).mean())
     rect = layout.cell_rect(slot)
     crop = _warp_cell(photo, h_cell, rect, size)
     sharp, match = compare(crop, reference)
@@ -396,7 +392,7 @@ def _cell_crop(photo: np.ndarray, layout: Layout, found: dict[int, Marker], slot
             "sharpness": None if sharp is None else round(sharp, 4),
             "match": None if match is None else round(match, 4),
             "inside": round(inside, 4), "reasons": reasons,
-            "corners_px": np.round(_project(h_cell, layout.cell_corners(slot)), 2).tolist(), "image": crop}
+            "corners_px": np.round(project(h_cell, layout.cell_corners(slot)), 2).tolist(), "image": crop}
 
 
 def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | list[int],
@@ -532,6 +528,21 @@ def _exclusions(crops: list[dict]) -> dict[str, int]:
     return out
 
 
+def reference_images(root: Path, cells: dict[tuple[int, int], dict]) -> dict[tuple[int, int], np.ndarray]:
+    """(sheet, slot) -> the grey digital image a crop's sharpness and match are measured against:
+    the item's clean image, for both cells of a pair (each file read once)."""
+    clean = {c["item"]: c["image"] for c in cells.values() if c["role"] == "clean"}
+    read: dict[str, np.ndarray | None] = {}
+    out = {}
+    for k, c in cells.items():
+        rel = clean.get(c["item"], c["image"])
+        if rel not in read:
+            read[rel] = cv2.imread(str(Path(root) / rel), cv2.IMREAD_GRAYSCALE)
+        if read[rel] is not None:
+            out[k] = read[rel]
+    return out
+
+
 def align_stage(run: RunDir, cfg: Config) -> dict:
     """Align every photo in capture/photos/; write align/crops/*.png and align/crops.json.
 
@@ -548,12 +559,7 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
     tag = tuple(printed["tag"])
     cells = {(c["sheet"], c["slot"]): c for c in printed["cells"]}
     images_px = {k: (c["width_px"], c["height_px"]) for k, c in cells.items()}
-    clean = {c["item"]: c["image"] for c in cells.values() if c["role"] == "clean"}
-    references = {}
-    for k, c in cells.items():
-        img = cv2.imread(str(run.root / clean.get(c["item"], c["image"])), cv2.IMREAD_GRAYSCALE)
-        if img is not None:
-            references[k] = img
+    references = reference_images(run.root, cells)
     other_runs = _other_runs(run)
     calibration = cfg.resolve(cfg.align.camera_calibration) if cfg.align.camera_calibration else None
     if calibration is not None:

@@ -49,9 +49,9 @@ colour_mix          0        only with a calibration: the fitted colour model bl
 
 Why kornia, and where not: kornia's ``warp_perspective`` takes a batch of pixel homographies
 (source -> destination, the same convention as OpenCV: pixel centres at integer coordinates) and
-is differentiable in the image. The blur is our own separable depthwise convolution with one sigma
-per sample (kornia's ``gaussian_blur2d`` gives the same pixels but pads twice per blur: a quarter
-slower, which EOT pays on every step). JPEG is not kornia's ``jpeg_codec_differentiable`` but
+is differentiable in the image. The blur is :func:`physical.transforms.ops.gaussian_blur`, one
+separable depthwise convolution with one sigma per sample (kornia's ``gaussian_blur2d`` gives the
+same pixels but pads twice per blur: a quarter slower, which EOT pays on every step). JPEG is not kornia's ``jpeg_codec_differentiable`` but
 :mod:`physical.jpeg`, a lean codec with
 the same model (IJG tables, 4:2:0, per-sample quality) that is a little closer to libjpeg (mean
 difference to OpenCV's encoder about 0.004 on photos, kornia's about 0.005) and 4-8x cheaper, which
@@ -69,11 +69,11 @@ import math
 from typing import NamedTuple, Optional, Union
 
 import torch
-import torch.nn.functional as F
 from kornia.geometry.transform import warp_perspective
 
 from .config import ChannelConfig
 from .jpeg import jpeg as jpeg_codec
+from .transforms.ops import gaussian_blur
 
 # the scalar parameters, in the order they are drawn (keep the order: it fixes the random stream)
 SCALARS = (
@@ -295,7 +295,7 @@ class Channel(torch.nn.Module):
         f = (hom.det().abs() / w_c.abs() ** 3).sqrt().to(x.device, x.dtype)
         sigma = ((1 / f - 1) / 2).clamp_min(MIN_SIGMA)
         if float(sigma.max()) > 0.05:
-            x = _blur(x, sigma)
+            x = gaussian_blur(x, sigma)
         hom = hom.to(x.device, x.dtype)
         if background.shape[-2:] == (1, 1):
             # a flat background b: warp(x - b) + b is warp(x) + (1 - cover) b exactly (bilinear
@@ -312,7 +312,7 @@ class Channel(torch.nn.Module):
         sigma = params["blur_sigma"].to(x.device, x.dtype).clamp_min(MIN_SIGMA)
         if float(sigma.max()) <= MIN_SIGMA:
             return x
-        return _blur(x, sigma)
+        return gaussian_blur(x, sigma)
 
     def lighting(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         """Light gradient x white balance on the scene, then the camera's contrast and brightness:
@@ -432,18 +432,3 @@ def params_to_json(params: dict[str, torch.Tensor], i: int) -> dict:
 def _col(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """A per-sample (N,) value shaped to broadcast against N x C x H x W."""
     return v.to(x.device, x.dtype).view(-1, 1, 1, 1)
-
-
-def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Gaussian blur with one sigma per sample (N,); one kernel size (3 sigma) fits the largest.
-    Separable, edges reflected (padded once for both passes), one depthwise convolution per pass
-    over all N x C planes."""
-    n, c, h, w = x.shape
-    r = min(math.ceil(3 * float(sigma.max())), h - 1, w - 1)
-    t = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t / sigma.to(x.device, x.dtype).view(-1, 1)) ** 2)
-    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # N*C x (2r + 1)
-    y = F.pad(x.reshape(1, n * c, h, w), (r, r, r, r), mode="reflect")
-    y = F.conv2d(y, k.view(n * c, 1, 1, 2 * r + 1), groups=n * c)
-    y = F.conv2d(y, k.view(n * c, 1, 2 * r + 1, 1), groups=n * c)
-    return y.view(n, c, h, w)

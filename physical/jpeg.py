@@ -89,32 +89,32 @@ def jpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
 
 def codec(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     """The codec, step by step (autograd through it gives the straight-through gradient too)."""
-    n, _, h, w = x.shape
-    dct, m, minv, _ = _consts(x.device, x.dtype)
     tables = quant_tables(quality.to(x.device), x.dtype)
-    hh, ww = -(-h // 16) * 16, -(-w // 16) * 16
-    if (hh, ww) != (h, w):
-        x = F.pad(x, (0, ww - w, 0, hh - h), mode="replicate")
-    ycc = ((m * 255.0) @ x.reshape(n, 3, hh * ww)).view(n, 3, hh, ww)  # a 3 x 3 product per pixel, no copies
-    y = _code(ycc[:, :1] - 128.0, tables[:, 0], dct) + 128.0
-    c = _code(F.avg_pool2d(ycc[:, 1:], 2), tables[:, 1], dct)
-    c = F.interpolate(c, scale_factor=2.0, mode="bilinear", align_corners=False)
-    out = ((minv / 255.0) @ torch.cat([y, c], 1).view(n, 3, hh * ww)).view(n, 3, hh, ww)
-    return out[..., :h, :w] if (hh, ww) != (h, w) else out
+    dct = _consts(x.device, x.dtype)[0]
+    return _colour_planes(x, lambda y: _code(y - 128.0, tables[:, 0], dct) + 128.0,
+                          lambda c: _code(c, tables[:, 1], dct))
 
 
 def linear_part(x: torch.Tensor) -> torch.Tensor:
     """What the codec is without quantisation: with rounding passed straight through, the DCT and
     its inverse cancel, leaving the colour transforms and the chroma's 2 x 2 averaging and
     upsampling (and libjpeg's edge padding). Linear, so its gradient is the codec's."""
+    return _colour_planes(x, lambda y: y, lambda c: c)
+
+
+def _colour_planes(x: torch.Tensor, luma, chroma) -> torch.Tensor:
+    """libjpeg's frame around the block coding: edge padding to multiples of 16, RGB -> YCbCr (a
+    3 x 3 product per pixel, no copies), `luma` on Y, `chroma` on Cb and Cr averaged over 2 x 2
+    pixels and then upsampled (libjpeg's "fancy" triangle filter), back to RGB, cropped."""
     n, _, h, w = x.shape
     _, m, minv, _ = _consts(x.device, x.dtype)
     hh, ww = -(-h // 16) * 16, -(-w // 16) * 16
     if (hh, ww) != (h, w):
         x = F.pad(x, (0, ww - w, 0, hh - h), mode="replicate")
     ycc = ((m * 255.0) @ x.reshape(n, 3, hh * ww)).view(n, 3, hh, ww)
-    c = F.interpolate(F.avg_pool2d(ycc[:, 1:], 2), scale_factor=2.0, mode="bilinear", align_corners=False)
-    out = ((minv / 255.0) @ torch.cat([ycc[:, :1], c], 1).view(n, 3, hh * ww)).view(n, 3, hh, ww)
+    y = luma(ycc[:, :1])
+    c = F.interpolate(chroma(F.avg_pool2d(ycc[:, 1:], 2)), scale_factor=2.0, mode="bilinear", align_corners=False)
+    out = ((minv / 255.0) @ torch.cat([y, c], 1).view(n, 3, hh * ww)).view(n, 3, hh, ww)
     return out[..., :h, :w] if (hh, ww) != (h, w) else out
 
 

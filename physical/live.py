@@ -165,31 +165,6 @@ class RunCells:
         return cls(printed, labels, model)
 
 
-def cell_quads(markers, printed, wanted) -> dict:
-    """(sheet, slot) -> the cell's 4 corners in the frame, from the cell's corner markers (a list of
-    `physical.sheets.markers.Marker`); for align results without `corners_px`."""
-    import cv2
-
-    layout = printed.layout
-    by_sheet: dict[int, dict[int, np.ndarray]] = {}
-    for m in markers:
-        dec = layout.decode_id(m.id)
-        if dec is not None:
-            by_sheet.setdefault(dec[0], {})[dec[1]] = m.corners
-    out = {}
-    for sheet, slot in wanted:
-        found = by_sheet.get(sheet, {})
-        pts = [p for p in layout.cell_points(slot) if p in found]
-        if len(pts) < 3:
-            continue
-        src = np.concatenate([layout.point_corners(p) for p in pts])
-        dst = np.concatenate([found[p] for p in pts])
-        h, _ = cv2.findHomography(src, dst, 0)
-        if h is not None:
-            out[(sheet, slot)] = cv2.perspectiveTransform(layout.cell_corners(slot).reshape(-1, 1, 2), h).reshape(-1, 2)
-    return out
-
-
 def classify_frame(frame: np.ndarray, model, cells: Optional[RunCells], align_cfg, top_k: int = 5) -> dict:
     """The frame's top-k (centre crop at the model's size) and, per cell of the run in view, its
     top-k and whether it fools the model; one batch. Deterministic for a given frame and model
@@ -209,9 +184,7 @@ def classify_frame(frame: np.ndarray, model, cells: Optional[RunCells], align_cf
             p = cells.printed
             crops, _ = align_frame(frame, p, align_cfg, markers)
             found = [c for c in crops if c["accepted"]]
-            quads = {(c["sheet"], c["slot"]): np.asarray(c["corners_px"]) for c in found if c.get("corners_px")}
-            if len(quads) < len(found):
-                quads = {**cell_quads(markers, p, [(c["sheet"], c["slot"]) for c in found]), **quads}
+            quads = {(c["sheet"], c["slot"]): np.asarray(c["corners_px"]) for c in found}
             images += [c["image"] for c in found]
     preds = classify_images(model, images, batch_size=max(1, len(images)))
     names = class_names()
@@ -547,7 +520,6 @@ class LiveView:
         self._stop = threading.Event()
         self.displayed = 0
         self._infer_total = 0.0
-        self.t_start = 0.0
 
     # -- inference thread -----------------------------------------------------------------------
     def _infer_loop(self) -> None:
@@ -596,7 +568,7 @@ class LiveView:
         if recorder is not None and recorder.fps is None and getattr(self.source, "fps", None):
             recorder.fps = float(self.source.fps)  # known once the source is open
         thread.start()
-        self.t_start = t0 = time.perf_counter()
+        t0 = time.perf_counter()
         next_status = t0 + (status_every or 0)
         stopped = "end of the source"
         try:
@@ -690,7 +662,7 @@ def _add_live(p):
 
 def _live(args) -> int:
     from .capture import draw
-    from .capture.sources import CaptureError, parse_source
+    from .capture.sources import parse_source
     from .cli import _load
     from .models import load_model, pick_device
     from .pipeline import run_dir_for
@@ -737,8 +709,6 @@ def _live(args) -> int:
     try:
         summary = view.run(frames=args.frames, seconds=args.seconds, window=window, server=server, recorder=recorder,
                            status_every=None if window else 5.0)
-    except CaptureError:
-        raise
     finally:
         if window is not None:
             window.close()

@@ -14,24 +14,22 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 
-_DONE: list[bool] = []
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 INT_MAX = 2**31 - 1  # mallopt's value is a C int: 1 << 40 would arrive as 0, i.e. trim on every free
 
 
+@functools.cache
 def tune_cpu_allocator() -> bool:
-    """Serve large blocks from the heap and keep freed memory (glibc only); True when applied."""
-    if _DONE:
-        return _DONE[0]
-    ok = False
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]  # int mallopt(int, int): no silent truncation
-            ok = bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)) and bool(libc.mallopt(M_TRIM_THRESHOLD, INT_MAX))
-        except (OSError, AttributeError):
-            ok = False
-    _DONE.append(ok)
-    return ok
+    """Serve large blocks from the heap and keep freed memory (glibc only); True when applied.
+    Once per process."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]  # int mallopt(int, int): no silent truncation
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)) and bool(libc.mallopt(M_TRIM_THRESHOLD, INT_MAX))
+    except (OSError, AttributeError):
+        return False

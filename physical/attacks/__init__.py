@@ -16,7 +16,9 @@ see `eot.CropChannel`).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+from pathlib import Path
 
 from ..config import AttackConfig, ConfigError
 from .base import Attack
@@ -88,14 +90,22 @@ def make_attack(a: AttackConfig, model, eps: float, channel=None, seed: int = 0,
             channel = CropChannel.from_config(channel, a.eot, cfg)
     palette = None
     if a.printability > 0:  # the config check made sure a colour calibration is there
-        from ..calibrate.files import load_colour
-        from ..calibrate.model import printable_palette
-
-        palette = printable_palette(load_colour(cfg.capture.channel.calibration)).to(model.device)
+        path = Path(cfg.capture.channel.calibration)
+        palette = _palette(str(path), path.stat().st_mtime_ns)
     return cls(model, eps, steps=a.steps, alpha=a.alpha, target=a.target, eot=a.eot, channel=channel,
                seed=attack_seed(seed, label_of(a, eps)), decay=a.decay, random_start=a.random_start,
                diversity_prob=a.diversity_prob, resize_rate=a.resize_rate, kernel_size=a.kernel_size,
                printability=a.printability, palette=palette)
+
+
+@functools.lru_cache(maxsize=4)
+def _palette(path: str, mtime_ns: int):
+    """The printable colours of a colour calibration, read once per file version (every attack and
+    eps of a run asks for them)."""
+    from ..calibrate.files import load_colour
+    from ..calibrate.model import printable_palette
+
+    return printable_palette(load_colour(path))
 
 
 def label_of(a: AttackConfig, eps: float) -> str:

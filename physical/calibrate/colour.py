@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..sheets.markers import project, sharpen
 from .files import CalibrationError, colour_document
 from .model import ColourModel, srgb_decode, srgb_encode
 from .targets import (
@@ -82,11 +83,6 @@ class ChartPhoto:
 # one photo
 
 
-def _sharpen(grey: np.ndarray) -> np.ndarray:
-    """Unsharp mask: restores the contrast of small, blurred marker bits."""
-    return cv2.addWeighted(grey, 2.0, cv2.GaussianBlur(grey, (0, 0), 1.5), -1.0, 0)
-
-
 def _detect_chart_markers(grey: np.ndarray) -> dict[int, np.ndarray]:
     from ..sheets.markers import detector_parameters
 
@@ -94,7 +90,7 @@ def _detect_chart_markers(grey: np.ndarray) -> dict[int, np.ndarray]:
     p.minMarkerPerimeterRate = round(min(0.03, 40.0 / max(grey.shape)), 4)
     det = cv2.aruco.ArucoDetector(aruco_dictionary(), p)
     found: dict[int, np.ndarray] = {}
-    for img in (grey, _sharpen(grey)):
+    for img in (grey, sharpen(grey)):
         corners, ids, _ = det.detectMarkers(img)
         if ids is not None:
             for c, i in zip(corners, ids.ravel().tolist()):
@@ -103,10 +99,6 @@ def _detect_chart_markers(grey: np.ndarray) -> dict[int, np.ndarray]:
         if len(found) == len(chart_markers()):
             break
     return found
-
-
-def _project(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    return cv2.perspectiveTransform(np.asarray(pts, np.float64).reshape(-1, 1, 2), h).reshape(-1, 2)
 
 
 def _pixels(img: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -136,11 +128,11 @@ def _edge_sigma(grey: np.ndarray, h: np.ndarray) -> Optional[float]:
     from scipy.special import erf
 
     sq = edge_square()
-    centre = _project(h, sq.mean(0, keepdims=True))[0]
+    centre = project(h, sq.mean(0, keepdims=True))[0]
     sigmas = []
     for i in range(4):
         a, b = sq[i], sq[(i + 1) % 4]
-        p0, p1 = _project(h, np.array([a + 0.2 * (b - a), a + 0.8 * (b - a)]))
+        p0, p1 = project(h, np.array([a + 0.2 * (b - a), a + 0.8 * (b - a)]))
         t = p1 - p0
         length = float(np.linalg.norm(t))
         if length < 10:
@@ -200,7 +192,7 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
     keep = np.repeat(good, 4)
     h, _ = cv2.findHomography(src[keep], dst[keep], 0)
     out.homography = h
-    c = _project(h, np.array([[grid_size_mm() / 2, grid_size_mm() / 2], [grid_size_mm() / 2 + 1, grid_size_mm() / 2],
+    c = project(h, np.array([[grid_size_mm() / 2, grid_size_mm() / 2], [grid_size_mm() / 2 + 1, grid_size_mm() / 2],
                               [grid_size_mm() / 2, grid_size_mm() / 2 + 1]]))
     (ax, ay), (bx, by) = c[1] - c[0], c[2] - c[0]
     out.px_per_mm = float(math.sqrt(abs(ax * by - ay * bx)))
@@ -212,7 +204,7 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
     spread = np.full(n, np.nan)
     noise = np.full(n, np.nan)
     for slot in range(n):
-        quad = _project(h, patch_quad(slot, INSET))
+        quad = project(h, patch_quad(slot, INSET))
         if (quad < 1).any() or (quad[:, 0] > w_img - 2).any() or (quad[:, 1] > h_img - 2).any():
             out.missing[slot] = "outside the photo"
             continue
@@ -229,7 +221,7 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
         full = min(np.linalg.norm(quad - np.roll(quad, 1, 0), axis=1)) / (1 - 2 * INSET)  # patch side, px
         inset = max(INSET, NOISE_MARGIN_PX / full)
         if inset < 0.4:
-            g, gxy = _pixels(grey_f[..., None], _project(h, patch_quad(slot, inset)))
+            g, gxy = _pixels(grey_f[..., None], project(h, patch_quad(slot, inset)))
             if len(g) >= 25:
                 noise[slot] = _plane_std(g, gxy) * math.sqrt(3)
     seen = ~np.isnan(spread)
@@ -246,7 +238,7 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
     side_mm = 1.0  # the gap crossings are 3 mm square: 1 mm keeps 1 mm clear of the patches
     samples, where = [], []
     for p in wxy:
-        quad = _project(h, np.array([[p[0] - side_mm / 2, p[1] - side_mm / 2], [p[0] + side_mm / 2, p[1] - side_mm / 2],
+        quad = project(h, np.array([[p[0] - side_mm / 2, p[1] - side_mm / 2], [p[0] + side_mm / 2, p[1] - side_mm / 2],
                                      [p[0] + side_mm / 2, p[1] + side_mm / 2], [p[0] - side_mm / 2, p[1] + side_mm / 2]]))
         if (quad < 1).any() or (quad[:, 0] > w_img - 2).any() or (quad[:, 1] > h_img - 2).any():
             continue

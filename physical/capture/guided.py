@@ -27,6 +27,7 @@ space takes the frame in view, q (or Esc, or closing the window) stops.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -38,10 +39,10 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
-from ..align import align_photo
+from ..align import align_photo, reference_images
 from ..rundir import RunDir, read_json, write_image, write_json
 from ..sheets.layout import Layout
-from ..sheets.markers import Marker, detect_all, marker_side_px
+from ..sheets.markers import Marker, detect_all, marker_side_px, refine
 from . import draw
 from .sources import CaptureError, FrameSource, Grabber, SourceSpec, StreamLost, open_source, parse_source
 
@@ -80,19 +81,11 @@ class PrintedRun:
         return cls(run.root, Layout.from_dict(d["layout"]), tuple(d["tag"]), n, cells,
                    hashlib.sha256(raw).hexdigest()[:16])
 
-    @property
+    @functools.cached_property
     def references(self) -> dict[tuple[int, int], np.ndarray]:
-        """(sheet, slot) -> the grey digital image a crop's sharpness is measured against, as the
-        align stage takes it: the item's clean image, for both cells of a pair."""
-        if not hasattr(self, "_references"):
-            clean = {c["item"]: c["image"] for c in self.cells.values() if c["role"] == "clean"}
-            ref = {}
-            for k, c in self.cells.items():
-                img = cv2.imread(str(self.root / clean.get(c["item"], c["image"])), cv2.IMREAD_GRAYSCALE)
-                if img is not None:
-                    ref[k] = img
-            self._references = ref
-        return self._references
+        """(sheet, slot) -> the grey digital image a crop is measured against, as the align stage
+        takes it (`align.reference_images`)."""
+        return reference_images(self.root, self.cells)
 
     @property
     def images_px(self) -> dict[tuple[int, int], tuple[int, int]]:
@@ -132,36 +125,17 @@ def refined(frame: np.ndarray, markers: list[Marker]) -> list[Marker]:
     """Markers of a fast pass with their corners refined against their bit pattern, as the thorough
     pass leaves them (the align stage trusts refined markers; refining only the few found is cheaper
     than the thorough pass over the whole frame)."""
-    from ..sheets import markers as mk
-
-    if not hasattr(mk, "refine"):
-        return markers
     grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    return [m if m.score > 0 else Marker(m.id, *mk.refine(grey, m.id, m.corners)) for m in markers]
+    return [m if m.score > 0 else Marker(m.id, *refine(grey, m.id, m.corners)) for m in markers]
 
 
 def align_frame(frame: np.ndarray, printed: PrintedRun, align_cfg, detections: Optional[list[Marker]] = None):
-    """align_photo on a frame as the align stage calls it (crop sharpness measured against the
-    digital images, so `align.min_sharpness` means the same), reusing the markers already found
-    (refined first where they come from a fast pass)."""
-    import inspect
-
-    params = inspect.signature(align_photo).parameters
-    kw: dict = {"detections": refined(frame, detections)} if detections is not None else {}
-    if "references" in params:
-        kw["references"] = printed.references
-    elif "reference_sharpness" in params:
-        from ..align import sharpness_of
-
-        kw["reference_sharpness"] = {k: max(sharpness_of(v) or 0.0, 1e-6) for k, v in printed.references.items()}
-    return align_photo(frame, printed.layout, printed.tag, printed.images_px, align_cfg, **kw)
-
-
-def tag_places(layout: Layout) -> list[tuple[tuple[float, float], int]]:
-    """(centre mm, k) of every run tag marker printed on a sheet, k = which id of the tag pair."""
-    if hasattr(layout, "tag_positions"):
-        return [(tuple(c), int(k)) for c, k in layout.tag_positions()]
-    return [(tuple(c), k) for k, c in enumerate(layout.tag_centers())]  # older layouts: one pair
+    """align_photo on a frame as the align stage calls it (crops measured against the digital
+    images, so `align.min_sharpness` and `min_match` mean the same), reusing the markers already
+    found (refined first where they come from a fast pass)."""
+    return align_photo(frame, printed.layout, printed.tag, printed.images_px, align_cfg,
+                       references=printed.references,
+                       detections=refined(frame, detections) if detections is not None else None)
 
 
 def fit_sheet(layout: Layout, found: dict[int, np.ndarray]) -> tuple[Optional[np.ndarray], set[int]]:
@@ -205,7 +179,7 @@ def sheets_in_view(markers: list[Marker], printed: PrintedRun) -> tuple[dict[int
     for mid in twice:
         sheet, point = layout.decode_id(mid)
         lattice[sheet].pop(point, None)
-    places = tag_places(layout)
+    places = layout.tag_positions()
     views, foreign = {}, []
     for sheet, found in lattice.items():
         h, good = fit_sheet(layout, found)

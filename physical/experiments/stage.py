@@ -17,7 +17,9 @@ reads them (report.json sections of the same names, CSV tables, HTML sections).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import io
 import json
 import shutil
 import time
@@ -220,20 +222,15 @@ def adaptive_adversarial(ctx: Context, defended, dc, a, eps: float, items: list[
 
     label = attacks_mod.label_of(a, eps)
     path = ctx.cache / "adaptive" / items[0]["model"] / defended.defence.label / f"{label}.npz"
-    import dataclasses
-
     names = [it["image"] for it in items]
     key = _sha([dataclasses.asdict(a), eps, names, dc.eot_samples, dc.seed, ctx.cfg.run.seed])
     if path.is_file():
         data = np.load(path)
         if str(data["key"]) == key:
             return data["adv"]
-    import inspect
-
     channel = build_channel(ctx.cfg, ctx.device) if a.eot is not None else None
     model = Expectation(defended, dc.eot_samples)
-    extra = {"cfg": ctx.cfg} if "cfg" in inspect.signature(attacks_mod.make_attack).parameters else {}
-    attack = attacks_mod.make_attack(a, model, eps, channel=channel, seed=ctx.cfg.run.seed, **extra)
+    attack = attacks_mod.make_attack(a, model, eps, channel=channel, seed=ctx.cfg.run.seed, cfg=ctx.cfg)
     defended.defence.reseed("attack", dc.seed, label)
     x = to_tensor(np.stack([ctx.image(it["clean"]) for it in items]), ctx.device)
     y = torch.as_tensor([it["label"] for it in items], device=ctx.device)
@@ -241,8 +238,6 @@ def adaptive_adversarial(ctx: Context, defended, dc, a, eps: float, items: list[
     per = max(1, model.samples * defended.defence.views * (a.eot.samples if a.eot is not None else 1))
     bs = max(1, ctx.bs // per)
     adv = np.concatenate([to_uint8(attack(x[i : i + bs], y[i : i + bs])) for i in range(0, len(x), bs)])
-    import io
-
     buf = io.BytesIO()
     np.savez_compressed(buf, adv=adv, names=np.array(names), key=np.array(key))
     write_bytes(path, buf.getvalue())

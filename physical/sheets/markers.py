@@ -96,7 +96,12 @@ def marker_side_px(corners: np.ndarray) -> float:
     return float(np.linalg.norm(corners - np.roll(corners, -1, axis=0), axis=1).mean())
 
 
-def _sharpen(grey: np.ndarray) -> np.ndarray:
+def project(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Points (k x 2) through a 3 x 3 homography."""
+    return cv2.perspectiveTransform(np.asarray(pts, np.float64).reshape(-1, 1, 2), h).reshape(-1, 2)
+
+
+def sharpen(grey: np.ndarray) -> np.ndarray:
     """Unsharp mask: restores the contrast of small, blurred marker bits."""
     return cv2.addWeighted(grey, 2.0, cv2.GaussianBlur(grey, (0, 0), 1.5), -1.0, 0)
 
@@ -142,7 +147,7 @@ def _levels(grey: np.ndarray, thorough: bool) -> list[tuple[int, np.ndarray]]:
     _add(found, _detect(grey), 1)
     if not thorough or (found and _median_side(found) >= SMALL_PX):
         return found
-    sharp = _sharpen(grey)
+    sharp = sharpen(grey)
     _add(found, _detect(sharp), 1)
     if max(h, w) <= UPSCALE_MAX_SIDE and (not found or _median_side(found) < TINY_PX):
         big = cv2.resize(sharp, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
@@ -219,7 +224,7 @@ def find_marker(grey: np.ndarray, guess: np.ndarray, accept) -> Marker | None:
     scale = float(np.clip(56.0 / side, 1.0, 4.0))
     roi = cv2.resize(grey[y0:y1, x0:x1], None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     best = None
-    for img in (roi, _sharpen(roi)):
+    for img in (roi, sharpen(roi)):
         for i, c in _detect(img):
             c = (c + 0.5) / scale - 0.5 + [x0, y0]
             d = float(np.linalg.norm(c.mean(axis=0) - guess.mean(axis=0)))

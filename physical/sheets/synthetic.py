@@ -16,6 +16,7 @@ import numpy as np
 
 from ..simulate import mm_to_px
 from .layout import Layout
+from .markers import project
 
 # ranges drawn uniformly; cell_px: printed cell width in photo px; blur: gaussian sigma in photo px;
 # noise: sigma in 0..255; gradient: peak fraction of a linear light ramp; tilt: perspective strength
@@ -44,10 +45,6 @@ def sheet_homography(layout: Layout, angle_deg: float, cell_px: float, centre: t
     shift = np.array([[1, 0, centre[0]], [0, 1, centre[1]], [0, 0, 1]])
     h = shift @ persp @ rot @ to_centre
     return h / h[2, 2]
-
-
-def project(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    return cv2.perspectiveTransform(np.asarray(pts, np.float64).reshape(-1, 1, 2), h).reshape(-1, 2)
 
 
 def page_outline(layout: Layout, h: np.ndarray) -> np.ndarray:

@@ -8,26 +8,23 @@ import torch
 import torch.nn.functional as F
 
 
-def gaussian_kernel(sigma: float, device=None, dtype=torch.float32) -> torch.Tensor:
-    radius = max(1, int(math.ceil(3.0 * sigma)))
-    t = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    return k / k.sum()
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur (reflect padding), differentiable; sigma in pixels, 0 = identity."""
-    if sigma <= 0:
+def gaussian_blur(x: torch.Tensor, sigma) -> torch.Tensor:
+    """Separable Gaussian blur, differentiable; `sigma` in pixels, one number for the batch or an
+    (N,) tensor, one per sample (one kernel radius, 3 sigma of the largest, fits all); 0 = identity.
+    Edges reflected (replicated where the kernel outgrows the image), padded once for both passes;
+    one depthwise convolution per pass over all N x C planes."""
+    n, c, h, w = x.shape
+    s = torch.as_tensor(sigma, device=x.device, dtype=x.dtype).reshape(-1)
+    if float(s.max()) <= 0:
         return x
-    k = gaussian_kernel(float(sigma), x.device, x.dtype)
-    r = (k.numel() - 1) // 2
-    c = x.shape[1]
-    h, w = x.shape[-2:]
-    mode = "reflect" if r < min(h, w) else "replicate"
-    y = F.pad(x, (r, r, 0, 0), mode=mode)
-    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    y = F.pad(y, (0, 0, r, r), mode=mode)
-    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    r = max(1, int(math.ceil(3.0 * float(s.max()))))
+    t = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t / s.clamp_min(1e-3).view(-1, 1)) ** 2)
+    k = (k / k.sum(1, keepdim=True)).expand(n, -1).repeat_interleave(c, 0)  # N*C x (2r + 1)
+    y = F.pad(x.reshape(1, n * c, h, w), (r, r, r, r), mode="reflect" if r < min(h, w) else "replicate")
+    y = F.conv2d(y, k.reshape(n * c, 1, 1, 2 * r + 1), groups=n * c)
+    y = F.conv2d(y, k.reshape(n * c, 1, 2 * r + 1, 1), groups=n * c)
+    return y.view(n, c, h, w)
 
 
 def median_filter(x: torch.Tensor, size: int) -> torch.Tensor:
