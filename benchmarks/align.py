@@ -29,32 +29,19 @@ import numpy as np
 
 def make_sheet(root: Path):
     """A printed run of 6 pairs (one full A4 sheet): (layout, tag, cells, references, pdf path)."""
-    import json
-
-    from physical.config import Config
-    from physical.rundir import RunDir, read_json, write_image
+    from physical.align import reference_images
+    from physical.rundir import read_json
     from physical.sheets import print_stage
     from physical.sheets.layout import Layout
-    from physical.sheets.synthetic import cell_images
+    from physical.sheets.synthetic import make_run
 
-    cfg = Config()
-    cfg.run.name, cfg.base_dir = "bench", str(root)
-    run = RunDir(root / "runs" / "bench")
-    run.init({"run": {"name": "bench"}}, 0, "cpu")
-    items = []
-    for k, (clean, adv) in enumerate(cell_images(6)):
-        paths = {"clean": f"generate/clean/{k}.png", "adv": f"generate/adv/{k}.png"}
-        write_image(run.root / paths["clean"], clean)
-        write_image(run.root / paths["adv"], adv)
-        items.append({"key": f"img{k}", "model": "m", "attack": "fgsm", "eps": 16.0, "image": f"img{k}", **paths})
-    (run.root / "generate" / "index.json").write_text(json.dumps({"items": items}))
+    run, cfg = make_run(root, "bench", 6)
     print_stage(run, cfg)
     lay = read_json(run.root / "print" / "layout.json")
     cells = {(c["sheet"], c["slot"]): c for c in lay["cells"]}
-    clean = {c["item"]: c["image"] for c in cells.values() if c["role"] == "clean"}
-    refs = {k: cv2.imread(str(run.root / clean[c["item"]]), cv2.IMREAD_GRAYSCALE) for k, c in cells.items()}
     sizes = {k: (c["width_px"], c["height_px"]) for k, c in cells.items()}
-    return Layout.from_dict(lay["layout"]), tuple(lay["tag"]), sizes, refs, run.root / "print" / "sheets.pdf"
+    return Layout.from_dict(lay["layout"]), tuple(lay["tag"]), sizes, reference_images(run.root, cells), \
+        run.root / "print" / "sheets.pdf"
 
 
 def main(argv=None) -> int:

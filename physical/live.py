@@ -94,20 +94,18 @@ class LiveModel:
     def __init__(self, classifier, defence: Optional[dict] = None):
         self.classifier = classifier
         self.chosen = defence  # the one given on the command line / in the config
-        self._lock = threading.Lock()
-        self._model = classifier
         self.defence: Optional[dict] = None
+        self.current: tuple = (classifier, "none")  # (model, defence label), replaced as one
         self.set_defence(defence)
 
     def set_defence(self, entry: Optional[dict]) -> str:
         from .transforms.defences import Defended, make_defence
 
-        with self._lock:
-            if entry is None:
-                self._model, self.defence = self.classifier, None
-            else:
-                d = make_defence(**entry)
-                self._model, self.defence = Defended(self.classifier, d).eval(), entry
+        if entry is None:
+            self.current, self.defence = (self.classifier, "none"), None
+        else:
+            d = make_defence(**entry)
+            self.current, self.defence = (Defended(self.classifier, d).eval(), d.label), entry
         return self.label
 
     def cycle(self) -> str:
@@ -131,12 +129,11 @@ class LiveModel:
 
     @property
     def label(self) -> str:
-        return self._label(self.defence)
+        return self.current[1]
 
     @property
     def model(self):
-        with self._lock:
-            return self._model
+        return self.current[0]
 
 
 @dataclass
@@ -538,8 +535,8 @@ class LiveView:
                     seen = seq
                     index, frame = item
                     t0 = time.perf_counter()
-                    label = self.model.label
-                    r = classify_frame(frame, self.model.model, self.cells, self.align_cfg, self.top_k)
+                    model, label = self.model.current  # the defence a result was computed with
+                    r = classify_frame(frame, model, self.cells, self.align_cfg, self.top_k)
                     dt = time.perf_counter() - t0
                     r.update(frame=index, infer_ms=round(1000 * dt, 1), defence=label)
                     self.infer_ms = 1000 * dt
@@ -662,7 +659,7 @@ def _add_live(p):
 
 def _live(args) -> int:
     from .capture import draw
-    from .capture.sources import parse_source
+    from .capture.sources import open_source, parse_source
     from .cli import _load
     from .models import load_model, pick_device
     from .pipeline import run_dir_for
@@ -689,7 +686,11 @@ def _live(args) -> int:
     model = LiveModel(classifier, defence)
 
     spec = parse_source(args.source or lc.source, Path if args.source else cfg.resolve)
-    source = _open_live_source(spec, cfg, run_root, loop=args.loop)
+    # cameras and streams as they come; videos and folders played at their frame rate (a folder: one
+    # photo a second); a simulated camera filming the run's sheets, over and over
+    source = open_source(spec, cfg.capture.camera, realtime=True, run=run_root, cfg=cfg,
+                         **({"loop": True, "hold": 15, "move": 8, "defocus": 3} if spec.kind == "simulate"
+                            else {"loop": args.loop}))
     window = None
     if not args.headless:
         if draw.has_display():
@@ -724,24 +725,6 @@ def _live(args) -> int:
           f"{summary['frames_classified']} classified ({summary['classified_fps']:.1f}/s, "
           f"{summary['mean_infer_ms'] or 0:.0f} ms each)" + (f"; recorded {args.record}" if args.record else ""))
     return 0
-
-
-def _open_live_source(spec, cfg, run_root: Optional[Path], loop: bool = False):
-    """A live source for the view: cameras and streams as they come, videos and folders played at
-    their frame rate (a folder: one photo a second), a simulated camera filming the run's sheets."""
-    from .capture.sources import CaptureError, FolderSource, VideoSource, open_source
-
-    if spec.kind == "simulate":
-        if run_root is None:
-            raise CaptureError("--source simulate films a printed run's sheets: give --run RUN")
-        from .capture.simulated import SimulatedSource
-
-        return SimulatedSource.for_run(run_root, cfg, realtime=True, loop=True, hold=15, move=8, defocus=3)
-    if spec.kind == "folder":
-        return FolderSource(Path(spec.target), fps=1.0, loop=loop)
-    if spec.kind == "video":
-        return VideoSource(Path(spec.target), cfg.capture.camera, realtime=True, loop=loop)
-    return open_source(spec, cfg.capture.camera, realtime=True)
 
 
 def register_cli(commands: dict) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 import pypdfium2 as pdfium
 import pytest
 
-from physical.align import align_photo, align_stage, read_photo, sharpness_of, undistort
+from physical.align import align_photo, align_stage, read_photo, reference_images, sharpness_of, undistort
 from physical.config import AlignConfig, Config
 from physical.rundir import RunDir, read_json, write_image
 from physical.sheets import assign_cells, print_stage
@@ -43,21 +43,7 @@ MAE_SIGMA = 1.0  # both through this gaussian first (crop px)
 
 
 def make_run(root, name: str = "t", n_items: int = N_ITEMS) -> tuple[RunDir, Config]:
-    cfg = Config()  # built directly: from_dict would validate (and import) models and attacks
-    cfg.run.name = name
-    cfg.base_dir = str(root)
-    run = RunDir(root / "runs" / name)
-    run.init({"run": {"name": name}}, 0, "cpu")
-    items = []
-    for k, (clean_img, adv_img) in enumerate(syn.cell_images(n_items)):
-        clean, adv = f"generate/m/clean/img{k}.png", f"generate/m/fgsm_eps16/img{k}.png"
-        write_image(run.root / clean, clean_img)
-        write_image(run.root / adv, adv_img)
-        items.append({"key": f"m/fgsm/16/img{k}", "model": "m", "attack": "fgsm", "eps": 16.0, "image": f"img{k}",
-                      "clean": clean, "adv": adv})
-    (run.root / "generate" / "index.json").write_text(json.dumps({"items": items}))
-    run.mark("generate", "done")
-    return run, cfg
+    return syn.make_run(root, name, n_items)
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +60,7 @@ def printed(tmp_path_factory):
     write_sheets(root / "other.pdf", layout, cells, other_id, "another run")
     cells = {(c["sheet"], c["slot"]): c for c in lay["cells"]}
     digital = {k: read_photo(run.root / c["image"]) for k, c in cells.items()}
-    clean = {c["item"]: c["image"] for c in cells.values() if c["role"] == "clean"}
-    refs = {k: cv2.imread(str(run.root / clean[c["item"]]), cv2.IMREAD_GRAYSCALE) for k, c in cells.items()}
+    refs = reference_images(run.root, cells)
     return {"run": run, "cfg": cfg, "summary": summary, "layout": layout, "tag": tuple(lay["tag"]),
             "cells": cells, "digital": digital, "refs": refs, "other_pdf": root / "other.pdf",
             "other_id": other_id, "images_px": {k: (c["width_px"], c["height_px"]) for k, c in cells.items()}}

@@ -558,12 +558,7 @@ def guided_capture(run: RunDir, cfg, spec: SourceSpec | str, *, timeout_s: Optio
         spec = parse_source(spec, cfg.resolve)
     if spec.kind == "folder":
         raise CaptureError(f"{spec.text}: a folder of photos is copied as it is, not captured (capture.source folder:PATH)")
-    if spec.kind == "simulate":
-        from .simulated import SimulatedSource
-
-        source: FrameSource = SimulatedSource.for_run(run, cfg, loop=True)
-    else:
-        source = open_source(spec, cfg.capture.camera)
+    source = open_source(spec, cfg.capture.camera, loop=spec.kind == "simulate", run=run, cfg=cfg)
     if preview is None:
         p = cfg.capture.guided.preview
         preview = draw.has_display() if p == "auto" else p == "on"

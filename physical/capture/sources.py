@@ -714,23 +714,26 @@ class Grabber(FrameSource):
 # choosing a source
 
 
-def open_source(spec: SourceSpec, camera=None, *, realtime: bool = False, run=None, cfg=None) -> FrameSource:
+def open_source(spec: SourceSpec, camera=None, *, realtime: bool = False, loop: bool = False, run=None, cfg=None,
+                **simulate) -> FrameSource:
     """The FrameSource for a spec (not opened yet). `camera` is a CameraConfig; `realtime` plays a
-    video at its frame rate; a ``simulate`` stream needs the run (and its config) whose sheets it films."""
+    video at its frame rate and a folder at one photo a second; `loop` starts a video or a folder
+    over; a ``simulate`` stream needs the run (and its config) whose sheets it films, `simulate`
+    goes to `SimulatedSource.for_run`."""
     if spec.kind == "folder":
-        return FolderSource(Path(spec.target))
+        return FolderSource(Path(spec.target), fps=1.0 if realtime else None, loop=loop)
     if spec.kind == "webcam":
         return WebcamSource(int(spec.target), camera)
     if spec.kind == "url":
         return UrlSource(str(spec.target), camera)
     if spec.kind == "video":
-        return VideoSource(Path(spec.target), camera, realtime=realtime)
+        return VideoSource(Path(spec.target), camera, realtime=realtime, loop=loop)
     if spec.kind == "simulate":
         if run is None:
             raise CaptureError("a simulated stream films a run's printed sheets: give the run (--run RUN)")
         from .simulated import SimulatedSource
 
-        return SimulatedSource.for_run(run, cfg, realtime=realtime)
+        return SimulatedSource.for_run(run, cfg, realtime=realtime, loop=loop, **simulate)
     raise not_available(spec)
 
 

@@ -7,7 +7,7 @@ blur, a lighting gradient, sensor noise and a real JPEG round trip. The homograp
 millimetres -> photo pixels, pixel centres at integers as in OpenCV) is the ground truth.
 
 `LEVELS` are the three difficulty levels of `benchmarks/align.py`; `random_photo` draws one photo
-of a level.
+of a level. `make_run` makes a run ready to print from `cell_images` (no model, no attack).
 """
 from __future__ import annotations
 
@@ -171,3 +171,29 @@ def cell_images(n: int, size: int = 224, eps: float = 16, seed: int = 0) -> list
         adv = np.clip(clean + eps * rng.choice([-1, 1], clean.shape), 0, 255).astype(np.uint8)
         out.append((clean, adv))
     return out
+
+
+def make_run(root, name: str = "t", n_items: int = 6):
+    """A run directory whose generate stage is done with `n_items` pairs of `cell_images` (a
+    clean and an "adversarial" image each), ready for the print stage: (RunDir, Config)."""
+    import json
+    from pathlib import Path
+
+    from ..config import Config
+    from ..rundir import RunDir, write_image
+
+    cfg = Config()  # built directly: from_dict would validate (and import) models and attacks
+    cfg.run.name = name
+    cfg.base_dir = str(root)
+    run = RunDir(Path(root) / "runs" / name)
+    run.init({"run": {"name": name}}, 0, "cpu")
+    items = []
+    for k, (clean_img, adv_img) in enumerate(cell_images(n_items)):
+        clean, adv = f"generate/m/clean/img{k}.png", f"generate/m/fgsm_eps16/img{k}.png"
+        write_image(run.root / clean, clean_img)
+        write_image(run.root / adv, adv_img)
+        items.append({"key": f"m/fgsm/16/img{k}", "model": "m", "attack": "fgsm", "eps": 16.0, "image": f"img{k}",
+                      "clean": clean, "adv": adv})
+    (run.root / "generate" / "index.json").write_text(json.dumps({"items": items}))
+    run.mark("generate", "done")
+    return run, cfg
