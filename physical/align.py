@@ -165,7 +165,9 @@ def _sheet_instances(layout: Layout, dets: list[tuple[int, Marker]]) -> list[tup
             good = [k for k in np.argsort(err) if err[k] < tol]
             if len(good) < MIN_SHEET_MARKERS:
                 break
-            h = _fit(layout, [rest[k] for k in good]) if len(good) >= 2 else h
+            h = _fit(layout, [rest[k] for k in good])
+            if h is None:  # degenerate set: no homography through it
+                break
         if len(good) < MIN_SHEET_MARKERS or h is None:
             break
         err = _marker_errors(layout, h, rest)

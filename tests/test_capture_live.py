@@ -24,6 +24,7 @@ import yaml
 
 from physical.capture.replay import ReplayServer, encode_jpegs
 from physical.cli import main
+from physical.rundir import write_image
 
 FRAME = (960, 720)
 FPS = 10.0
@@ -240,7 +241,8 @@ def test_live_headless_on_video_logs_what_the_classifier_says(printed, filmed, v
         assert np.allclose([t[2] for t in r["top"]], pred["prob"], atol=2e-3)
         # the live view looks for markers in one fast pass, refines them, then aligns as the align stage does
         markers = refined(frame, detect_all(frame, thorough=False))
-        crops, _ = align_photo(frame, p.layout, p.tag, p.images_px, AlignConfig(), detections=markers) if markers else ([], [])
+        crops, _ = (align_photo(frame, p.layout, p.tag, p.images_px, AlignConfig(), detections=markers,
+                                references=p.references) if markers else ([], []))
         crops = [c for c in crops if c["accepted"]]
         logged = {(c["sheet"], c["slot"]): c for c in r["cells"]}
         found = {(c["sheet"], c["slot"]): c for c in crops}
@@ -333,12 +335,17 @@ def test_unreachable_url_fails_fast_naming_it(printed, capsys):
     with pytest.raises(CaptureError, match=url.replace(".", r"\.")):
         UrlSource(url).open()
     assert time.time() - t0 < 3
-    photos = printed[2] / "capture" / "photos"
-    before = sorted(photos.iterdir()) if photos.is_dir() else []
+    # an earlier capture of this run (made here, so the check holds whatever ran before): left alone
+    from physical.rundir import RunDir
+
+    run = RunDir(Path(copy_run(printed, "unreachable")))
+    write_image(run.photos_dir / "earlier.jpg", np.full((40, 60, 3), 128, np.uint8))
+    run.mark("capture", "done", summary={"photos": 1})
+    before = (sorted(run.photos_dir.iterdir()), run.status("capture"))
     t0 = time.time()
-    assert main(["capture", str(printed[2]), "--source", url]) == 2
+    assert main(["capture", str(run.root), "--source", url]) == 2
     assert url in capsys.readouterr().err and time.time() - t0 < 5
-    assert (sorted(photos.iterdir()) if photos.is_dir() else []) == before  # an earlier capture is left alone
+    assert (sorted(run.photos_dir.iterdir()), run.status("capture")) == before
 
 
 def test_a_server_that_never_sends_a_frame_times_out(printed):
