@@ -110,7 +110,9 @@ def _palette(path: str, mtime_ns: int):
 
 def label_of(a: AttackConfig, eps: float) -> str:
     """How an attack and eps are named in paths and tables: bim_eps16, eot-bim_eps16, eot-np-bim_eps16
-    (np-: with the non-printability penalty)."""
+    (np-: with the non-printability penalty); an entry's own `label:` replaces the part before _eps."""
+    if getattr(a, "label", None):
+        return f"{a.label}_eps{eps:g}"
     prefix = ("eot-" if a.eot is not None else "") + ("np-" if a.printability > 0 else "")
     tgt = f"-t{a.target}" if a.target is not None else ""
     return f"{prefix}{canonical(a.name)}{tgt}_eps{eps:g}"
