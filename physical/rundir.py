@@ -19,8 +19,9 @@ after all its outputs are written, with the digest of every output file (see phy
 One process writes a run directory at a time: ``run.lock`` names the holder (`RunLock`).
 
 ``PHYSICAL_FAULT_AT=N`` (tests) makes the process SIGKILL itself at its N-th durable write, after the
-temporary file is written and before it is renamed into place; ``PHYSICAL_FAULT_LOG=FILE`` appends
-the path of every durable write to FILE.
+temporary file is written and before it is renamed into place (``PHYSICAL_FAULT_AT=PATH`` at the write
+of a file whose path ends with PATH, ``PATH+K`` at the K-th write after that one);
+``PHYSICAL_FAULT_LOG=FILE`` appends the path of every durable write to FILE.
 """
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def atomic_path(path: str | Path, suffix: str | None = None):
             os.unlink(tmp)
 
 
-_WRITES = [0]
+_WRITES = {"n": 0, "after": None}
 
 
 def _fault_point(path: Path) -> None:
@@ -81,11 +82,20 @@ def _fault_point(path: Path) -> None:
     log, at = os.environ.get("PHYSICAL_FAULT_LOG"), os.environ.get("PHYSICAL_FAULT_AT")
     if not (log or at):
         return
-    _WRITES[0] += 1
+    _WRITES["n"] += 1
     if log:
         with open(log, "a") as f:
             f.write(f"{path}\n")
-    if at and _WRITES[0] == int(at):
+    if not at:
+        return
+    if at.isdigit():
+        hit = _WRITES["n"] == int(at)
+    else:  # FILE or FILE+K: the write of a path ending with FILE, or the K-th write after it
+        name, _, k = at.partition("+")
+        if _WRITES["after"] is None and str(path).endswith(name):
+            _WRITES["after"] = _WRITES["n"]
+        hit = _WRITES["after"] is not None and _WRITES["n"] == _WRITES["after"] + int(k or 0)
+    if hit:
         os.kill(os.getpid(), signal.SIGKILL)
 
 

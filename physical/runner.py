@@ -22,6 +22,9 @@ and the inputs are checked first (`check_inputs`), then the run directory is loc
 any status touched. A stage that raises is marked ``failed`` (never left ``running``); a killed
 process leaves ``running``, which the next run treats as not finished.
 
+A stage may keep per-item records of finished work in ``<stage>/done/`` (generate does; see
+`physical.generate.item_key`): the runner deletes them when the stage is asked for (--force, --from).
+
 A new stage needs only: its function in `STAGE_FUNCS`, the config sections it reads in
 `STAGE_SECTIONS`, and its outputs written under ``<run>/<stage>/`` with the atomic writers of
 `physical.rundir`; staleness, recording and locking then come from here.
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -263,6 +267,8 @@ def run_stages(cfg: Config, stages: list[str], *, force: bool = False, redo: tup
                 log(f"[{stage}] already done, skipped (use --from {stage} or --force to redo)")
                 continue
             torch.manual_seed(cfg.run.seed)
+            if why == "asked for":  # --force / --from: nothing of the stage's earlier work is reused
+                shutil.rmtree(run.root / stage / "done", ignore_errors=True)
             fn = (calls or {}).get(stage) or (lambda r, s=stage: _call(s, r, cfg, device))
             _run_one(run, cfg, cfg_dict, stage, fn, why, log, (record or {}).get(stage, {}))
     return run
