@@ -19,11 +19,7 @@ from typing import Literal, Optional, Union
 import yaml
 
 
-from .errors import UserError  # noqa: F401  (re-exported: the one base of every error the user can fix)
-
-
-class ConfigError(UserError, ValueError):
-    """A bad value in the configuration; the message starts with the key's full path."""
+from .errors import ConfigError, UserError  # noqa: F401  (re-exported: UserError is the base of every error the user can fix)
 
 
 def rng(lo=None, hi=None, *, default=dataclasses.MISSING, default_factory=dataclasses.MISSING, doc=""):
@@ -374,7 +370,7 @@ def _validate_config(cfg: Config) -> None:
         raise ConfigError("attacks: at least one attack is required")
     for i, a in enumerate(cfg.attacks):
         attacks.check_config(a, f"attacks[{i}]")
-    _check_labels(cfg, attacks.label_of)
+    attacks.check_labels(cfg.attacks)
     d = cfg.run.device
     if d not in ("auto", "cpu", "mps", "cuda") and not (d.startswith("cuda:") and d[5:].isdigit()):
         raise ConfigError(f"run.device: {d!r} is not allowed; allowed: auto, cpu, cuda, cuda:N, mps")
@@ -384,7 +380,9 @@ def _validate_config(cfg: Config) -> None:
             raise ConfigError(f"capture.channel.{key}: {v!r} must be a range [low, high] with low <= high")
     if len(cfg.capture.frame) != 2:
         raise ConfigError(f"capture.frame: {cfg.capture.frame!r} must be [width, height]")
-    _check_calibrations(cfg)
+    from .calibrate.files import check_calibrations
+
+    check_calibrations(cfg)
     for i, a in enumerate(cfg.attacks):
         if a.printability > 0 and not cfg.capture.channel.calibration:
             raise ConfigError(f"attacks[{i}].printability: {a.printability:g} needs the printer's printable colours: "
@@ -395,46 +393,6 @@ def _validate_config(cfg: Config) -> None:
         layout_for(cfg.sheet)
     except ValueError as e:
         raise ConfigError(f"sheet: {e}") from None
-
-
-def _check_labels(cfg: Config, label_of) -> None:
-    """Every attack x eps makes its own images under its own label: two that would share one are an error."""
-    seen: dict[str, str] = {}
-    for i, a in enumerate(cfg.attacks):
-        for j, eps in enumerate(a.eps):
-            if eps in a.eps[:j]:
-                raise ConfigError(f"attacks[{i}].eps[{j}]: {eps:g} appears twice in this list "
-                                  f"(also attacks[{i}].eps[{a.eps.index(eps)}])")
-            label = label_of(a, eps)
-            here = f"attacks[{i}].eps[{j}]"
-            if label in seen:
-                raise ConfigError(f"{here}: makes {label!r}, as {seen[label]} does; merge the two entries or give "
-                                  f"one a distinct `label:`")
-            seen[label] = here
-
-
-def _check_calibrations(cfg: Config) -> None:
-    """Fitted calibration files are read now, so a bad one stops the run before any stage, naming
-    the config key and the file's bad key. Their paths become absolute: the channel (the simulator's
-    and EOT's) has no config folder to resolve a relative path against, and the pipeline hashes the
-    files' content into the stages that read them."""
-    from .calibrate.files import CalibrationError, load_camera, load_colour
-
-    ch = cfg.capture.channel
-    if ch.calibration:
-        path = cfg.resolve(ch.calibration)
-        try:
-            load_colour(path)
-        except CalibrationError as e:
-            raise ConfigError(f"capture.channel.calibration: {e}") from None
-        ch.calibration = str(path.resolve())
-    if cfg.align.camera_calibration:
-        path = cfg.resolve(cfg.align.camera_calibration)
-        try:
-            load_camera(path)
-        except CalibrationError as e:
-            raise ConfigError(f"align.camera_calibration: {e}") from None
-        cfg.align.camera_calibration = str(path.resolve())
 
 
 def set_override(data: dict, assignment: str) -> None:

@@ -292,7 +292,20 @@ def _why_run(run: RunDir, cfg: Config, cfg_dict: dict, stage: str, forced: bool)
         return f"not finished ({st.get('state', 'never run')})"
     if st.get("inputs") != stage_inputs(run, cfg, cfg_dict, stage):
         return "what it reads changed"
-    return output_problem(run, stage)
+    problem = output_problem(run, stage)
+    if problem and stage == "capture" and not _capture_remakes(cfg):
+        # photos taken from a camera or stream cannot be made again here: say how, touch nothing
+        raise PipelineError(f"{problem} since the capture stage finished; take the photos again with "
+                            f"`physical capture {run.root} --source {cfg.capture.source}`, or go on with the photos "
+                            f"as they are now: `physical capture {run.root} --source folder:{run.photos_dir}`")
+    return problem
+
+
+def _capture_remakes(cfg: Config) -> bool:
+    """Whether the capture stage can make its photos again by itself (the simulator, a folder)."""
+    from .capture import parse_source
+
+    return parse_source(cfg.capture.source, cfg.resolve).kind in ("simulate", "folder")
 
 
 def _run_one(run: RunDir, cfg: Config, cfg_dict: dict, stage: str, fn, why: str, log, extra: dict) -> None:
