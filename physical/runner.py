@@ -246,6 +246,10 @@ def run_stages(cfg: Config, stages: list[str], *, force: bool = False, redo: tup
     device = pick_device(cfg.run.device)
     run = run or run_dir_for(cfg)
     check_run_dir(run)
+    first = STAGES.index(stages[0])
+    if first > 0 and not run.exists():
+        raise PipelineError(f"stage {STAGES[0]!r} has not finished in {run.root}; run it first: "
+                            f"{_rebuild_hint(STAGES[0], target)}")
     run.root.mkdir(parents=True, exist_ok=True)
     with RunLock(run.root, command) as lock:
         if lock.taken_over is not None:
@@ -255,12 +259,11 @@ def run_stages(cfg: Config, stages: list[str], *, force: bool = False, redo: tup
         gone = remove_temp_files(run.root, Path(cfg.base_dir) / "prints")
         if gone:
             log(f"removed {len(gone)} temporary file(s) of an interrupted write")
+        for s in STAGES[:first]:  # before the run's config is rewritten: a refused run changes nothing
+            require_finished(run, cfg_dict, cfg, s, target, check_earlier_inputs)
         if not run.exists() or to_dict(cfg) != _recorded_config(run):
             run.init(to_dict(cfg), cfg.run.seed, str(device), cfg.base_dir)
         log(f"run {run.run_id} in {run.root} on {device}")
-        first = STAGES.index(stages[0])
-        for s in STAGES[:first]:
-            require_finished(run, cfg_dict, cfg, s, target, check_earlier_inputs)
         for stage in stages:
             why = _why_run(run, cfg, cfg_dict, stage, force or stage in redo)
             if why is None:

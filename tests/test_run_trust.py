@@ -231,6 +231,11 @@ def test_a_bad_input_touches_no_status(lab, capsys):
     assert (root / "manifest.json").read_bytes() == before
     assert main(["run", str(cfg), "--set", "capture.source=folder:nowhere"]) == 2
     assert (root / "manifest.json").read_bytes() == before
+    # going on from capture after the sheets' config changed: refused, naming the stage; nothing rewritten
+    config_yaml = (root / "config.yaml").read_bytes()
+    assert main(["run", str(cfg), "--from", "capture", "--set", "sheet.cell_mm=25"]) == 2
+    assert "'print'" in capsys.readouterr().err
+    assert (root / "manifest.json").read_bytes() == before and (root / "config.yaml").read_bytes() == config_yaml
     assert all(s["state"] == "done" for s in manifest(root)["stages"].values())
 
 
