@@ -42,7 +42,7 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
     items, models_info = [], {}
     channel = None
     for model_name in cfg.models:
-        model = load_model(model_name, device)
+        model = load_model(model_name, device, cfg.run.precision)
         models_info[model.name] = {"input_size": model.input_size}
         clean_dir = out / model.name / "clean"
         clean = np.stack([preprocess(s.rgb, model.input_size, model.resize_ratio) for s in sources])

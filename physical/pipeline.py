@@ -24,11 +24,11 @@ from .rundir import STAGES, RunDir
 
 # the config sections each stage reads: a change there makes the stage (and later ones) stale
 STAGE_SECTIONS = {
-    "generate": ["models", "images", "attacks", "run.seed"],
+    "generate": ["models", "images", "attacks", "run.seed", "run.precision"],
     "print": ["sheet"],
     "capture": ["capture"],
     "align": ["align"],
-    "classify": ["classify"],
+    "classify": ["classify", "run.precision"],
     "experiments": ["experiments"],
     "report": ["report"],
 }
@@ -135,7 +135,10 @@ def run_pipeline(cfg: Config, from_stage: str | None = None, until: str | None =
 
     from .models import pick_device
 
+    from .runtime import set_memory_gb
+
     device = pick_device(cfg.run.device)
+    set_memory_gb(cfg.run.memory_gb)
     torch.manual_seed(cfg.run.seed)
     cfg_dict = to_dict(cfg)
     run = run_dir_for(cfg)

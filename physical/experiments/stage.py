@@ -98,7 +98,7 @@ class Context:
         return img
 
     def model(self, name: str):
-        return load_model(name, self.device)
+        return load_model(name, self.device, self.cfg.run.precision)
 
     def predict_arrays(self, model, tag: str, key, n: int, make: Callable[[int, int], np.ndarray],
                        transform: Optional[Callable] = None) -> list[dict]:
