@@ -7,14 +7,13 @@ one line naming the bad value and exit with 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 from .config import UserError
 from .rundir import STAGES
 
 COMMANDS: dict[str, tuple] = {}
-
-
 
 
 def _load(args):
@@ -137,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args) or 0
     except (UserError, ModelUnavailable, FileNotFoundError) as e:
         print(f"physical: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+            raise
+        # a folder that cannot be written (read-only run directory, full disk): finished files are kept
+        print(f"physical: error: {e.filename or ''}: {e.strerror}; nothing finished was lost", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("physical: interrupted; finished stages and files are kept, run again to resume", file=sys.stderr)

@@ -19,13 +19,7 @@ from typing import Literal, Optional, Union
 import yaml
 
 
-class UserError(Exception):
-    """Something the user can fix (a bad value, a missing file, a device that is not here): the command
-    line prints its message on one line and exits with 2."""
-
-
-class ConfigError(UserError, ValueError):
-    """A bad value in the configuration; the message starts with the key's full path."""
+from .errors import ConfigError, UserError  # noqa: F401  (re-exported: UserError is the base of every error the user can fix)
 
 
 def rng(lo=None, hi=None, *, default=dataclasses.MISSING, default_factory=dataclasses.MISSING, doc=""):
@@ -51,6 +45,12 @@ class RunConfig:
     # the device's free memory (cuda: 80 % of it; cpu: a quarter of the available RAM, at most 1.5 GB)
     memory_gb: Optional[float] = rng(0.0, None, default=None)
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast in attacks and classification
+
+    def validate(self, path: str) -> None:
+        n = self.name
+        if not n.strip() or n in (".", "..") or any(c in n for c in "/\\\0") or n != n.strip():
+            raise ConfigError(f"{path}.name: {n!r} must be one folder name (not empty, no / or \\, not . or ..); "
+                              "put the folder in run.output")
 
 
 @dataclass
@@ -88,6 +88,14 @@ class AttackConfig:
     # weight of the non-printability penalty (Sharif et al. 2016) in the attack's loss: keeps the
     # perturbation inside the printer's gamut, the printable colours of capture.channel.calibration; 0: off
     printability: float = rng(0.0, 1e6, default=0.0)
+    # the name of this entry's images in paths and tables (+ _eps<eps>); default: from name, target, eot
+    label: Optional[str] = None
+
+    def validate(self, path: str) -> None:
+        if self.label is not None and (not self.label or not all(c.isalnum() or c in "-_." for c in self.label)
+                                       or self.label.startswith(".")):
+            raise ConfigError(f"{path}.label: {self.label!r} must be a name of letters, digits, - _ . "
+                              "(it names the images' folder)")
 
 
 @dataclass
@@ -247,11 +255,22 @@ def _check_range(value, meta, path):
     if lo is not None and value < lo or hi is not None and value > hi:
         lo_s = "-inf" if lo is None else f"{lo:g}"
         hi_s = "inf" if hi is None else f"{hi:g}"
-        raise ConfigError(f"{path}: {value!r} is out of range; allowed {lo_s} .. {hi_s}")
+        raise ConfigError(f"{path}: {show(value)} is out of range; allowed {lo_s} .. {hi_s}")
+
+
+def show(value) -> str:
+    """A value as the YAML file says it (null, true, false), for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
 
 
 def _coerce(value, tp, path, meta):
     origin = typing.get_origin(tp)
+    if value is None and origin not in (Union, types.UnionType) and not dataclasses.is_dataclass(tp):
+        raise ConfigError(f"{path}: null is not allowed; expected {_type_name(tp)}")
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None:
@@ -270,12 +289,12 @@ def _coerce(value, tp, path, meta):
         for e in errors:
             if "out of range" in str(e):
                 raise e
-        raise ConfigError(f"{path}: {value!r} is not {_type_name(tp)}")
+        raise ConfigError(f"{path}: {show(value)} is not {_type_name(tp)}")
     if origin is Literal:
         allowed = typing.get_args(tp)
         if isinstance(value, str) and value.lower() in allowed:
             return value.lower()
-        raise ConfigError(f"{path}: {value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
+        raise ConfigError(f"{path}: {show(value)} is not allowed; allowed: {', '.join(map(str, allowed))}")
     if origin is list:
         (item_tp,) = typing.get_args(tp)
         if not isinstance(value, list):
@@ -283,25 +302,25 @@ def _coerce(value, tp, path, meta):
         return [_coerce(v, item_tp, f"{path}[{i}]", meta) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{path}: expected a mapping, got {show(value)}")
         return dict(value)
     if dataclasses.is_dataclass(tp):
         return build(tp, value, path)
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{path}: {value!r} is not a boolean (true/false)")
+        raise ConfigError(f"{path}: {show(value)} is not a boolean (true/false)")
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             else:
-                raise ConfigError(f"{path}: {value!r} is not an integer")
+                raise ConfigError(f"{path}: {show(value)} is not an integer")
         _check_range(value, meta, path)
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: {value!r} is not a number")
+            raise ConfigError(f"{path}: {show(value)} is not a number")
         value = float(value)
         if value != value:
             raise ConfigError(f"{path}: NaN is not allowed")
@@ -311,7 +330,7 @@ def _coerce(value, tp, path, meta):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
         if not isinstance(value, str):
-            raise ConfigError(f"{path}: {value!r} is not a string")
+            raise ConfigError(f"{path}: {show(value)} is not a string")
         return value
     raise ConfigError(f"{path}: unsupported type {tp}")
 
@@ -321,7 +340,7 @@ def build(cls, data, path=""):
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path or '<top>'}: expected {_type_name(cls)}, got {data!r}")
+        raise ConfigError(f"{path or '<top>'}: expected {_type_name(cls)}, got {show(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name not in _HIDDEN}
     extensions = SECTIONS if cls is Config else {}
@@ -355,6 +374,7 @@ def _validate_config(cfg: Config) -> None:
         raise ConfigError("attacks: at least one attack is required")
     for i, a in enumerate(cfg.attacks):
         attacks.check_config(a, f"attacks[{i}]")
+    attacks.check_labels(cfg.attacks)
     d = cfg.run.device
     if d not in ("auto", "cpu", "mps", "cuda") and not (d.startswith("cuda:") and d[5:].isdigit()):
         raise ConfigError(f"run.device: {d!r} is not allowed; allowed: auto, cpu, cuda, cuda:N, mps")
@@ -364,7 +384,9 @@ def _validate_config(cfg: Config) -> None:
             raise ConfigError(f"capture.channel.{key}: {v!r} must be a range [low, high] with low <= high")
     if len(cfg.capture.frame) != 2:
         raise ConfigError(f"capture.frame: {cfg.capture.frame!r} must be [width, height]")
-    _check_calibrations(cfg)
+    from .calibrate.files import check_calibrations
+
+    check_calibrations(cfg)
     for i, a in enumerate(cfg.attacks):
         if a.printability > 0 and not cfg.capture.channel.calibration:
             raise ConfigError(f"attacks[{i}].printability: {a.printability:g} needs the printer's printable colours: "
@@ -377,36 +399,17 @@ def _validate_config(cfg: Config) -> None:
         raise ConfigError(f"sheet: {e}") from None
 
 
-def _check_calibrations(cfg: Config) -> None:
-    """Fitted calibration files are read now, so a bad one stops the run before any stage, naming
-    the config key and the file's bad key. Their paths become absolute: the channel (the simulator's
-    and EOT's) has no config folder to resolve a relative path against, and the pipeline hashes the
-    files' content into the stages that read them."""
-    from .calibrate.files import CalibrationError, load_camera, load_colour
-
-    ch = cfg.capture.channel
-    if ch.calibration:
-        path = cfg.resolve(ch.calibration)
-        try:
-            load_colour(path)
-        except CalibrationError as e:
-            raise ConfigError(f"capture.channel.calibration: {e}") from None
-        ch.calibration = str(path.resolve())
-    if cfg.align.camera_calibration:
-        path = cfg.resolve(cfg.align.camera_calibration)
-        try:
-            load_camera(path)
-        except CalibrationError as e:
-            raise ConfigError(f"align.camera_calibration: {e}") from None
-        cfg.align.camera_calibration = str(path.resolve())
-
-
 def set_override(data: dict, assignment: str) -> None:
     """Apply one ``key.path=value`` (value parsed as YAML) to the raw mapping, in place."""
     if "=" not in assignment:
         raise ConfigError(f"--set {assignment!r}: expected key.path=value")
     key, raw = assignment.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        problem = str(getattr(e, "problem", "") or e).splitlines()[0]
+        raise ConfigError(f"--set {assignment!r}: the value is not valid YAML ({problem}); quote it, e.g. "
+                          f"{key}='\"...\"'") from None
     node = data
     parts = _split_path(key.strip())
     for i, part in enumerate(parts[:-1]):
@@ -446,9 +449,13 @@ def load_raw(path: str | Path) -> dict:
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not a UTF-8 text file (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                          "save it as UTF-8") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        msg = " ".join(str(e).split())
+        raise ConfigError(f"{p}: not valid YAML: {msg}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of sections")
     return data

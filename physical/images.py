@@ -9,6 +9,7 @@ other columns are ignored. Files not listed in labels.csv are used without a lab
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -38,6 +39,7 @@ class SourceImage:
     name: str
     rgb: np.ndarray  # HxWx3 uint8
     label: Optional[int]  # ImageNet class index, None when unknown
+    digest: str = ""  # of the file's bytes (a package's sample: of its pixels): what the image is made from
 
 
 def _sample(name: str) -> np.ndarray:
@@ -74,24 +76,67 @@ def read_labels(folder: Path) -> dict[str, int]:
                 labels[file] = int(raw) if raw else class_index((row.get("name") or "").strip(), f"{path}:{i}")
             except (ValueError, ConfigError) as e:
                 raise ConfigError(f"{path} line {i}: bad label for {file!r}: {e}") from None
+            if not 0 <= labels[file] < 1000:
+                raise ConfigError(f"{path} line {i}: class_index {labels[file]} of {file!r} is out of range; "
+                                  "ImageNet classes are 0 .. 999")
     return labels
 
 
-def load_images(source: str, limit: int = 0, base: Path = Path(".")) -> list[SourceImage]:
-    """The images of a source ("samples" or a folder), in a stable order."""
-    from .rundir import read_image
-
-    if source == "samples":
-        names = list(SAMPLES)[: limit or None]
-        return [SourceImage(n, _sample(n), SAMPLES[n]) for n in names]
+def _folder(source: str, base: Path) -> Path:
     folder = Path(source).expanduser()
     folder = folder if folder.is_absolute() else base / folder
     if not folder.is_dir():
         raise ConfigError(f"images.source: folder {str(folder)!r} does not exist")
-    labels = read_labels(folder)
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return folder
+
+
+def _image_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
     if not files:
         raise ConfigError(f"images.source: folder {str(folder)!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    seen: dict[str, Path] = {}
+    for p in files:
+        if p.stem in seen:
+            raise ConfigError(f"images.source: {seen[p.stem].name} and {p.name} in {str(folder)!r} have the same name "
+                              "(images are named by their file name without suffix); rename one")
+        seen[p.stem] = p
+    return files
+
+
+def check_source(source: str, base: Path = Path(".")) -> None:
+    """The checks of `load_images` that need no decoding: the folder, its images and labels.csv."""
+    if source != "samples":
+        folder = _folder(source, base)
+        _image_files(folder)
+        read_labels(folder)
+
+
+def source_files(source: str, base: Path = Path(".")) -> dict:
+    """{file name: digest of its bytes} of a source folder and its labels.csv (samples: their names)."""
+    from .rundir import file_digest
+
+    if source == "samples":
+        return {"samples": list(SAMPLES)}
+    folder = _folder(source, base)
+    out = {p.name: file_digest(p) for p in _image_files(folder)}
+    if (folder / "labels.csv").is_file():
+        out["labels.csv"] = file_digest(folder / "labels.csv")
+    return out
+
+
+def load_images(source: str, limit: int = 0, base: Path = Path(".")) -> list[SourceImage]:
+    """The images of a source ("samples" or a folder), in a stable order."""
+    from .rundir import digest, file_digest, read_image
+
+    if source == "samples":
+        names = list(SAMPLES)[: limit or None]
+        out = [SourceImage(n, _sample(n), SAMPLES[n]) for n in names]
+        for s in out:
+            s.digest = digest([s.name, s.rgb.shape, hashlib.sha256(s.rgb.tobytes()).hexdigest()])
+        return out
+    folder = _folder(source, base)
+    labels = read_labels(folder)
+    files = _image_files(folder)
     out = []
     for p in files:
         if limit and len(out) >= limit:
@@ -101,7 +146,7 @@ def load_images(source: str, limit: int = 0, base: Path = Path(".")) -> list[Sou
         except ValueError as e:
             print(f"skipped image {p}: {e}")
             continue
-        out.append(SourceImage(p.stem, rgb, labels.get(p.name)))
+        out.append(SourceImage(p.stem, rgb, labels.get(p.name), file_digest(p)))
     if not out:
         raise ConfigError(f"images.source: no readable image in {str(folder)!r}")
     return out

@@ -88,6 +88,10 @@ def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> d
     generator = torch.Generator().manual_seed(int(cfg.run.seed))
     photos_dir = run.photos_dir
     records = []
+    if layout_path.is_file():  # the photos it is about to write: known as the simulator's even if it is killed
+        n = int(read_json(layout_path).get("n_sheets", 0))
+        planned = [{"file": f"capture/photos/sheet{i:03d}-{k}.jpg"} for i in range(n) for k in range(cap.photos_per_sheet)]
+        write_json(run.root / "capture" / "simulated.json", {"source": "simulate", "complete": False, "photos": planned})
 
     for i, page in enumerate(rasterize_pdf(pdf_path, cap.dpi)):
         sheet = torch.from_numpy(page).to(device).permute(2, 0, 1)[None].float().div_(255)

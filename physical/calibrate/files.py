@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..config import UserError
+from ..errors import ConfigError, UserError
 
 CAMERA_KIND = "physical.camera"
 COLOUR_KIND = "physical.colour"
@@ -199,3 +199,25 @@ def colour_document(curves, matrix, bias, blur_sigma=None, noise_sigma=None, **r
     }
     doc.update(reports)
     return doc
+
+
+def check_calibrations(cfg) -> None:
+    """Fitted calibration files are read now, so a bad one stops the run before any stage, naming
+    the config key and the file's bad key. Their paths become absolute: the channel (the simulator's
+    and EOT's) has no config folder to resolve a relative path against, and the pipeline hashes the
+    files' content into the stages that read them."""
+    ch = cfg.capture.channel
+    if ch.calibration:
+        path = cfg.resolve(ch.calibration)
+        try:
+            load_colour(path)
+        except CalibrationError as e:
+            raise ConfigError(f"capture.channel.calibration: {e}") from None
+        ch.calibration = str(path.resolve())
+    if cfg.align.camera_calibration:
+        path = cfg.resolve(cfg.align.camera_calibration)
+        try:
+            load_camera(path)
+        except CalibrationError as e:
+            raise ConfigError(f"align.camera_calibration: {e}") from None
+        cfg.align.camera_calibration = str(path.resolve())

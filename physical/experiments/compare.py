@@ -14,13 +14,23 @@ from .report import KEYS
 
 
 def load_report(path: str | Path) -> dict:
-    """report.json of a run directory (or the file itself)."""
+    """report.json of a run directory (or the file itself); UserError naming the file when it is not one."""
     import json
+
+    from ..config import UserError
 
     p = Path(path)
     for cand in (p, p / "report" / "report.json", p / "report.json"):
         if cand.is_file():
-            return json.loads(cand.read_text())
+            try:
+                report = json.loads(cand.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise UserError(f"{cand}: not a report (not JSON); give a run directory or its report/report.json") \
+                    from None
+            if not isinstance(report, dict) or not isinstance(report.get("kurakin"), list):
+                raise UserError(f"{cand}: not a report of physical (no 'kurakin' table); give a run directory or its "
+                                "report/report.json")
+            return report
     raise FileNotFoundError(f"{path}: no report.json (run the pipeline's report stage first)")
 
 

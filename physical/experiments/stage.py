@@ -75,8 +75,9 @@ class Context:
         # the cache follows the images: the generate stage's run for everything, and the align stage's
         # run too for predictions made on photo crops (a new align keeps the digital results)
         gen, ali = run.status("generate"), run.status("align")
-        self.stamp = _sha([gen.get("time"), gen.get("config")])
-        self.align_stamp = _sha([ali.get("time"), ali.get("config")])
+        # (by their outputs' digests where the runner recorded them: the same images keep their results)
+        self.stamp = _sha([gen.get("outputs_digest") or gen.get("time"), gen.get("config")])
+        self.align_stamp = _sha([ali.get("outputs_digest") or ali.get("time"), ali.get("config")])
         root = run.root / "experiments" / "cache"
         self.cache = root / self.stamp
         if root.is_dir():  # results of images that no longer exist
