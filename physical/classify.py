@@ -12,6 +12,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from . import distributed
 from .generate import load_index
 from .models import inference_batch, load_model, predict, to_tensor
 from .rundir import RunDir, read_image, read_json, write_json
@@ -69,7 +70,7 @@ def classify_stage(run: RunDir, cfg, device: torch.device) -> dict:
     for it in index["items"]:
         by_model[it["model"]].append(it)
     records = []
-    eta = Eta("classify", _count_images(by_model, crops))
+    eta = Eta("classify", _count_images(by_model, crops) / distributed.current().world)
     for model_name, items in by_model.items():
         model = load_model(model_name, device, cfg.run.precision)
         jobs = []  # (record, condition, path)
@@ -86,12 +87,16 @@ def classify_stage(run: RunDir, cfg, device: torch.device) -> dict:
                     rec["crops"][role] = crop
                     jobs.append((rec, f"photo_{role}", crop))
             recs.append(rec)
-        # the same clean image appears once per attack: classify each distinct file once
+        # the same clean image appears once per attack: classify each distinct file once; under
+        # torchrun every rank classifies its share and all predictions come together on rank 0
         paths = sorted({p for _, _, p in jobs})
-        preds = classify_paths(run, model, paths, cfg.run.batch_size, eta)
+        mine = [paths[i] for i in distributed.shard(len(paths))]
+        preds = distributed.merge(classify_paths(run, model, mine, cfg.run.batch_size, eta), "classify")
         for rec, cond, p in jobs:
             rec["pred"][cond] = preds[p]
         records.extend(recs)
+    if not distributed.current().main:
+        return {}
     write_json(run.root / "classify" / "predictions.json", {"records": records})
     n_photo = sum(r["pred"]["photo_adv"] is not None for r in records)
     return {"records": len(records), "with_photo": n_photo}

@@ -41,9 +41,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     batch_size: int = rng(1, 4096, default=16)
-    # memory (GB) one micro-batch of work may use (attack steps, EOT draws, classification); null = from
-    # the device's free memory (cuda: 80 % of it; cpu: a quarter of the available RAM, at most 1.5 GB)
-    memory_gb: Optional[float] = rng(0.0, None, default=None)
+    memory_gb: Optional[float] = rng(0.0, None, default=None)  # per micro-batch; null: from free memory (runtime.py)
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast in attacks and classification
 
     def validate(self, path: str) -> None:

@@ -43,6 +43,7 @@ class Dist:
     world: int = 1
     local_rank: int = 0
     group: Any = None  # gloo group for Python objects
+    device: Optional[str] = None  # this rank's device when torchrun chose it (cuda:LOCAL_RANK)
 
     @property
     def main(self) -> bool:
@@ -87,8 +88,15 @@ def init(device_spec: str) -> tuple[Dist, Optional[str]]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device and device.startswith("cuda") else "gloo", timeout=WAIT)
     group = dist.new_group(backend="gloo", timeout=WAIT) if dist.get_backend() != "gloo" else dist.group.WORLD
-    _DIST = Dist(rank, world, local, group)
+    _DIST = Dist(rank, world, local, group, device)
     return _DIST, device
+
+
+def device_for(spec: str) -> torch.device:
+    """The device this process works on: its rank's, else the config's (`run.device`)."""
+    from .models import pick_device
+
+    return torch.device(_DIST.device) if _DIST.device else pick_device(spec)
 
 
 def finish() -> None:

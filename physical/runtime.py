@@ -46,7 +46,7 @@ def tune_cpu_allocator() -> bool:
 # from a budget: `run.memory_gb`, or by default from the device's free memory. On the CPU the default
 # is also capped: past a few dozen images a bigger batch buys no speed there (the network's passes
 # cost the same per image at 16 and at 128), only resident memory.
-CPU_DEFAULT_CAP_GB = 1.5
+CPU_DEFAULT_CAP_GB = 2.0
 CPU_DEFAULT_FRACTION = 0.25  # of the memory the system says is available
 CUDA_DEFAULT_FRACTION = 0.8  # of the device's free memory
 # autograd's saved tensors are most of a step's memory; the rest (gradients flowing back, the
