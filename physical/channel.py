@@ -58,10 +58,9 @@ difference to OpenCV's encoder about 0.004 on photos, kornia's about 0.005) and 
 keeps EOT's cost near the model's; its rounding passes gradients straight through. The simulator
 turns it off (``jpeg=False``) and writes a real JPEG file at the sampled quality instead.
 
-Determinism: parameters come from the caller's ``torch.Generator``; the sensor noise of a batch is
-one draw from a generator seeded by its first ``params["noise_seed"]`` on the input's device (a
-simulated photo, a batch of one, gets its own seed's noise), so the same parameters give the same
-output on the same device.
+Determinism: parameters come from the caller's ``torch.Generator``; the sensor noise of every
+sample is drawn from a generator seeded by its own ``params["noise_seed"]`` on the input's device,
+so the same parameters give the same output on the same device, in whatever batch a sample is.
 """
 from __future__ import annotations
 
@@ -339,10 +338,14 @@ class Channel(torch.nn.Module):
         sigma = params["noise_sigma"]
         if float(sigma.max()) <= 0:
             return x
-        # one draw for the whole batch (no per-sample loop), from a generator seeded by the first
-        # sample's seed: a batch of one (a simulated photo) gets exactly its own seed's noise
-        g = torch.Generator(device=x.device).manual_seed(int(params["noise_seed"][0]))
-        return torch.addcmul(x, _col(sigma, x), torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype))
+        # every sample's noise from its own seed, so a sample's photo does not depend on the batch
+        # it is in (EOT's micro-batches give the one-batch result); the loop only seeds and fills,
+        # the draws themselves cost what one draw for the whole batch would
+        g = torch.Generator(device=x.device)
+        noise = torch.empty(x.shape, device=x.device, dtype=x.dtype)
+        for i, seed in enumerate(params["noise_seed"].tolist()):
+            noise[i].normal_(generator=g.manual_seed(seed))
+        return torch.addcmul(x, _col(sigma, x), noise)
 
     def jpeg(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         q = params["jpeg_quality"].to(x.device, x.dtype)

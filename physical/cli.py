@@ -42,10 +42,20 @@ def _add_run(p):
 
 
 def _run(args) -> int:
+    from . import distributed
     from .pipeline import run_pipeline
+    from .runner import serve
 
     cfg = _load(args)
-    run_pipeline(cfg, from_stage=args.from_stage, until=args.until, force=args.force)
+    d, _ = distributed.init(cfg.run.device)  # under torchrun: this rank's place and device
+    try:
+        if d.main:
+            run_pipeline(cfg, from_stage=args.from_stage, until=args.until, force=args.force)
+            distributed.announce(None)  # the other ranks' work is over
+        else:
+            serve(cfg)
+    finally:
+        distributed.finish()
     return 0
 
 

@@ -41,6 +41,8 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     batch_size: int = rng(1, 4096, default=16)
+    memory_gb: Optional[float] = rng(0.0, None, default=None)  # per micro-batch; null: from free memory (runtime.py)
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast in attacks and classification
 
     def validate(self, path: str) -> None:
         n = self.name

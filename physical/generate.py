@@ -65,6 +65,8 @@ def source_digests(cfg) -> dict:
 def attack_reads(cfg, a) -> dict:
     """The parts of the config outside `attacks` that an attack entry's images depend on."""
     out = {}
+    if cfg.run.precision != "fp32":  # bf16 autocast makes other images
+        out["precision"] = cfg.run.precision
     if a.eot is not None:  # EOT draws from the channel, at the cell's size in the simulator's photos
         out["channel"] = dataclasses.asdict(cfg.capture.channel)
         out["frame"] = list(cfg.capture.frame)
@@ -104,33 +106,50 @@ def write_item(run: RunDir, key: str, rel: str, img: np.ndarray) -> None:
 
 
 def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
+    """Every rank of a torchrun job runs this on its share of the images (`distributed.shard`) and
+    writes its own images; rank 0 then writes the index and removes what the config no longer makes."""
+    from . import distributed
+    from .runtime import Eta
+
     out = run.stage_dir("generate")
     if torch.device(device).type == "cpu":
         from .runtime import tune_cpu_allocator
 
         tune_cpu_allocator()  # large attack batches (EOT: B x N images) without page-fault churn
     sources = load_images(cfg.images.source, cfg.images.limit, Path(cfg.base_dir))
+    mine = distributed.shard(len(sources))
     images_info = [{"name": _safe(s.name), "label": s.label, "label_known": s.label is not None} for s in sources]
     items, models_info, keep, made = [], {}, {"generate/index.json"}, 0
     channel = None
+    bs = cfg.run.batch_size
+    # units of work (image x step x EOT draw) for the time estimate, over every model, attack and eps
+    eta = Eta("generate", len(mine) * len(cfg.models) * sum(
+        (1 if a.eot is None else a.eot.samples) * (a.steps or attacks_mod.Attack.kurakin_steps(e))
+        for a in cfg.attacks for e in a.eps))
     for model_name in cfg.models:
-        model = load_model(model_name, device)
+        model = load_model(model_name, device, cfg.run.precision)
         mid = model_id(model.name)
         models_info[model.name] = {"input_size": model.input_size}
         clean = np.stack([preprocess(s.rgb, model.input_size, model.resize_ratio) for s in sources])
-        for s, info, img in zip(sources, images_info, clean):
+        for i, (s, info, img) in enumerate(zip(sources, images_info, clean)):
             rel, key = f"generate/{model.name}/clean/{info['name']}.png", item_key(s.digest, None, mid, None, None, 0)
             keep.update((rel, f"{DONE}/{key}.json"))
-            if not is_done(run, key, rel):
+            if i % distributed.current().world == distributed.current().rank and not is_done(run, key, rel):
                 write_item(run, key, rel, img)
-        x = to_tensor(clean, device)
         labels = None
 
         def true_labels():  # where the true class is unknown, the clean top-1 prediction stands in for it
             nonlocal labels
             if labels is None:
-                top = predict(model, x, cfg.run.batch_size)[0] if any(s.label is None for s in sources) else None
-                labels = np.array([s.label if s.label is not None else int(top[i, 0]) for i, s in enumerate(sources)])
+                known = {i: s.label for i, s in enumerate(sources) if s.label is not None}
+                ask = [i for i in mine if i not in known]
+                top = {}
+                for j in range(0, len(ask), bs):  # this rank's share, a batch on the device at a time
+                    part = ask[j : j + bs]
+                    top.update(zip(part, predict(model, to_tensor(clean[part], device), bs)[0][:, 0].tolist()))
+                if len(known) < len(sources):
+                    known.update(distributed.merge(top, "the clean predictions of generate"))
+                labels = np.array([int(known[i]) for i in range(len(sources))])
             return labels
 
         for a in cfg.attacks:
@@ -142,21 +161,22 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
                 keys = [item_key(s.digest, s.label, mid, params, eps, cfg.run.seed, reads) for s in sources]
                 keep.update(rels)
                 keep.update(f"{DONE}/{k}.json" for k in keys)
-                todo = [i for i, (k, r) in enumerate(zip(keys, rels)) if not is_done(run, k, r)]
+                y_all = true_labels()  # every rank asks at the same point (a collective when labels are missing)
+                todo = [i for i in mine if not is_done(run, keys[i], rels[i])]
                 if todo:
                     if a.eot is not None and channel is None:
                         channel = build_channel(cfg, device)
                     attack = attacks_mod.make_attack(a, model, eps, channel=channel, seed=cfg.run.seed, cfg=cfg)
-                    y = torch.as_tensor(true_labels(), device=device)
-                    idx = torch.as_tensor(todo, device=device)
-                    bs = cfg.run.batch_size
+                    work = attack.steps * attack.eot_samples if attack.iterative else 1
                     for j in tqdm(range(0, len(todo), bs), desc=f"generate {model.name} {label}", unit="batch", leave=False):
-                        sel = idx[j: j + bs]
-                        adv = to_uint8(attack(x[sel], y[sel]))
-                        for i, img in zip(todo[j: j + bs], adv):
+                        sel = todo[j : j + bs]
+                        x = to_tensor(clean[sel], device)  # one batch on the device at a time
+                        adv = to_uint8(attack(x, torch.as_tensor(y_all[sel], device=device)))
+                        for i, img in zip(sel, adv):
                             write_item(run, keys[i], rels[i], img)
+                        eta.done(len(sel) * work)
                     made += len(todo)
-                for info, rel, lab in zip(images_info, rels, true_labels()):
+                for info, rel, lab in zip(images_info, rels, y_all):
                     items.append({
                         "key": f"{model.name}/{label}/{info['name']}",
                         "model": model.name,
@@ -172,11 +192,13 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
                         "clean": f"generate/{model.name}/clean/{info['name']}.png",
                         "adv": rel,
                     })
-    _remove_unlisted(run, keep)
-    index = {"models": models_info, "images": images_info, "items": items}
-    write_json(out / "index.json", index)
-    return {"images": len(sources), "items": len(items), "made": made,
-            "unlabelled": sum(not i["label_known"] for i in images_info)}
+    made = sum(distributed.gather(made, "the end of generate"))  # every rank's images are written
+    summary = {"images": len(sources), "items": len(items), "made": made,
+               "unlabelled": sum(not i["label_known"] for i in images_info)}
+    if distributed.current().main:
+        _remove_unlisted(run, keep)
+        write_json(out / "index.json", {"models": models_info, "images": images_info, "items": items})
+    return summary
 
 
 def _remove_unlisted(run: RunDir, keep: set[str]) -> None:

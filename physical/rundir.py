@@ -57,6 +57,19 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+_DISCARD = {"on": False}  # a rank other than 0 running a stage whose files rank 0 writes (physical.distributed)
+
+
+@contextmanager
+def discarding_writes():
+    """Writes inside the block are made and thrown away, never renamed into place."""
+    was, _DISCARD["on"] = _DISCARD["on"], True
+    try:
+        yield
+    finally:
+        _DISCARD["on"] = was
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None):
     """Yield a temporary path beside `path`; rename it onto `path` when the block succeeds."""
@@ -67,6 +80,8 @@ def atomic_path(path: str | Path, suffix: str | None = None):
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private (0600); a run's files are ordinary files
     try:
         yield Path(tmp)
+        if _DISCARD["on"]:
+            return
         _fault_point(path)
         os.replace(tmp, path)
     finally:

@@ -48,11 +48,11 @@ class PipelineError(UserError):
 
 # the config sections each stage reads: a change there makes the stage stale
 STAGE_SECTIONS = {
-    "generate": ["models", "images", "attacks", "run.seed"],
+    "generate": ["models", "images", "attacks", "run.seed", "run.precision"],
     "print": ["sheet"],
     "capture": ["capture"],
     "align": ["align"],
-    "classify": ["classify"],
+    "classify": ["classify", "run.precision"],
     "experiments": ["experiments"],
     "report": ["report"],
 }
@@ -162,6 +162,10 @@ def _stage_fn(stage: str):
     return fn
 
 
+# stages every rank of a torchrun job runs, each on its share of the images (physical.distributed)
+SHARDED = ("generate", "classify", "experiments")
+
+
 def _call(stage, run, cfg, device):
     fn = _stage_fn(stage)
     if stage in ("generate", "classify", "experiments", "report"):
@@ -243,11 +247,13 @@ def run_stages(cfg: Config, stages: list[str], *, force: bool = False, redo: tup
     `inputs_cfg`: the config whose sections are recorded (default `cfg`)."""
     import torch
 
-    from .models import pick_device
+    from .distributed import announce, current, device_for
+    from .runtime import set_memory_gb
 
     cfg_dict = to_dict(inputs_cfg or cfg)
     check_inputs(cfg, stages)
-    device = pick_device(cfg.run.device)
+    device = device_for(cfg.run.device)
+    set_memory_gb(cfg.run.memory_gb)
     run = run or run_dir_for(cfg)
     check_run_dir(run)
     first = STAGES.index(stages[0])
@@ -267,7 +273,9 @@ def run_stages(cfg: Config, stages: list[str], *, force: bool = False, redo: tup
             require_finished(run, cfg_dict, cfg, s, target, check_earlier_inputs)
         if not run.exists() or to_dict(cfg) != _recorded_config(run):
             run.init(to_dict(cfg), cfg.run.seed, str(device), cfg.base_dir)
-        log(f"run {run.run_id} in {run.root} on {device}")
+        d = current()
+        log(f"run {run.run_id} in {run.root} on {device}" + (f", {', '.join(SHARDED)} sharded over {d.world} ranks"
+                                                               if d.world > 1 else ""))
         for stage in stages:
             why = _why_run(run, cfg, cfg_dict, stage, force or stage in redo)
             if why is None:
@@ -276,7 +284,8 @@ def run_stages(cfg: Config, stages: list[str], *, force: bool = False, redo: tup
             torch.manual_seed(cfg.run.seed)
             if why == "asked for":  # --force / --from: nothing of the stage's earlier work is reused
                 shutil.rmtree(run.root / stage / "done", ignore_errors=True)
-            fn = (calls or {}).get(stage) or (lambda r, s=stage: _call(s, r, cfg, device))
+            fn = (calls or {}).get(stage) or (lambda r, s=stage: _call(s, r, cfg, device) if s not in SHARDED
+                                                else (announce(s), _call(s, r, cfg, device))[1])
             _run_one(run, cfg, cfg_dict, stage, fn, why, log, (record or {}).get(stage, {}))
     return run
 
@@ -338,3 +347,27 @@ def _run_one(run: RunDir, cfg: Config, cfg_dict: dict, stage: str, fn, why: str,
     log(f"[{stage}] done in {secs:.1f}s {json.dumps(shown, default=str)}")
     if "table" in summary:
         log("\n" + summary["table"])
+
+
+def serve(cfg: Config, log: Callable[[str], None] = print) -> None:
+    """A rank other than 0 of a torchrun job: run every sharded stage rank 0 announces, on this rank's
+    share of the images, until rank 0 says the run is over. Rank 0 keeps the run directory's status and
+    writes the stages' merged files (the experiments' files too: this rank's copies are thrown away)."""
+    import torch
+
+    from .distributed import announce, current, device_for
+    from .rundir import discarding_writes
+    from .runtime import set_memory_gb
+
+    device = device_for(cfg.run.device)
+    set_memory_gb(cfg.run.memory_gb)
+    run = run_dir_for(cfg)
+    d = current()
+    log(f"rank {d.rank} of {d.world} (pid {os.getpid()}) on {device}")
+    while (stage := announce(None)) is not None:
+        torch.manual_seed(cfg.run.seed)
+        if stage == "experiments":
+            with discarding_writes():
+                _call(stage, run, cfg, device)
+        else:
+            _call(stage, run, cfg, device)

@@ -68,7 +68,8 @@ def test_eot_runs_the_n_samples_of_every_image_as_one_batch(lite0, sample_batch)
     view = CropChannel(Channel(), cell_px=120)
     attack = BIM(Spy(), 4, steps=2, eot=EOTConfig(samples=3), channel=view)
     adv = attack(x[:2], y[:2])
-    assert seen == [6, 6]  # 2 images x 3 samples, one forward per step
+    # the memory probe (one sample, once per attack), then 2 images x 3 samples, one forward per step
+    assert seen == [1, 6, 6]
     assert (adv - x[:2]).abs().max() <= 4 / 255 + 1e-6
 
 
