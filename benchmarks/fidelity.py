@@ -98,23 +98,36 @@ def main() -> None:
     p.add_argument("--chart", type=int, default=6, help="photos of the colour chart")
     p.add_argument("--out", default="/tmp/physical-fidelity")
     p.add_argument("--skip-default", action="store_true", help="leave out the default channel's row")
+    p.add_argument("--no-eot", action="store_true", help="leave out EOT-BIM (its generation is the slow part)")
+    p.add_argument("--reuse", action="store_true", help="keep --out's generated and printed run (base) and chart "
+                   "photos; capture, calibrate and classify again")
     a = p.parse_args()
     setup()
     from physical.pipeline import run_pipeline
 
+    if a.no_eot:
+        del ATTACKS[-1]
     out = Path(a.out)
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    reuse = a.reuse and (out / "base" / "print" / "sheets.pdf").is_file()
+    if not reuse:
+        shutil.rmtree(out, ignore_errors=True)
+    else:
+        for name in ("measured", "predicted", "default", "photos"):
+            shutil.rmtree(out / name, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
     images = str(IMAGENET_100.resolve()) if IMAGENET_100.is_dir() else "samples"
     t0 = time.time()
-    run_pipeline(config(out, "base", images, a.images, {"source": "simulate"}), until="print", log=lambda *a: None)
-    print(f"generated and printed {a.images} images ({images}) in {time.time() - t0:.0f} s", flush=True)
+    if not reuse:
+        run_pipeline(config(out, "base", images, a.images, {"source": "simulate"}), until="print",
+                     log=lambda *a: None)
+        print(f"generated and printed {a.images} images ({images}) in {time.time() - t0:.0f} s", flush=True)
 
     # calibrate from the independent simulator's photos of the chart, with the tool's own commands
     subprocess.run(["physical", "calibrate", "targets", "--out", str(out / "targets")], check=True,
                    stdout=subprocess.DEVNULL)
-    indepsim.photograph_pdf(out / "targets" / "colour-chart.pdf", out / "chart", photos=a.chart, seed=1000,
-                            prefix="chart")
+    if not (reuse and (out / "chart").is_dir()):
+        indepsim.photograph_pdf(out / "targets" / "colour-chart.pdf", out / "chart", photos=a.chart, seed=1000,
+                                prefix="chart")
     subprocess.run(["physical", "calibrate", "colour", "--source", str(out / "chart"), "--out",
                     str(out / "colour.json")], check=True)
 
