@@ -18,7 +18,7 @@ from typing import Literal, Optional, Union
 
 import yaml
 
-from .presets import PRESETS
+from .presets import PRESETS, fill_from_preset
 
 
 class UserError(Exception):
@@ -101,8 +101,7 @@ class SheetConfig:
 
 @dataclass
 class ChannelConfig:
-    """Ranges of the print-and-camera channel; a sample draws uniformly inside each range. A value
-    left out (null) comes from `preset` (physical/presets.py: phone, webcam, hurried)."""
+    """Ranges of the print-and-camera channel, drawn uniformly; null: `preset`'s (physical/presets.py)."""
 
     preset: Literal["phone", "webcam", "hurried"] = "phone"
     rotation_deg: Optional[float] = rng(0.0, 180.0, default=None)  # in-plane rotation, +-
@@ -119,16 +118,11 @@ class ChannelConfig:
     paper_white: Optional[float] = rng(0.0, 1.0, default=None)  # printer gamut: paper white ...
     ink_black: Optional[float] = rng(0.0, 1.0, default=None)  # ... and darkest ink
     print_gamma: Optional[float] = rng(0.2, 5.0, default=None)  # dot gain as a tone curve
-    # calibration/colour.json (`physical calibrate colour`): its colour model replaces the printer values,
-    # what it measured (blur, noise, JPEG, exposure, white balance, light, pose, scale) the ranges here
+    # calibration/colour.json (`physical calibrate colour`): replaces the printer and every range it measured
     calibration: Optional[str] = None
 
     def __post_init__(self):
-        self.from_preset = set()  # the keys the preset filled (what the report calls preset values)
-        for key, value in PRESETS[self.preset].items():
-            if key != "frame" and getattr(self, key) is None:
-                setattr(self, key, list(value) if isinstance(value, list) else value)
-                self.from_preset.add(key)
+        self.from_preset = fill_from_preset(self)  # the keys the preset filled (the report names them)
 
 
 @dataclass
@@ -167,16 +161,14 @@ class CaptureConfig:
     source: str = "simulate"  # simulate | folder:PATH | video:PATH | http(s)://, rtsp:// URL | webcam:N
     photos_per_sheet: int = rng(1, 100, default=1)
     dpi: Optional[float] = rng(30.0, 1200.0, default=None)  # simulate: page raster; null: as fine as the photo
-    # simulate: photo W, H; null: the calibration's photos' size, else the channel preset's
-    frame: Optional[list[int]] = rng(64, 20000, default=None)
+    frame: Optional[list[int]] = rng(64, 20000, default=None)  # simulate: photo W, H; null: calibration's, preset's
     channel: ChannelConfig = field(default_factory=ChannelConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)  # webcam, URL, video
     guided: GuidedConfig = field(default_factory=GuidedConfig)  # frame choice from a stream
 
     def __post_init__(self):
         self.frame_auto = self.frame is None  # the preset's frame now, a calibration's once it is read
-        if self.frame is None:
-            self.frame = list(PRESETS[self.channel.preset]["frame"])
+        self.frame = self.frame or list(PRESETS[self.channel.preset]["frame"])
 
 
 @dataclass

@@ -52,3 +52,13 @@ PRESETS: dict[str, dict] = {
     },
 }
 DEFAULT_PRESET = "phone"
+
+
+def fill_from_preset(channel) -> set:
+    """Fill a ChannelConfig's keys left out (None) from its preset; the keys filled."""
+    filled = set()
+    for key, value in PRESETS[channel.preset].items():
+        if key != "frame" and getattr(channel, key) is None:
+            setattr(channel, key, list(value) if isinstance(value, list) else value)
+            filled.add(key)
+    return filled
