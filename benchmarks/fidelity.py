@@ -20,6 +20,7 @@ sharpening and JPEG) that shares no code with physical's channel. Then, as a lab
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shutil
 import subprocess
@@ -33,6 +34,11 @@ import indepsim  # noqa: E402
 
 ATTACKS = [{"name": "fgsm", "eps": [8, 16]}, {"name": "bim", "eps": [8, 16]}, {"name": "ill", "eps": [8, 16]},
            {"name": "bim", "eps": [16], "eot": {"samples": 8}}]
+
+# the channel's defaults before presets (what the issue measured)
+OLD_DEFAULTS = dict(rotation_deg=180.0, tilt=0.12, scale=[0.7, 0.95], translate=0.05, blur_sigma=[0.3, 1.2],
+                    noise_sigma=[0.005, 0.02], brightness=[-0.08, 0.08], contrast=[0.85, 1.1], white_balance=0.05,
+                    light_gradient=0.15, jpeg_quality=[75.0, 95.0])
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -85,6 +91,9 @@ def figures(run_root: Path) -> dict:
 def capture_and_classify(out: Path, name: str, cfg) -> dict:
     from physical.pipeline import run_pipeline
 
+    if (out / name / "classify" / "predictions.json").is_file():  # kept by --reuse
+        return figures(out / name)
+    shutil.rmtree(out / name, ignore_errors=True)
     shutil.copytree(out / "base", out / name)
     t = time.time()
     run_pipeline(cfg, from_stage="capture", until="classify", log=lambda *a: None)
@@ -98,9 +107,10 @@ def main() -> None:
     p.add_argument("--chart", type=int, default=6, help="photos of the colour chart")
     p.add_argument("--out", default="/tmp/physical-fidelity")
     p.add_argument("--skip-default", action="store_true", help="leave out the default channel's row")
+    p.add_argument("--skip-before", action="store_true", help="leave out the pre-fix channel's row")
     p.add_argument("--no-eot", action="store_true", help="leave out EOT-BIM (its generation is the slow part)")
-    p.add_argument("--reuse", action="store_true", help="keep --out's generated and printed run (base) and chart "
-                   "photos; capture, calibrate and classify again")
+    p.add_argument("--reuse", action="store_true", help="keep what --out holds (the generated and printed run, "
+                   "the photos, the rows already classified) and add what is missing")
     a = p.parse_args()
     setup()
     from physical.pipeline import run_pipeline
@@ -111,9 +121,6 @@ def main() -> None:
     reuse = a.reuse and (out / "base" / "print" / "sheets.pdf").is_file()
     if not reuse:
         shutil.rmtree(out, ignore_errors=True)
-    else:
-        for name in ("measured", "predicted", "default", "photos"):
-            shutil.rmtree(out / name, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     images = str(IMAGENET_100.resolve()) if IMAGENET_100.is_dir() else "samples"
     t0 = time.time()
@@ -132,14 +139,26 @@ def main() -> None:
                     str(out / "colour.json")], check=True)
 
     t = time.time()
-    photos = indepsim.photograph_pdf(out / "base" / "print" / "sheets.pdf", out / "photos", photos=1, seed=2000,
-                                     prefix="sheet")
-    print(f"independent simulator: {len(photos)} sheet photos in {time.time() - t:.0f} s", flush=True)
+    if not (reuse and (out / "photos").is_dir()):
+        photos = indepsim.photograph_pdf(out / "base" / "print" / "sheets.pdf", out / "photos", photos=1, seed=2000,
+                                         prefix="sheet")
+        print(f"independent simulator: {len(photos)} sheet photos in {time.time() - t:.0f} s", flush=True)
     rows = {"measured (independent simulator)": capture_and_classify(
         out, "measured", config(out, "measured", images, a.images, {"source": f"folder:{out / 'photos'}"}))}
     rows["predicted (calibrated channel)"] = capture_and_classify(
         out, "predicted", config(out, "predicted", images, a.images,
                                  {"source": "simulate", "channel": {"calibration": str(out / "colour.json")}}))
+    if not a.skip_before:
+        # the channel as it was before the calibration set the frame, scale, pose, JPEG and light: only
+        # the colour model, blur and noise from the file; the old defaults' 2400 x 1800 frame, any
+        # rotation, scale 0.7-0.95, JPEG 75-95, exposure +-8 %
+        doc = json.loads((out / "colour.json").read_text())
+        doc.pop("channel", None)
+        (out / "colour-before.json").write_text(json.dumps(doc))
+        before = dict(OLD_DEFAULTS, calibration=str(out / "colour-before.json"))
+        rows["predicted, channel before the fix"] = capture_and_classify(
+            out, "before", config(out, "before", images, a.images,
+                                  {"source": "simulate", "frame": [2400, 1800], "dpi": 200, "channel": before}))
     if not a.skip_default:
         rows["default channel (phone preset)"] = capture_and_classify(
             out, "default", config(out, "default", images, a.images, {"source": "simulate"}))
