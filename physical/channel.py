@@ -146,7 +146,7 @@ class Channel(torch.nn.Module):
         if ppm and self.photo:
             pw, ph, fw, fh = self.photo
             full = min(fw / pw, fh / ph)  # px per mm when the page just fills the frame
-            out["scale"] = (ppm[0] / full, min(ppm[1] / full, 1.0))
+            out["scale"] = (min(ppm[0] / full, 1.0), min(ppm[1] / full, 1.0))  # at most the frame's fill
         return out
 
     def sources(self) -> dict[str, str]:

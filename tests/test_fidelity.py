@@ -54,7 +54,7 @@ def test_default_channel_is_a_careful_phone_capture_and_presets_are_selectable()
 def test_calibration_sets_every_measured_channel_range_and_the_frame(tmp_path):
     measured = {"jpeg_quality": [91, 94], "contrast": [0.98, 1.02], "white_balance": 0.015, "light_gradient": 0.04,
                 "rotation_deg": 2.5, "tilt": 0.03, "px_per_mm": [10.0, 11.0], "image_size": [4032, 3024],
-                "page_upright": False}
+                "page_along_long_side": False}
     doc = identity_document(**measured)
     doc["blur_sigma"], doc["noise_sigma"] = [0.7, 0.9], [0.004, 0.006]
     path = write_json(tmp_path / "colour.json", doc)
@@ -71,7 +71,8 @@ def test_calibration_sets_every_measured_channel_range_and_the_frame(tmp_path):
                              "scale", "blur_sigma", "noise_sigma")} == {"calibration"}
     assert src["translate"] == "preset phone"
 
-    # the photo's size and orientation (the page lay sideways: a landscape frame); capture.frame wins
+    # the photo's size and orientation (the page's long side across the photo's: a landscape frame);
+    # capture.frame wins
     cfg = from_dict({"capture": {"channel": {"calibration": str(path)}}})
     assert cfg.capture.frame == [4032, 3024]
     assert from_dict({"capture": {"frame": [800, 600], "channel": {"calibration": str(path)}}}).capture.frame == [800, 600]
@@ -167,6 +168,7 @@ def test_independent_simulator_end_to_end(tmp_path, small_indepsim, capsys):
     full = min(2016 / 297, 1512 / 210)
     assert 0.75 * full < cal.channel["px_per_mm"][0] <= cal.channel["px_per_mm"][1] < 0.97 * full
     assert sorted(cal.channel["image_size"]) == [1512, 2016] and cal.channel["tilt"] < 0.12
+    assert cal.channel["page_along_long_side"] and cal.frame([1, 1]) == [1512, 2016]  # indepsim: page fills the frame
 
     # a photo from another camera (another size), and one from much further away
     img = cv2.imread(str(next((tmp_path / "chart").glob("*.jpg"))))

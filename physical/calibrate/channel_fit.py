@@ -33,18 +33,21 @@ SCALE_SPREAD = 1.6  # photos whose px/mm differ more than this factor were not t
 A4_LONG_MM = 297.0  # the chart's page; the channel's tilt is relative to half its long side
 
 
-def pose(h: np.ndarray, centre_mm: float) -> tuple[float, float, bool]:
-    """(rotation away from square, deg; tilt; page upright in the photo) of a chart mm -> photo px
-    homography, the chart's grid centred at (centre_mm, centre_mm)."""
+def pose(h: np.ndarray, centre_mm: float, size: tuple[int, int]) -> tuple[float, float, bool]:
+    """(rotation away from square, deg; tilt; the page's long side along the photo's long side) of a
+    chart mm -> photo px homography, the chart's grid centred at (centre_mm, centre_mm), in a photo
+    of `size` (W, H)."""
     t = np.array([[1.0, 0, centre_mm], [0, 1.0, centre_mm], [0, 0, 1.0]])
     hc = h @ t
     hc = hc / hc[2, 2]
     # the chart's x axis in the photo, at the centre
     angle = math.degrees(math.atan2(hc[1, 0] - hc[2, 0] * hc[1, 2], hc[0, 0] - hc[2, 0] * hc[0, 2]))
     off = (angle + 45.0) % 90.0 - 45.0
-    upright = abs(((angle + 90.0) % 180.0) - 90.0) < 45.0  # x axis along the photo's width
+    upright = abs(((angle + 90.0) % 180.0) - 90.0) < 45.0  # the chart's x axis along the photo's width
     tilt = float(np.hypot(hc[2, 0], hc[2, 1]) * A4_LONG_MM / 2)
-    return abs(off), tilt, upright
+    # the chart's page is portrait (its long side is its y axis): along the photo's long side when
+    # upright in a portrait photo or turned in a landscape one
+    return abs(off), tilt, upright != (size[0] > size[1])
 
 
 def measured_channel(photos, centre_mm: float, jpeg_qualities: Optional[dict], light_gradient: float,
@@ -64,13 +67,13 @@ def measured_channel(photos, centre_mm: float, jpeg_qualities: Optional[dict], l
         raise CalibrationError(f"the chart is {lo.px_per_mm:.1f} px/mm in {lo.name} but {hi.px_per_mm:.1f} px/mm in "
                                f"{hi.name}: photograph the chart from one distance, the one you photograph the "
                                "sheets from, and calibrate again")
-    poses = [pose(p.homography, centre_mm) for p in photos]
+    poses = [pose(p.homography, centre_mm, p.size) for p in photos]
     rot = max(r for r, _, _ in poses)
     tilt = max(t for _, t, _ in poses)
-    upright = sum(u for _, _, u in poses) * 2 >= len(poses)
+    along = sum(u for _, _, u in poses) * 2 >= len(poses)
     out = {
         "image_size": [int(v) for v in photos[0].size],
-        "page_upright": bool(upright),
+        "page_along_long_side": bool(along),
         "px_per_mm": _range_of(ppm, 0.03),
         "rotation_deg": round(max(1.0, 1.1 * rot), 3),
         "tilt": round(min(0.5, max(0.01, 1.1 * tilt)), 4),

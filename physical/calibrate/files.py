@@ -158,13 +158,14 @@ class ColourCalibration:
     channel: dict = field(default_factory=dict)  # measured channel ranges (CHANNEL_KEYS), where measured
 
     def frame(self, default: list[int]) -> list[int]:
-        """The simulated photo's [W, H]: the chart photos' size, turned as the page was in them
-        (a page photographed sideways in a landscape photo is an upright page in a portrait one)."""
+        """The simulated photo's [W, H] for an upright (portrait) page: the chart photos' size, portrait
+        where the page's long side lay along the photo's long side (a page photographed sideways in a
+        landscape photo is an upright page in a portrait one), landscape where it lay across it."""
         size = self.channel.get("image_size")
         if not size:
             return list(default)
-        w, h = int(size[0]), int(size[1])
-        return [min(w, h), max(w, h)] if self.channel.get("page_upright", True) else [max(w, h), min(w, h)]
+        short, long = sorted(int(v) for v in size)
+        return [short, long] if self.channel.get("page_along_long_side", True) else [long, short]
 
 
 # what a colour calibration may measure for the channel: key -> (kind, low, high)
@@ -182,9 +183,9 @@ def _channel(d: Any) -> dict:
         raise CalibrationError(f"channel: expected a mapping, got {type(d).__name__}")
     out = {}
     for key, value in d.items():
-        if key == "page_upright":
+        if key == "page_along_long_side":
             if not isinstance(value, bool):
-                raise CalibrationError(f"channel.page_upright: expected true or false, got {value!r}")
+                raise CalibrationError(f"channel.{key}: expected true or false, got {value!r}")
             out[key] = value
             continue
         if key not in CHANNEL_KEYS or value is None:
