@@ -16,6 +16,7 @@ import numpy as np
 from ..classify import load_records
 from ..metrics import CONDITIONS, kurakin_table
 from ..models import class_names
+from ..channel_report import channel_report
 from ..rundir import RunDir, read_image, read_json, write_json, write_text
 from .reference import reference_for
 
@@ -134,6 +135,7 @@ def report_stage(run: RunDir, cfg, device=None) -> dict:
             "cells_missing": align["missing"],
             "crops_excluded": excluded,
         },
+        "channel": channel_report(cfg),  # the print-and-camera channel: preset, calibration, parameters
     }
     from ..experiments.report import SECTIONS, attach
 
