@@ -181,6 +181,8 @@ class ClassifyConfig:
 class ReportConfig:
     html: bool = True
     gallery: int = rng(0, 10000, default=24)  # cells shown in the HTML gallery
+    # draws of capture.channel per adversarial image for its predicted survival (predict, then measure); 0: off
+    predict_draws: int = rng(0, 1024, default=8)
 
 
 @dataclass

@@ -158,3 +158,65 @@ def test_switched_off_experiment_leaves_no_stale_table(tiny, tmp_path):
     assert "generalisation" not in rep and "transfer" not in rep and rep["defences"]
     assert not (run.root / "report" / "transfer.csv").exists()
     assert 'data-table="transfer"' not in (run.root / "report" / "report.html").read_text()
+
+
+def _rates(row):
+    """Every rate dict of a Kurakin row (case, name, top-k) -> dict."""
+    for case in ("average", "prefiltered"):
+        for c, v in row[case]["accuracy"].items():
+            for k, x in v.items():
+                yield (case, c, k), x
+        for m in ("destruction", "physical_success"):
+            for k, x in row[case][m].items():
+                yield (case, m, k), x
+
+
+def test_every_rate_carries_n_and_a_95_interval(tiny, page):
+    from physical.report.tables import rate
+
+    run, _ = tiny
+    _, p, rep = page
+    csv_rows = list(csv.DictReader(io.StringIO((run.root / "report" / "kurakin.csv").read_text())))
+    table = (run.root / "report" / "table.txt").read_text()
+    for i, row in enumerate(rep["kurakin"]):
+        for (case, name, k), v in _rates(row):
+            assert isinstance(v["n"], int) and 0 <= v["k"] <= v["n"], (case, name, k)
+            if v["n"] == 0:
+                assert rate(v) is None and v["ci"] is None
+                continue
+            lo, hi = v["ci"]
+            assert lo <= rate(v) <= hi and lo < hi and rate(v) == v["k"] / v["n"], (case, name, k)
+            got = next(c for c in csv_rows if c["attack"] == row["attack_label"] and c["case"] == case)
+            assert float(got[f"{name}_{k}_lo"]) == pytest.approx(lo) and int(got[f"{name}_{k}_n"]) == v["n"]
+        acc = row["average"]["accuracy"]["digital_adv"]["top1"]
+        assert f"[{100 * acc['ci'][0]:.1f}–{100 * acc['ci'][1]:.1f}]" in p.rows["kurakin"][str(i)]
+        assert f"[{100 * acc['ci'][0]:.1f}-{100 * acc['ci'][1]:.1f}] {acc['k']}/{acc['n']}" in table
+
+
+def test_paired_comparisons_and_class_names_are_reported(page):
+    _, p, rep = page
+    rows = rep["comparisons"]["rows"]
+    assert rows and len(p.rows["comparisons"]) == len(rows)
+    for i, c in enumerate(rows):
+        assert c["kind"] in ("trip", "attacks") and 0 <= c["p"] <= 1 and c["significant"] == (c["p"] < 0.05)
+        assert ("not significant" in p.rows["comparisons"][str(i)]) != c["significant"]
+    names = {im["image"]: im["class"] for im in rep["images"]}
+    assert names == {"chelsea": "tabby", "coffee": "espresso"}
+    assert all(n in "".join(p.rows["images"].values()) for n in names.values())
+
+
+def test_predicted_survival_is_scored_against_the_photos(tiny, page):
+    html, p, rep = page
+    run, cfg = tiny
+    s = rep["survival"]
+    assert s["draws"] == cfg.report.predict_draws == 8
+    assert len(s["items"]) == len(rep["kurakin"]) * len(rep["images"])
+    for it in s["items"]:
+        assert 0 <= it["predicted"] <= 1 and (it["predicted"] * 8) == pytest.approx(round(it["predicted"] * 8))
+    scored = [it for it in s["items"] if it["observed"] is not None and it["clean_right"]]
+    assert s["n"] == len(scored) > 0
+    assert s["brier"] == pytest.approx(sum((it["predicted"] - it["observed"]) ** 2 for it in scored) / len(scored))
+    assert sum(b["n"] for b in s["reliability"]) == s["n"]
+    assert 'alt="reliability of the predicted survival"' in html and len(p.rows["survival"]) == len(s["attacks"])
+    got = list(csv.DictReader(io.StringIO((run.root / "report" / "survival.csv").read_text())))
+    assert [float(g["predicted"]) for g in got] == [it["predicted"] for it in s["items"]]
