@@ -51,8 +51,8 @@ class RunConfig:
 
 @dataclass
 class ImagesConfig:
-    source: str = "samples"  # "samples" (scikit-image photos) or a folder holding labels.csv
-    limit: int = rng(0, None, default=0)  # 0 = all images of the source
+    source: str = "samples"  # "samples" (scikit-image photos) or a folder: labels.csv, ImageNet val, NIPS 2017 dev set
+    limit: int = rng(0, None, default=0)  # 0 = all images of the source; else a stratified sample over the classes
 
 
 @dataclass

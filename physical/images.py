@@ -1,10 +1,16 @@
-"""Image sources: photos that ship with installed packages (scikit-image, matplotlib), or a folder with a labels.csv.
+"""Image sources: photos that ship with installed packages (scikit-image, matplotlib), or a folder:
+a folder with a labels.csv, an ImageNet validation folder (class sub-folders named by wnid, or flat
+files with the devkit's ground truth), the NIPS 2017 adversarial competition dev set (images.csv), or
+plain images (see `physical.imagesets`).
 
 A source yields `SourceImage`s: a name, the full-size 8-bit RGB photo, and its true ImageNet class
 where it is known (None otherwise: the run then uses the clean top-1 prediction and says so).
 
 labels.csv columns: ``file`` and ``class_index`` (an ImageNet index) or ``name`` (a class name);
 other columns are ignored. Files not listed in labels.csv are used without a label.
+
+``limit`` takes a deterministic stratified sample of a folder: one image of every class round by
+round (evenly spaced classes when there are more classes than images wanted).
 """
 from __future__ import annotations
 
@@ -16,8 +22,7 @@ from typing import Optional
 import numpy as np
 
 from .config import ConfigError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+from .imagesets import IMAGE_SUFFIXES, class_folders, detect, devkit, images_in, nips2017, stratified
 
 # Photos that ship inside installed packages (scikit-image, matplotlib), with their ImageNet class
 # where one is right; the others have no single true class.
@@ -71,9 +76,9 @@ def read_labels(folder: Path) -> dict[str, int]:
                 continue
             raw = (row.get("class_index") or "").strip()
             try:
-                labels[file] = int(raw) if raw else class_index((row.get("name") or "").strip(), f"{path}:{i}")
+                labels[file] = class_index(int(raw) if raw else (row.get("name") or "").strip(), f"{path}:{i}")
             except (ValueError, ConfigError) as e:
-                raise ConfigError(f"{path} line {i}: bad label for {file!r}: {e}") from None
+                raise ConfigError(f"{path} line {i}: bad label for {file!r}: {e}; fix the line or remove it") from None
     return labels
 
 
@@ -88,20 +93,29 @@ def load_images(source: str, limit: int = 0, base: Path = Path(".")) -> list[Sou
     folder = folder if folder.is_absolute() else base / folder
     if not folder.is_dir():
         raise ConfigError(f"images.source: folder {str(folder)!r} does not exist")
-    labels = read_labels(folder)
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
+    layout = detect(folder)
+    if layout == "nips2017":
+        entries = nips2017(folder)
+    elif layout == "imagenet-classes":
+        entries = class_folders(folder)
+    elif layout == "imagenet-devkit":
+        entries = devkit(folder)
+    else:
+        labels = read_labels(folder)
+        entries = [(p, labels.get(p.name)) for p in images_in(folder)]
+    if not entries:
         raise ConfigError(f"images.source: folder {str(folder)!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    chosen = stratified(entries, limit)
+    stems = [p.stem for p, _ in chosen]
+    clash = len(set(stems)) < len(stems)  # class folders may repeat a file name: keep the run's names apart
     out = []
-    for p in files:
-        if limit and len(out) >= limit:
-            break
+    for p, label in chosen:
         try:
             rgb = read_image(p)
         except ValueError as e:
             print(f"skipped image {p}: {e}")
             continue
-        out.append(SourceImage(p.stem, rgb, labels.get(p.name)))
+        out.append(SourceImage(f"{p.parent.name}_{p.stem}" if clash else p.stem, rgb, label))
     if not out:
         raise ConfigError(f"images.source: no readable image in {str(folder)!r}")
     return out
