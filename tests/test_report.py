@@ -220,3 +220,27 @@ def test_predicted_survival_is_scored_against_the_photos(tiny, page):
     assert 'alt="reliability of the predicted survival"' in html and len(p.rows["survival"]) == len(s["attacks"])
     got = list(csv.DictReader(io.StringIO((run.root / "report" / "survival.csv").read_text())))
     assert [float(g["predicted"]) for g in got] == [it["predicted"] for it in s["items"]]
+
+
+def test_experiments_rates_carry_intervals(page):
+    from physical.report.intervals import RATE, n_column
+
+    _, p, rep = page
+    checked = 0
+    for name in ("transformations", "defences", "transfer", "generalisation"):
+        for row in rep[name]["rows"]:
+            for col, v in row.items():
+                m = RATE.match(col)
+                ncol = n_column(name, m["base"], m["k"]) if m else None
+                if ncol is None:
+                    assert not m or f"{col}_ci" not in row, (name, col)  # differences get no interval
+                    continue
+                ci = row[f"{col}_ci"]
+                if v is None or not row[ncol]:
+                    assert ci is None
+                    continue
+                assert ci[0] <= v <= ci[1] and ci[0] < ci[1], (name, col)
+                checked += 1
+    assert checked > 20
+    t = rep["transformations"]["rows"][0]
+    assert f"[{100 * t['destruction_top1_ci'][0]:.1f}–" in p.rows["transformations"]["0"] or t["destruction_top1"] is None

@@ -55,6 +55,11 @@ def rate(v) -> str:
     return f"{pct(value(v))} {ci(v)} {v['k']}/{v['n']}"
 
 
+def cil(v) -> str:
+    """An interval [lo, hi] (fractions) in percent: '[30.6–86.3]'; '' when None."""
+    return "" if not v else f"[{100 * v[0]:.1f}–{100 * v[1]:.1f}]"
+
+
 def pval(v) -> str:
     return "–" if v is None else f"{v:.3g}"
 
@@ -63,7 +68,7 @@ def num(v) -> str:
     return "–" if v is None else f"{v:.3f}"
 
 
-_ENV.filters.update(pct=pct, pair=pair, ref_pair=ref_pair, pp=pp, sign=sign, eps=eps, ci=ci, rate=rate, pval=pval,
+_ENV.filters.update(pct=pct, pair=pair, ref_pair=ref_pair, pp=pp, sign=sign, eps=eps, ci=ci, rate=rate, pval=pval, cil=cil,
                     num=num)
 
 

@@ -42,6 +42,15 @@ def _err(vals: list[Optional[dict]]):
     return y, [lo, hi]
 
 
+def _err_cols(rows: list[dict], col: str):
+    """Values of column `col` and error bars from its `col_ci` interval (percent; none where absent)."""
+    y = [_pc(r.get(col)) for r in rows]
+    cis = [r.get(f"{col}_ci") for r in rows]
+    lo = [0.0 if not ci else y_ - 100 * ci[0] for ci, y_ in zip(cis, y)]
+    hi = [0.0 if not ci else 100 * ci[1] - y_ for ci, y_ in zip(cis, y)]
+    return y, [lo, hi]
+
+
 def eps_plots(kurakin_rows: list[dict]) -> Optional[str]:
     """Accuracy (digital / photo adversarial, top-1) and destruction rate against eps, per attack,
     with the 95 % intervals as error bars (the points of one attack are nudged apart in eps so the
@@ -144,9 +153,12 @@ def transformation_plots(rows: list[dict], untransformed: Optional[list[dict]] =
                 rs = sorted(rs, key=lambda r: r["strength"])
                 s = [r["strength"] for r in rs]
                 lab = f"{model}/{label}" if multi else label
-                line = axes[0, c].plot(s, [_pc(r["destruction_top1"]) for r in rs], "o-", label=lab)[0]
-                axes[1, c].plot(s, [_pc(r["destruction_top5"]) for r in rs], "o-", color=line.get_color(), label=lab)
-                axes[2, c].plot(s, [_pc(r["adv_top1"]) for r in rs], "o-", color=line.get_color(), label=f"adv {lab}")
+                y, e = _err_cols(rs, "destruction_top1")
+                line = axes[0, c].errorbar(s, y, yerr=e, fmt="o-", capsize=2, label=lab)[0]
+                y, e = _err_cols(rs, "destruction_top5")
+                axes[1, c].errorbar(s, y, yerr=e, fmt="o-", capsize=2, color=line.get_color(), label=lab)
+                y, e = _err_cols(rs, "adv_top1")
+                axes[2, c].errorbar(s, y, yerr=e, fmt="o-", capsize=2, color=line.get_color(), label=f"adv {lab}")
                 if model not in clean_done:
                     clean_done.add(model)
                     axes[2, c].plot(s, [_pc(r["clean_top1"]) for r in rs], "k^--",
@@ -158,7 +170,7 @@ def transformation_plots(rows: list[dict], untransformed: Optional[list[dict]] =
                     axes[r_, c].invert_xaxis()
             for r_ in range(3):
                 axes[r_, c].set_ylim(-3, 103)
-        axes[0, 0].set_ylabel("destruction rate top-1 (%)")
+        axes[0, 0].set_ylabel("destruction rate top-1 (%), 95 % bars")
         axes[1, 0].set_ylabel("destruction rate top-5 (%)")
         axes[2, 0].set_ylabel("accuracy top-1 (%)")
         fig.tight_layout()
