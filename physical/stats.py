@@ -24,6 +24,8 @@ def wilson(k: int, n: int, z: float = Z95) -> Optional[list[float]]:
     """The Wilson score interval [lo, hi] of the proportion k / n; None when n = 0."""
     if n <= 0:
         return None
+    if not 0 <= k <= n:
+        raise ValueError(f"wilson: {k} successes out of {n}")
     p = k / n
     d = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / d

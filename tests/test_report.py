@@ -242,5 +242,7 @@ def test_experiments_rates_carry_intervals(page):
                 assert ci[0] <= v <= ci[1] and ci[0] < ci[1], (name, col)
                 checked += 1
     assert checked > 20
+    assert all(not c.startswith(("n_", "destruction_n")) or not c.endswith("_ci")
+               for r in rep["transformations"]["rows"] for c in r)  # counts are not rates
     t = rep["transformations"]["rows"][0]
     assert f"[{100 * t['destruction_top1_ci'][0]:.1f}–" in p.rows["transformations"]["0"] or t["destruction_top1"] is None

@@ -20,7 +20,7 @@ RATE = re.compile(r"^(?P<base>.+)_top(?P<k>[15])$")
 
 def n_column(section: str, base: str, k: str) -> Optional[str]:
     """The column holding the n of rate column ``{base}_top{k}`` in `section`; None: not a rate."""
-    if base.endswith(("_lost", "_recovered")) or base.startswith("n_"):
+    if base.endswith(("_lost", "_recovered", "_n")) or base.startswith("n_"):  # differences and counts
         return None
     if section == "transformations":
         return f"destruction_n_top{k}" if base == "destruction" else "n"

@@ -39,7 +39,7 @@ def text_table(rows: list[dict]) -> str:
     destruction rate (average and prefiltered case) and physical success rate."""
     cols = [c.replace("_", " ") for c in CONDITIONS] + ["destruction avg", "destruction pref", "physical success"]
     w = 24
-    head = f"{'model':<20} {'attack':<18} {'k':<4} " + " ".join(f"{c:<{w}}" for c in cols)
+    head = f"{'model':<20} {'attack':<18} {'':<4} " + " ".join(f"{c:<{w}}" for c in cols)
     lines = [head, "-" * len(head)]
     for r in rows:
         for k in (1, 5):
