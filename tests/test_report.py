@@ -246,3 +246,30 @@ def test_experiments_rates_carry_intervals(page):
                for r in rep["transformations"]["rows"] for c in r)  # counts are not rates
     t = rep["transformations"]["rows"][0]
     assert f"[{100 * t['destruction_top1_ci'][0]:.1f}–" in p.rows["transformations"]["0"] or t["destruction_top1"] is None
+
+
+def test_targeted_rows_render_with_their_success_rates():
+    from physical.metrics import comparisons, kurakin_table
+    from physical.report.html import render_html
+    from physical.report.tables import text_table
+
+    def p(top):
+        return {"top": top, "prob": [0.9, 0.05, 0.02, 0.02, 0.01]}
+
+    recs = [{"key": f"m/pgd-t409_eps16/i{i}", "model": "m", "attack": "pgd", "attack_label": "pgd-t409_eps16",
+             "eps": 16.0, "image": f"i{i}", "label": 1, "label_known": True, "target": 409,
+             "pred": {"digital_clean": p([1, 2, 3, 4, 5]), "digital_adv": p([409, 2, 3, 4, 5] if i < 3 else [2, 409, 3, 4, 5]),
+                      "photo_clean": p([1, 2, 3, 4, 5]), "photo_adv": p([409, 1, 3, 4, 5] if i < 2 else [1, 2, 3, 4, 5])}}
+            for i in range(4)]
+    rows = kurakin_table(recs)
+    rows[0]["reference"] = None
+    rows[0]["target_name"] = "analog clock"
+    report = {"run_id": "r", "name": "t", "kurakin": rows, "labels": {"unlabelled_images": [], "note": None},
+              "comparisons": {"rows": comparisons(recs), "note": "paired"}, "images": [],
+              "align": {"photos": 0, "photos_skipped": [], "cells_missing": [], "crops_excluded": []}}
+    p_ = Tables()
+    p_.feed(render_html(report, [], []))
+    shown = p_.rows["targeted"]["0"]
+    # top-1: 3 of 4 digital successes, 2 of 4 in the photos, 2 of the 3 digital successes kept
+    assert "analog clock" in shown and "75.0" in shown and "3/4" in shown and "2/4" in shown and "2/3" in shown
+    assert "targeted m pgd-t409_eps16 (target 409)" in text_table(rows)

@@ -64,11 +64,13 @@ def eps_plots(kurakin_rows: list[dict]) -> Optional[str]:
         if len({x["model"] for x in kurakin_rows}) > 1:
             name = f"{r['model']}/{name}"
         series[name].append(r)
+    ticks = sorted({r["eps"] for r in kurakin_rows})
+    span = (ticks[-1] - ticks[0]) or max(ticks[0], 1.0)
     with plt.rc_context(_STYLE):
         fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
         for i, (name, rows) in enumerate(series.items()):
             rows = sorted(rows, key=lambda r: r["eps"])
-            eps = [r["eps"] + 0.15 * (i - (len(series) - 1) / 2) for r in rows]
+            eps = [r["eps"] + 0.02 * span * (i - (len(series) - 1) / 2) for r in rows]
             acc = lambda c, k=1: _err([r["average"]["accuracy"][c][f"top{k}"] for r in rows])  # noqa: E731
             y, e = acc("digital_adv")
             line = axes[0].errorbar(eps, y, yerr=e, fmt="o-", capsize=2, label=name)[0]
@@ -85,6 +87,8 @@ def eps_plots(kurakin_rows: list[dict]) -> Optional[str]:
                                     "destruction rate (%)"]):
             ax.set_title(title)
             ax.set_xlabel("eps (0..255); bars: 95 % interval")
+            ax.set_xticks(ticks)
+            ax.set_xlim(ticks[0] - 0.25 * span, ticks[-1] + 0.25 * span)
             ax.set_ylim(-3, 103)
             ax.legend(loc="best")
         return to_data_uri(fig)
