@@ -73,35 +73,46 @@ def works(rec: dict, condition: str = "photo_adv") -> Optional[bool]:
     return p["top"][0] == t if t is not None else p["top"][0] != rec["label"]
 
 
+def predict_items(run, cfg, device, items: list[dict], draws: int) -> list[float]:
+    """Predicted survival of the adversarial image of each item (generate/index.json items, or the
+    classify stage's records: key, model, label, target), in order; batched per model."""
+    from .generate import load_index, load_item_images
+    from .models import load_model, to_tensor
+
+    device = torch.device(device or "cpu")
+    index = {it["key"]: it for it in load_index(run)["items"]}
+    channel = crop_channel(cfg, device)
+    gen = torch.Generator().manual_seed(predict_seed(cfg.run.seed))
+    by_model = defaultdict(list)
+    for i, it in enumerate(items):
+        by_model[it["model"]].append(i)
+    out = [0.0] * len(items)
+    for model_name, idx in by_model.items():
+        model = load_model(model_name, device)
+        group = [items[i] for i in idx]
+        x = to_tensor(load_item_images(run, [index[it["key"]] for it in group], "adv"), device)
+        labels = torch.tensor([it["label"] for it in group], device=device)
+        targets = torch.tensor([-1 if it.get("target") is None else it["target"] for it in group], device=device)
+        p = survival_probabilities(model, channel, x, labels, targets, draws, gen, cfg.run.batch_size)
+        for i, pi in zip(idx, p):
+            out[i] = round(float(pi), 4)
+    return out
+
+
 def survival_section(run, cfg, device, records: list[dict], draws: int) -> Optional[dict]:
     """report.json's ``survival``: per adversarial image the predicted and observed survival, per
     attack and for the run the Brier score, and the reliability diagram's points."""
     if draws <= 0 or not records:
         return None
-    from .generate import load_index, load_item_images
-    from .models import load_model, to_tensor
+    predicted = predict_items(run, cfg, device, records, draws)
+    rows = [{"key": r["key"], "model": r["model"], "attack_label": r["attack_label"], "image": r["image"],
+             "predicted": p, "observed": works(r), "digital_fooled": works(r, "digital_adv"),
+             "clean_right": r["pred"]["digital_clean"]["top"][0] == r["label"]} for r, p in zip(records, predicted)]
+    return {"draws": draws, "channel": channel_name(cfg), **_scores(rows), "attacks": _by_attack(rows), "items": rows}
 
-    device = torch.device(device or "cpu")
-    items = {it["key"]: it for it in load_index(run)["items"]}
-    channel = crop_channel(cfg, device)
-    gen = torch.Generator().manual_seed(predict_seed(cfg.run.seed))
-    by_model = defaultdict(list)
-    for r in records:
-        by_model[r["model"]].append(r)
-    rows = []
-    for model_name, recs in by_model.items():
-        model = load_model(model_name, device)
-        x = to_tensor(load_item_images(run, [items[r["key"]] for r in recs], "adv"), device)
-        labels = torch.tensor([r["label"] for r in recs], device=device)
-        targets = torch.tensor([-1 if r.get("target") is None else r["target"] for r in recs], device=device)
-        p = survival_probabilities(model, channel, x, labels, targets, draws, gen, cfg.run.batch_size)
-        for r, pi in zip(recs, p):
-            rows.append({"key": r["key"], "model": r["model"], "attack_label": r["attack_label"], "image": r["image"],
-                         "predicted": round(float(pi), 4), "observed": works(r),
-                         "digital_fooled": works(r, "digital_adv"),
-                         "clean_right": r["pred"]["digital_clean"]["top"][0] == r["label"]})
-    return {"draws": draws, "channel": cfg.capture.channel.calibration or "capture.channel (no calibration)",
-            **_scores(rows), "attacks": _by_attack(rows), "items": rows}
+
+def channel_name(cfg) -> str:
+    return cfg.capture.channel.calibration or "capture.channel (no calibration)"
 
 
 def _scores(rows: list[dict]) -> dict:

@@ -47,3 +47,24 @@ def test_a_destructive_channel_changes_the_prediction_and_draws_set_the_resoluti
     p = survival_probabilities(model, chan, x, labels, targets, draws=5, generator=torch.Generator().manual_seed(1))
     assert p.shape == (3,) and all(abs(v * 5 - round(v * 5)) < 1e-6 for v in p)
     assert p.mean() < 0.7
+
+
+def test_predict_command_before_printing(tmp_path, capsys):
+    from physical.cli import main
+
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(f"run: {{name: pre, output: {tmp_path / 'runs'}, batch_size: 8}}\nimages: {{limit: 3}}\n"
+                   "attacks: [{name: fgsm, eps: [16]}]\nreport: {predict_draws: 0}\n")
+    assert main(["predict", str(cfg)]) == 2  # nothing generated yet
+    assert "generate stage has not finished" in capsys.readouterr().err
+    assert main(["run", str(cfg), "--until", "generate"]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "runs" / "pre"), "--draws", "4"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "predicted survival: 4 draws of capture.channel (no calibration) per adversarial image"
+    (line,) = [o for o in out if "fgsm_eps16" in o]
+    assert "over 3 images" in line and "predicted destroyed" in line
+    mean = float(line.split("mean ")[1].split(" %")[0])
+    assert 0 <= mean <= 100 and abs(mean * 12 / 100 - round(mean * 12 / 100)) < 0.01  # 3 images x 4 draws
+    assert not (tmp_path / "runs" / "pre" / "report").exists()
+    assert main(["predict", str(cfg), "--draws", "0"]) == 2
