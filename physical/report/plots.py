@@ -225,9 +225,10 @@ def generalisation_plot(rows: list[dict]) -> Optional[str]:
         x = np.arange(len(rows))
         for i, (key, lab) in enumerate([("own_fool_top1", "own perturbation"), ("cross_fool_top1", "another image's"),
                                         ("random_fool_top1", "random sign, same eps")]):
-            ax.bar(x + (i - 1) * 0.27, [_pc(r[key]) for r in rows], 0.27, label=lab)
+            y, e = _err_cols(rows, key)
+            ax.bar(x + (i - 1) * 0.27, y, 0.27, yerr=e, capsize=2, label=lab)
         ax.set_xticks(x, labels, rotation=20)
-        ax.set_ylabel("fool rate, top-1 (%)")
+        ax.set_ylabel("fool rate, top-1 (%); bars: 95 % interval")
         ax.set_ylim(0, 103)
         ax.legend(loc="upper left", bbox_to_anchor=(1, 1))
         return to_data_uri(fig)
