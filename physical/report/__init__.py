@@ -15,8 +15,8 @@ from ..classify import load_records
 from ..metrics import comparisons, kurakin_table
 from ..models import class_names
 from ..rundir import RunDir, read_image, read_json, write_json, write_text
-from .reference import reference_for
 from ..survival import survival_section
+from .reference import reference_for
 from .tables import comparisons_text, csv_table, flat_csv, survival_text, text_table
 
 __all__ = ["report_stage", "text_table", "csv_table", "gallery"]
@@ -84,7 +84,7 @@ def comparisons_section(records: list[dict]) -> dict:
                     "two attacks of one model; significant: p < 0.05"}
 
 
-def images_section(run: RunDir, records: list[dict]) -> list[dict]:
+def images_section(records: list[dict]) -> list[dict]:
     """The run's images with their true class, named."""
     names = class_names()
     seen = {}
@@ -127,7 +127,7 @@ def report_stage(run: RunDir, cfg, device=None) -> dict:
         "name": cfg.run.name,
         "kurakin": rows,
         "comparisons": comparisons_section(records),
-        "images": images_section(run, records),
+        "images": images_section(records),
         "labels": labels_section(records),
         "align": align_section(run),
     }
