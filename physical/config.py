@@ -55,8 +55,8 @@ class RunConfig:
 
 @dataclass
 class ImagesConfig:
-    source: str = "samples"  # "samples" (scikit-image photos) or a folder holding labels.csv
-    limit: int = rng(0, None, default=0)  # 0 = all images of the source
+    source: str = "samples"  # "samples" (scikit-image photos) or a folder: labels.csv, ImageNet val, NIPS 2017 dev set
+    limit: int = rng(0, None, default=0)  # 0 = all images of the source; else a stratified sample over the classes
 
 
 @dataclass
@@ -200,6 +200,8 @@ class ClassifyConfig:
 class ReportConfig:
     html: bool = True
     gallery: int = rng(0, 10000, default=24)  # cells shown in the HTML gallery
+    # draws of capture.channel per adversarial image for its predicted survival (predict, then measure); 0: off
+    predict_draws: int = rng(0, 1024, default=8)
 
 
 @dataclass
