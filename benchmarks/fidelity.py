@@ -132,17 +132,15 @@ def main() -> None:
     # calibrate from the independent simulator's photos of the chart, with the tool's own commands
     subprocess.run(["physical", "calibrate", "targets", "--out", str(out / "targets")], check=True,
                    stdout=subprocess.DEVNULL)
-    if not (reuse and (out / "chart").is_dir()):
-        indepsim.photograph_pdf(out / "targets" / "colour-chart.pdf", out / "chart", photos=a.chart, seed=1000,
-                                prefix="chart")
+    indepsim.photograph_pdf(out / "targets" / "colour-chart.pdf", out / "chart", photos=a.chart, seed=1000,
+                            prefix="chart")
     subprocess.run(["physical", "calibrate", "colour", "--source", str(out / "chart"), "--out",
                     str(out / "colour.json")], check=True)
 
     t = time.time()
-    if not (reuse and (out / "photos").is_dir()):
-        photos = indepsim.photograph_pdf(out / "base" / "print" / "sheets.pdf", out / "photos", photos=1, seed=2000,
-                                         prefix="sheet")
-        print(f"independent simulator: {len(photos)} sheet photos in {time.time() - t:.0f} s", flush=True)
+    photos = indepsim.photograph_pdf(out / "base" / "print" / "sheets.pdf", out / "photos", photos=1, seed=2000,
+                                     prefix="sheet")  # resumes: pages already photographed are kept
+    print(f"independent simulator: {len(photos)} sheet photos in {time.time() - t:.0f} s", flush=True)
     rows = {"measured (independent simulator)": capture_and_classify(
         out, "measured", config(out, "measured", images, a.images, {"source": f"folder:{out / 'photos'}"}))}
     rows["predicted (calibrated channel)"] = capture_and_classify(

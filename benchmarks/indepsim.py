@@ -252,21 +252,26 @@ def camera(refl: np.ndarray, rng: np.random.Generator, quality: int | None = Non
 
 def photograph_pdf(pdf: str | Path, out: str | Path, photos: int = 1, seed: int = 0, prefix: str = "photo",
                    pages: int | None = None) -> list[Path]:
-    """Print every page of `pdf` and photograph it `photos` times; the JPEG paths."""
+    """Print every page of `pdf` and photograph it `photos` times; the JPEG paths. Each page draws
+    from its own generator (seed, page), so a page whose photos exist is skipped (a resumed run)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
     paths = []
     for i, rgb in enumerate(render_pdf(pdf)):
         if pages is not None and i >= pages:
             break
+        mine = [out / f"{prefix}{i:03d}-{k}.jpg" for k in range(photos)]
+        paths += mine
+        if all(p.is_file() for p in mine):
+            continue
+        rng = np.random.default_rng([seed, i])
         refl = print_page(rgb, rng)
         del rgb
-        for k in range(photos):
+        for p in mine:
             data, _ = camera(refl, rng)
-            p = out / f"{prefix}{i:03d}-{k}.jpg"
-            p.write_bytes(data)
-            paths.append(p)
+            tmp = p.with_suffix(".part")
+            tmp.write_bytes(data)
+            tmp.rename(p)
     return paths
 
 

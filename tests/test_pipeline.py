@@ -42,6 +42,10 @@ def test_end_to_end_report_counts_add_up(tiny_run):
     report = json.loads((root / "report" / "report.json").read_text())
     (row,) = report["kurakin"]
     assert row["attack_label"] == "fgsm_eps16" and row["average"]["n"] == 2
+    # the channel the photos went through, and where each of its parameters came from
+    ch = report["channel"]
+    assert ch["preset"] == "phone" and ch["calibration"] is None and ch["frame"] == [1400, 1050]
+    assert ch["parameters"]["blur_sigma"] == {"range": [0.5, 1.0], "source": "preset phone"}
     acc = row["average"]["accuracy"]
     assert acc["digital_clean"]["top1"]["n"] == 2 and acc["digital_adv"]["top1"]["n"] == 2
     # every printed cell was photographed and found: 2 clean + 2 adversarial crops
