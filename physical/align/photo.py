@@ -8,23 +8,33 @@ from ..config import AlignConfig
 from ..sheets.layout import Layout
 from ..sheets.markers import Marker, detect_all, project
 from .quality import compare, inside_fraction, warp_cell
-from .sheetfit import TAG_UNREAD, complete, sheet_instances, tag_verdict, tags_seen
+from .sheetfit import TAG_UNREAD, complete, place_by_sheet, sheet_instances, tag_verdict, tags_seen
 
 
 def _cell_crop(photo: np.ndarray, layout: Layout, found: dict[int, Marker], slot: int, size: tuple[int, int],
                cfg: AlignConfig, reference: np.ndarray | None) -> dict | str:
     """The crop of one cell with its quality figures, or why there is none."""
     pts = [p for p in layout.cell_points(slot) if p in found and found[p].score > 0]
-    if len(pts) < cfg.min_markers:
+    placed = "cell"
+    if len(pts) >= cfg.min_markers:
+        src = np.concatenate([layout.point_corners(p) for p in pts])
+        dst = np.concatenate([found[p].corners for p in pts])
+        h_cell, _ = cv2.findHomography(src, dst, 0)
+        if h_cell is None:
+            return "degenerate marker geometry; not cropped"
+        reproj = float(np.linalg.norm(project(h_cell, src) - dst, axis=1).mean())
+        used = len(pts)
+    else:
         unrefined = sum(p in found and found[p].score == 0 for p in layout.cell_points(slot))
         why = f" and {unrefined} whose bit pattern did not match closely enough" if unrefined else ""
-        return f"{len(pts)} of 4 corner markers found{why} (need {cfg.min_markers}); not cropped"
-    src = np.concatenate([layout.point_corners(p) for p in pts])
-    dst = np.concatenate([found[p].corners for p in pts])
-    h_cell, _ = cv2.findHomography(src, dst, 0)
-    if h_cell is None:
-        return "degenerate marker geometry; not cropped"
-    reproj = float(np.linalg.norm(project(h_cell, src) - dst, axis=1).mean())
+        why = f"{len(pts)} of 4 corner markers found{why} (need {cfg.min_markers})"
+        by_sheet = place_by_sheet(layout, found, slot)
+        if by_sheet is None:
+            return f"{why}, and too few of the sheet's markers around it; not cropped"
+        h_cell, reproj, used = by_sheet
+        if inside_fraction(h_cell, layout.cell_rect(slot), photo.shape) < cfg.min_inside:
+            return f"{why}; placed by the sheet's markers it is partly outside the photo; not cropped"
+        placed = "sheet"
     rect = layout.cell_rect(slot)
     crop = warp_cell(photo, h_cell, rect, size)
     sharp, match = compare(crop, reference)
@@ -38,7 +48,7 @@ def _cell_crop(photo: np.ndarray, layout: Layout, found: dict[int, Marker], slot
         reasons.append(f"match {match:.2f} < {cfg.min_match:g}")
     if inside < cfg.min_inside:
         reasons.append(f"inside {inside:.2f} < {cfg.min_inside:g}")
-    return {"markers": len(pts), "reprojection_px": round(reproj, 3),
+    return {"markers": len(pts), "placed": placed, "placed_by": used, "reprojection_px": round(reproj, 3),
             "sharpness": None if sharp is None else round(sharp, 4),
             "match": None if match is None else round(match, 4),
             "inside": round(inside, 4), "reasons": reasons,

@@ -158,3 +158,46 @@ def tag_verdict(seen: list[tuple[int, int]], tag: tuple[int, int],
             "not visible (its markers at the page's corners are covered, blurred or outside the photo)")
     return status, (f"run tag {what}; its cells count only if another photo shows this sheet's run tag: "
                     "keep a corner of the page in the photo")
+
+
+SHEET_FIT_MIN = 4  # refined lattice markers a sheet-placed cell needs around it
+SHEET_FIT_NEAR = 8  # the markers nearest to a cell that place it
+
+
+def place_by_sheet(layout: Layout, found: dict[int, Marker], slot: int) -> tuple[np.ndarray, float, int] | None:
+    """(homography mm -> px, reprojection px, markers used) placing a cell from the sheet's other
+    markers when its own corner markers are too few: a fit to the SHEET_FIT_NEAR refined lattice
+    markers nearest to it (a local fit: a curled sheet or lens distortion bends the lattice less
+    over a few cells than over the page), after dropping those that disagree with the rest by
+    more than a few px (a marker placed wrongly by a glare or a finger's edge). None when fewer
+    than SHEET_FIT_MIN markers are left, when they lie on one line, or when the cell is farther
+    than 1.5 lattice pitches from all of them (extrapolating is guessing)."""
+    refined = [(p, m) for p, m in found.items() if m.score > 0]
+    if len(refined) < SHEET_FIT_MIN:
+        return None
+    centre = layout.cell_corners(slot).mean(axis=0)
+    xy = np.array([layout.point_center(p) for p, _ in refined])
+    dist = np.linalg.norm(xy - centre, axis=1)
+    near = np.argsort(dist)[:SHEET_FIT_NEAR]
+    if dist[near[0]] > 1.5 * layout.pitch:
+        return None
+    use = [refined[k] for k in near]
+    for _ in range(3):  # fit, drop the markers that disagree, fit again
+        if len(use) < SHEET_FIT_MIN:
+            return None
+        span = np.array([layout.point_center(p) for p, _ in use])
+        if np.linalg.svd(span - span.mean(axis=0), compute_uv=False)[-1] < 0.3 * layout.pitch:
+            return None  # (nearly) on one line: no hold on the other direction
+        h = fit(layout, use)
+        if h is None:
+            return None
+        err = marker_errors(layout, h, use)
+        keep = err <= max(1.5, 3 * float(np.median(err)))
+        if keep.all():
+            break
+        use = [d for d, k in zip(use, keep) if k]
+    else:
+        return None
+    src = np.concatenate([layout.point_corners(p) for p, _ in use])
+    dst = np.concatenate([m.corners for _, m in use])
+    return h, float(np.linalg.norm(project(h, src) - dst, axis=1).mean()), len(use)

@@ -30,7 +30,7 @@ def _crop_stems(files: list[Path]) -> list[str]:
 
 
 def _rank(c: dict) -> tuple:
-    return (c["accepted"], c["sharpness"] or 0.0, -c["reprojection_px"])
+    return (c["accepted"], c["placed"] == "cell", c["sharpness"] or 0.0, -c["reprojection_px"])
 
 
 def _other_runs(run: RunDir) -> dict[tuple[int, int], str]:
@@ -156,7 +156,7 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
             cell = cells[(c["sheet"], c["slot"])]
             all_crops.append({"photo": path.name, "sheet": c["sheet"], "slot": c["slot"], "item": cell["item"],
                               "role": cell["role"], "path": rel, **{k: c[k] for k in (
-                                  "run_tag", "markers", "reprojection_px", "sharpness", "match", "inside", "accepted",
+                                  "run_tag", "markers", "placed", "placed_by", "reprojection_px", "sharpness", "match", "inside", "accepted",
                                   "reason", "corners_px")}, "best": False})
     _judge_unread_tags(all_crops)
 
