@@ -16,7 +16,15 @@ def _cell_crop(photo: np.ndarray, layout: Layout, found: dict[int, Marker], slot
     """The crop of one cell with its quality figures, or why there is none."""
     pts = [p for p in layout.cell_points(slot) if p in found and found[p].score > 0]
     placed = "cell"
-    if len(pts) >= cfg.min_markers:
+    # all four of its own markers: the cell's own fit; fewer: a fit to the sheet's markers around
+    # it (its own among them), or, where those are too few, its own alone when there are enough
+    by_sheet = place_by_sheet(layout, found, slot) if len(pts) < 4 else None
+    if by_sheet is not None:
+        h_cell, reproj, used = by_sheet
+        placed = "sheet"
+        if len(pts) < cfg.min_markers and inside_fraction(h_cell, layout.cell_rect(slot), photo.shape) < cfg.min_inside:
+            return f"{len(pts)} of 4 corner markers found; placed by the sheet's markers it is partly outside the photo; not cropped"
+    elif len(pts) >= cfg.min_markers:
         src = np.concatenate([layout.point_corners(p) for p in pts])
         dst = np.concatenate([found[p].corners for p in pts])
         h_cell, _ = cv2.findHomography(src, dst, 0)
@@ -27,14 +35,8 @@ def _cell_crop(photo: np.ndarray, layout: Layout, found: dict[int, Marker], slot
     else:
         unrefined = sum(p in found and found[p].score == 0 for p in layout.cell_points(slot))
         why = f" and {unrefined} whose bit pattern did not match closely enough" if unrefined else ""
-        why = f"{len(pts)} of 4 corner markers found{why} (need {cfg.min_markers})"
-        by_sheet = place_by_sheet(layout, found, slot)
-        if by_sheet is None:
-            return f"{why}, and too few of the sheet's markers around it; not cropped"
-        h_cell, reproj, used = by_sheet
-        if inside_fraction(h_cell, layout.cell_rect(slot), photo.shape) < cfg.min_inside:
-            return f"{why}; placed by the sheet's markers it is partly outside the photo; not cropped"
-        placed = "sheet"
+        return (f"{len(pts)} of 4 corner markers found{why} (need {cfg.min_markers}), and too few of the "
+                "sheet's markers around it; not cropped")
     rect = layout.cell_rect(slot)
     crop = warp_cell(photo, h_cell, rect, size)
     sharp, match = compare(crop, reference)
@@ -95,6 +97,8 @@ def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | li
         verdicts = []
         for _, found in sheet_instances(layout, lattice[sheet]):
             complete(grey, layout, sheet, found, tags)
+            if len(found) < 2:  # one marker that nothing around it confirms: not a sheet
+                continue
             verdicts.append((*tag_verdict(tags_seen(layout, found, tags), tag, other_runs or {}), found))
         taken = False
         for status, why, found in sorted(verdicts, key=lambda v: v[0] != "read"):  # a proven one first

@@ -13,7 +13,7 @@ import numpy as np
 from ..sheets.layout import TAG_BASE, Layout
 from ..sheets.markers import Marker, find_marker, marker_side_px, project
 
-MIN_SHEET_MARKERS = 2  # lattice markers that locate a sheet instance (a cell needs align.min_markers)
+MIN_SHEET_MARKERS = 1  # lattice markers that start a sheet instance (one that stays alone is dropped)
 
 
 def marker_errors(layout: Layout, h: np.ndarray, dets: list[tuple[int, Marker]]) -> np.ndarray:
@@ -90,16 +90,33 @@ def in_photo(corners: np.ndarray, shape: tuple[int, ...]) -> bool:
 def complete(grey: np.ndarray, layout: Layout, sheet: int, found: dict[int, Marker], tags: list[Marker]) -> None:
     """Look again, where they should be, for the sheet's lattice and tag markers that the pass over
     the whole photo missed (small and blurred ones, mostly): `markers.find_marker` reads the id
-    there, nothing is assumed. Adds to `found` and `tags` in place."""
-    for p in range(layout.lattice_points):
-        if p in found:
-            continue
-        guess = predict(layout, found, layout.point_corners(p))
-        if guess is not None and in_photo(guess, grey.shape):
-            want = layout.marker_id(sheet, p)
-            m = find_marker(grey, guess, lambda i: i == want)
+    there, nothing is assumed. Adds to `found` and `tags` in place.
+
+    The lattice grows outwards from the markers found: the point nearest to them is looked for
+    first, so each guess comes from markers close by (from one marker, its neighbours are
+    predicted well enough; from those, theirs); a second pass retries what the first could not
+    reach. Run tag markers read by correlation need a wider margin over other ids than lattice
+    markers (whose id is checked against the one the sheet puts there)."""
+    missing = [p for p in range(layout.lattice_points) if p not in found]
+    for _ in range(2):
+        left: list[int] = []
+        todo = list(missing)
+        while todo:
+            near = np.array([layout.point_center(q) for q in found])
+            d = [float(np.linalg.norm(near - layout.point_center(p), axis=1).min()) for p in todo]
+            p = todo.pop(int(np.argmin(d)))
+            guess = predict(layout, found, layout.point_corners(p))
+            m = None
+            if guess is not None and in_photo(guess, grey.shape):
+                want = layout.marker_id(sheet, p)
+                m = find_marker(grey, guess, lambda i: i == want)
             if m is not None and m.score > 0:
                 found[p] = m
+            else:
+                left.append(p)
+        if len(left) == len(missing):
+            break
+        missing = left
     centres = np.array([m.corners.mean(axis=0) for m in tags]) if tags else np.zeros((0, 2))
     for centre, _ in layout.tag_positions():
         guess = predict(layout, found, Layout.square(centre, layout.marker))
@@ -107,7 +124,7 @@ def complete(grey: np.ndarray, layout: Layout, sheet: int, found: dict[int, Mark
             continue
         if len(centres) and np.linalg.norm(centres - guess.mean(axis=0), axis=1).min() < marker_side_px(guess):
             continue  # a tag marker is there already
-        m = find_marker(grey, guess, lambda i: i >= TAG_BASE)
+        m = find_marker(grey, guess, lambda i: i >= TAG_BASE, margin=0.03)
         if m is not None:
             tags.append(m)
 
