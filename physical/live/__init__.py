@@ -34,7 +34,8 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from ..config import ConfigError, register_section, rng
-from .overlay import annotate, cell_style  # noqa: F401  (cell_style: part of live mode's interface)
+from ..sheets.markers import detect_all
+from .overlay import annotate, cell_style, cells_now  # noqa: F401  (cell_style: part of live mode's interface)
 from .server import CYCLE, MjpegServer, Recorder
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,8 @@ class RunCells:
         return cls(printed, labels, model)
 
 
-def classify_frame(frame: np.ndarray, model, cells: Optional[RunCells], align_cfg, top_k: int = 5) -> dict:
+def classify_frame(frame: np.ndarray, model, cells: Optional[RunCells], align_cfg, top_k: int = 5,
+                   markers: Optional[list] = None) -> dict:
     """The frame's top-k (centre crop at the model's size) and, per cell of the run in view, its
     top-k and whether it fools the model; one batch. Deterministic for a given frame and model
     (randomised defences aside): the live view's results are reproducible from the frames."""
@@ -174,7 +176,8 @@ def classify_frame(frame: np.ndarray, model, cells: Optional[RunCells], align_cf
         from ..capture.guided import align_frame
         from ..sheets.markers import detect_all
 
-        markers = detect_all(frame, thorough=False)  # one fast pass: the live view's budget
+        if markers is None:  # one fast pass: the live view's budget (the display loop's, when given)
+            markers = detect_all(frame, thorough=False)
         if markers:
             p = cells.printed
             crops, _ = align_frame(frame, p, align_cfg, markers)
@@ -273,10 +276,10 @@ class LiveView:
                             break
                         continue
                     seen = seq
-                    index, frame = item
+                    index, frame, markers = item
                     t0 = time.perf_counter()
                     model, label = self.model.current  # the defence a result was computed with
-                    r = classify_frame(frame, model, self.cells, self.align_cfg, self.top_k)
+                    r = classify_frame(frame, model, self.cells, self.align_cfg, self.top_k, markers)
                     dt = time.perf_counter() - t0
                     r.update(frame=index, infer_ms=round(1000 * dt, 1), defence=label)
                     self.infer_ms = 1000 * dt
@@ -294,7 +297,7 @@ class LiveView:
         return {"display_fps": round(self.display_rate.rate(), 2), "classified_fps": round(self.classify_rate.rate(), 2),
                 "infer_ms": round(self.infer_ms, 1), "defence": self.model.label, "frames_shown": self.displayed,
                 "frames_classified": self.n_results, "dropped": self.inbox.dropped,
-                "result": None if r is None else {k: r[k] for k in ("frame", "top", "cells")}}
+                "result": None if r is None else plain({k: r[k] for k in ("frame", "top", "cells")})}
 
     # -- display loop ---------------------------------------------------------------------------
     def run(self, *, frames: Optional[int] = None, window=None, server: Optional[MjpegServer] = None,
@@ -316,10 +319,13 @@ class LiveView:
                 if frame is None:
                     break
                 now = time.perf_counter()
-                self.inbox.put((self.source.index, frame))
+                markers = detect_all(frame, thorough=False) if self.cells is not None else None
+                self.inbox.put((self.source.index, frame, markers))
                 r = self.result
                 if self.keep_log:
                     self.shown.append(None if r is None else r["frame"])
+                if r is not None and markers is not None:  # each cell drawn where it is now
+                    r = {**r, "cells": cells_now(self.cells.printed.layout, markers, r["cells"])}
                 out = annotate(frame, r, self.stats(), self.title)
                 self.display_rate.tick(now)
                 self.displayed += 1
@@ -363,10 +369,12 @@ class LiveView:
                 "mean_infer_ms": round(self._infer_total / n, 1) if n else None}
 
     def log_data(self, summary: dict) -> dict:
-        def clean(r):
-            return {**r, "cells": [{k: (np.asarray(v).round(2).tolist() if k == "quad" and v is not None else v)
-                                    for k, v in c.items()} for c in r["cells"]]}
-
         return {"source": self.source.name, "model": getattr(self.model.classifier, "name", "?"),
-                "summary": summary, "shown": self.shown, "results": [clean(r) for r in self.results]}
+                "summary": summary, "shown": self.shown, "results": [plain(r) for r in self.results]}
+
+
+def plain(r: dict) -> dict:
+    """A result as plain JSON: each cell's quad as a list of [x, y] (px, 2 decimals)."""
+    return {**r, "cells": [{k: (np.asarray(v, float).round(2).tolist() if k == "quad" and v is not None else v)
+                            for k, v in c.items()} for c in r["cells"]]}
 

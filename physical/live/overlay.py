@@ -6,6 +6,48 @@ from typing import Optional
 
 import numpy as np
 
+TRACK_NEAR = 6  # markers nearest to a cell that place its outline on the displayed frame
+
+
+def cells_now(layout, markers: list, cells: list[dict]) -> list[dict]:
+    """The cells of the last result where they are on the displayed frame: each cell's `quad`
+    replaced by its corners placed by the markers found on this frame (a least-squares fit to the
+    TRACK_NEAR lattice markers of its sheet nearest to it, within 1.5 lattice pitches, at least 2);
+    a cell with no such markers (out of view, covered) is left out. The result was computed on an
+    older frame: drawing its own quads would leave the outlines where the cells were then."""
+    import cv2
+
+    from ..align.sheetfit import sheet_instances
+
+    by_sheet: dict[int, list] = {}
+    for m in markers:
+        dec = layout.decode_id(m.id)
+        if dec is not None:
+            by_sheet.setdefault(dec[0], []).append((dec[1], m))
+    found = {}
+    for sheet, dets in by_sheet.items():
+        inst = sheet_instances(layout, dets)
+        if inst:
+            found[sheet] = inst[0][1]  # the copy with the most markers
+    out = []
+    for c in cells:
+        pts = found.get(c["sheet"])
+        if not pts:
+            continue
+        corners = layout.cell_corners(c["slot"])
+        points = sorted(pts)
+        xy = np.array([layout.point_center(p) for p in points])
+        d = np.linalg.norm(xy - corners.mean(axis=0), axis=1)
+        near = [points[k] for k in np.argsort(d)[:TRACK_NEAR] if d[k] <= 1.5 * layout.pitch]
+        if len(near) < 2:
+            continue
+        h, _ = cv2.findHomography(np.concatenate([layout.point_corners(p) for p in near]),
+                                  np.concatenate([pts[p].corners for p in near]), 0)
+        if h is None:
+            continue
+        quad = cv2.perspectiveTransform(corners.reshape(-1, 1, 2), h).reshape(4, 2)
+        out.append({**c, "quad": quad})
+    return out
 
 
 def cell_style(cell: dict) -> tuple[tuple, str]:

@@ -63,7 +63,7 @@ class MjpegServer:
                         self._send(200 if jpg else 503, "image/jpeg" if jpg else "text/plain",
                                    jpg or b"no frame yet")
                     elif u.path == "/status.json":
-                        self._send(200, "application/json", json.dumps(server.status(), default=str).encode())
+                        self._send(200, "application/json", json.dumps(server.status()).encode())
                     elif u.path == "/defence" and server.set_defence is not None:
                         name = parse_qs(u.query).get("name", ["none"])[0]
                         try:
