@@ -27,12 +27,10 @@ def _pdf_note(path: Path) -> str:
 
 
 def read_photo(path: str | Path) -> np.ndarray:
-    """A photo as 8-bit RGB; ValueError naming the file and the reason for a file that is not a
-    whole image (not an image, a PDF, truncated, corrupt).
-
-    Pillow decodes because it refuses truncated files (OpenCV fills them in with grey).
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """A photo as 8-bit RGB (`rundir.read_image`: JPEG, PNG, TIFF, HEIC, 16-bit, EXIF orientation,
+    up to 250 MP); ValueError naming the file and the reason for a file that is not a whole image
+    (not an image, a PDF, truncated, corrupt, HEIC without its plugin)."""
+    from ..rundir import read_image
 
     path = Path(path)
     try:
@@ -43,14 +41,9 @@ def read_photo(path: str | Path) -> np.ndarray:
     if is_pdf:
         raise ValueError(f"{path.name}: {_pdf_note(path)}")
     try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            return np.array(im if im.mode == "RGB" else im.convert("RGB"))
-    except UnidentifiedImageError:
-        raise ValueError(f"{path.name}: not an image file") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ValueError(f"{path.name}: corrupt or truncated image ({e})") from None
+        return read_image(path)
+    except ValueError as e:
+        raise ValueError(f"{path.name}: {str(e).split(': ', 1)[-1]}") from None
 
 
 @lru_cache(maxsize=4)

@@ -28,6 +28,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
+from ..rundir import HEIF_BRANDS, NO_HEIF_PLUGIN, heif_plugin
 from .frames import CaptureError, FrameSource, Grabber, LatestFrame, Pacer, SourceNotAvailable, StreamLost, quiet_opencv
 from .streams import WEBCAM_PROBE, CvSource, UrlSource, VideoSource, WebcamSource, apply_hints, probe_webcams
 
@@ -94,9 +95,20 @@ def image_kind(path: Path) -> Optional[str]:
         return "tiff"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
-    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"):
+    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
         return "heic"
     return None
+
+
+def heif_readable(path: Path) -> bool:
+    """Whether pillow-heif can parse a HEIC/HEIF file's container (no pixels decoded: cheap)."""
+    from pillow_heif import open_heif
+
+    try:
+        open_heif(str(path))
+    except (ValueError, RuntimeError, OSError):
+        return False
+    return True
 
 
 def list_photos(folder: Path) -> tuple[list[Path], list[dict]]:
@@ -114,7 +126,12 @@ def list_photos(folder: Path) -> tuple[list[Path], list[dict]]:
             continue
         suffix = p.suffix.lower()
         if suffix in HEIC_SUFFIXES or (suffix in IMAGE_SUFFIXES and image_kind(p) == "heic"):
-            skipped.append({"file": p.name, "reason": "HEIC/HEIF is not readable by OpenCV; export the photo as JPEG"})
+            if not heif_plugin():
+                skipped.append({"file": p.name, "reason": NO_HEIF_PLUGIN})
+            elif heif_readable(p):
+                photos.append(p)
+            else:
+                skipped.append({"file": p.name, "reason": "not a readable HEIC/HEIF image (corrupt or truncated)"})
         elif suffix == ".pdf":  # the likely mistakes get a line; other files (notes, sidecars) are left alone
             skipped.append({"file": p.name, "reason": "a PDF, not a photo: print it at 100 % and photograph the printed "
                                                       "page"})
