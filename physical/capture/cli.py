@@ -27,6 +27,9 @@ def _add(p):
                                                                      "(default: capture.photos_per_sheet)")
     p.add_argument("--headless", action="store_true", help="no preview window even where there is a display")
     p.add_argument("--restart", action="store_true", help="discard the photos of an earlier guided capture")
+    p.add_argument("--watch", action="store_true", help="with a folder source: align photos as they arrive in it (a "
+                                                        "phone syncing), print the sheets and cells still missing, "
+                                                        "until every cell is captured, --timeout, or Ctrl-C")
     p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override one config value (repeatable)")
 
 
@@ -91,7 +94,17 @@ def _capture(args) -> int:
 
     t0 = time.time()
     try:
-        if spec.kind == "folder":
+        if spec.kind == "folder" and args.watch:
+            from .watch import watch_folder
+
+            if not Path(spec.target).is_dir():
+                raise CaptureError(f"capture folder {spec.target} does not exist")
+            start()
+            (run.root / "capture" / "guided.json").unlink(missing_ok=True)
+            summary = watch_folder(run, cap, Path(spec.target), timeout_s=args.timeout)
+        elif args.watch:
+            raise ConfigError(f"--watch: watches a folder; the source {text!r} is not one")
+        elif spec.kind == "folder":
             list_photos(Path(spec.target))  # checks the folder before anything is removed
             start()
             (run.root / "capture" / "guided.json").unlink(missing_ok=True)
