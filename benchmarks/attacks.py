@@ -7,12 +7,22 @@
 Targets (issue #4): >= 1.0x torchattacks and >= 0.9x the bare loop; EOT(N) <= 1.2x N plain passes.
 Every figure is the least disturbed of `--rounds` round-robin repetitions on this (shared) machine.
 
-    python benchmarks/attacks.py [--batch 8] [--steps 5] [--eot 8] [--rounds 3] [--device cpu]
+Peak memory: every configuration also runs alone in a fresh process (one warm-up step, then the
+timed steps), which reports its peak resident memory (getrusage: what torch allocates too) beside its
+throughput; and EOT-BIM on `--memory-batch` images (16: the README's example) runs in one batch
+(`run.memory_gb` large) against micro-batches under the default budget (`physical.runtime`), with N
+and 4 N samples: the peak stays put as N grows, the throughput within 10 % of one batch.
+
+    python benchmarks/attacks.py [--batch 8] [--steps 5] [--eot 8] [--rounds 3] [--device cpu] [--no-memory]
 """
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -33,8 +43,13 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-allocator", action="store_true", help="leave glibc's malloc as it is (physical.runtime)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs (a process per configuration)")
+    ap.add_argument("--memory-batch", type=int, default=16, help="images of the EOT memory rows (the README's example: 16)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)  # one configuration in this process (JSON): peak memory
     a = ap.parse_args(argv)
     setup(a.threads, allocator=not a.no_allocator)
+    if a.child:
+        return child(a, json.loads(a.child))
 
     from physical.attacks import BIM, PGD
     from physical.attacks.eot import CropChannel, cell_px_for
@@ -119,6 +134,96 @@ def main(argv=None) -> int:
               f"{1 / paired(t, e_name, big, c):.3f}x a bare pass over the same {b * n} images (the channel's share)")
     print(f"  least disturbed runs (best wall times): EOT cost {t[e_name]['wall'] / t[p_name]['wall']:.3f}x {n} plain "
           f"BIM steps, {t[e_name]['wall'] / t[b_name]['wall']:.3f}x {n} bare passes")
+    if not a.no_memory:
+        memory_rows(a, argv)
+    return 0
+
+
+# -- peak memory: one configuration per process ------------------------------------------------------
+
+def memory_rows(a, argv) -> None:
+    b, s, n, mb = a.batch, a.steps, a.eot, a.memory_batch
+    rows = [("bare forward+backward", {"kind": "bare", "batch": b, "steps": s}),
+            ("physical BIM", {"kind": "bim", "batch": b, "steps": s}),
+            ("physical PGD", {"kind": "pgd", "batch": b, "steps": s}),
+            ("torchattacks BIM", {"kind": "ta-bim", "batch": b, "steps": s}),
+            ("torchattacks PGD", {"kind": "ta-pgd", "batch": b, "steps": s})]
+    for samples in (n, 4 * n):
+        rows.append((f"EOT-BIM N={samples}, {mb} images, one batch",
+                     {"kind": "eot", "batch": mb, "steps": 1, "samples": samples, "memory_gb": 1000.0}))
+        rows.append((f"EOT-BIM N={samples}, {mb} images, default budget",
+                     {"kind": "eot", "batch": mb, "steps": 1, "samples": samples, "memory_gb": None}))
+    base = [sys.executable, __file__, "--threads", str(a.threads), "--device", a.device, "--eps", str(a.eps)]
+    if a.no_allocator:
+        base.append("--no-allocator")
+    print("\npeak resident memory, each configuration alone in a fresh process (one warm-up step, then timed)")
+    print(f"{'':44s}{'images x steps/s':>18s}{'peak GB':>10s}{'micro-batch':>13s}")
+    got = {}
+    for name, conf in rows:
+        out = subprocess.run(base + ["--child", json.dumps(conf)], capture_output=True, text=True)
+        lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+        if out.returncode or not lines:
+            last = (out.stderr.strip().splitlines() or ["?"])[-1]
+            print(f"{name:44s}  failed: {last}")
+            continue
+        r = got[name] = json.loads(lines[-1])
+        print(f"{name:44s}{r['throughput']:18.2f}{r['peak_gb']:10.2f}{r['micro_batch'] or '-':>13}")
+    for samples in (n, 4 * n):
+        one, cut = (got.get(f"EOT-BIM N={samples}, {mb} images, {w}") for w in ("one batch", "default budget"))
+        if one and cut:
+            print(f"  EOT-BIM N={samples}: default budget {cut['throughput'] / one['throughput']:.3f}x the one-batch "
+                  f"throughput (target >= 0.9), peak {cut['peak_gb']:.2f} GB against {one['peak_gb']:.2f} GB (target <= 3)")
+
+
+def child(a, conf: dict) -> int:
+    from physical.attacks import BIM, PGD
+    from physical.attacks.eot import CropChannel, cell_px_for
+    from physical.channel import Channel
+    from physical.config import Config, EOTConfig
+    from physical.models import load_model
+    from physical.runtime import memory_budget
+
+    dev = torch.device(a.device)
+    model = load_model("efficientnet_lite0", dev)
+    x, y, _ = load_batch(model, conf["batch"])
+    x, y = x.to(dev), y.to(dev)
+    steps, kind = conf["steps"], conf["kind"]
+    sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
+    attack = None
+    if kind == "bare":
+        def run():
+            for _ in range(steps):
+                xx = x.detach().requires_grad_(True)
+                torch.autograd.grad(F.cross_entropy(model(xx), y), xx)
+    elif kind in ("bim", "pgd"):
+        attack = (BIM if kind == "bim" else PGD)(model, a.eps, alpha=1, steps=steps)
+        run = lambda: attack(x, y)  # noqa: E731
+    elif kind.startswith("ta-"):
+        import torchattacks
+
+        cls = torchattacks.BIM if kind == "ta-bim" else torchattacks.PGD
+        ta = cls(model, eps=a.eps / 255, alpha=1 / 255, steps=steps)
+        run = lambda: ta(x, y)  # noqa: E731
+    else:
+        cfg = Config()
+        channel = CropChannel(Channel(cfg.capture.channel).to(dev), cell_px_for(cfg), EOTConfig().misalign)
+        attack = BIM(model, a.eps, alpha=1, steps=steps, eot=EOTConfig(samples=conf["samples"]), channel=channel,
+                     memory_gb=conf["memory_gb"])
+        run = lambda: attack(x, y)  # noqa: E731
+    run()  # warm-up (the first batch in a process is slower)
+    sync()
+    t = time.perf_counter()
+    run()
+    sync()
+    secs = time.perf_counter() - t
+    micro = None
+    if attack is not None and attack._sample_bytes:
+        per = next(iter(attack._sample_bytes.values()))
+        micro = min(len(x) * attack.eot_samples, memory_budget(dev, attack.memory_gb) // per)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB -> GB (Linux)
+    if dev.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(dev) / 2**30
+    print(json.dumps({"throughput": len(x) * steps / secs, "seconds": secs, "peak_gb": peak, "micro_batch": micro}))
     return 0
 
 

@@ -12,9 +12,11 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from . import distributed
 from .generate import load_index
-from .models import load_model, predict, to_tensor
+from .models import inference_batch, load_model, predict, to_tensor
 from .rundir import RunDir, read_image, read_json, write_json
+from .runtime import Eta
 
 
 def best_crops(run: RunDir) -> dict[tuple[str, str], str]:
@@ -40,8 +42,25 @@ def classify_images(model, images: list[np.ndarray], batch_size: int) -> list[di
 
         images = [im if im.shape[:2] == (size, size) else cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)
                   for im in images]
-    top, prob = predict(model, to_tensor(images, model.device), batch_size)
-    return [{"top": t.tolist(), "prob": [round(float(v), 5) for v in p]} for t, p in zip(top, prob)]
+    bs = inference_batch(model, size, model.device, batch_size)
+    out = []
+    for i in range(0, len(images), bs):  # one batch on the device at a time
+        top, prob = predict(model, to_tensor(images[i : i + bs], model.device), bs)
+        out.extend({"top": t.tolist(), "prob": [round(float(v), 5) for v in p]} for t, p in zip(top, prob))
+    return out
+
+
+def classify_paths(run: RunDir, model, paths: list[str], batch_size: int, eta=None) -> dict[str, dict]:
+    """path -> prediction for the run's images, read a batch at a time (memory does not grow with the
+    run); `eta` (a runtime.Eta) is told of every batch done."""
+    bs = inference_batch(model, model.input_size, model.device, batch_size)
+    preds = {}
+    for i in range(0, len(paths), bs):
+        part = paths[i : i + bs]
+        preds.update(zip(part, classify_images(model, [read_image(run.root / p) for p in part], bs)))
+        if eta is not None:
+            eta.done(len(part))
+    return preds
 
 
 def classify_stage(run: RunDir, cfg, device: torch.device) -> dict:
@@ -51,12 +70,14 @@ def classify_stage(run: RunDir, cfg, device: torch.device) -> dict:
     for it in index["items"]:
         by_model[it["model"]].append(it)
     records = []
+    eta = Eta("classify", _count_images(by_model, crops) / distributed.current().world)
     for model_name, items in by_model.items():
-        model = load_model(model_name, device)
+        model = load_model(model_name, device, cfg.run.precision)
         jobs = []  # (record, condition, path)
         recs = []
         for it in items:
             rec = {k: it[k] for k in ("key", "model", "attack", "attack_label", "eps", "image", "label", "label_known")}
+            rec["target"] = it.get("target")  # a targeted attack's class (None: untargeted)
             rec["pred"] = {"photo_clean": None, "photo_adv": None}
             rec["crops"] = {}
             jobs.append((rec, "digital_clean", it["clean"]))
@@ -67,15 +88,29 @@ def classify_stage(run: RunDir, cfg, device: torch.device) -> dict:
                     rec["crops"][role] = crop
                     jobs.append((rec, f"photo_{role}", crop))
             recs.append(rec)
-        # the same clean image appears once per attack: classify each distinct file once
+        # the same clean image appears once per attack: classify each distinct file once; under
+        # torchrun every rank classifies its share and all predictions come together on rank 0
         paths = sorted({p for _, _, p in jobs})
-        preds = dict(zip(paths, classify_images(model, [read_image(run.root / p) for p in paths], cfg.run.batch_size)))
+        mine = [paths[i] for i in distributed.shard(len(paths))]
+        preds = distributed.merge(classify_paths(run, model, mine, cfg.run.batch_size, eta), "classify")
         for rec, cond, p in jobs:
             rec["pred"][cond] = preds[p]
         records.extend(recs)
+    if not distributed.current().main:
+        return {}
     write_json(run.root / "classify" / "predictions.json", {"records": records})
     n_photo = sum(r["pred"]["photo_adv"] is not None for r in records)
     return {"records": len(records), "with_photo": n_photo}
+
+
+def _count_images(by_model: dict, crops: dict) -> int:
+    """Distinct images the stage classifies (for its time estimate)."""
+    n = 0
+    for items in by_model.values():
+        paths = {it[r] for it in items for r in ("clean", "adv")}
+        paths.update(crops[(it["key"], r)] for it in items for r in ("clean", "adv") if (it["key"], r) in crops)
+        n += len(paths)
+    return n
 
 
 def load_records(run: RunDir) -> list[dict]:

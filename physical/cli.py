@@ -7,14 +7,13 @@ one line naming the bad value and exit with 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 from .config import UserError
 from .rundir import STAGES
 
 COMMANDS: dict[str, tuple] = {}
-
-
 
 
 def _load(args):
@@ -43,10 +42,20 @@ def _add_run(p):
 
 
 def _run(args) -> int:
+    from . import distributed
     from .pipeline import run_pipeline
+    from .runner import serve
 
     cfg = _load(args)
-    run_pipeline(cfg, from_stage=args.from_stage, until=args.until, force=args.force)
+    d, _ = distributed.init(cfg.run.device)  # under torchrun: this rank's place and device
+    try:
+        if d.main:
+            run_pipeline(cfg, from_stage=args.from_stage, until=args.until, force=args.force)
+            distributed.announce(None)  # the other ranks' work is over
+        else:
+            serve(cfg)
+    finally:
+        distributed.finish()
     return 0
 
 
@@ -108,7 +117,7 @@ def _register_optional():
 
     for mod in ("physical.sheets.cli", "physical.capture.cli", "physical.capture.replay", "physical.live.cli",
                 "physical.calibrate",
-                "physical.experiments"):
+                "physical.experiments", "physical.predict_cli"):
         try:
             m = importlib.import_module(mod)
         except ImportError:
@@ -137,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args) or 0
     except (UserError, ModelUnavailable, FileNotFoundError) as e:
         print(f"physical: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+            raise
+        # a folder that cannot be written (read-only run directory, full disk): finished files are kept
+        print(f"physical: error: {e.filename or ''}: {e.strerror}; nothing finished was lost", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("physical: interrupted; finished stages and files are kept, run again to resume", file=sys.stderr)

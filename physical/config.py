@@ -18,14 +18,10 @@ from typing import Literal, Optional, Union
 
 import yaml
 
-
-class UserError(Exception):
-    """Something the user can fix (a bad value, a missing file, a device that is not here): the command
-    line prints its message on one line and exits with 2."""
+from .presets import PRESETS, fill_from_preset
 
 
-class ConfigError(UserError, ValueError):
-    """A bad value in the configuration; the message starts with the key's full path."""
+from .errors import ConfigError, UserError  # noqa: F401  (re-exported: UserError is the base of every error the user can fix)
 
 
 def rng(lo=None, hi=None, *, default=dataclasses.MISSING, default_factory=dataclasses.MISSING, doc=""):
@@ -47,12 +43,20 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     batch_size: int = rng(1, 4096, default=16)
+    memory_gb: Optional[float] = rng(0.0, None, default=None)  # per micro-batch; null: from free memory (runtime.py)
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast in attacks and classification
+
+    def validate(self, path: str) -> None:
+        n = self.name
+        if not n.strip() or n in (".", "..") or any(c in n for c in "/\\\0") or n != n.strip():
+            raise ConfigError(f"{path}.name: {n!r} must be one folder name (not empty, no / or \\, not . or ..); "
+                              "put the folder in run.output")
 
 
 @dataclass
 class ImagesConfig:
-    source: str = "samples"  # "samples" (scikit-image photos) or a folder holding labels.csv
-    limit: int = rng(0, None, default=0)  # 0 = all images of the source
+    source: str = "samples"  # "samples" (scikit-image photos) or a folder: labels.csv, ImageNet val, NIPS 2017 dev set
+    limit: int = rng(0, None, default=0)  # 0 = all images of the source; else a stratified sample over the classes
 
 
 @dataclass
@@ -84,6 +88,14 @@ class AttackConfig:
     # weight of the non-printability penalty (Sharif et al. 2016) in the attack's loss: keeps the
     # perturbation inside the printer's gamut, the printable colours of capture.channel.calibration; 0: off
     printability: float = rng(0.0, 1e6, default=0.0)
+    # the name of this entry's images in paths and tables (+ _eps<eps>); default: from name, target, eot
+    label: Optional[str] = None
+
+    def validate(self, path: str) -> None:
+        if self.label is not None and (not self.label or not all(c.isalnum() or c in "-_." for c in self.label)
+                                       or self.label.startswith(".")):
+            raise ConfigError(f"{path}.label: {self.label!r} must be a name of letters, digits, - _ . "
+                              "(it names the images' folder)")
 
 
 @dataclass
@@ -99,25 +111,28 @@ class SheetConfig:
 
 @dataclass
 class ChannelConfig:
-    """Ranges of the print-and-camera channel; a sample draws uniformly inside each range."""
+    """Ranges of the print-and-camera channel, drawn uniformly; null: `preset`'s (physical/presets.py)."""
 
-    rotation_deg: float = rng(0.0, 180.0, default=180.0)  # in-plane rotation, +-
-    tilt: float = rng(0.0, 0.5, default=0.12)  # perspective strength
-    scale: list[float] = rng(0.05, 10.0, default_factory=lambda: [0.7, 0.95])  # fraction of frame
-    translate: float = rng(0.0, 0.5, default=0.05)  # fraction of the frame
-    blur_sigma: list[float] = rng(0.0, 20.0, default_factory=lambda: [0.3, 1.2])  # pixels
-    noise_sigma: list[float] = rng(0.0, 0.5, default_factory=lambda: [0.005, 0.02])  # [0,1] units
-    brightness: list[float] = rng(-1.0, 1.0, default_factory=lambda: [-0.08, 0.08])
-    contrast: list[float] = rng(0.0, 4.0, default_factory=lambda: [0.85, 1.1])
-    white_balance: float = rng(0.0, 0.5, default=0.05)  # per-channel gain, +-
-    light_gradient: float = rng(0.0, 1.0, default=0.15)  # vignetting / uneven light, peak fraction
-    jpeg_quality: list[float] = rng(1.0, 100.0, default_factory=lambda: [75.0, 95.0])
-    paper_white: float = rng(0.0, 1.0, default=0.93)  # printer gamut: paper white ...
-    ink_black: float = rng(0.0, 1.0, default=0.08)  # ... and darkest ink
-    print_gamma: float = rng(0.2, 5.0, default=1.1)  # dot gain as a tone curve
-    # a fitted colour calibration (calibration/colour.json from `physical calibrate colour`): its colour
-    # model replaces print_gamma / paper_white / ink_black, its measured ranges blur_sigma / noise_sigma
+    preset: Literal["phone", "webcam", "hurried"] = "phone"
+    rotation_deg: Optional[float] = rng(0.0, 180.0, default=None)  # in-plane rotation, +-
+    tilt: Optional[float] = rng(0.0, 0.5, default=None)  # perspective strength
+    scale: Optional[list[float]] = rng(0.05, 10.0, default=None)  # fraction of frame
+    translate: Optional[float] = rng(0.0, 0.5, default=None)  # fraction of the frame
+    blur_sigma: Optional[list[float]] = rng(0.0, 20.0, default=None)  # pixels
+    noise_sigma: Optional[list[float]] = rng(0.0, 0.5, default=None)  # [0,1] units
+    brightness: Optional[list[float]] = rng(-1.0, 1.0, default=None)
+    contrast: Optional[list[float]] = rng(0.0, 4.0, default=None)
+    white_balance: Optional[float] = rng(0.0, 0.5, default=None)  # per-channel gain, +-
+    light_gradient: Optional[float] = rng(0.0, 1.0, default=None)  # vignetting / uneven light, peak fraction
+    jpeg_quality: Optional[list[float]] = rng(1.0, 100.0, default=None)
+    paper_white: Optional[float] = rng(0.0, 1.0, default=None)  # printer gamut: paper white ...
+    ink_black: Optional[float] = rng(0.0, 1.0, default=None)  # ... and darkest ink
+    print_gamma: Optional[float] = rng(0.2, 5.0, default=None)  # dot gain as a tone curve
+    # calibration/colour.json (`physical calibrate colour`): replaces the printer and every range it measured
     calibration: Optional[str] = None
+
+    def __post_init__(self):
+        self.from_preset = fill_from_preset(self)  # the keys the preset filled (the report names them)
 
 
 @dataclass
@@ -155,11 +170,15 @@ class GuidedConfig:
 class CaptureConfig:
     source: str = "simulate"  # simulate | folder:PATH | video:PATH | http(s)://, rtsp:// URL | webcam:N
     photos_per_sheet: int = rng(1, 100, default=1)
-    dpi: float = rng(30.0, 1200.0, default=200.0)  # simulate: rasterization of the printed page
-    frame: list[int] = rng(64, 20000, default_factory=lambda: [2400, 1800])  # simulate: photo W, H
+    dpi: Optional[float] = rng(30.0, 1200.0, default=None)  # simulate: page raster; null: as fine as the photo
+    frame: Optional[list[int]] = rng(64, 20000, default=None)  # simulate: photo W, H; null: calibration's, preset's
     channel: ChannelConfig = field(default_factory=ChannelConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)  # webcam, URL, video
     guided: GuidedConfig = field(default_factory=GuidedConfig)  # frame choice from a stream
+
+    def __post_init__(self):
+        self.frame_auto = self.frame is None  # the preset's frame now, a calibration's once it is read
+        self.frame = self.frame or list(PRESETS[self.channel.preset]["frame"])
 
 
 @dataclass
@@ -181,6 +200,8 @@ class ClassifyConfig:
 class ReportConfig:
     html: bool = True
     gallery: int = rng(0, 10000, default=24)  # cells shown in the HTML gallery
+    # draws of capture.channel per adversarial image for its predicted survival (predict, then measure); 0: off
+    predict_draws: int = rng(0, 1024, default=8)
 
 
 @dataclass
@@ -243,11 +264,22 @@ def _check_range(value, meta, path):
     if lo is not None and value < lo or hi is not None and value > hi:
         lo_s = "-inf" if lo is None else f"{lo:g}"
         hi_s = "inf" if hi is None else f"{hi:g}"
-        raise ConfigError(f"{path}: {value!r} is out of range; allowed {lo_s} .. {hi_s}")
+        raise ConfigError(f"{path}: {show(value)} is out of range; allowed {lo_s} .. {hi_s}")
+
+
+def show(value) -> str:
+    """A value as the YAML file says it (null, true, false), for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
 
 
 def _coerce(value, tp, path, meta):
     origin = typing.get_origin(tp)
+    if value is None and origin not in (Union, types.UnionType) and not dataclasses.is_dataclass(tp):
+        raise ConfigError(f"{path}: null is not allowed; expected {_type_name(tp)}")
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None:
@@ -266,12 +298,12 @@ def _coerce(value, tp, path, meta):
         for e in errors:
             if "out of range" in str(e):
                 raise e
-        raise ConfigError(f"{path}: {value!r} is not {_type_name(tp)}")
+        raise ConfigError(f"{path}: {show(value)} is not {_type_name(tp)}")
     if origin is Literal:
         allowed = typing.get_args(tp)
         if isinstance(value, str) and value.lower() in allowed:
             return value.lower()
-        raise ConfigError(f"{path}: {value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
+        raise ConfigError(f"{path}: {show(value)} is not allowed; allowed: {', '.join(map(str, allowed))}")
     if origin is list:
         (item_tp,) = typing.get_args(tp)
         if not isinstance(value, list):
@@ -279,25 +311,25 @@ def _coerce(value, tp, path, meta):
         return [_coerce(v, item_tp, f"{path}[{i}]", meta) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{path}: expected a mapping, got {show(value)}")
         return dict(value)
     if dataclasses.is_dataclass(tp):
         return build(tp, value, path)
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{path}: {value!r} is not a boolean (true/false)")
+        raise ConfigError(f"{path}: {show(value)} is not a boolean (true/false)")
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             else:
-                raise ConfigError(f"{path}: {value!r} is not an integer")
+                raise ConfigError(f"{path}: {show(value)} is not an integer")
         _check_range(value, meta, path)
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: {value!r} is not a number")
+            raise ConfigError(f"{path}: {show(value)} is not a number")
         value = float(value)
         if value != value:
             raise ConfigError(f"{path}: NaN is not allowed")
@@ -307,7 +339,7 @@ def _coerce(value, tp, path, meta):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
         if not isinstance(value, str):
-            raise ConfigError(f"{path}: {value!r} is not a string")
+            raise ConfigError(f"{path}: {show(value)} is not a string")
         return value
     raise ConfigError(f"{path}: unsupported type {tp}")
 
@@ -317,7 +349,7 @@ def build(cls, data, path=""):
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path or '<top>'}: expected {_type_name(cls)}, got {data!r}")
+        raise ConfigError(f"{path or '<top>'}: expected {_type_name(cls)}, got {show(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name not in _HIDDEN}
     extensions = SECTIONS if cls is Config else {}
@@ -351,6 +383,7 @@ def _validate_config(cfg: Config) -> None:
         raise ConfigError("attacks: at least one attack is required")
     for i, a in enumerate(cfg.attacks):
         attacks.check_config(a, f"attacks[{i}]")
+    attacks.check_labels(cfg.attacks)
     d = cfg.run.device
     if d not in ("auto", "cpu", "mps", "cuda") and not (d.startswith("cuda:") and d[5:].isdigit()):
         raise ConfigError(f"run.device: {d!r} is not allowed; allowed: auto, cpu, cuda, cuda:N, mps")
@@ -360,7 +393,9 @@ def _validate_config(cfg: Config) -> None:
             raise ConfigError(f"capture.channel.{key}: {v!r} must be a range [low, high] with low <= high")
     if len(cfg.capture.frame) != 2:
         raise ConfigError(f"capture.frame: {cfg.capture.frame!r} must be [width, height]")
-    _check_calibrations(cfg)
+    from .calibrate.files import check_calibrations
+
+    check_calibrations(cfg)
     for i, a in enumerate(cfg.attacks):
         if a.printability > 0 and not cfg.capture.channel.calibration:
             raise ConfigError(f"attacks[{i}].printability: {a.printability:g} needs the printer's printable colours: "
@@ -373,36 +408,17 @@ def _validate_config(cfg: Config) -> None:
         raise ConfigError(f"sheet: {e}") from None
 
 
-def _check_calibrations(cfg: Config) -> None:
-    """Fitted calibration files are read now, so a bad one stops the run before any stage, naming
-    the config key and the file's bad key. Their paths become absolute: the channel (the simulator's
-    and EOT's) has no config folder to resolve a relative path against, and the pipeline hashes the
-    files' content into the stages that read them."""
-    from .calibrate.files import CalibrationError, load_camera, load_colour
-
-    ch = cfg.capture.channel
-    if ch.calibration:
-        path = cfg.resolve(ch.calibration)
-        try:
-            load_colour(path)
-        except CalibrationError as e:
-            raise ConfigError(f"capture.channel.calibration: {e}") from None
-        ch.calibration = str(path.resolve())
-    if cfg.align.camera_calibration:
-        path = cfg.resolve(cfg.align.camera_calibration)
-        try:
-            load_camera(path)
-        except CalibrationError as e:
-            raise ConfigError(f"align.camera_calibration: {e}") from None
-        cfg.align.camera_calibration = str(path.resolve())
-
-
 def set_override(data: dict, assignment: str) -> None:
     """Apply one ``key.path=value`` (value parsed as YAML) to the raw mapping, in place."""
     if "=" not in assignment:
         raise ConfigError(f"--set {assignment!r}: expected key.path=value")
     key, raw = assignment.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        problem = str(getattr(e, "problem", "") or e).splitlines()[0]
+        raise ConfigError(f"--set {assignment!r}: the value is not valid YAML ({problem}); quote it, e.g. "
+                          f"{key}='\"...\"'") from None
     node = data
     parts = _split_path(key.strip())
     for i, part in enumerate(parts[:-1]):
@@ -442,9 +458,13 @@ def load_raw(path: str | Path) -> dict:
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not a UTF-8 text file (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                          "save it as UTF-8") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        msg = " ".join(str(e).split())
+        raise ConfigError(f"{p}: not valid YAML: {msg}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of sections")
     return data

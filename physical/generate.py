@@ -2,12 +2,19 @@
 model x attack x eps, batched on the configured device.
 
 Writes ``generate/<model>/clean/<image>.png`` and ``generate/<model>/<attack>_eps<eps>/<image>.png``
-(8-bit: what is printed is what is evaluated) and ``generate/index.json``. Each model x attack x eps
-is recorded in ``generate/done/`` once all its images are written, so an interrupted stage resumes
-where it stopped.
+(8-bit: what is printed is what is evaluated) and ``generate/index.json``.
+
+Every output image is keyed by the digest of everything it was made from (`item_key`): the source
+image's bytes and label, the model and its weights file, the attack's full parameters and eps, the
+seed, and, for EOT and printability attacks, the channel, frame, sheet and calibration file they
+draw from. ``generate/done/<key>.json`` records an image once it is written (with the digest of its
+file); an image whose record is there and whose file is intact is kept, every other one is made
+again. So an interrupted stage resumes where it stopped, and a changed input redoes exactly the
+images it touches. Files of images the config no longer makes are removed.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +22,11 @@ import torch
 from tqdm import tqdm
 
 from . import attacks as attacks_mod
-from .images import load_images
-from .models import load_model, predict, preprocess, to_tensor, to_uint8
-from .rundir import RunDir, read_image, read_json, write_image, write_json
+from .images import load_images, source_files
+from .models import availability, load_model, predict, preprocess, to_tensor, to_uint8
+from .rundir import RunDir, digest, file_digest, read_image, read_json, write_image, write_json
+
+DONE = "generate/done"
 
 
 def _safe(name: str) -> str:
@@ -31,44 +40,143 @@ def build_channel(cfg, device):
     return Channel(cfg.capture.channel).to(device)
 
 
+_WEIGHTS: dict = {}
+
+
+def model_id(name: str) -> dict:
+    """A model as an input of the images it makes: its name and its weights file's digest."""
+    ok, path = availability(name)
+    if not ok or not Path(path).is_file():
+        return {"model": name}
+    stat = Path(path).stat()
+    key = (path, stat.st_size, stat.st_mtime_ns)
+    if key not in _WEIGHTS:
+        _WEIGHTS[key] = file_digest(path)
+    return {"model": name, "weights": _WEIGHTS[key]}
+
+
+def source_digests(cfg) -> dict:
+    """What generate reads from outside the run: the source files' bytes (and labels.csv) and the
+    models' weights. Cheap (no decoding): it decides whether generate must look at its items at all."""
+    return {"images": source_files(cfg.images.source, Path(cfg.base_dir)),
+            "models": [model_id(m) for m in cfg.models]}
+
+
+def attack_reads(cfg, a) -> dict:
+    """The parts of the config outside `attacks` that an attack entry's images depend on."""
+    out = {}
+    if cfg.run.precision != "fp32":  # bf16 autocast makes other images
+        out["precision"] = cfg.run.precision
+    if a.eot is not None:  # EOT draws from the channel, at the cell's size in the simulator's photos
+        out["channel"] = dataclasses.asdict(cfg.capture.channel)
+        out["frame"] = list(cfg.capture.frame)
+        out["sheet"] = dataclasses.asdict(cfg.sheet)
+    if (a.eot is not None or a.printability > 0) and cfg.capture.channel.calibration:
+        out["calibration"] = file_digest(cfg.capture.channel.calibration)
+    return out
+
+
+def item_key(image_digest: str, label, model: dict, attack: dict | None, eps: float | None, seed: int,
+             reads: dict | None = None) -> str:
+    """The digest of everything one output image is made from; `attack` None: the clean image."""
+    if attack is None:
+        return digest({"image": image_digest, "model": model, "role": "clean"})
+    params = {k: v for k, v in attack.items() if k != "eps"}
+    return digest({"image": image_digest, "label": label, "model": model, "attack": params, "eps": float(eps),
+                   "seed": int(seed), "reads": reads or {}})
+
+
+def is_done(run: RunDir, key: str, rel: str) -> bool:
+    """The image `rel` was written for `key` and its file is as it was written."""
+    rec = run.root / DONE / f"{key}.json"
+    try:
+        r = read_json(rec)
+        return r.get("path") == rel and file_digest(run.root / rel) == r.get("sha256")
+    except (OSError, ValueError):
+        return False
+
+
+def mark_done(run: RunDir, key: str, rel: str) -> None:
+    write_json(run.root / DONE / f"{key}.json", {"path": rel, "sha256": file_digest(run.root / rel)})
+
+
+def write_item(run: RunDir, key: str, rel: str, img: np.ndarray) -> None:
+    write_image(run.root / rel, img)
+    mark_done(run, key, rel)
+
+
 def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
+    """Every rank of a torchrun job runs this on its share of the images (`distributed.shard`) and
+    writes its own images; rank 0 then writes the index and removes what the config no longer makes."""
+    from . import distributed
+    from .runtime import Eta
+
     out = run.stage_dir("generate")
     if torch.device(device).type == "cpu":
         from .runtime import tune_cpu_allocator
 
         tune_cpu_allocator()  # large attack batches (EOT: B x N images) without page-fault churn
     sources = load_images(cfg.images.source, cfg.images.limit, Path(cfg.base_dir))
+    mine = distributed.shard(len(sources))
     images_info = [{"name": _safe(s.name), "label": s.label, "label_known": s.label is not None} for s in sources]
-    items, models_info = [], {}
+    items, models_info, keep, made = [], {}, {"generate/index.json"}, 0
     channel = None
+    bs = cfg.run.batch_size
+    # units of work (image x step x EOT draw) for the time estimate, over every model, attack and eps
+    eta = Eta("generate", len(mine) * len(cfg.models) * sum(
+        (1 if a.eot is None else a.eot.samples) * (a.steps or attacks_mod.Attack.kurakin_steps(e))
+        for a in cfg.attacks for e in a.eps))
     for model_name in cfg.models:
-        model = load_model(model_name, device)
+        model = load_model(model_name, device, cfg.run.precision)
+        mid = model_id(model.name)
         models_info[model.name] = {"input_size": model.input_size}
-        clean_dir = out / model.name / "clean"
         clean = np.stack([preprocess(s.rgb, model.input_size, model.resize_ratio) for s in sources])
-        for info, img in zip(images_info, clean):
-            write_image(clean_dir / f"{info['name']}.png", img)
-        x = to_tensor(clean, device)
-        # where the true class is unknown, the clean top-1 prediction stands in for it
-        top, _ = predict(model, x, cfg.run.batch_size)
-        labels = np.array([s.label if s.label is not None else int(top[i, 0]) for i, s in enumerate(sources)])
-        y = torch.as_tensor(labels, device=device)
+        for i, (s, info, img) in enumerate(zip(sources, images_info, clean)):
+            rel, key = f"generate/{model.name}/clean/{info['name']}.png", item_key(s.digest, None, mid, None, None, 0)
+            keep.update((rel, f"{DONE}/{key}.json"))
+            if i % distributed.current().world == distributed.current().rank and not is_done(run, key, rel):
+                write_item(run, key, rel, img)
+        labels = None
+
+        def true_labels():  # where the true class is unknown, the clean top-1 prediction stands in for it
+            nonlocal labels
+            if labels is None:
+                known = {i: s.label for i, s in enumerate(sources) if s.label is not None}
+                ask = [i for i in mine if i not in known]
+                top = {}
+                for j in range(0, len(ask), bs):  # this rank's share, a batch on the device at a time
+                    part = ask[j : j + bs]
+                    top.update(zip(part, predict(model, to_tensor(clean[part], device), bs)[0][:, 0].tolist()))
+                if len(known) < len(sources):
+                    known.update(distributed.merge(top, "the clean predictions of generate"))
+                labels = np.array([int(known[i]) for i in range(len(sources))])
+            return labels
+
         for a in cfg.attacks:
-            if a.eot is not None and channel is None:
-                channel = build_channel(cfg, device)
+            params = dataclasses.asdict(a)
+            reads = attack_reads(cfg, a)
             for eps in a.eps:
                 label = attacks_mod.label_of(a, eps)
-                adv_dir = out / model.name / label
-                done = out / "done" / f"{model.name}__{label}.json"
-                if not done.is_file():
+                rels = [f"generate/{model.name}/{label}/{info['name']}.png" for info in images_info]
+                keys = [item_key(s.digest, s.label, mid, params, eps, cfg.run.seed, reads) for s in sources]
+                keep.update(rels)
+                keep.update(f"{DONE}/{k}.json" for k in keys)
+                y_all = true_labels()  # every rank asks at the same point (a collective when labels are missing)
+                todo = [i for i in mine if not is_done(run, keys[i], rels[i])]
+                if todo:
+                    if a.eot is not None and channel is None:
+                        channel = build_channel(cfg, device)
                     attack = attacks_mod.make_attack(a, model, eps, channel=channel, seed=cfg.run.seed, cfg=cfg)
-                    bs = cfg.run.batch_size
-                    for i in tqdm(range(0, len(x), bs), desc=f"generate {model.name} {label}", unit="batch", leave=False):
-                        adv = to_uint8(attack(x[i : i + bs], y[i : i + bs]))
-                        for info, img in zip(images_info[i : i + bs], adv):
-                            write_image(adv_dir / f"{info['name']}.png", img)
-                    write_json(done, {"model": model.name, "attack": a.name, "eps": eps, "n": len(x)})
-                for info, lab in zip(images_info, labels):
+                    work = attack.steps * attack.eot_samples if attack.iterative else 1
+                    for j in tqdm(range(0, len(todo), bs), desc=f"generate {model.name} {label}", unit="batch", leave=False):
+                        sel = todo[j : j + bs]
+                        x = to_tensor(clean[sel], device)  # one batch on the device at a time
+                        adv = to_uint8(attack(x, torch.as_tensor(y_all[sel], device=device)))
+                        for i, img in zip(sel, adv):
+                            write_item(run, keys[i], rels[i], img)
+                        eta.done(len(sel) * work)
+                    made += len(todo)
+                for info, rel, lab in zip(images_info, rels, y_all):
                     items.append({
                         "key": f"{model.name}/{label}/{info['name']}",
                         "model": model.name,
@@ -82,11 +190,27 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
                         "label": int(lab),
                         "label_known": info["label_known"],
                         "clean": f"generate/{model.name}/clean/{info['name']}.png",
-                        "adv": f"generate/{model.name}/{label}/{info['name']}.png",
+                        "adv": rel,
                     })
-    index = {"models": models_info, "images": images_info, "items": items}
-    write_json(out / "index.json", index)
-    return {"images": len(sources), "items": len(items), "unlabelled": sum(not i["label_known"] for i in images_info)}
+    made = sum(distributed.gather(made, "the end of generate"))  # every rank's images are written
+    summary = {"images": len(sources), "items": len(items), "made": made,
+               "unlabelled": sum(not i["label_known"] for i in images_info)}
+    if distributed.current().main:
+        _remove_unlisted(run, keep)
+        write_json(out / "index.json", {"models": models_info, "images": images_info, "items": items})
+    return summary
+
+
+def _remove_unlisted(run: RunDir, keep: set[str]) -> None:
+    """Remove the images (and their records) of items the config no longer makes: the stage's folder
+    then holds exactly what this config made, whatever ran before."""
+    root = run.root / "generate"
+    for p in sorted(root.rglob("*"), reverse=True):
+        rel = p.relative_to(run.root).as_posix()
+        if p.is_file() and not p.name.startswith(".") and rel not in keep:
+            p.unlink()
+        elif p.is_dir() and not any(p.iterdir()):
+            p.rmdir()
 
 
 def load_index(run: RunDir) -> dict:

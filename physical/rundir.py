@@ -12,9 +12,16 @@ Layout of one run (``<output>/<name>/``)::
     experiments/       transformations, defences, transfer, generalisation (JSON) + cache/
     report/            report.json, report.html, tables (CSV)
 
-Every write goes to a temporary file in the same folder and is renamed into place, so an
-interrupted run never leaves a half-written file that a later stage would trust. A stage is
-marked done in the manifest only after all its outputs are written.
+Every write goes to a temporary file in the same folder (``.partial-*``) and is renamed into place,
+so an interrupted run never leaves a half-written file that a later stage would trust; the next run
+removes the temporary files an interrupted one left. A stage is marked done in the manifest only
+after all its outputs are written, with the digest of every output file (see physical.runner).
+One process writes a run directory at a time: ``run.lock`` names the holder (`RunLock`).
+
+``PHYSICAL_FAULT_AT=N`` (tests) makes the process SIGKILL itself at its N-th durable write, after the
+temporary file is written and before it is renamed into place (``PHYSICAL_FAULT_AT=PATH`` at the write
+of a file whose path ends with PATH, ``PATH+K`` at the K-th write after that one);
+``PHYSICAL_FAULT_LOG=FILE`` appends the path of every durable write to FILE.
 """
 from __future__ import annotations
 
@@ -22,6 +29,8 @@ import hashlib
 import json
 import os
 import platform
+import signal
+import socket
 import tempfile
 import time
 from contextlib import contextmanager
@@ -30,7 +39,14 @@ from typing import Any
 
 import numpy as np
 
+from .errors import UserError
+
 STAGES = ["generate", "print", "capture", "align", "classify", "experiments", "report"]
+TEMP_PREFIX = ".partial-"
+
+
+class CorruptFile(UserError, ValueError):
+    """A run file that cannot be read (not JSON, not UTF-8); the message names it."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -41,20 +57,87 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+_DISCARD = {"on": False}  # a rank other than 0 running a stage whose files rank 0 writes (physical.distributed)
+
+
+@contextmanager
+def discarding_writes():
+    """Writes inside the block are made and thrown away, never renamed into place."""
+    was, _DISCARD["on"] = _DISCARD["on"], True
+    try:
+        yield
+    finally:
+        _DISCARD["on"] = was
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None):
     """Yield a temporary path beside `path`; rename it onto `path` when the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.", suffix=suffix or path.suffix)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private (0600); a run's files are ordinary files
     try:
         yield Path(tmp)
+        if _DISCARD["on"]:
+            return
+        _fault_point(path)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+_WRITES = {"n": 0, "after": None}
+
+
+def _fault_point(path: Path) -> None:
+    """Fault injection for tests (see the module docstring); free when the variables are unset."""
+    log, at = os.environ.get("PHYSICAL_FAULT_LOG"), os.environ.get("PHYSICAL_FAULT_AT")
+    if not (log or at):
+        return
+    _WRITES["n"] += 1
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{path}\n")
+    if not at:
+        return
+    if at.isdigit():
+        hit = _WRITES["n"] == int(at)
+    else:  # FILE or FILE+K: the write of a path ending with FILE, or the K-th write after it
+        name, _, k = at.partition("+")
+        if _WRITES["after"] is None and str(path).endswith(name):
+            _WRITES["after"] = _WRITES["n"]
+        hit = _WRITES["after"] is not None and _WRITES["n"] == _WRITES["after"] + int(k or 0)
+    if hit:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def remove_temp_files(*folders: Path) -> list[Path]:
+    """Remove the temporary files interrupted writes left in `folders` (recursively); returns them."""
+    gone = []
+    for folder in folders:
+        if Path(folder).is_dir():
+            for p in Path(folder).rglob(f"{TEMP_PREFIX}*"):
+                if p.is_file():
+                    p.unlink(missing_ok=True)
+                    gone.append(p)
+    return gone
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes (16 hex digits: enough to tell versions of one file apart)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def digest(obj: Any) -> str:
+    """sha256 of plain data (JSON with sorted keys), 16 hex digits."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
@@ -87,7 +170,11 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """A JSON file; CorruptFile naming the file when it is not JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CorruptFile(f"{path}: not a valid JSON file ({e})") from None
 
 
 def write_image(path: str | Path, rgb: np.ndarray, quality: int | None = None) -> Path:
@@ -304,13 +391,86 @@ class RunDir:
 
         self._update(fn)
 
-    def invalidate_from(self, stage: str) -> None:
-        """Mark `stage` and every later stage as not done (their outputs get rewritten)."""
-        later = STAGES[STAGES.index(stage):]
-
+    def record(self, stage: str, entry: dict) -> None:
+        """Replace a stage's status with `entry` (a finished stage: see physical.runner) and clear its attempt."""
         def fn(m):
-            for s in later:
-                if s in m.get("stages", {}):
-                    m["stages"][s]["state"] = "stale"
+            m.setdefault("stages", {})[stage] = {**entry, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            m.get("attempts", {}).pop(stage, None)
 
         self._update(fn)
+
+    def attempt(self, stage: str, state: str, **info) -> None:
+        """Record a new attempt at a finished stage (running, failed) without touching its status."""
+        def fn(m):
+            m.setdefault("attempts", {})[stage] = {"state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}
+
+        self._update(fn)
+
+
+# ----------------------------------------------------------------------------------------------
+# one writer per run directory
+
+
+class RunLocked(UserError):
+    """Another process holds the run directory."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+class RunLock:
+    """``run.lock`` in a run directory: holder pid, host and start time. A second writer is refused,
+    naming the holder; a lock whose process is gone (same host) is taken over and `taken_over` says
+    whose it was. Use as a context manager."""
+
+    def __init__(self, root: Path, command: str = ""):
+        self.path = Path(root) / "run.lock"
+        self.command = command
+        self.taken_over: dict | None = None
+
+    def _holder(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def acquire(self) -> "RunLock":
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "command": self.command}
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_UMASK)
+            except FileExistsError:
+                h = self._holder()
+                same_host = h.get("host") == me["host"]
+                if isinstance(h.get("pid"), int) and (not same_host or _alive(h["pid"])):
+                    raise RunLocked(f"{self.path.parent}: in use by pid {h['pid']} on {h.get('host')} since "
+                                    f"{h.get('started')} ({h.get('command') or 'physical'}); wait for it to finish, "
+                                    f"or remove {self.path} if that process is gone") from None
+                if not h and time.time() - self.path.stat().st_mtime < 5:
+                    time.sleep(0.2)  # a lock being written this moment
+                    continue
+                self.taken_over = h or {"pid": None}
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            return self
+        raise RunLocked(f"{self.path}: could not take the run's lock; remove it if no physical command is running")
+
+    def release(self) -> None:
+        if self._holder().get("pid") == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -15,7 +15,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import math
+import os
 import sys
+import time
+from typing import Callable, Optional
+
+import torch
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 INT_MAX = 2**31 - 1  # mallopt's value is a C int: 1 << 40 would arrive as 0, i.e. trim on every free
@@ -33,3 +39,131 @@ def tune_cpu_allocator() -> bool:
         return bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)) and bool(libc.mallopt(M_TRIM_THRESHOLD, INT_MAX))
     except (OSError, AttributeError):
         return False
+
+
+# -- memory budget ---------------------------------------------------------------------------------
+# Batched work (attack steps, EOT's B x N channel draws, classification) runs in micro-batches sized
+# from a budget: `run.memory_gb`, or by default from the device's free memory. On the CPU the default
+# is also capped: past a few dozen images a bigger batch buys no speed there (the network's passes
+# cost the same per image at 16 and at 128), only resident memory.
+CPU_DEFAULT_CAP_GB = 2.0
+CPU_DEFAULT_FRACTION = 0.25  # of the memory the system says is available
+CUDA_DEFAULT_FRACTION = 0.8  # of the device's free memory
+# autograd's saved tensors are most of a step's memory; the rest (gradients flowing back, the
+# largest temporaries) adds about this fraction on EfficientNet-Lite (measured with
+# benchmarks/attacks.py --memory on the CPU)
+TRANSIENT = 1.5
+GB = 2**30
+
+
+def available_bytes(device) -> int:
+    """Memory free for work on `device`, in bytes: CUDA's free memory, MPS's recommended limit less
+    what is allocated, or the system's available RAM (/proc/meminfo, psutil, sysconf)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return int(torch.cuda.mem_get_info(dev)[0])
+    if dev.type == "mps":
+        try:
+            return int(torch.mps.recommended_max_memory() - torch.mps.current_allocated_memory())
+        except (AttributeError, RuntimeError):
+            pass
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+_MEMORY_GB: Optional[float] = None  # the run's `run.memory_gb`, set once by the pipeline
+
+
+def set_memory_gb(memory_gb: Optional[float]) -> None:
+    """The budget every batched stage of this process uses (`run.memory_gb`; None: the device's default)."""
+    global _MEMORY_GB
+    _MEMORY_GB = None if memory_gb is None else float(memory_gb)
+
+
+def memory_budget(device, memory_gb: Optional[float] = None) -> int:
+    """Bytes one micro-batch may use on `device`: `memory_gb` when given, else the run's
+    `run.memory_gb`, else the device's default."""
+    memory_gb = _MEMORY_GB if memory_gb is None else memory_gb
+    if memory_gb is not None:
+        return int(float(memory_gb) * GB)
+    dev = torch.device(device)
+    free = available_bytes(dev)
+    if dev.type == "cuda":
+        return int(CUDA_DEFAULT_FRACTION * free)
+    return int(min(CPU_DEFAULT_FRACTION * free, CPU_DEFAULT_CAP_GB * GB))
+
+
+def saved_bytes(fn: Callable[[], torch.Tensor]) -> int:
+    """Bytes autograd keeps for the backward pass while `fn()` runs (each storage counted once), plus
+    the output's: the memory a forward + backward of that computation holds at its peak, less
+    transients."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        st = t.untyped_storage()
+        seen[st.data_ptr()] = st.nbytes()
+        return t
+
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return sum(seen.values()) + out.numel() * out.element_size()
+
+
+def chunk_size(per_item: int, budget: int, what: str) -> int:
+    """How many items (each costing `per_item` bytes) fit in `budget` bytes; a UserError naming the
+    smallest budget that works when not even one does."""
+    if per_item <= 0:
+        return 1 << 30
+    k = budget // per_item
+    if k < 1:
+        from .config import ConfigError
+
+        need = math.ceil(per_item / GB * 100) / 100
+        raise ConfigError(f"run.memory_gb: {budget / GB:.3g} GB is too small for one image of {what} "
+                          f"(it needs {need:.2f} GB); the smallest budget that works is {need:.2f}")
+    return int(k)
+
+
+# -- time estimates --------------------------------------------------------------------------------
+
+def fmt_seconds(s: float) -> str:
+    s = max(0.0, float(s))
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+class Eta:
+    """A stage's remaining time, printed once after its first batch: the first batch's seconds per
+    unit of work (an image, or an image x step x EOT draw) times the units left. The first batch of
+    a process includes its warm-up, so the estimate errs long."""
+
+    def __init__(self, stage: str, total: float, log: Callable[[str], None] = None):
+        self.stage, self.total = stage, float(total)
+        self.log = log or (lambda line: print(line, flush=True))
+        self.t0 = time.perf_counter()
+        self.count = 0.0
+        self.told = False
+
+    def done(self, units: float) -> None:
+        self.count += units
+        if self.told or self.count >= self.total or self.count <= 0:
+            return
+        self.told = True
+        spent = time.perf_counter() - self.t0
+        left = spent / self.count * (self.total - self.count)
+        self.log(f"[{self.stage}] first batch in {fmt_seconds(spent)}: about {fmt_seconds(left)} left "
+                 f"({self.count:g} of {self.total:g} units of work done)")

@@ -85,7 +85,7 @@ def test_interrupted_stage_resumes_without_redoing_finished_ones(tmp_path, monke
     assert main(["run", str(cfg)]) == 130
     root = tmp_path / "runs" / "tiny"
     m = json.loads((root / "manifest.json").read_text())["stages"]
-    assert m["align"]["state"] == "done" and m["classify"]["state"] == "running"
+    assert m["align"]["state"] == "done" and m["classify"]["state"] == "interrupted"  # not left "running"
     assert not (root / "classify" / "predictions.json").exists()
     before = mtimes(root)
     monkeypatch.undo()

@@ -69,6 +69,22 @@ def check_config(a: AttackConfig, path: str) -> None:
     ATTACKS[name].check(a, path)
 
 
+def check_labels(entries: list[AttackConfig]) -> None:
+    """Every attack x eps makes its own images under its own label: two that would share one are an error."""
+    seen: dict[str, str] = {}
+    for i, a in enumerate(entries):
+        for j, eps in enumerate(a.eps):
+            if eps in a.eps[:j]:
+                raise ConfigError(f"attacks[{i}].eps[{j}]: {eps:g} appears twice in this list "
+                                  f"(also attacks[{i}].eps[{a.eps.index(eps)}])")
+            label = label_of(a, eps)
+            here = f"attacks[{i}].eps[{j}]"
+            if label in seen:
+                raise ConfigError(f"{here}: makes {label!r}, as {seen[label]} does; merge the two entries or give "
+                                  f"one a distinct `label:`")
+            seen[label] = here
+
+
 def attack_seed(seed: int, label: str) -> int:
     """The attack's own random stream: from the run seed and the attack's label, so that it never
     replays the simulator's stream (a held-out draw of the channel) nor another attack's."""
@@ -110,7 +126,9 @@ def _palette(path: str, mtime_ns: int):
 
 def label_of(a: AttackConfig, eps: float) -> str:
     """How an attack and eps are named in paths and tables: bim_eps16, eot-bim_eps16, eot-np-bim_eps16
-    (np-: with the non-printability penalty)."""
+    (np-: with the non-printability penalty); an entry's own `label:` replaces the part before _eps."""
+    if getattr(a, "label", None):
+        return f"{a.label}_eps{eps:g}"
     prefix = ("eot-" if a.eot is not None else "") + ("np-" if a.printability > 0 else "")
     tgt = f"-t{a.target}" if a.target is not None else ""
     return f"{prefix}{canonical(a.name)}{tgt}_eps{eps:g}"

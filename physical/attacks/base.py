@@ -17,9 +17,18 @@ calibration), the attack ascends CE - w NPS (descends CE + w NPS when targeted),
 perturbation stays among colours the printer can make.
 
 `Attack.gradient` is where Expectation over Transformation lives: with an EOT config it draws N
-transformations per image from the shared print-and-camera channel, runs all B x N of them as ONE
-batch and returns the gradient of the mean loss, so any iterative attack optimises for survival
-without knowing about it.
+transformations per image from the shared print-and-camera channel and returns the gradient of the
+mean loss over all B x N of them, so any iterative attack optimises for survival without knowing
+about it.
+
+Bounded memory: a step runs in micro-batches of samples (B images, or B x N EOT draws), as many as
+the memory budget holds (`run.memory_gb`, else the device's free memory; `physical.runtime`), and
+the gradients of the micro-batches add up to the one-batch gradient: every channel parameter is
+drawn for all B x N samples first (the draws never depend on the split), `inputs` draws the same
+randomness for every micro-batch, and each micro-batch's mean loss is weighted by its share of the
+samples. So `loss` must be a mean over samples and `inputs` must draw per call, not per image. What
+one sample costs is measured once per attack (autograd's saved tensors for one sample); a budget too
+small for one sample stops with the smallest one that works.
 
 Device fit: nothing in the loop copies to the host. The NaN / Inf check of every gradient is
 immediate on the CPU; on an accelerator the per-step flags stay on the device and are read once,
@@ -43,7 +52,8 @@ class Attack:
 
     def __init__(self, model, eps: float, *, steps: Optional[int] = None, alpha: Optional[float] = None,
                  target: Optional[int] = None, eot=None, channel=None, seed: int = 0,
-                 printability: float = 0.0, palette: Optional[torch.Tensor] = None, **params):
+                 printability: float = 0.0, palette: Optional[torch.Tensor] = None,
+                 memory_gb: Optional[float] = None, **params):
         self.model = model
         self.eps = float(eps) / 255.0
         self.eps255 = float(eps)
@@ -59,6 +69,8 @@ class Attack:
         if self.printability > 0 and palette is None:
             raise ValueError(f"attack {self.name!r}: the printability penalty needs the printer's palette")
         self.params = params
+        self.memory_gb = memory_gb  # None: the run's run.memory_gb, else the device's default
+        self._sample_bytes: dict[tuple, int] = {}  # memory of one sample's step, per input shape
         self.seed = int(seed)
         self.generator = torch.Generator(device="cpu").manual_seed(self.seed)
         self._device_generators: dict[str, torch.Generator] = {}
@@ -107,30 +119,78 @@ class Attack:
         """What the model sees of x_adv in one step (input diversity hooks in here)."""
         return x_adv
 
-    def transform(self, x_adv: torch.Tensor) -> torch.Tensor:
-        """EOT: B images -> B*N channel samples (image-major), one batch; identity without EOT."""
+    def draw(self, b: int, device) -> Optional[dict]:
+        """EOT: the channel's parameters for all b x N samples of a step (image-major: image i takes
+        sets i*N .. i*N+N-1), drawn at once; None without EOT."""
+        if self.eot is None:
+            return None
+        return self.channel.sample(b * self.eot_samples, generator=self.generator,
+                                   strength=float(self.eot.strength), device=device)
+
+    def transform(self, x_adv: torch.Tensor, params: Optional[dict] = None) -> torch.Tensor:
+        """EOT: B images -> B*N channel samples (image-major); identity without EOT. With `params`
+        (one set per sample) x_adv holds B images or one row per set."""
         if self.eot is None:
             return x_adv
+        if params is None:
+            params = self.draw(x_adv.shape[0], x_adv.device)
+        return self.channel(x_adv, params)[0]
+
+    def sample_loss(self, x_adv: torch.Tensor, labels: torch.Tensor, params: Optional[dict],
+                    start: int, stop: int) -> torch.Tensor:
+        """The mean loss over samples start .. stop-1 of a step (image-major, N per image)."""
         n = self.eot_samples
-        params = self.channel.sample(x_adv.shape[0] * n, generator=self.generator,
-                                     strength=float(self.eot.strength), device=x_adv.device)
-        return self.channel(x_adv, params)[0]  # B images, B x N parameter sets (image-major)
+        if params is None:
+            xs, labels = x_adv[start:stop], labels[start:stop]
+        else:
+            part = {k: v[start:stop] for k, v in params.items()}
+            if start % n == 0 and stop % n == 0:  # whole images: the channel prints each once
+                xs = self.transform(x_adv[start // n : stop // n], part)
+                labels = labels[start // n : stop // n].repeat_interleave(n, 0)
+            else:
+                rows = torch.arange(start, stop, device=x_adv.device) // n
+                xs, labels = self.transform(x_adv.index_select(0, rows), part), labels.index_select(0, rows)
+        return self.loss(self.model(self.inputs(xs)), labels)
+
+    def micro_batch(self, x_adv: torch.Tensor, labels: torch.Tensor, params: Optional[dict]) -> int:
+        """Samples per micro-batch: as many as the memory budget holds (one sample's cost measured
+        once per input shape, from autograd's saved tensors; the generator is left as it was)."""
+        from ..runtime import TRANSIENT, chunk_size, memory_budget, saved_bytes
+
+        key = tuple(x_adv.shape[1:])
+        if key not in self._sample_bytes:
+            state = self.generator.get_state()
+            xp = x_adv.detach().requires_grad_(True)
+            per = saved_bytes(lambda: self.sample_loss(xp, labels, params, 0, 1))
+            self.generator.set_state(state)
+            self._sample_bytes[key] = int(TRANSIENT * per)
+        what = f"{getattr(self.model, 'name', 'the model')} in {self.name}" + (" with EOT" if params is not None else "")
+        return chunk_size(self._sample_bytes[key], memory_budget(x_adv.device, self.memory_gb), what)
 
     def gradient(self, x_adv: torch.Tensor, labels: torch.Tensor, targeted: bool = False) -> torch.Tensor:
         """d loss / d x_adv, averaged over EOT samples when configured, with the printability
-        penalty when configured (its sign follows `targeted`); checked for NaN/Inf."""
+        penalty when configured (its sign follows `targeted`), summed over micro-batches; checked
+        for NaN/Inf."""
         x_adv = x_adv.detach().requires_grad_(True)
-        xs = self.transform(x_adv)
-        n = xs.shape[0] // x_adv.shape[0]
-        if n > 1:
-            labels = labels.repeat_interleave(n, 0)
-        loss = self.loss(self.model(self.inputs(xs)), labels)
-        if self.printability > 0:
-            from ..calibrate.model import non_printability
+        params = self.draw(x_adv.shape[0], x_adv.device)
+        total = x_adv.shape[0] * self.eot_samples
+        k = self.micro_batch(x_adv, labels, params)
+        state = self.generator.get_state() if k < total else None
+        grad = None
+        for start in range(0, total, k):
+            stop = min(total, start + k)
+            if start:  # inputs() draws the same for every micro-batch, as for one batch
+                self.generator.set_state(state)
+            loss = self.sample_loss(x_adv, labels, params, start, stop)
+            if stop - start < total:
+                loss = loss * ((stop - start) / total)
+            if stop == total and self.printability > 0:
+                from ..calibrate.model import non_printability
 
-            nps = non_printability(x_adv, self.palette).mean()
-            loss = loss + self.printability * nps if targeted else loss - self.printability * nps
-        (grad,) = torch.autograd.grad(loss, x_adv)
+                nps = non_printability(x_adv, self.palette).mean()
+                loss = loss + self.printability * nps if targeted else loss - self.printability * nps
+            (g,) = torch.autograd.grad(loss, x_adv)
+            grad = g if grad is None else grad.add_(g)
         self.check_finite(grad)
         return grad
 

@@ -5,9 +5,10 @@ simulator; a folder of photos taken elsewhere, copied as they are (names kept, a
 decoded here beyond a look at the file header, the align stage reports and skips any it cannot
 read); or a stream (webcam, phone URL, video file) from which guided capture
 (:mod:`physical.capture.guided`) picks a sharp, steady frame of every sheet by itself, headless
-unless there is a display, within ``capture.guided.timeout_s``. Photos of an earlier capture are
-removed first, so a redone capture never mixes sources; only the photos of an earlier guided
-capture of the same print are kept (it resumes where a lost stream left it).
+unless there is a display, within ``capture.guided.timeout_s``. The photos of an earlier capture
+leave capture/photos first, so a redone capture never mixes sources: photos from outside the tool
+are moved to ``archive/`` inside the run, never deleted (:mod:`physical.capture.keep`); only the
+photos of an earlier guided capture of the same print stay (it resumes where a lost stream left it).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from ..rundir import RunDir, atomic_path
+from .keep import set_aside_photos
 from .sources import (
     AVAILABLE,
     CaptureError,
@@ -53,7 +55,6 @@ def capture_stage(run: RunDir, cfg) -> dict:
         clear_photos(run)
         return simulate_stage(run, cfg)
     if spec.kind == "folder":
-        (run.root / "capture" / "guided.json").unlink(missing_ok=True)
         return copy_folder(run, Path(spec.target))
     if spec.kind in ("webcam", "url", "video"):
         from .guided import guided_capture
@@ -62,13 +63,18 @@ def capture_stage(run: RunDir, cfg) -> dict:
     raise not_available(spec)
 
 
+def check_capture_source(cfg) -> None:
+    """What capture.source names, checked before any status is touched (a folder: that it holds photos)."""
+    spec = parse_source(cfg.capture.source, cfg.resolve)
+    if spec.kind == "folder":
+        list_photos(Path(spec.target))
+    elif spec.kind not in ("simulate", "webcam", "url", "video"):
+        raise not_available(spec)
+
+
 def clear_photos(run: RunDir) -> None:
-    """Remove the photos (and simulator ground truth) of an earlier capture."""
-    for p in run.photos_dir.iterdir():
-        if p.is_file():
-            p.unlink()
-    (run.root / "capture" / "simulated.json").unlink(missing_ok=True)
-    (run.root / "capture" / "guided.json").unlink(missing_ok=True)
+    """Empty capture/photos for a new capture: the simulator's photos are removed, any other is archived."""
+    set_aside_photos(run)
 
 
 def copy_folder(run: RunDir, folder: Path) -> dict:
@@ -78,10 +84,11 @@ def copy_folder(run: RunDir, folder: Path) -> dict:
         log.warning("capture: skipping %s: %s", folder / s["file"], s["reason"])
     dest = run.photos_dir
     if folder.resolve() != dest.resolve():
-        clear_photos(run)
+        set_aside_photos(run, copies_of=folder)
         for p in photos:
             with atomic_path(dest / p.name) as tmp:
                 shutil.copyfile(p, tmp)
-    else:
+    else:  # the photos are already in place: they are kept as they are
         (run.root / "capture" / "simulated.json").unlink(missing_ok=True)
+        (run.root / "capture" / "guided.json").unlink(missing_ok=True)
     return {"photos": len(photos), "source": "folder", "folder": str(folder), "skipped": skipped}

@@ -3,13 +3,13 @@
 RUN is a run directory (``runs/NAME``, whose config.yaml is used) or the run's pipeline YAML. The
 source is any capture source (default: the config's ``capture.source``): from a webcam, a phone's
 URL, a video or a simulated camera, guided capture picks the frames (:mod:`physical.capture.guided`);
-a folder is copied. The run's capture stage is then marked done with the config's own capture
-section, so ``physical run CONFIG --from align`` goes on with these photos (the flags below change
-this capture only, not the config).
+a folder is copied. It runs through the one stage runner (physical.runner), which records the capture
+stage done with the config's own capture section, so ``physical run CONFIG --from align`` goes on
+with these photos (the flags below change this capture only, not the config). Photos of an earlier
+capture are archived inside the run, never deleted (physical.capture.keep).
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 
@@ -58,8 +58,8 @@ def load_run(target: str, overrides: list[str] | None = None):
 def _capture(args) -> int:
     import copy
 
-    from ..config import ConfigError, to_dict
-    from ..pipeline import _section_hash
+    from ..config import ConfigError
+    from ..runner import run_stages
     from . import copy_folder, parse_source
     from .guided import guided_capture
     from .sources import CaptureError, list_photos
@@ -68,55 +68,48 @@ def _capture(args) -> int:
     if not run.exists():
         raise FileNotFoundError(f"{run.manifest_path}: missing; run the pipeline up to print first "
                                 "(physical run CONFIG --until print)")
-    cfg_hash = _section_hash(to_dict(cfg), "capture")  # before the flags: they change this capture only
-    cap = copy.deepcopy(cfg)
+    cap = copy.deepcopy(cfg)  # the flags change this capture only; the config's capture section is recorded
     if args.timeout is not None:
         if args.timeout <= 0:
             raise ConfigError(f"--timeout {args.timeout:g}: must be > 0")
         cap.capture.guided.timeout_s = args.timeout
     if args.min_sharpness is not None:
+        if args.min_sharpness < 0:
+            raise ConfigError(f"--min-sharpness {args.min_sharpness:g}: must be >= 0")
         cap.capture.guided.min_sharpness = args.min_sharpness
+    for flag, value in (("--stable-frames", args.stable_frames), ("--photos-per-sheet", args.photos_per_sheet)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} {value}: must be >= 1")
     if args.stable_frames is not None:
-        cap.capture.guided.stable_frames = max(1, args.stable_frames)
+        cap.capture.guided.stable_frames = args.stable_frames
     if args.photos_per_sheet is not None:
-        cap.capture.photos_per_sheet = max(1, args.photos_per_sheet)
+        cap.capture.photos_per_sheet = args.photos_per_sheet
     if args.headless:
         cap.capture.guided.preview = "off"
     text = args.source or cfg.capture.source
     spec = parse_source(text, Path if args.source else cfg.resolve)
+    if args.watch and spec.kind != "folder":
+        raise ConfigError(f"--watch: watches a folder; the source {text!r} is not one")
+    if spec.kind == "folder" and args.watch:
+        if not Path(spec.target).is_dir():
+            raise CaptureError(f"capture folder {spec.target} does not exist")
+    elif spec.kind == "folder":
+        list_photos(Path(spec.target))  # checks the folder before anything is touched
 
-    started = []
-
-    def start():  # once the source answers: an unreachable one leaves the earlier capture as it was
-        run.invalidate_from("capture")
-        run.mark("capture", "running")
-        started.append(True)
-
-    t0 = time.time()
-    try:
+    def take(r):
         if spec.kind == "folder" and args.watch:
             from .watch import watch_folder
 
-            if not Path(spec.target).is_dir():
-                raise CaptureError(f"capture folder {spec.target} does not exist")
-            start()
-            (run.root / "capture" / "guided.json").unlink(missing_ok=True)
-            summary = watch_folder(run, cap, Path(spec.target), timeout_s=args.timeout)
-        elif args.watch:
-            raise ConfigError(f"--watch: watches a folder; the source {text!r} is not one")
-        elif spec.kind == "folder":
-            list_photos(Path(spec.target))  # checks the folder before anything is removed
-            start()
-            (run.root / "capture" / "guided.json").unlink(missing_ok=True)
-            summary = copy_folder(run, Path(spec.target))
-        else:
-            summary = guided_capture(run, cap, spec, resume=not args.restart, on_start=start)
-    except (CaptureError, KeyboardInterrupt) as e:
-        if started:
-            run.mark("capture", "failed", error=str(e) or type(e).__name__)
-        raise
-    secs = round(time.time() - t0, 2)
-    run.mark("capture", "done", seconds=secs, config=cfg_hash, summary=summary, via=f"physical capture --source {text}")
+            (r.root / "capture" / "guided.json").unlink(missing_ok=True)
+            return watch_folder(r, cap, Path(spec.target), timeout_s=args.timeout)
+        if spec.kind == "folder":
+            return copy_folder(r, Path(spec.target))
+        return guided_capture(r, cap, spec, resume=not args.restart)
+
+    run = run_stages(cfg, ["capture"], run=run, redo=("capture",), calls={"capture": take}, command="physical capture",
+                     target=args.run, record={"capture": {"via": f"physical capture --source {text}"}},
+                     check_earlier_inputs=Path(args.run).is_file())  # a run directory: the run's own files stand
+    summary = run.status("capture")["summary"]
     missing = summary.get("sheets_missing") or []
     print(f"capture: {summary['photos']} photo(s) in {run.photos_dir}"
           + (f"; sheets not captured: {', '.join(map(str, missing))}" if missing else ""))

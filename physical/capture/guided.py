@@ -39,6 +39,7 @@ import numpy as np
 
 from ..rundir import RunDir, read_json, write_image, write_json
 from ..sheets.markers import Marker
+from .keep import set_aside_photos
 from . import draw
 from .view import (PREBLUR_SIGMA, PrintedRun, SheetView, align_frame, find_markers, fit_sheet,  # noqa: F401
                    refined, sheet_sharpness, sheets_in_view)
@@ -115,11 +116,7 @@ class GuidedCapture:
             if old.get("layout_sha") == self.printed.sha and not old.get("complete") \
                     and old.get("photos_per_sheet") == self.per_sheet:
                 kept = [r for r in old.get("photos", []) if (self.run.photos_dir / r["file"]).is_file()]
-        keep = {r["file"] for r in kept}
-        for p in self.run.photos_dir.iterdir():
-            if p.is_file() and p.name not in keep:
-                p.unlink()
-        (self.run.root / "capture" / "simulated.json").unlink(missing_ok=True)
+        set_aside_photos(self.run, {r["file"] for r in kept}, self.say)
         self.records = kept
         for r in kept:
             for s in r.get("complete_sheets", []):

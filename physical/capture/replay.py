@@ -135,6 +135,10 @@ def _replay(args) -> int:
         raise CaptureError(f"replay: source {args.source!r} must be a video:PATH or folder:PATH")
     if not args.fps > 0:
         raise CaptureError(f"replay: --fps {args.fps:g} must be > 0")
+    if not 0 <= args.port <= 65535:
+        raise CaptureError(f"replay: --port {args.port} must be in 0 .. 65535 (0: any free port)")
+    if args.seconds is not None and not args.seconds > 0:
+        raise CaptureError(f"replay: --seconds {args.seconds:g} must be > 0")
     if not 1 <= args.quality <= 100:
         raise CaptureError(f"replay: --quality {args.quality} must be in 1 .. 100")
     with open_source(spec) as src:  # fails now, with the source's own message, when it cannot be read
@@ -148,8 +152,8 @@ def _replay(args) -> int:
 
     try:
         server = ReplayServer(frames, args.fps, loop=args.loop, host=args.host, port=args.port)
-    except OSError as e:  # port taken, address not on this machine
-        raise CaptureError(f"replay: cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
+    except (OSError, OverflowError) as e:  # port taken, address not on this machine
+        raise CaptureError(f"replay: cannot listen on {args.host}:{args.port}: {getattr(e, 'strerror', None) or e}") from None
     with server:
         print(f"replay: serving {args.source} at {server.url} ({args.fps:g} fps{', looping' if args.loop else ''}); "
               f"Ctrl-C stops", flush=True)

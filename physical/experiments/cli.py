@@ -56,8 +56,11 @@ def add_compare(p):
 
 
 def compare_cmd(args) -> int:
+    from ..config import UserError
     from .compare import compare, load_report
 
+    if not args.threshold >= 0:
+        raise UserError(f"--threshold {args.threshold:g}: must be >= 0 (0.01 = 1 percentage point)")
     text, _ = compare(load_report(args.run_a), load_report(args.run_b), args.threshold)
     print(text)
     return 0

@@ -29,6 +29,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from .. import distributed
 from ..classify import best_crops, load_records
 from ..generate import load_index
 from ..metrics import accuracy, destruction
@@ -75,8 +76,9 @@ class Context:
         # the cache follows the images: the generate stage's run for everything, and the align stage's
         # run too for predictions made on photo crops (a new align keeps the digital results)
         gen, ali = run.status("generate"), run.status("align")
-        self.stamp = _sha([gen.get("time"), gen.get("config")])
-        self.align_stamp = _sha([ali.get("time"), ali.get("config")])
+        # (by their outputs' digests where the runner recorded them: the same images keep their results)
+        self.stamp = _sha([gen.get("outputs_digest") or gen.get("time"), gen.get("config")])
+        self.align_stamp = _sha([ali.get("outputs_digest") or ali.get("time"), ali.get("config")])
         root = run.root / "experiments" / "cache"
         self.cache = root / self.stamp
         if root.is_dir():  # results of images that no longer exist
@@ -98,7 +100,7 @@ class Context:
         return img
 
     def model(self, name: str):
-        return load_model(name, self.device)
+        return load_model(name, self.device, self.cfg.run.precision)
 
     def predict_arrays(self, model, tag: str, key, n: int, make: Callable[[int, int], np.ndarray],
                        transform: Optional[Callable] = None) -> list[dict]:
@@ -110,14 +112,17 @@ class Context:
             if data.get("n") == n:
                 self.cached += n
                 return data["preds"]
-        out = []
-        for start in range(0, n, self.bs):
+        parts = {}  # batch start -> predictions; under torchrun each rank makes its share of the batches
+        starts = list(range(0, n, self.bs))
+        for start in (starts[i] for i in distributed.shard(len(starts))):
             stop = min(n, start + self.bs)
             x = to_tensor(np.ascontiguousarray(make(start, stop)), self.device)
             if transform is not None:
                 x = to_tensor(to_uint8(transform(x, start)), self.device)
             top, prob = predict(model, x, self.bs)
-            out.extend(_pred_list(top, prob))
+            parts[start] = _pred_list(top, prob)
+        parts = distributed.merge(parts, "the experiments' predictions")
+        out = [p for start in starts for p in parts[start]]
         self.computed += n
         write_json(path, {"model": model.name, "tag": tag, "n": n, "preds": out})
         return out

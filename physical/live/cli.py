@@ -37,6 +37,14 @@ def _live(args) -> int:
     from ..models import load_model, pick_device
     from ..pipeline import run_dir_for
 
+    from ..config import UserError
+
+    if args.frames is not None and args.frames < 1:
+        raise UserError(f"--frames {args.frames}: must be >= 1")
+    if args.seconds is not None and not args.seconds > 0:
+        raise UserError(f"--seconds {args.seconds:g}: must be > 0")
+    if args.serve is not None and not 0 <= args.serve <= 65535:
+        raise UserError(f"--serve {args.serve}: a port must be in 0 .. 65535 (0: any free port)")
     cfg = _load(args)
     lc: LiveConfig = cfg.extra_sections.get("live") or LiveConfig()
     cells = None
@@ -76,8 +84,12 @@ def _live(args) -> int:
                     keep_log=bool(args.log))
     server = None
     if args.serve is not None:
-        server = MjpegServer(args.serve, quality=lc.jpeg_quality, status=view.stats,
-                             set_defence=lambda n: model.set_defence(parse_defence(n)), title=title)
+        try:
+            server = MjpegServer(args.serve, quality=lc.jpeg_quality, status=view.stats,
+                                 set_defence=lambda n: model.set_defence(parse_defence(n)), title=title)
+        except OSError as e:  # the port is taken (or not ours to use)
+            source.close()
+            raise UserError(f"--serve {args.serve}: cannot listen on 127.0.0.1:{args.serve}: {e.strerror or e}") from None
         print(f"live: serving {server.url} (stream: {server.url}stream.mjpg)", flush=True)
     recorder = Recorder(args.record, getattr(source, "fps", None)) if args.record else None
     try:

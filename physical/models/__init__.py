@@ -31,9 +31,11 @@ CHANNELS_LAST = ("cpu", "cuda")
 class Classifier(nn.Module):
     """Normalise, then run the network: logits from [0,1] RGB images of size `input_size`."""
 
-    def __init__(self, net: nn.Module, name: str, input_size: int, mean, std, resize_ratio: float = 0.875):
+    def __init__(self, net: nn.Module, name: str, input_size: int, mean, std, resize_ratio: float = 0.875,
+                 precision: str = "fp32"):
         super().__init__()
         self.net = net.eval()
+        self.precision = precision  # "bf16": the network runs under bf16 autocast; logits come back float32
         self.name = name
         self.input_size = input_size
         self.resize_ratio = resize_ratio  # shorter side resized to input_size / ratio, then centre crop
@@ -47,6 +49,9 @@ class Classifier(nn.Module):
         x = (x - self.mean) / self.std
         if x.device.type in CHANNELS_LAST:
             x = x.contiguous(memory_format=torch.channels_last)
+        if self.precision == "bf16":
+            with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                return self.net(x).float()
         return self.net(x)
 
     @property
@@ -150,12 +155,12 @@ def pick_device(spec: str = "auto") -> torch.device:
 
 
 @functools.lru_cache(maxsize=8)
-def _load(name: str, device: str) -> Classifier:
+def _load(name: str, device: str, precision: str = "fp32") -> Classifier:
     if name in LITE:
         from .efficientnet_lite import build
 
         net, size = build(name)
-        clf = Classifier(net, name, size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+        clf = Classifier(net, name, size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), precision=precision)
     else:
         import torchvision
 
@@ -164,20 +169,21 @@ def _load(name: str, device: str) -> Classifier:
         net.load_state_dict(torch.load(_hub_cached(w), map_location="cpu", weights_only=True))
         t = w.transforms()
         size = int(t.crop_size[0])
-        clf = Classifier(net, name, size, t.mean, t.std, resize_ratio=size / float(t.resize_size[0]))
+        clf = Classifier(net, name, size, t.mean, t.std, resize_ratio=size / float(t.resize_size[0]), precision=precision)
     clf = clf.to(device)
     if clf.device.type in CHANNELS_LAST:
         clf.net.to(memory_format=torch.channels_last)
     return clf
 
 
-def load_model(name: str, device: str | torch.device = "cpu") -> Classifier:
-    """A classifier on `device` (cached per process); ModelUnavailable names the alternatives."""
+def load_model(name: str, device: str | torch.device = "cpu", precision: str = "fp32") -> Classifier:
+    """A classifier on `device` (cached per process and precision: "fp32", or "bf16" for autocast);
+    ModelUnavailable names the alternatives."""
     name = canonical(name)
     ok, why = availability(name)
     if not ok:
         raise ModelUnavailable(f"model {name!r} is not available: {why}; available here: {', '.join(available_models())}")
-    return _load(name, str(device))
+    return _load(name, str(device), precision)
 
 
 def preprocess(rgb: np.ndarray, size: int, resize_ratio: float = 0.875) -> np.ndarray:
@@ -205,10 +211,36 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return x.detach().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
+_IMAGE_BYTES: dict[tuple, int] = {}
+
+
+def image_bytes(model: nn.Module, size: int, device) -> int:
+    """Memory one image costs in a pass of `model` (what a forward + backward keeps; an upper bound
+    for a forward alone), measured once per model, size and device."""
+    key = (id(model), size, str(device), getattr(model, "precision", "fp32"))
+    if key not in _IMAGE_BYTES:
+        from ..runtime import TRANSIENT, saved_bytes
+
+        x = torch.zeros(1, 3, size, size, device=device, requires_grad=True)
+        _IMAGE_BYTES[key] = int(TRANSIENT * saved_bytes(lambda: model(x)))
+    return _IMAGE_BYTES[key]
+
+
+def inference_batch(model: nn.Module, size: int, device, batch_size: int) -> int:
+    """`batch_size`, or fewer images where the memory budget (`run.memory_gb`) holds fewer."""
+    from ..runtime import chunk_size, memory_budget
+
+    per = image_bytes(model, size, device)
+    return max(1, min(int(batch_size), chunk_size(per, memory_budget(device), getattr(model, "name", "the model"))))
+
+
 @torch.no_grad()
 def predict(model: Classifier, x: torch.Tensor, batch_size: int = 32, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k classes and probabilities for a batch of [0,1] images (resized to the model if needed)."""
+    """Top-k classes and probabilities for a batch of [0,1] images (resized to the model if needed),
+    in batches of `batch_size` or fewer (the memory budget)."""
     tops, probs = [], []
+    if len(x) > 1:
+        batch_size = inference_batch(model, model.input_size, model.device, batch_size)
     for i in range(0, len(x), batch_size):
         xb = x[i : i + batch_size].to(model.device)
         if xb.shape[-1] != model.input_size or xb.shape[-2] != model.input_size:

@@ -20,6 +20,10 @@ def gaussian_blur(x: torch.Tensor, sigma) -> torch.Tensor:
     r = max(1, int(math.ceil(3.0 * float(s.max()))))
     t = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
     k = torch.exp(-0.5 * (t / s.clamp_min(1e-3).view(-1, 1)) ** 2)
+    # each sample's kernel ends at its own radius (3 sigma), whatever the batch's largest: a sample
+    # is blurred the same in any batch (EOT's micro-batches give the one-batch result)
+    own = (3.0 * s.view(-1, 1)).ceil().clamp_min(1)
+    k = torch.where(t.abs() <= own, k, torch.zeros_like(k))
     k = (k / k.sum(1, keepdim=True)).expand(n, -1).repeat_interleave(c, 0)  # N*C x (2r + 1)
     y = F.pad(x.reshape(1, n * c, h, w), (r, r, r, r), mode="reflect" if r < min(h, w) else "replicate")
     y = F.conv2d(y, k.reshape(n * c, 1, 1, 2 * r + 1), groups=n * c)

@@ -1,0 +1,88 @@
+"""torchrun: generate, classify and experiments sharded by image over 2 ranks on the CPU (gloo) give
+the single process's report; a rank that dies stops the job with a message naming it, and a rerun
+resumes, redoing only what is missing."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _config(tmp_path, name, attack):
+    cfg = {"run": {"name": name, "output": str(tmp_path / "runs"), "batch_size": 2},
+           "images": {"limit": 3}, "attacks": [attack],
+           "experiments": {"transformations": {"sweeps": {"brightness": [0.2]}},
+                           "defences": {"enabled": False}, "transfer": {"enabled": False}}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def _env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+def _torchrun(args):
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "physical", "run", *args]
+
+
+def _tables(report: dict) -> dict:
+    return {"kurakin": report["kurakin"], "transformations": report["transformations"]["rows"]}
+
+
+ATTACK = {"name": "bim", "eps": [4], "steps": 2}
+
+
+def test_two_ranks_give_the_single_process_report(tmp_path):
+    one = subprocess.run([sys.executable, "-m", "physical", "run", str(_config(tmp_path, "one", ATTACK))],
+                         capture_output=True, text=True, env=_env(), timeout=900)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run(_torchrun([str(_config(tmp_path, "two", ATTACK))]), capture_output=True, text=True,
+                         env=_env(), timeout=900)
+    assert two.returncode == 0, two.stderr[-3000:] + two.stdout[-3000:]
+    assert "sharded over 2 ranks" in two.stdout and "rank 1 of 2" in two.stdout
+    r1 = json.loads((tmp_path / "runs/one/report/report.json").read_text())
+    r2 = json.loads((tmp_path / "runs/two/report/report.json").read_text())
+    assert _tables(r1) == _tables(r2)
+    assert r2["kurakin"][0]["average"]["n"] == 3
+    # both ranks made images: the generate records are the single run's, item for item
+    done = lambda run: sorted(p.name for p in (tmp_path / "runs" / run / "generate/done").iterdir())  # noqa: E731
+    assert done("one") == done("two") and len(done("two")) == 6
+    m = json.loads((tmp_path / "runs/two/manifest.json").read_text())
+    assert m["stages"]["generate"]["summary"]["made"] == 3
+
+
+def test_a_rank_that_dies_is_named_and_a_rerun_resumes(tmp_path):
+    cfg = _config(tmp_path, "die", {"name": "bim", "eps": [8], "steps": 40})
+    p = subprocess.Popen(_torchrun([str(cfg)]), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env=_env(), start_new_session=True)
+    out, pid, t0 = [], None, time.time()
+    for line in p.stdout:
+        out.append(line)
+        if line.startswith("rank 1 of 2 (pid "):
+            pid = int(line.split("pid ")[1].split(")")[0])
+        if pid and "[generate] ..." in line:
+            time.sleep(3)  # inside the attack
+            os.kill(pid, signal.SIGKILL)
+            break
+        assert time.time() - t0 < 600
+    rest, _ = p.communicate(timeout=300)
+    text = "".join(out) + rest
+    assert p.returncode != 0
+    assert re.search(r"rank\s*:\s*1 \(local_rank", text), text[-3000:]  # torchrun names the rank that died
+    adv = tmp_path / "runs/die/generate/efficientnet_lite0/bim_eps8"
+    kept = len(list(adv.glob("*.png"))) if adv.is_dir() else 0
+    again = subprocess.run([sys.executable, "-m", "physical", "run", str(cfg), "--until", "generate"],
+                           capture_output=True, text=True, env=_env(), timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    m = json.loads((tmp_path / "runs/die/manifest.json").read_text())
+    made = m["stages"]["generate"]["summary"]["made"]
+    assert made == 3 - kept and len(list(adv.glob("*.png"))) == 3  # only what was missing is made again
