@@ -3,9 +3,12 @@
 Per photo: detect the fiducial markers (`sheets.markers.detect_all`: coarse-to-fine ArUco, every
 marker refined against its bit pattern); lattice ids give (sheet, point). The markers of one sheet
 index are split into *sheet instances* by RANSAC homographies (mm -> photo px), so two sheets with
-the same index in one photo (this run's and another run's, say) are told apart by geometry. Where
-an instance's lattice or tag markers were missed, they are looked for again at the place the
-markers around them predict (`sheets.markers.find_marker`: the id is read there, not assumed).
+the same index in one photo (this run's and another run's, say) are told apart by geometry; one
+marker is enough to start an instance, which the lattice then grows from. Where an instance's
+lattice or tag markers were missed, they are looked for again at the place the markers around them
+predict, nearest first (`sheets.markers.find_marker`: the id is read there, by ArUco or, for a
+marker too blurred for it, by correlation with the whole dictionary; never assumed). An instance
+left with one marker is dropped.
 
 Run tag policy. Lattice ids repeat from run to run; the run tag (a pair of ids printed at the
 page's four corners) tells the runs apart:
@@ -21,13 +24,17 @@ page's four corners) tells the runs apart:
   the same number and the same images in the same places, photographed with every tag marker hidden, in a
   folder that also proves this run's sheet.
 
-Per cell: a homography from its (3 or 4) corner markers, whose 12-16 corners give the reprojection
-error; the crop is the cell warped back to its digital pixel size. Quality figures per crop: markers
-used, reprojection error (px), sharpness (detail kept against the digital image: 1 = as sharp),
+Per cell: a homography from its 4 corner markers (`placed: "cell"`), or, with fewer, from the
+sheet's markers around it (`placed: "sheet"`: a local fit to the nearest refined lattice markers,
+its own among them, outliers dropped; `sheetfit.place_by_sheet`), or from 3 own markers where the
+sheet's cannot place it; the markers' corners give the reprojection error; the crop is the cell
+warped back to its digital pixel size. Quality figures per crop: markers (its own corner markers
+read), placed and placed_by (how many markers placed it), reprojection error (px), sharpness (detail kept against the digital image: 1 = as sharp),
 match (does it show its printed image), the fraction of the cell inside the photo; the `align.*`
-thresholds decide which crops are accepted. Cells with too few markers are reported missing,
-never guessed. Of several photos of one cell, the best accepted crop is marked `best` (the
-sharpest; then the smallest reprojection error); classify uses only that one.
+thresholds decide which crops are accepted. Cells that neither place are reported missing,
+never guessed. Of several photos of one cell, the best accepted crop is marked `best` (placed by
+its own markers first, then the sharpest, then the smallest reprojection error); classify uses
+only that one.
 """
 from __future__ import annotations
 

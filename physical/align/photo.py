@@ -69,7 +69,8 @@ def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | li
     `other_runs` names the runs beside this one by their tag; `detections` reuses markers already
     found in this photo by `detect_all`. The run tag policy is the module docstring's.
 
-    Crops are {sheet, slot, run_tag (read | half | none), markers, reprojection_px, sharpness,
+    Crops are {sheet, slot, run_tag (read | half | none), markers, placed (cell | sheet), placed_by,
+    reprojection_px, sharpness,
     match, inside, accepted, reason, corners_px (the cell's corners in the photo), image}; a crop of
     a sheet whose run tag is not read here is not accepted (its reason says so; the align stage
     accepts it when another photo proves the sheet). Problems are lines "sheet S: ..." and
