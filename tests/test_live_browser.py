@@ -50,7 +50,7 @@ def test_live_page_in_headless_chromium(printed, video, browser):
     rc = []
     t = threading.Thread(target=lambda: rc.append(main([
         "live", "--source", f"video:{video}", "--loop", "--headless", "--serve", str(port), "--run", str(printed[2]),
-        "--seconds", "60"])))
+        "--seconds", "45"])))
     t.start()
     base = f"http://127.0.0.1:{port}"
     try:
