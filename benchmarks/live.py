@@ -15,7 +15,18 @@ model; frames the model has no time for are dropped, never queued), while the cl
 whatever the CPU leaves. Also printed: the model's time per classified frame, and Lite0 alone on one
 224x224 image (the floor of that time).
 
-    python benchmarks/live.py [--seconds 20] [--fps 30] [--threads 2] [--modes top5,cells,cells+serve]
+Overlay drift: the model's result is shown on the frames that come while the next one is computed,
+and the sheet moves meanwhile. On the simulated camera's frames (the sheet moving between
+viewpoints), frame i shows the result of frame j = the last one classified `lag` frames earlier
+(lag = `--lag-ms`, by default 800 ms, what one result takes on a laptop CPU with a sheet in view,
+x the stream's fps; the time one classify_frame call takes here is printed beside it). Printed: the largest and
+the median distance (px, over every corner of every cell in view) between a drawn outline and the
+cell's true place on frame i (the align stage's thorough corners on that frame), *before* (the
+outlines of the result, where the cells were on frame j) and *after* (`live.overlay.cells_now`:
+each cell placed by the markers found on frame i), and how many outlines were drawn for cells not
+in view on frame i.
+
+    python benchmarks/live.py [--seconds 20] [--fps 30] [--threads 2] [--modes top5,cells,cells+serve] [--drift-only]
 """
 from __future__ import annotations
 
@@ -83,6 +94,46 @@ def run_mode(mode: str, url: str, model, cells, seconds: float) -> dict:
     return s
 
 
+def drift(frames: list[bytes], cells, fps: float, lag_s: float, infer_s: float) -> None:
+    """The overlay drift figures (module docstring)."""
+    import cv2
+    import numpy as np
+
+    from physical.align import align_photo
+    from physical.config import AlignConfig
+    from physical.live.overlay import cells_now
+    from physical.sheets.markers import detect_all
+
+    p = cells.printed
+    rgb = [cv2.cvtColor(cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for f in frames]
+    truth = []  # per frame: (sheet, slot) -> 4x2 corners, from the thorough align of that frame
+    for f in rgb:
+        crops, _ = align_photo(f, p.layout, p.tag, p.images_px, AlignConfig())
+        truth.append({(c["sheet"], c["slot"]): np.array(c["corners_px"]) for c in crops if c["markers"] == 4})
+    lag = max(1, round(lag_s * fps))
+    before, after, ghosts = [], [], {"before": 0, "after": 0}
+    for i in range(lag, len(rgb)):
+        j = (i - lag) // lag * lag  # classified frames: every lag-th, each shown until the next is ready
+        shown = [{"sheet": s, "slot": c, "quad": q} for (s, c), q in truth[j].items()]
+        now = {(c["sheet"], c["slot"]): c["quad"] for c in cells_now(p.layout, detect_all(rgb[i], thorough=False), shown)}
+        for c in shown:
+            k = (c["sheet"], c["slot"])
+            if k not in truth[i]:
+                ghosts["before"] += 1
+                ghosts["after"] += k in now
+                continue
+            before.append(np.linalg.norm(c["quad"] - truth[i][k], axis=1).max())
+            if k in now:
+                after.append(np.linalg.norm(now[k] - truth[i][k], axis=1).max())
+    print(f"\noverlay drift on {len(rgb)} frames of a moving sheet ({W}x{H}, {fps:g} fps; one result per "
+          f"{lag} frames = {1000 * lag_s:.0f} ms; one classify_frame call takes {1000 * infer_s:.0f} ms here); "
+          "distance drawn outline - true cell, px:")
+    for name, d in (("before (result's outlines)", before), ("after (placed on each frame)", after)):
+        print(f"  {name:<30} largest {max(d) if d else 0:7.1f}  median {np.median(d) if d else 0:6.2f}  "
+              f"(n = {len(d)} cell-frames)")
+    print(f"  outlines drawn for cells not in view: before {ghosts['before']}, after {ghosts['after']}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=20.0)
@@ -90,6 +141,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--modes", default="top5,cells,cells+serve")
     ap.add_argument("--poses", type=int, default=3)
+    ap.add_argument("--drift-only", action="store_true", help="only the overlay drift measurement")
+    ap.add_argument("--lag-ms", type=float, default=800.0, help="time from a frame to its result, for the drift")
     a = ap.parse_args(argv)
     setup(a.threads)
     import torch
@@ -121,7 +174,12 @@ def main(argv=None) -> int:
                   for f in frames[:: max(1, len(frames) // 12)]]
         from physical.config import AlignConfig
 
+        t = time.perf_counter()
         per_frame = [len(classify_frame(f, model, cells, AlignConfig())["cells"]) for f in sample]
+        infer_s = (time.perf_counter() - t) / len(sample)
+        drift(frames, cells, a.fps, a.lag_ms / 1000, infer_s)
+        if a.drift_only:
+            return 0
         stream = ReplayServer(frames, a.fps)
         try:
             rows = {}

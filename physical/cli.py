@@ -115,7 +115,7 @@ def _register_optional():
     """Subcommands that live beside their stage (capture, live, calibrate, compare, ...)."""
     import importlib
 
-    for mod in ("physical.sheets.cli", "physical.capture.cli", "physical.capture.replay", "physical.live",
+    for mod in ("physical.sheets.cli", "physical.capture.cli", "physical.capture.replay", "physical.live.cli",
                 "physical.calibrate",
                 "physical.experiments", "physical.predict_cli"):
         try:

@@ -190,16 +190,100 @@ def write_image(path: str | Path, rgb: np.ndarray, quality: int | None = None) -
     return write_bytes(path, buf.tobytes())
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as 8-bit RGB; raises ValueError naming the file if it is not one."""
+MAX_PHOTO_PIXELS = 250_000_000  # the largest photo read (a 200-megapixel phone camera's, with room)
+HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1", b"avif")
+NO_HEIF_PLUGIN = ("a HEIC/HEIF photo, and pillow-heif, which reads them, is not installed: pip install pillow-heif "
+                  "(or have the phone save JPEG)")
+
+
+def is_heif(path: str | Path) -> bool:
+    """A HEIC/HEIF (or AVIF) file, by its first bytes (or its suffix, for a file that cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return Path(path).suffix.lower() in (".heic", ".heif")
+    return head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS
+
+
+def heif_plugin() -> bool:
+    """Whether HEIC/HEIF photos can be read here (pillow-heif installed; registered with Pillow)."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return False
+    register_heif_opener()
+    return True
+
+
+def _to_8bit(a: np.ndarray) -> np.ndarray:
+    """An image array of any depth as uint8: 16-bit (and 32-bit integer holding 16-bit) values
+    scaled from 0..65535, floats from 0..1."""
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype.kind == "f":
+        return np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(a.astype(np.float32) * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
+
+
+def _rgb(a: np.ndarray) -> np.ndarray:
+    if a.ndim == 2:
+        return np.repeat(a[:, :, None], 3, axis=2)
+    return a[:, :, :3] if a.shape[2] >= 3 else np.repeat(a[:, :, :1], 3, axis=2)
+
+
+def _read_cv2(path: Path) -> np.ndarray | None:
+    """OpenCV's decoding (any depth; EXIF orientation applied), as 8-bit RGB; None if it cannot."""
     import cv2
 
-    path = Path(path)
     data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    img = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR) if data.size else None
     if img is None:
-        raise ValueError(f"{path}: not a readable image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return None
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(_rgb(_to_8bit(img)))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as 8-bit RGB, the way a camera or phone wrote it: JPEG, PNG, TIFF, BMP, WebP,
+    HEIC/HEIF (with pillow-heif), its EXIF orientation applied, 16-bit images scaled to 8 bits (not
+    clipped: a 16-bit grey PNG is not all white), up to MAX_PHOTO_PIXELS (past Pillow's
+    decompression-bomb limit OpenCV decodes it). Pillow decodes first because it refuses truncated
+    files (OpenCV fills them in with grey). ValueError naming the file and what is wrong."""
+    import warnings
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: {'is a folder' if path.is_dir() else 'does not exist'}")
+    if is_heif(path) and not heif_plugin():
+        raise ValueError(f"{path}: {NO_HEIF_PLUGIN}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                if im.mode in ("RGB", "L", "RGBA", "P", "CMYK", "YCbCr", "LA", "1"):
+                    return np.array(im if im.mode == "RGB" else im.convert("RGB"))
+                return np.ascontiguousarray(_rgb(_to_8bit(np.array(im))))  # I;16, I, F: deeper than 8 bits
+    except Image.DecompressionBombError:
+        img = _read_cv2(path)  # OpenCV refuses images past 2**30 pixels itself
+        if img is None:
+            raise ValueError(f"{path}: an image too large to decode here") from None
+        if img.shape[0] * img.shape[1] > MAX_PHOTO_PIXELS:
+            raise ValueError(f"{path}: {img.shape[1]} x {img.shape[0]} px, more than the "
+                             f"{MAX_PHOTO_PIXELS / 1e6:g} megapixels read") from None
+        return img
+    except UnidentifiedImageError:
+        img = _read_cv2(path)  # e.g. a 16-bit colour TIFF Pillow does not read
+        if img is None:
+            raise ValueError(f"{path}: not an image file") from None
+        return img
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ValueError(f"{path}: corrupt or truncated image ({e})") from None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -27,6 +27,9 @@ def _add(p):
                                                                      "(default: capture.photos_per_sheet)")
     p.add_argument("--headless", action="store_true", help="no preview window even where there is a display")
     p.add_argument("--restart", action="store_true", help="discard the photos of an earlier guided capture")
+    p.add_argument("--watch", action="store_true", help="with a folder source: align photos as they arrive in it (a "
+                                                        "phone syncing), print the sheets and cells still missing, "
+                                                        "until every cell is captured, --timeout, or Ctrl-C")
     p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override one config value (repeatable)")
 
 
@@ -59,7 +62,7 @@ def _capture(args) -> int:
     from ..runner import run_stages
     from . import copy_folder, parse_source
     from .guided import guided_capture
-    from .sources import list_photos
+    from .sources import CaptureError, list_photos
 
     run, cfg = load_run(args.run, args.set)
     if not run.exists():
@@ -85,10 +88,20 @@ def _capture(args) -> int:
         cap.capture.guided.preview = "off"
     text = args.source or cfg.capture.source
     spec = parse_source(text, Path if args.source else cfg.resolve)
-    if spec.kind == "folder":
+    if args.watch and spec.kind != "folder":
+        raise ConfigError(f"--watch: watches a folder; the source {text!r} is not one")
+    if spec.kind == "folder" and args.watch:
+        if not Path(spec.target).is_dir():
+            raise CaptureError(f"capture folder {spec.target} does not exist")
+    elif spec.kind == "folder":
         list_photos(Path(spec.target))  # checks the folder before anything is touched
 
     def take(r):
+        if spec.kind == "folder" and args.watch:
+            from .watch import watch_folder
+
+            (r.root / "capture" / "guided.json").unlink(missing_ok=True)
+            return watch_folder(r, cap, Path(spec.target), timeout_s=args.timeout)
         if spec.kind == "folder":
             return copy_folder(r, Path(spec.target))
         return guided_capture(r, cap, spec, resume=not args.restart)

@@ -24,7 +24,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .sources import FrameSource, Pacer
+from .frames import FrameSource, Pacer
 
 MM_PER_INCH = 25.4
 

@@ -30,6 +30,7 @@ COARSE_SIDE = 1400  # detection starts on a copy of the photo whose larger side 
 GOOD_PX = 20.0  # markers at least this large (median) at a level's scale: no finer level is needed
 TARGET_PX = 26.0  # else the next level makes them about this large
 MIN_SCORE = 0.75  # least correlation of a refined marker with its bit pattern
+SOFT_MIN = 0.85  # least correlation of a marker read by correlation (`read_soft`) with its id's pattern
 
 
 class Marker(NamedTuple):
@@ -89,6 +90,15 @@ def _detect(grey: np.ndarray) -> list[tuple[int, np.ndarray]]:
     if ids is None:
         return []
     return [(int(i), np.asarray(c, np.float64).reshape(4, 2)) for c, i in zip(corners, ids.ravel())]
+
+
+def _candidates(grey: np.ndarray) -> tuple[list[tuple[int, np.ndarray]], list[np.ndarray]]:
+    """`_detect`, and the 4x2 corners of the quads ArUco found but could not read (a blurred or
+    noisy marker, mostly: its outline is found long after its bits stop being readable)."""
+    rate = round(min(0.03, 4 * MIN_SIDE_PX / max(grey.shape)), 4)
+    corners, ids, rejected = _detector(rate).detectMarkers(grey)
+    found = [] if ids is None else [(int(i), np.asarray(c, np.float64).reshape(4, 2)) for c, i in zip(corners, ids.ravel())]
+    return found, [np.asarray(r, np.float64).reshape(4, 2) for r in rejected]
 
 
 def marker_side_px(corners: np.ndarray) -> float:
@@ -208,12 +218,91 @@ def detect_all(image: np.ndarray, thorough: bool = True) -> list[Marker]:
     return [Marker(i, *refine(grey, i, c)) for i, c in found]
 
 
-def find_marker(grey: np.ndarray, guess: np.ndarray, accept) -> Marker | None:
+SOFT_PX = 4  # px per bit of the patches `read_soft` compares
+SOFT_SIGMAS = (1.5, 2.5, 3.5)  # blurs (px at SOFT_PX per bit) the dictionary is compared at
+
+
+@lru_cache(maxsize=len(SOFT_SIGMAS))
+def _blurred_codes(sigma: float) -> np.ndarray:
+    """(ids x 4 rotations, pixels) every marker of the dictionary with a one-bit white border, in
+    every rotation (`np.rot90(bits, r)`: its first corner is the marker's r-th counting back from
+    top-left), at SOFT_PX px per bit, blurred by `sigma` px, zero-mean and unit-norm."""
+    n = dictionary().bytesList.shape[0]
+    side = 9 * SOFT_PX
+    out = np.empty((n * 4, side * side), np.float32)
+    x = np.ones((9, 9), np.float32)
+    for i in range(n):
+        bits = marker_bits(i)
+        for r in range(4):
+            x[1:8, 1:8] = np.where(np.rot90(bits, r), 0.0, 1.0)
+            big = cv2.resize(x, (side, side), interpolation=cv2.INTER_NEAREST)
+            out[4 * i + r] = cv2.GaussianBlur(big, (0, 0), sigma).ravel()
+    out -= out.mean(axis=1, keepdims=True)
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
+
+
+def _soft_match(grey: np.ndarray, corners: np.ndarray, sigma: float | None = None) -> tuple[np.ndarray, float] | None:
+    """Correlation of a quad (rectified with a one-bit border) with every marker of the dictionary
+    in every rotation (index 4 id + rotation), at the blur that fits it best (or `sigma`); None
+    for a flat quad. A matched filter: it uses every pixel, so it reads markers whose bits are
+    too blurred for thresholding."""
+    k = SOFT_PX
+    dst = np.float32([[k - 0.5, k - 0.5], [8 * k - 0.5, k - 0.5], [8 * k - 0.5, 8 * k - 0.5], [k - 0.5, 8 * k - 0.5]])
+    m = cv2.getPerspectiveTransform(np.float32(corners), dst)
+    w = cv2.warpPerspective(grey, m, (9 * k, 9 * k), flags=cv2.INTER_AREA).astype(np.float32).ravel()
+    w -= w.mean()
+    norm = float(np.linalg.norm(w))
+    if norm < 1.0 * len(w) ** 0.5:
+        return None
+    w /= norm
+    best = None
+    for s in SOFT_SIGMAS if sigma is None else (sigma,):
+        c = _blurred_codes(s) @ w
+        if best is None or c.max() > best[0].max():
+            best = (c, s)
+    return best
+
+
+def read_soft(grey: np.ndarray, corners: np.ndarray, accept, margin: float = 0.01) -> Marker | None:
+    """A marker whose bits ArUco could not read (too blurred, noisy or soft), read by correlation
+    (`_soft_match`): the best matching ids are refined (`refine`) and matched again at the refined
+    corners; one is accepted only when, there, it is the best of the whole dictionary by `margin`
+    and at least SOFT_MIN, its refinement reached MIN_SCORE, and `accept(id)`."""
+    first = _soft_match(grey, corners)
+    if first is None:
+        return None
+    c, sigma = first
+    order = np.argsort(c)[::-1]
+    tried: set[int] = set()
+    for k in order[:12]:
+        i, r = divmod(int(k), 4)
+        if i in tried or not accept(i):
+            continue
+        tried.add(i)
+        if len(tried) > 2:
+            break
+        refined, score = refine(grey, i, np.roll(corners, r, axis=0))
+        if score <= 0:
+            continue
+        again = _soft_match(grey, refined, sigma)
+        if again is None:
+            continue
+        c2 = again[0]
+        top = int(np.argmax(c2))
+        other = float(np.max(np.where(np.arange(len(c2)) // 4 == i, -1.0, c2)))
+        if top == 4 * i and c2[top] >= SOFT_MIN and c2[top] - other >= margin:
+            return Marker(i, refined, score)
+    return None
+
+
+def find_marker(grey: np.ndarray, guess: np.ndarray, accept, margin: float = 0.01) -> Marker | None:
     """A marker looked for where it should be: `guess` (4x2 corners, px) predicted from markers
     around it. The neighbourhood is enlarged (markers to about 56 px), sharpened and decoded by the
-    same ArUco detector, so the id is read, not assumed; `accept(id)` says which ids count. The
-    marker found nearest the guess (within half a side) is refined like every other. None where
-    nothing acceptable is found (covered, out of the photo, too blurred to read).
+    same ArUco detector, so the id is read, not assumed; where ArUco finds the marker's outline but
+    cannot read its bits, they are read by correlation (`read_soft`); `accept(id)` says which ids
+    count. The marker found nearest the guess (within half a side) is refined like every other.
+    None where nothing acceptable is found (covered, out of the photo, too blurred to read).
     """
     side = marker_side_px(guess)
     pad = 0.8 * side + 4
@@ -224,17 +313,25 @@ def find_marker(grey: np.ndarray, guess: np.ndarray, accept) -> Marker | None:
     scale = float(np.clip(56.0 / side, 1.0, 4.0))
     roi = cv2.resize(grey[y0:y1, x0:x1], None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     best = None
+    quads = []
     for img in (roi, sharpen(roi)):
-        for i, c in _detect(img):
+        found, rejected = _candidates(img)
+        for i, c in found:
             c = (c + 0.5) / scale - 0.5 + [x0, y0]
             d = float(np.linalg.norm(c.mean(axis=0) - guess.mean(axis=0)))
             if accept(i) and d < 0.5 * side and (best is None or d < best[0]):
                 best = (d, i, c)
         if best is not None:
-            break
-    if best is None:
-        return None
-    return Marker(best[1], *refine(grey, best[1], best[2]))
+            return Marker(best[1], *refine(grey, best[1], best[2]))
+        quads += [(c + 0.5) / scale - 0.5 + [x0, y0] for c in rejected]
+    near = [c for c in quads if np.linalg.norm(c.mean(axis=0) - guess.mean(axis=0)) < 0.5 * side
+            and 0.7 < marker_side_px(c) / side < 1.4]
+    near.sort(key=lambda c: np.linalg.norm(c.mean(axis=0) - guess.mean(axis=0)))
+    for c in near[:2] + [guess]:  # the outlines ArUco found there, else the guess itself
+        m = read_soft(grey, c, accept, margin)
+        if m is not None:
+            return m
+    return None
 
 
 def detect_markers(image: np.ndarray, extra_passes: bool = True) -> dict[int, np.ndarray]:

@@ -6,8 +6,10 @@ width of one cell in photo pixels; several pages can share one frame. Then the c
 blur, a lighting gradient, sensor noise and a real JPEG round trip. The homography (sheet
 millimetres -> photo pixels, pixel centres at integers as in OpenCV) is the ground truth.
 
-`LEVELS` are the three difficulty levels of `benchmarks/align.py`; `random_photo` draws one photo
-of a level. `make_run` makes a run ready to print from `cell_images` (no model, no attack).
+`LEVELS` are the difficulty levels of `benchmarks/align.py`; `random_photo` draws one photo of a
+level, of one page or of several side by side. The "hurried" level is a photo taken in a hurry
+from afar: the page's longer side spans 35-60 % of a 7-megapixel frame's shorter side, defocus
+blur, strong noise and JPEG loss, and a glare spot and a finger over the sheet. `make_run` makes a run ready to print from `cell_images` (no model, no attack).
 """
 from __future__ import annotations
 
@@ -27,6 +29,9 @@ LEVELS = {
                "jpeg": (70, 90), "occlude": 1},
     "hard": {"cell_px": (150, 300), "tilt": 0.4, "blur": (1.4, 2.4), "noise": 7.0, "gradient": 0.5,
              "jpeg": (50, 75), "occlude": 3},
+    # sheet_frac: the page's longer side as a fraction of the frame's shorter side (instead of cell_px)
+    "hurried": {"sheet_frac": (0.35, 0.60), "frame": (3072, 2304), "tilt": 0.24, "blur": (1.6, 2.8),
+                "noise": (4.0, 7.0), "gradient": 0.3, "jpeg": (62, 78), "occlude": 0, "glare": 1, "finger": 1},
 }
 
 
@@ -81,6 +86,38 @@ def occlude(photo: np.ndarray, layout: Layout, h_mm: np.ndarray, points: list[in
     return out
 
 
+def glare(photo: np.ndarray, centre: tuple[float, float], radius: float, rng: np.random.Generator) -> np.ndarray:
+    """A specular glare spot: an elliptical gaussian of light added at `centre` (px), its core
+    washed out to white over about `radius` px."""
+    h, w = photo.shape[:2]
+    r = int(3 * radius)
+    x0, y0 = max(int(centre[0]) - r, 0), max(int(centre[1]) - r, 0)
+    x1, y1 = min(int(centre[0]) + r, w), min(int(centre[1]) + r, h)
+    if x1 <= x0 or y1 <= y0:
+        return photo
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    a = rng.uniform(0, np.pi)
+    u = (xx - centre[0]) * np.cos(a) + (yy - centre[1]) * np.sin(a)
+    v = -(xx - centre[0]) * np.sin(a) + (yy - centre[1]) * np.cos(a)
+    spot = 320.0 * np.exp(-0.5 * ((u / radius) ** 2 + (v / (0.6 * radius)) ** 2))
+    out = photo.copy()
+    out[y0:y1, x0:x1] = np.clip(out[y0:y1, x0:x1] + spot[..., None], 0, 255).astype(np.uint8)
+    return out
+
+
+def finger(photo: np.ndarray, tip: tuple[float, float], direction: float, width: float, length: float) -> np.ndarray:
+    """A finger over the photo: a shaded skin-coloured capsule `width` px wide whose tip is at `tip`
+    and which comes in from `direction` (radians, the way from the tip to the hand)."""
+    out = photo.copy()
+    d = np.array([np.cos(direction), np.sin(direction)])
+    a, b = np.asarray(tip, float), np.asarray(tip, float) + length * d
+    for k, shade in ((1.0, 0.8), (0.6, 1.0)):  # a darker rim, a lighter middle
+        colour = tuple(int(c * shade) for c in (214, 160, 130))
+        cv2.line(out, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)), colour,
+                 max(1, int(k * width)), lineType=cv2.LINE_AA)
+    return out
+
+
 def camera(photo: np.ndarray, rng: np.random.Generator, blur: float = 0.0, noise: float = 0.0,
            gradient: float = 0.0, jpeg: int | None = None) -> np.ndarray:
     """Blur, a lighting gradient (peak fraction, random direction), noise, a JPEG round trip."""
@@ -121,33 +158,62 @@ def fit_in_frame(layout: Layout, angle: float, cell_px: float, tilt: tuple[float
     return np.array([[1, 0, off[0]], [0, 1, off[1]], [0, 0, 1]]) @ h
 
 
-def random_photo(page: np.ndarray, dpi: float, layout: Layout, level: str, rng: np.random.Generator,
-                 size: tuple[int, int] = (4000, 3000)) -> dict:
-    """One photo of `page` at a difficulty level: {photo (RGB, after the JPEG round trip), jpeg (the
-    file's bytes), h (sheet mm -> photo px), hidden (lattice points covered), cell_px}.
+def random_photo(page: np.ndarray | list[np.ndarray], dpi: float, layout: Layout, level: str,
+                 rng: np.random.Generator, size: tuple[int, int] | None = None) -> dict:
+    """One photo of `page` (or of several pages side by side) at a difficulty level: {photo (RGB,
+    after the JPEG round trip), jpeg (the file's bytes), h (sheet mm -> photo px, of the first
+    page), hs (one per page), hidden (lattice points covered, of the first page), cell_px}.
 
-    Rotation is uniform over the full circle; the cell width is drawn in the level's range and
-    lowered until the page fits the frame. Covered markers are never two corners of one cell.
+    Rotation is uniform over the full circle; the cell width is drawn in the level's range (or
+    from its sheet fraction) and lowered until the page fits its share of the frame (the frame is
+    split into as many columns as there are pages). Covered markers are never two corners of one
+    cell. The hurried level adds a glare spot and a finger on every page.
     """
     lv = LEVELS[level]
-    angle = rng.uniform(0, 360)
-    tilt = tuple(rng.uniform(-lv["tilt"], lv["tilt"], 2))
-    cell_px = rng.uniform(*lv["cell_px"])
-    h = None
-    while h is None:
-        h = fit_in_frame(layout, angle, cell_px, tilt, size, rng)
-        cell_px *= 0.95 if h is None else 1.0
-    photo = place(desk(size, rng), page, dpi, h)
-    # lattice points no two of which are corners of one cell: even row and even column
-    n = layout.cols + 1
-    free = [p for p in range(layout.lattice_points) if (p // n) % 2 == 0 and (p % n) % 2 == 0]
-    hidden = sorted(rng.choice(free, size=min(lv["occlude"], len(free)), replace=False).tolist())
-    photo = occlude(photo, layout, h, hidden)
-    photo = camera(photo, rng, blur=rng.uniform(*lv["blur"]), noise=lv["noise"], gradient=lv["gradient"])
+    pages = page if isinstance(page, list) else [page]
+    size = size or lv.get("frame", (4000, 3000))
+    share = (size[0] // len(pages), size[1])
+    photo = desk(size, rng)
+    hs, hidden = [], []
+    for k, pg in enumerate(pages):
+        angle = rng.uniform(0, 360)
+        tilt = tuple(rng.uniform(-lv["tilt"], lv["tilt"], 2))
+        if "sheet_frac" in lv:
+            cell_px = rng.uniform(*lv["sheet_frac"]) * min(size) * layout.cell / max(layout.page_w, layout.page_h)
+        else:
+            cell_px = rng.uniform(*lv["cell_px"])
+        h = None
+        while h is None:
+            h = fit_in_frame(layout, angle, cell_px, tilt, share, rng)
+            cell_px *= 0.95 if h is None else 1.0
+        h = np.array([[1, 0, k * share[0]], [0, 1, 0], [0, 0, 1]]) @ h
+        photo = place(photo, pg, dpi, h)
+        # lattice points no two of which are corners of one cell: even row and even column
+        n = layout.cols + 1
+        free = [p for p in range(layout.lattice_points) if (p // n) % 2 == 0 and (p % n) % 2 == 0]
+        covered = sorted(rng.choice(free, size=min(lv["occlude"], len(free)), replace=False).tolist())
+        photo = occlude(photo, layout, h, covered)
+        mm_px = cell_px / layout.cell
+        for _ in range(lv.get("finger", 0)):  # from a random side of the page, reaching into it
+            edge = rng.integers(4)
+            t = rng.uniform(0.15, 0.85)
+            inward = rng.uniform(0.12, 0.3)
+            x, y = ((t, inward), (1 - inward, t), (t, 1 - inward), (inward, t))[edge]
+            ex, ey = ((x, 0.0), (1.0, y), (x, 1.0), (0.0, y))[edge]  # the page's edge it comes over
+            tip, rim = project(h, [[x * layout.page_w, y * layout.page_h], [ex * layout.page_w, ey * layout.page_h]])
+            direction = float(np.arctan2(rim[1] - tip[1], rim[0] - tip[0]) + rng.normal(0, 0.2))
+            photo = finger(photo, tip, direction, 17 * mm_px, 90 * mm_px)
+        for _ in range(lv.get("glare", 0)):
+            c = project(h, [[rng.uniform(0.15, 0.85) * layout.page_w, rng.uniform(0.15, 0.85) * layout.page_h]])[0]
+            photo = glare(photo, c, rng.uniform(12, 22) * mm_px, rng)
+        hs.append(h)
+        hidden.append(covered)
+    noise = lv["noise"] if np.isscalar(lv["noise"]) else rng.uniform(*lv["noise"])
+    photo = camera(photo, rng, blur=rng.uniform(*lv["blur"]), noise=noise, gradient=lv["gradient"])
     quality = int(rng.integers(lv["jpeg"][0], lv["jpeg"][1] + 1))
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(photo, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     photo = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    return {"photo": photo, "jpeg": buf.tobytes(), "h": h, "hidden": hidden, "cell_px": cell_px}
+    return {"photo": photo, "jpeg": buf.tobytes(), "h": hs[0], "hs": hs, "hidden": hidden[0], "cell_px": cell_px}
 
 
 def cell_images(n: int, size: int = 224, eps: float = 16, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
