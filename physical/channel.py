@@ -93,6 +93,8 @@ IDENTITY = {
     "jpeg_quality": 100.0,
 }
 MAX_TILT = 0.4
+# the channel ranges a colour calibration may set from its `channel` section (besides blur, noise, scale)
+CALIBRATED = ("jpeg_quality", "contrast", "white_balance", "light_gradient", "rotation_deg", "tilt")
 MIN_SIGMA = 1e-3  # sigma > 0 (it divides); a kernel this narrow is a delta
 
 Background = Union[None, float, torch.Tensor]
@@ -118,6 +120,48 @@ class Channel(torch.nn.Module):
 
             self.calibration = load_colour(self.cfg.calibration)
             self.colour = ColourModel.from_calibration(self.calibration)
+        self.photo: Optional[tuple[float, float, int, int]] = None  # (page mm W, H, frame px W, H): see for_photo
+
+    def for_photo(self, page_mm: tuple[float, float], frame: tuple[int, int]) -> "Channel":
+        """Photos of a page of `page_mm` in a `frame`: a calibration's measured pixels per millimetre
+        then set the scale range (the page's share of the frame), so cells have the user's size in
+        pixels and the measured blur and noise (in photo pixels) act at the scale they were measured."""
+        self.photo = (float(page_mm[0]), float(page_mm[1]), int(frame[0]), int(frame[1]))
+        return self
+
+    def measured(self) -> dict:
+        """The channel ranges the calibration measured (config keys), the calibration's over the config's."""
+        cal = self.calibration
+        if cal is None:
+            return {}
+        out = {k: v for k, v in cal.channel.items() if k in CALIBRATED}
+        if cal.blur_sigma:
+            out["blur_sigma"] = cal.blur_sigma
+        if cal.noise_sigma:
+            out["noise_sigma"] = cal.noise_sigma
+        if "contrast" in out:
+            out["brightness"] = (0.0, 0.0)  # exposure was measured as a gain: no offset on top
+        ppm = cal.channel.get("px_per_mm")
+        if ppm and self.photo:
+            pw, ph, fw, fh = self.photo
+            full = min(fw / pw, fh / ph)  # px per mm when the page just fills the frame
+            out["scale"] = (min(ppm[0] / full, 1.0), min(ppm[1] / full, 1.0))  # at most the frame's fill
+        return out
+
+    def sources(self) -> dict[str, str]:
+        """Where each channel parameter comes from: 'calibration', 'preset <name>' or 'config'."""
+        keys = ["rotation_deg", "tilt", "scale", "translate", "blur_sigma", "noise_sigma", "brightness", "contrast",
+                "white_balance", "light_gradient", "jpeg_quality"]
+        if self.colour is not None:
+            out = {"printer (colour model)": "calibration"}
+        else:
+            keys += ["print_gamma", "paper_white", "ink_black"]
+            out = {}
+        m = self.measured()
+        preset = getattr(self.cfg, "from_preset", set())
+        for k in keys:
+            out[k] = "calibration" if k in m else (f"preset {self.cfg.preset}" if k in preset else "config")
+        return out
 
     # -- parameters -----------------------------------------------------------------------------
     def ranges(self, strength: float = 1.0) -> dict[str, tuple[float, float]]:
@@ -129,32 +173,36 @@ class Channel(torch.nn.Module):
             a, b = i + (lo - i) * k, i + (hi - i) * k
             return (min(max(a, lo_clip), hi_clip), min(max(b, lo_clip), hi_clip))
 
-        wb, tilt = c.white_balance, c.tilt
-        cal = self.calibration
-        # a fitted calibration replaces the printer model and, where it measured them, blur and noise
-        gamma, white, black = (1.0, 1.0, 0.0) if cal else (c.print_gamma, c.paper_white, c.ink_black)
-        blur = cal.blur_sigma if cal and cal.blur_sigma else c.blur_sigma
-        noise = cal.noise_sigma if cal and cal.noise_sigma else c.noise_sigma
+        # a fitted calibration replaces the printer model and every range it measured
+        m = self.measured()
+
+        def get(key):
+            return m.get(key, getattr(c, key))
+
+        wb, tilt = get("white_balance"), get("tilt")
+        gamma, white, black = (1.0, 1.0, 0.0) if self.calibration else (c.print_gamma, c.paper_white, c.ink_black)
+        blur, noise, scale = get("blur_sigma"), get("noise_sigma"), get("scale")
+        rot, contrast, brightness, jpeg = get("rotation_deg"), get("contrast"), get("brightness"), get("jpeg_quality")
         return {
             "print_gamma": around("print_gamma", gamma, gamma, 0.05),
             "paper_white": around("paper_white", white, white, 0.0, 1.0),
             "ink_black": around("ink_black", black, black, 0.0, 1.0),
-            "rotation_deg": around("rotation_deg", -c.rotation_deg, c.rotation_deg),
+            "rotation_deg": around("rotation_deg", -rot, rot),
             "tilt_x": around("tilt_x", -tilt, tilt, -MAX_TILT, MAX_TILT),
             "tilt_y": around("tilt_y", -tilt, tilt, -MAX_TILT, MAX_TILT),
-            "scale": around("scale", c.scale[0], c.scale[1], 0.01),
+            "scale": around("scale", scale[0], scale[1], 0.01),
             "translate_x": around("translate_x", -c.translate, c.translate),
             "translate_y": around("translate_y", -c.translate, c.translate),
             "blur_sigma": around("blur_sigma", blur[0], blur[1], 0.0),
-            "light_gradient": around("light_gradient", 0.0, c.light_gradient, 0.0, 0.95),
+            "light_gradient": around("light_gradient", 0.0, get("light_gradient"), 0.0, 0.95),
             "light_angle_deg": (-180.0, 180.0),  # a direction: not scaled
             "wb_r": around("wb_r", 1 - wb, 1 + wb, 0.0),
             "wb_g": around("wb_g", 1 - wb, 1 + wb, 0.0),
             "wb_b": around("wb_b", 1 - wb, 1 + wb, 0.0),
-            "contrast": around("contrast", c.contrast[0], c.contrast[1], 0.0),
-            "brightness": around("brightness", c.brightness[0], c.brightness[1]),
+            "contrast": around("contrast", contrast[0], contrast[1], 0.0),
+            "brightness": around("brightness", brightness[0], brightness[1]),
             "noise_sigma": around("noise_sigma", noise[0], noise[1], 0.0),
-            "jpeg_quality": around("jpeg_quality", c.jpeg_quality[0], c.jpeg_quality[1], 1.0, 100.0),
+            "jpeg_quality": around("jpeg_quality", jpeg[0], jpeg[1], 1.0, 100.0),
         }
 
     def sample(
@@ -187,25 +235,27 @@ class Channel(torch.nn.Module):
         return out
 
     def describe(self, strength: float = 1.0) -> str:
-        """One line per parameter: its range, or 'off' where it collapses onto the identity."""
+        """One line per parameter: its range, or 'off' where it collapses onto the identity, and where
+        it comes from (calibration, preset or config)."""
         lines = []
         r = self.ranges(strength)
         if self.calibration is not None:
             lines.append(f"printer: fitted colour calibration {self.calibration.path} (strength {strength:g})")
+        src = self.sources()
         for name, (lo, hi) in r.items():
             if name == "light_angle_deg" and r["light_gradient"] == (0.0, 0.0):
                 continue  # a direction of no gradient
             if self.calibration is not None and name in ("print_gamma", "paper_white", "ink_black"):
                 continue  # replaced by the calibration
-            if self.calibration is not None and name in ("blur_sigma", "noise_sigma"):
-                fitted = getattr(self.calibration, name)
-                name = f"{name} ({'calibration' if fitted else 'config'})"
-            if lo == hi == IDENTITY[name.split(" ")[0]]:
-                lines.append(f"{name}: off")
+            key = {"tilt_x": "tilt", "tilt_y": "tilt", "translate_x": "translate", "translate_y": "translate",
+                   "wb_r": "white_balance", "wb_g": "white_balance", "wb_b": "white_balance"}.get(name, name)
+            where = f" ({src[key]})" if key in src else ""
+            if lo == hi == IDENTITY[name]:
+                lines.append(f"{name}: off{where}")
             elif lo == hi:
-                lines.append(f"{name}: {lo:g}")
+                lines.append(f"{name}: {lo:g}{where}")
             else:
-                lines.append(f"{name}: {lo:g} .. {hi:g}")
+                lines.append(f"{name}: {lo:g} .. {hi:g}{where}")
         return "\n".join(lines)
 
     # -- stages ---------------------------------------------------------------------------------

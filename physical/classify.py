@@ -77,6 +77,7 @@ def classify_stage(run: RunDir, cfg, device: torch.device) -> dict:
         recs = []
         for it in items:
             rec = {k: it[k] for k in ("key", "model", "attack", "attack_label", "eps", "image", "label", "label_known")}
+            rec["target"] = it.get("target")  # a targeted attack's class (None: untargeted)
             rec["pred"] = {"photo_clean": None, "photo_adv": None}
             rec["crops"] = {}
             jobs.append((rec, "digital_clean", it["clean"]))

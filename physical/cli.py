@@ -117,7 +117,7 @@ def _register_optional():
 
     for mod in ("physical.sheets.cli", "physical.capture.cli", "physical.capture.replay", "physical.live",
                 "physical.calibrate",
-                "physical.experiments"):
+                "physical.experiments", "physical.predict_cli"):
         try:
             m = importlib.import_module(mod)
         except ImportError:

@@ -18,6 +18,8 @@ from typing import Literal, Optional, Union
 
 import yaml
 
+from .presets import PRESETS, fill_from_preset
+
 
 from .errors import ConfigError, UserError  # noqa: F401  (re-exported: UserError is the base of every error the user can fix)
 
@@ -53,8 +55,8 @@ class RunConfig:
 
 @dataclass
 class ImagesConfig:
-    source: str = "samples"  # "samples" (scikit-image photos) or a folder holding labels.csv
-    limit: int = rng(0, None, default=0)  # 0 = all images of the source
+    source: str = "samples"  # "samples" (scikit-image photos) or a folder: labels.csv, ImageNet val, NIPS 2017 dev set
+    limit: int = rng(0, None, default=0)  # 0 = all images of the source; else a stratified sample over the classes
 
 
 @dataclass
@@ -109,25 +111,28 @@ class SheetConfig:
 
 @dataclass
 class ChannelConfig:
-    """Ranges of the print-and-camera channel; a sample draws uniformly inside each range."""
+    """Ranges of the print-and-camera channel, drawn uniformly; null: `preset`'s (physical/presets.py)."""
 
-    rotation_deg: float = rng(0.0, 180.0, default=180.0)  # in-plane rotation, +-
-    tilt: float = rng(0.0, 0.5, default=0.12)  # perspective strength
-    scale: list[float] = rng(0.05, 10.0, default_factory=lambda: [0.7, 0.95])  # fraction of frame
-    translate: float = rng(0.0, 0.5, default=0.05)  # fraction of the frame
-    blur_sigma: list[float] = rng(0.0, 20.0, default_factory=lambda: [0.3, 1.2])  # pixels
-    noise_sigma: list[float] = rng(0.0, 0.5, default_factory=lambda: [0.005, 0.02])  # [0,1] units
-    brightness: list[float] = rng(-1.0, 1.0, default_factory=lambda: [-0.08, 0.08])
-    contrast: list[float] = rng(0.0, 4.0, default_factory=lambda: [0.85, 1.1])
-    white_balance: float = rng(0.0, 0.5, default=0.05)  # per-channel gain, +-
-    light_gradient: float = rng(0.0, 1.0, default=0.15)  # vignetting / uneven light, peak fraction
-    jpeg_quality: list[float] = rng(1.0, 100.0, default_factory=lambda: [75.0, 95.0])
-    paper_white: float = rng(0.0, 1.0, default=0.93)  # printer gamut: paper white ...
-    ink_black: float = rng(0.0, 1.0, default=0.08)  # ... and darkest ink
-    print_gamma: float = rng(0.2, 5.0, default=1.1)  # dot gain as a tone curve
-    # a fitted colour calibration (calibration/colour.json from `physical calibrate colour`): its colour
-    # model replaces print_gamma / paper_white / ink_black, its measured ranges blur_sigma / noise_sigma
+    preset: Literal["phone", "webcam", "hurried"] = "phone"
+    rotation_deg: Optional[float] = rng(0.0, 180.0, default=None)  # in-plane rotation, +-
+    tilt: Optional[float] = rng(0.0, 0.5, default=None)  # perspective strength
+    scale: Optional[list[float]] = rng(0.05, 10.0, default=None)  # fraction of frame
+    translate: Optional[float] = rng(0.0, 0.5, default=None)  # fraction of the frame
+    blur_sigma: Optional[list[float]] = rng(0.0, 20.0, default=None)  # pixels
+    noise_sigma: Optional[list[float]] = rng(0.0, 0.5, default=None)  # [0,1] units
+    brightness: Optional[list[float]] = rng(-1.0, 1.0, default=None)
+    contrast: Optional[list[float]] = rng(0.0, 4.0, default=None)
+    white_balance: Optional[float] = rng(0.0, 0.5, default=None)  # per-channel gain, +-
+    light_gradient: Optional[float] = rng(0.0, 1.0, default=None)  # vignetting / uneven light, peak fraction
+    jpeg_quality: Optional[list[float]] = rng(1.0, 100.0, default=None)
+    paper_white: Optional[float] = rng(0.0, 1.0, default=None)  # printer gamut: paper white ...
+    ink_black: Optional[float] = rng(0.0, 1.0, default=None)  # ... and darkest ink
+    print_gamma: Optional[float] = rng(0.2, 5.0, default=None)  # dot gain as a tone curve
+    # calibration/colour.json (`physical calibrate colour`): replaces the printer and every range it measured
     calibration: Optional[str] = None
+
+    def __post_init__(self):
+        self.from_preset = fill_from_preset(self)  # the keys the preset filled (the report names them)
 
 
 @dataclass
@@ -165,11 +170,15 @@ class GuidedConfig:
 class CaptureConfig:
     source: str = "simulate"  # simulate | folder:PATH | video:PATH | http(s)://, rtsp:// URL | webcam:N
     photos_per_sheet: int = rng(1, 100, default=1)
-    dpi: float = rng(30.0, 1200.0, default=200.0)  # simulate: rasterization of the printed page
-    frame: list[int] = rng(64, 20000, default_factory=lambda: [2400, 1800])  # simulate: photo W, H
+    dpi: Optional[float] = rng(30.0, 1200.0, default=None)  # simulate: page raster; null: as fine as the photo
+    frame: Optional[list[int]] = rng(64, 20000, default=None)  # simulate: photo W, H; null: calibration's, preset's
     channel: ChannelConfig = field(default_factory=ChannelConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)  # webcam, URL, video
     guided: GuidedConfig = field(default_factory=GuidedConfig)  # frame choice from a stream
+
+    def __post_init__(self):
+        self.frame_auto = self.frame is None  # the preset's frame now, a calibration's once it is read
+        self.frame = self.frame or list(PRESETS[self.channel.preset]["frame"])
 
 
 @dataclass
@@ -191,6 +200,8 @@ class ClassifyConfig:
 class ReportConfig:
     html: bool = True
     gallery: int = rng(0, 10000, default=24)  # cells shown in the HTML gallery
+    # draws of capture.channel per adversarial image for its predicted survival (predict, then measure); 0: off
+    predict_draws: int = rng(0, 1024, default=8)
 
 
 @dataclass

@@ -1,10 +1,16 @@
-"""Image sources: photos that ship with installed packages (scikit-image, matplotlib), or a folder with a labels.csv.
+"""Image sources: photos that ship with installed packages (scikit-image, matplotlib), or a folder:
+a folder with a labels.csv, an ImageNet validation folder (class sub-folders named by wnid, or flat
+files with the devkit's ground truth), the NIPS 2017 adversarial competition dev set (images.csv), or
+plain images (see `physical.imagesets`).
 
 A source yields `SourceImage`s: a name, the full-size 8-bit RGB photo, and its true ImageNet class
 where it is known (None otherwise: the run then uses the clean top-1 prediction and says so).
 
 labels.csv columns: ``file`` and ``class_index`` (an ImageNet index) or ``name`` (a class name);
 other columns are ignored. Files not listed in labels.csv are used without a label.
+
+``limit`` takes a deterministic stratified sample of a folder: one image of every class round by
+round (evenly spaced classes when there are more classes than images wanted).
 """
 from __future__ import annotations
 
@@ -17,8 +23,7 @@ from typing import Optional
 import numpy as np
 
 from .config import ConfigError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+from .imagesets import IMAGE_SUFFIXES, class_folders, detect, devkit, images_in, nips2017, stratified
 
 # Photos that ship inside installed packages (scikit-image, matplotlib), with their ImageNet class
 # where one is right; the others have no single true class.
@@ -73,12 +78,9 @@ def read_labels(folder: Path) -> dict[str, int]:
                 continue
             raw = (row.get("class_index") or "").strip()
             try:
-                labels[file] = int(raw) if raw else class_index((row.get("name") or "").strip(), f"{path}:{i}")
+                labels[file] = class_index(int(raw) if raw else (row.get("name") or "").strip(), f"{path}:{i}")
             except (ValueError, ConfigError) as e:
-                raise ConfigError(f"{path} line {i}: bad label for {file!r}: {e}") from None
-            if not 0 <= labels[file] < 1000:
-                raise ConfigError(f"{path} line {i}: class_index {labels[file]} of {file!r} is out of range; "
-                                  "ImageNet classes are 0 .. 999")
+                raise ConfigError(f"{path} line {i}: bad label for {file!r}: {e}; fix the line or remove it") from None
     return labels
 
 
@@ -90,42 +92,45 @@ def _folder(source: str, base: Path) -> Path:
     return folder
 
 
-def _image_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-    if not files:
+def _entries(folder: Path) -> list[tuple[Path, Optional[int]]]:
+    """(image file, label) of every image of a folder, by its layout (see `physical.imagesets`)."""
+    layout = detect(folder)
+    if layout == "nips2017":
+        entries = nips2017(folder)
+    elif layout == "imagenet-classes":
+        entries = class_folders(folder)
+    elif layout == "imagenet-devkit":
+        entries = devkit(folder)
+    else:
+        labels = read_labels(folder)
+        entries = [(p, labels.get(p.name)) for p in images_in(folder)]
+    if not entries:
         raise ConfigError(f"images.source: folder {str(folder)!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    seen: dict[str, Path] = {}
-    for p in files:
-        if p.stem in seen:
-            raise ConfigError(f"images.source: {seen[p.stem].name} and {p.name} in {str(folder)!r} have the same name "
-                              "(images are named by their file name without suffix); rename one")
-        seen[p.stem] = p
-    return files
+    return entries
 
 
 def check_source(source: str, base: Path = Path(".")) -> None:
-    """The checks of `load_images` that need no decoding: the folder, its images and labels.csv."""
+    """The checks of `load_images` that need no decoding: the folder, its images and their labels."""
     if source != "samples":
-        folder = _folder(source, base)
-        _image_files(folder)
-        read_labels(folder)
+        _entries(_folder(source, base))
 
 
 def source_files(source: str, base: Path = Path(".")) -> dict:
-    """{file name: digest of its bytes} of a source folder and its labels.csv (samples: their names)."""
+    """{file: digest of its bytes} of a source folder's images and label files (samples: their names)."""
     from .rundir import file_digest
 
     if source == "samples":
         return {"samples": list(SAMPLES)}
     folder = _folder(source, base)
-    out = {p.name: file_digest(p) for p in _image_files(folder)}
-    if (folder / "labels.csv").is_file():
-        out["labels.csv"] = file_digest(folder / "labels.csv")
+    out = {str(p.relative_to(folder)): file_digest(p) for p, _ in _entries(folder)}
+    for name in ("labels.csv", "images.csv"):
+        if (folder / name).is_file():
+            out[name] = file_digest(folder / name)
     return out
 
 
 def load_images(source: str, limit: int = 0, base: Path = Path(".")) -> list[SourceImage]:
-    """The images of a source ("samples" or a folder), in a stable order."""
+    """The images of a source ("samples" or a folder), in a stable order (a stratified sample with `limit`)."""
     from .rundir import digest, file_digest, read_image
 
     if source == "samples":
@@ -135,18 +140,23 @@ def load_images(source: str, limit: int = 0, base: Path = Path(".")) -> list[Sou
             s.digest = digest([s.name, s.rgb.shape, hashlib.sha256(s.rgb.tobytes()).hexdigest()])
         return out
     folder = _folder(source, base)
-    labels = read_labels(folder)
-    files = _image_files(folder)
+    chosen = stratified(_entries(folder), limit)
+    stems = [p.stem for p, _ in chosen]
+    clash = len(set(stems)) < len(stems)  # class folders may repeat a file name: keep the run's names apart
+    names = [f"{p.parent.name}_{p.stem}" if clash else p.stem for p, _ in chosen]
+    for k, name in enumerate(names):
+        if name in names[:k]:
+            first = chosen[names.index(name)][0]
+            raise ConfigError(f"images.source: {first.name} and {chosen[k][0].name} in {str(folder)!r} have the same "
+                              "name (images are named by their file name without suffix); rename one")
     out = []
-    for p in files:
-        if limit and len(out) >= limit:
-            break
+    for (p, label), name in zip(chosen, names):
         try:
             rgb = read_image(p)
         except ValueError as e:
             print(f"skipped image {p}: {e}")
             continue
-        out.append(SourceImage(p.stem, rgb, labels.get(p.name), file_digest(p)))
+        out.append(SourceImage(name, rgb, label, file_digest(p)))
     if not out:
         raise ConfigError(f"images.source: no readable image in {str(folder)!r}")
     return out

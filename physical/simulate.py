@@ -1,6 +1,7 @@
 """The virtual printer and camera: printed sheets (the PDF) -> photos, through the channel.
 
-Every page of ``print/sheets.pdf`` is rasterized at ``capture.dpi`` and photographed
+Every page of ``print/sheets.pdf`` is rasterized at ``capture.dpi`` (left out: as fine as the
+photo's pixels on the page, :func:`auto_dpi`) and photographed
 ``capture.photos_per_sheet`` times by :class:`physical.channel.Channel` into a ``capture.frame``
 (W, H) photo lying on a desk. The channel's scale range is the fraction of the frame the sheet's
 outline fills (see the channel's docstring), so with scale <= 1 the whole sheet is in the photo.
@@ -70,11 +71,18 @@ def desk(size: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
     return ((base + 0.08 * (blotch - 0.5) + 0.03 * (grain - 0.5)) * tint).clamp(0, 1)
 
 
+def auto_dpi(channel: Channel, page_mm: tuple[float, float], frame: tuple[int, int]) -> float:
+    """A raster as fine as the photo's pixels on the page at the channel's largest scale (a coarser
+    one would blur what the camera resolves, a finer one only costs time), 100 .. 600 dpi."""
+    px_per_mm = channel.ranges()["scale"][1] * min(frame[0] / page_mm[0], frame[1] / page_mm[1])
+    return float(min(600.0, max(100.0, round(px_per_mm * MM_PER_INCH))))
+
+
 def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> dict:
     """Photograph every printed sheet through the simulated channel; see the module docstring."""
     layout_path = run.root / "print" / "layout.json"
-    pdf_rel = read_json(layout_path).get("pdf", "print/sheets.pdf") if layout_path.is_file() else "print/sheets.pdf"
-    pdf_path = run.root / pdf_rel
+    printed = read_json(layout_path) if layout_path.is_file() else {}
+    pdf_path = run.root / printed.get("pdf", "print/sheets.pdf")
     if not pdf_path.is_file():
         raise FileNotFoundError(f"{pdf_path}: no printed sheets to photograph; run the print stage first")
 
@@ -84,7 +92,10 @@ def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> d
         from .models import pick_device
 
         device = pick_device(cfg.run.device)
-    channel = Channel(cap.channel)
+    lay = printed.get("layout") or {}
+    page_mm = (float(lay.get("page_w", cfg.sheet.width_mm)), float(lay.get("page_h", cfg.sheet.height_mm)))
+    channel = Channel(cap.channel).for_photo(page_mm, frame)
+    dpi = float(cap.dpi) if cap.dpi else auto_dpi(channel, page_mm, frame)
     generator = torch.Generator().manual_seed(int(cfg.run.seed))
     photos_dir = run.photos_dir
     records = []
@@ -93,7 +104,7 @@ def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> d
         planned = [{"file": f"capture/photos/sheet{i:03d}-{k}.jpg"} for i in range(n) for k in range(cap.photos_per_sheet)]
         write_json(run.root / "capture" / "simulated.json", {"source": "simulate", "complete": False, "photos": planned})
 
-    for i, page in enumerate(rasterize_pdf(pdf_path, cap.dpi)):
+    for i, page in enumerate(rasterize_pdf(pdf_path, dpi)):
         sheet = torch.from_numpy(page).to(device).permute(2, 0, 1)[None].float().div_(255)
         params = channel.sample(cap.photos_per_sheet, generator=generator, device=device)
         for k in range(cap.photos_per_sheet):
@@ -113,7 +124,7 @@ def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> d
                     "shot": k,
                     "page_px": [page.shape[1], page.shape[0]],
                     "homography_px": hom_px,
-                    "homography_mm": hom_px @ mm_to_px(cap.dpi),
+                    "homography_mm": hom_px @ mm_to_px(dpi),
                     "jpeg_quality": quality,
                     "params": params_to_json(p, 0),
                 }
@@ -124,6 +135,7 @@ def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> d
         raise ValueError(f"{pdf_path}: the PDF has no pages")
     write_json(
         run.root / "capture" / "simulated.json",
-        {"source": "simulate", "seed": cfg.run.seed, "dpi": cap.dpi, "frame": list(frame), "photos": records},
+        {"source": "simulate", "seed": cfg.run.seed, "dpi": dpi, "frame": list(frame),
+         "channel": channel.sources(), "photos": records},
     )
     return {"photos": len(records), "source": "simulate"}

@@ -6,7 +6,7 @@ import torch
 from physical.attacks import BIM, make_attack
 from physical.attacks.eot import CropChannel, cell_px_for
 from physical.channel import Channel
-from physical.config import Config, EOTConfig, from_dict
+from physical.config import ChannelConfig, Config, EOTConfig, from_dict
 from physical.models import to_uint8
 
 
@@ -42,7 +42,7 @@ def test_crop_view_undoes_the_pose_up_to_resolution():
     photometric stages off, a crop is the cell, blurred by the trip through cell_px pixels."""
     from dataclasses import replace
 
-    cfg = replace(Channel().cfg, blur_sigma=[0.0, 0.0], noise_sigma=[0.0, 0.0], brightness=[0.0, 0.0],
+    cfg = replace(ChannelConfig(preset="hurried"), blur_sigma=[0.0, 0.0], noise_sigma=[0.0, 0.0], brightness=[0.0, 0.0],
                   contrast=[1.0, 1.0], white_balance=0.0, light_gradient=0.0, jpeg_quality=[100.0, 100.0],
                   paper_white=1.0, ink_black=0.0, print_gamma=1.0)
     view = CropChannel(Channel(cfg), cell_px=200, misalign=0.0)
@@ -91,6 +91,7 @@ def test_eot_bim_survives_the_channel_better_than_bim(lite0, sample_batch):
     x, y = sample_batch
     x, y = x[1:3], y[1:3]
     cfg = Config()
+    cfg.capture.channel = ChannelConfig(preset="hurried")  # any angle, more blur and noise: plain BIM suffers
     view = CropChannel(Channel(cfg.capture.channel), cell_px_for(cfg), EOTConfig().misalign)
     plain = q8(BIM(lite0, 16, alpha=2, steps=8)(x, y))
     robust = q8(BIM(lite0, 16, alpha=2, steps=8, eot=EOTConfig(samples=4), channel=view, seed=5)(x, y))

@@ -158,3 +158,118 @@ def test_switched_off_experiment_leaves_no_stale_table(tiny, tmp_path):
     assert "generalisation" not in rep and "transfer" not in rep and rep["defences"]
     assert not (run.root / "report" / "transfer.csv").exists()
     assert 'data-table="transfer"' not in (run.root / "report" / "report.html").read_text()
+
+
+def _rates(row):
+    """Every rate dict of a Kurakin row (case, name, top-k) -> dict."""
+    for case in ("average", "prefiltered"):
+        for c, v in row[case]["accuracy"].items():
+            for k, x in v.items():
+                yield (case, c, k), x
+        for m in ("destruction", "physical_success"):
+            for k, x in row[case][m].items():
+                yield (case, m, k), x
+
+
+def test_every_rate_carries_n_and_a_95_interval(tiny, page):
+    from physical.report.tables import rate
+
+    run, _ = tiny
+    _, p, rep = page
+    csv_rows = list(csv.DictReader(io.StringIO((run.root / "report" / "kurakin.csv").read_text())))
+    table = (run.root / "report" / "table.txt").read_text()
+    for i, row in enumerate(rep["kurakin"]):
+        for (case, name, k), v in _rates(row):
+            assert isinstance(v["n"], int) and 0 <= v["k"] <= v["n"], (case, name, k)
+            if v["n"] == 0:
+                assert rate(v) is None and v["ci"] is None
+                continue
+            lo, hi = v["ci"]
+            assert lo <= rate(v) <= hi and lo < hi and rate(v) == v["k"] / v["n"], (case, name, k)
+            got = next(c for c in csv_rows if c["attack"] == row["attack_label"] and c["case"] == case)
+            assert float(got[f"{name}_{k}_lo"]) == pytest.approx(lo) and int(got[f"{name}_{k}_n"]) == v["n"]
+        acc = row["average"]["accuracy"]["digital_adv"]["top1"]
+        assert f"[{100 * acc['ci'][0]:.1f}–{100 * acc['ci'][1]:.1f}]" in p.rows["kurakin"][str(i)]
+        assert f"[{100 * acc['ci'][0]:.1f}-{100 * acc['ci'][1]:.1f}] {acc['k']}/{acc['n']}" in table
+
+
+def test_paired_comparisons_and_class_names_are_reported(page):
+    _, p, rep = page
+    rows = rep["comparisons"]["rows"]
+    assert rows and len(p.rows["comparisons"]) == len(rows)
+    for i, c in enumerate(rows):
+        assert c["kind"] in ("trip", "attacks") and 0 <= c["p"] <= 1 and c["significant"] == (c["p"] < 0.05)
+        assert ("not significant" in p.rows["comparisons"][str(i)]) != c["significant"]
+    names = {im["image"]: im["class"] for im in rep["images"]}
+    assert names == {"chelsea": "tabby", "coffee": "espresso"}
+    assert all(n in "".join(p.rows["images"].values()) for n in names.values())
+
+
+def test_predicted_survival_is_scored_against_the_photos(tiny, page):
+    html, p, rep = page
+    run, cfg = tiny
+    s = rep["survival"]
+    assert s["draws"] == cfg.report.predict_draws == 8
+    assert len(s["items"]) == len(rep["kurakin"]) * len(rep["images"])
+    for it in s["items"]:
+        assert 0 <= it["predicted"] <= 1 and (it["predicted"] * 8) == pytest.approx(round(it["predicted"] * 8))
+    scored = [it for it in s["items"] if it["observed"] is not None and it["clean_right"]]
+    assert s["n"] == len(scored) > 0
+    assert s["brier"] == pytest.approx(sum((it["predicted"] - it["observed"]) ** 2 for it in scored) / len(scored))
+    assert sum(b["n"] for b in s["reliability"]) == s["n"]
+    assert 'alt="reliability of the predicted survival"' in html and len(p.rows["survival"]) == len(s["attacks"])
+    got = list(csv.DictReader(io.StringIO((run.root / "report" / "survival.csv").read_text())))
+    assert [float(g["predicted"]) for g in got] == [it["predicted"] for it in s["items"]]
+
+
+def test_experiments_rates_carry_intervals(page):
+    from physical.report.intervals import RATE, n_column
+
+    _, p, rep = page
+    checked = 0
+    for name in ("transformations", "defences", "transfer", "generalisation"):
+        for row in rep[name]["rows"]:
+            for col, v in row.items():
+                m = RATE.match(col)
+                ncol = n_column(name, m["base"], m["k"]) if m else None
+                if ncol is None:
+                    assert not m or f"{col}_ci" not in row, (name, col)  # differences get no interval
+                    continue
+                ci = row[f"{col}_ci"]
+                if v is None or not row[ncol]:
+                    assert ci is None
+                    continue
+                assert ci[0] <= v <= ci[1] and ci[0] < ci[1], (name, col)
+                checked += 1
+    assert checked > 20
+    assert all(not c.startswith(("n_", "destruction_n")) or not c.endswith("_ci")
+               for r in rep["transformations"]["rows"] for c in r)  # counts are not rates
+    t = rep["transformations"]["rows"][0]
+    assert f"[{100 * t['destruction_top1_ci'][0]:.1f}–" in p.rows["transformations"]["0"] or t["destruction_top1"] is None
+
+
+def test_targeted_rows_render_with_their_success_rates():
+    from physical.metrics import comparisons, kurakin_table
+    from physical.report.html import render_html
+    from physical.report.tables import text_table
+
+    def p(top):
+        return {"top": top, "prob": [0.9, 0.05, 0.02, 0.02, 0.01]}
+
+    recs = [{"key": f"m/pgd-t409_eps16/i{i}", "model": "m", "attack": "pgd", "attack_label": "pgd-t409_eps16",
+             "eps": 16.0, "image": f"i{i}", "label": 1, "label_known": True, "target": 409,
+             "pred": {"digital_clean": p([1, 2, 3, 4, 5]), "digital_adv": p([409, 2, 3, 4, 5] if i < 3 else [2, 409, 3, 4, 5]),
+                      "photo_clean": p([1, 2, 3, 4, 5]), "photo_adv": p([409, 1, 3, 4, 5] if i < 2 else [1, 2, 3, 4, 5])}}
+            for i in range(4)]
+    rows = kurakin_table(recs)
+    rows[0]["reference"] = None
+    rows[0]["target_name"] = "analog clock"
+    report = {"run_id": "r", "name": "t", "kurakin": rows, "labels": {"unlabelled_images": [], "note": None},
+              "comparisons": {"rows": comparisons(recs), "note": "paired"}, "images": [],
+              "align": {"photos": 0, "photos_skipped": [], "cells_missing": [], "crops_excluded": []}}
+    p_ = Tables()
+    p_.feed(render_html(report, [], []))
+    shown = p_.rows["targeted"]["0"]
+    # top-1: 3 of 4 digital successes, 2 of 4 in the photos, 2 of the 3 digital successes kept
+    assert "analog clock" in shown and "75.0" in shown and "3/4" in shown and "2/4" in shown and "2/3" in shown
+    assert "targeted m pgd-t409_eps16 (target 409)" in text_table(rows)

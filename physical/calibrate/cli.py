@@ -181,8 +181,39 @@ def _colour(args) -> int:
     print(f"blur sigma {'not measured' if b is None else f'{b[0]:.2f} .. {b[1]:.2f} px'}, noise sigma "
           f"{'not measured' if n is None else f'{n[0]:.4f} .. {n[1]:.4f}'} ({doc['photos']} photos, "
           f"{doc['px_per_mm']:.2f} px/mm)")
+    for line in channel_lines(doc):
+        print(line)
     print(f"wrote {args.out}; use it with   capture: {{channel: {{calibration: {args.out}}}}}")
     return 0
+
+
+# the channel's ranges (capture.channel keys), and which calibration key sets each
+CHANNEL_RANGES = ("printer", "blur_sigma", "noise_sigma", "jpeg_quality", "contrast", "brightness", "white_balance",
+                  "light_gradient", "rotation_deg", "tilt", "scale", "frame", "translate")
+
+
+def channel_lines(doc: dict) -> list[str]:
+    """Which channel parameters a colour.json sets, and which stay the preset's or the config's."""
+    ch = doc.get("channel") or {}
+    got = {"printer": "colour model (tone curves, 3x3 + bias, gamut)"}
+    for key in ("blur_sigma", "noise_sigma"):
+        if doc.get(key):
+            got[key] = f"{doc[key][0]:g} .. {doc[key][1]:g}"
+    for key in ("jpeg_quality", "contrast"):
+        if ch.get(key):
+            got[key] = f"{ch[key][0]:g} .. {ch[key][1]:g}"
+    if ch.get("contrast"):
+        got["brightness"] = "off (exposure is the contrast gain)"
+    for key in ("white_balance", "light_gradient", "rotation_deg", "tilt"):
+        if ch.get(key) is not None:
+            got[key] = f"+-{ch[key]:g}" if key != "light_gradient" else f"{ch[key]:g}"
+    if ch.get("px_per_mm"):
+        got["scale"] = f"{ch['px_per_mm'][0]:g} .. {ch['px_per_mm'][1]:g} px/mm of the page"
+    if ch.get("image_size"):
+        got["frame"] = f"{ch['image_size'][0]}x{ch['image_size'][1]} (unless capture.frame is given)"
+    rest = [k for k in CHANNEL_RANGES if k not in got]
+    return (["channel parameters this calibration sets:"] + [f"  {k}: {v}" for k, v in got.items()]
+            + [f"staying the preset's or the config's: {', '.join(rest)}"])
 
 
 def _chart_frames(it, max_views: int):

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from ..sheets.markers import project, sharpen
+from .channel_fit import measured_channel
 from .files import CalibrationError, colour_document
 from .model import ColourModel, srgb_decode, srgb_encode
 from .targets import (
@@ -526,13 +527,14 @@ def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOU
     noise = [float(np.nanmedian(p.noise)) for p in used if np.isfinite(p.noise).any()]
     blur_range = _spread_range(blur, 0.0, 20.0) if blur else None
     noise_range = _spread_range(noise, 0.0, 0.5) if noise else None
+    channel = measured_channel(used, grid_size_mm() / 2, jpeg_qualities, light["light_gradient"][1], log)
     if not noise:
         log("calibrate colour: the patches are too small in the photos to measure noise "
             f"(each needs {2 * NOISE_MARGIN_PX:g}+ px inside); the config's noise_sigma applies")
     worst = np.argsort(-de_held)[:5] if held.any() else []
     held_idx = np.nonzero(held)[0]
     doc = colour_document(
-        *final, blur_sigma=blur_range, noise_sigma=noise_range,
+        *final, blur_sigma=blur_range, noise_sigma=noise_range, channel=channel,
         chart={"version": CHART_VERSION, "patches": n},
         created=time.strftime("%Y-%m-%dT%H:%M:%S"),
         photos=len(used),

@@ -13,7 +13,10 @@ Two kinds, each a JSON object with ``kind`` and ``version``:
     kind: "physical.colour", version: 1,
     model: {type: "curves-affine-srgb", curves: 3 lists of K+1 values (monotone, 0 .. 1),
             matrix: 3x3, bias: [3]},
-    blur_sigma: [low, high] px or null, noise_sigma: [low, high] or null, ... (reports)
+    blur_sigma: [low, high] px or null, noise_sigma: [low, high] or null,
+    channel: {jpeg_quality: [low, high], contrast: [low, high], white_balance, light_gradient,
+              rotation_deg, tilt, px_per_mm: [low, high], image_size: [w, h]} (each optional: what
+              the chart photos measured for the channel), ... (reports)
 
 Only the keys the tool reads are checked; a bad one raises :class:`CalibrationError` with the file
 and the key path (``calibration/colour.json: model.matrix[1]: expected 3 numbers, got 2``).
@@ -152,6 +155,47 @@ class ColourCalibration:
     noise_sigma: Optional[tuple[float, float]]  # [0, 1] units; None: the config's range applies
     path: str = ""
     raw: dict = field(default_factory=dict, repr=False)
+    channel: dict = field(default_factory=dict)  # measured channel ranges (CHANNEL_KEYS), where measured
+
+    def frame(self, default: list[int]) -> list[int]:
+        """The simulated photo's [W, H] for an upright (portrait) page: the chart photos' size, portrait
+        where the page's long side lay along the photo's long side (a page photographed sideways in a
+        landscape photo is an upright page in a portrait one), landscape where it lay across it."""
+        size = self.channel.get("image_size")
+        if not size:
+            return list(default)
+        short, long = sorted(int(v) for v in size)
+        return [short, long] if self.channel.get("page_along_long_side", True) else [long, short]
+
+
+# what a colour calibration may measure for the channel: key -> (kind, low, high)
+CHANNEL_KEYS = {
+    "jpeg_quality": ("range", 1.0, 100.0), "contrast": ("range", 0.0, 4.0), "white_balance": ("num", 0.0, 0.5),
+    "light_gradient": ("num", 0.0, 1.0), "rotation_deg": ("num", 0.0, 180.0), "tilt": ("num", 0.0, 0.5),
+    "px_per_mm": ("range", 0.1, 1000.0), "image_size": ("range", 1.0, 100000.0),
+}
+
+
+def _channel(d: Any) -> dict:
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise CalibrationError(f"channel: expected a mapping, got {type(d).__name__}")
+    out = {}
+    for key, value in d.items():
+        if key == "page_along_long_side":
+            if not isinstance(value, bool):
+                raise CalibrationError(f"channel.{key}: expected true or false, got {value!r}")
+            out[key] = value
+            continue
+        if key not in CHANNEL_KEYS or value is None:
+            continue  # a report, or not measured
+        kind, lo, hi = CHANNEL_KEYS[key]
+        if key == "image_size":
+            out[key] = _vec(value, f"channel.{key}", 2, lo=lo, hi=hi)
+        else:
+            out[key] = _range(value, f"channel.{key}", lo, hi) if kind == "range" else _num(value, f"channel.{key}", lo, hi)
+    return out
 
 
 def load_colour(path: str | Path) -> ColourCalibration:
@@ -178,9 +222,11 @@ def load_colour(path: str | Path) -> ColourCalibration:
         bias = _vec(_key(m, "bias", "model."), "model.bias", 3)
         blur = _range(d.get("blur_sigma"), "blur_sigma", 0.0, 20.0)
         noise = _range(d.get("noise_sigma"), "noise_sigma", 0.0, 0.5)
+        channel = _channel(d.get("channel"))
     except CalibrationError as e:
         raise CalibrationError(f"{p}: {e}") from None
-    return ColourCalibration(np.array(cv, np.float64), matrix, np.array(bias, np.float64), blur, noise, str(p), d)
+    return ColourCalibration(np.array(cv, np.float64), matrix, np.array(bias, np.float64), blur, noise, str(p), d,
+                             channel)
 
 
 def colour_document(curves, matrix, bias, blur_sigma=None, noise_sigma=None, **reports) -> dict:
@@ -210,10 +256,12 @@ def check_calibrations(cfg) -> None:
     if ch.calibration:
         path = cfg.resolve(ch.calibration)
         try:
-            load_colour(path)
+            colour = load_colour(path)
         except CalibrationError as e:
             raise ConfigError(f"capture.channel.calibration: {e}") from None
         ch.calibration = str(path.resolve())
+        if getattr(cfg.capture, "frame_auto", False):  # the frame of the calibrated camera, unless set by hand
+            cfg.capture.frame = colour.frame(cfg.capture.frame)
     if cfg.align.camera_calibration:
         path = cfg.resolve(cfg.align.camera_calibration)
         try:

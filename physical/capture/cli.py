@@ -94,7 +94,8 @@ def _capture(args) -> int:
         return guided_capture(r, cap, spec, resume=not args.restart)
 
     run = run_stages(cfg, ["capture"], run=run, redo=("capture",), calls={"capture": take}, command="physical capture",
-                     target=args.run, record={"capture": {"via": f"physical capture --source {text}"}})
+                     target=args.run, record={"capture": {"via": f"physical capture --source {text}"}},
+                     check_earlier_inputs=Path(args.run).is_file())  # a run directory: the run's own files stand
     summary = run.status("capture")["summary"]
     missing = summary.get("sheets_missing") or []
     print(f"capture: {summary['photos']} photo(s) in {run.photos_dir}"

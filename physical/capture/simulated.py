@@ -88,7 +88,7 @@ class SimulatedSource(FrameSource):
             res = cfg.capture.camera.resolution
             frame = tuple(res) if res else (1280, 720)
         page_h_in = printed["layout"]["page_h"] / MM_PER_INCH
-        dpi = float(min(cfg.capture.dpi, max(50.0, 1.25 * frame[1] / page_h_in)))
+        dpi = float(min(cfg.capture.dpi or 600.0, max(50.0, 1.25 * frame[1] / page_h_in)))
         pages = list(rasterize_pdf(pdf, dpi))
         kw.setdefault("seed", cfg.run.seed)
         return cls(pages, cfg.capture.channel, frame, realtime=realtime, name=f"simulated camera on {run.root}", **kw)

@@ -91,8 +91,11 @@ def attach(run: RunDir, report: dict, records: list[dict]) -> tuple[dict[str, st
     """Add the experiments' sections to `report` (in place); returns (CSV file name -> text, HTML blocks)."""
     from ..report import plots
 
+    from ..report.intervals import add_intervals
+
     sections = load(run)
     for name, sec in sections.items():
+        add_intervals(name, sec.get("rows") or [])  # every rate with its 95 % interval
         report[name] = sec
     report["experiments"] = {
         "sections": list(sections),

@@ -7,60 +7,20 @@ report.json fields are documented in README.md ("report.json").
 from __future__ import annotations
 
 import base64
-import csv
-import io
 
 import cv2
 import numpy as np
 
 from ..classify import load_records
-from ..metrics import CONDITIONS, kurakin_table
+from ..metrics import comparisons, kurakin_table
 from ..models import class_names
+from ..channel_report import channel_report
 from ..rundir import RunDir, read_image, read_json, write_json, write_text
+from ..survival import survival_section
 from .reference import reference_for
+from .tables import comparisons_text, csv_table, flat_csv, survival_text, text_table
 
-
-def _pct(v) -> str:
-    return "  -  " if v is None else f"{100 * v:5.1f}"
-
-
-def _acc(row, case, cond, k):
-    return row[case]["accuracy"][cond][f"top{k}"]["acc"]
-
-
-def _dr(row, case, k):
-    return row[case]["destruction"][f"top{k}"]["rate"]
-
-
-def text_table(rows: list[dict]) -> str:
-    """Kurakin's first table as text: accuracy top-1/top-5 per condition and destruction rate."""
-    head = (f"{'model':<20} {'attack':<16} {'n':>3}  {'digital clean':>13} {'digital adv':>13} "
-            f"{'photo clean':>13} {'photo adv':>13}  {'destr. avg':>13} {'destr. pref':>13} {'pref n':>6}")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        cells = [f"{_pct(_acc(r, 'average', c, 1))}/{_pct(_acc(r, 'average', c, 5))}" for c in CONDITIONS]
-        d_avg = f"{_pct(_dr(r, 'average', 1))}/{_pct(_dr(r, 'average', 5))}"
-        d_pre = f"{_pct(_dr(r, 'prefiltered', 1))}/{_pct(_dr(r, 'prefiltered', 5))}"
-        lines.append(f"{r['model']:<20} {r['attack_label']:<16} {r['average']['n']:>3}  "
-                     + " ".join(f"{c:>13}" for c in cells) + f"  {d_avg:>13} {d_pre:>13} {r['prefiltered']['n']:>6}")
-    lines.append("accuracy and destruction rate in %, top-1/top-5; '-' = no image in that condition")
-    return "\n".join(lines)
-
-
-def csv_table(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    cols = ["model", "attack", "eps", "case", "n"]
-    cols += [f"{c}_top{k}" for c in CONDITIONS for k in (1, 5)]
-    cols += ["destruction_top1", "destruction_top5", "destruction_n"]
-    w.writerow(cols)
-    for r in rows:
-        for case in ("average", "prefiltered"):
-            vals = [r["model"], r["attack_label"], r["eps"], case, r[case]["n"]]
-            vals += [_acc(r, case, c, k) for c in CONDITIONS for k in (1, 5)]
-            vals += [_dr(r, case, 1), _dr(r, case, 5), r[case]["destruction"]["top1"]["n"]]
-            w.writerow(["" if v is None else v for v in vals])
-    return buf.getvalue()
+__all__ = ["report_stage", "text_table", "csv_table", "gallery"]
 
 
 def _data_uri(rgb: np.ndarray, size: int = 224) -> str:
@@ -109,44 +69,93 @@ def gallery(run: RunDir, records: list[dict], n: int) -> list[dict]:
     return out
 
 
-def report_stage(run: RunDir, cfg, device=None) -> dict:
-    records = load_records(run)
+def kurakin_section(records: list[dict], cfg) -> list[dict]:
     rows = kurakin_table(records, cfg.classify.prefilter_confidence)
     for r in rows:
         r["reference"] = reference_for(r["attack"], r["eps"]) if r["attack_label"].split("_eps")[0] == r["attack"] else None
+        if r.get("target") is not None:
+            r["target_name"] = class_names()[r["target"]]
+    return rows
+
+
+def comparisons_section(records: list[dict]) -> dict:
+    return {"rows": comparisons(records, 1),
+            "note": "McNemar's test on the same images, top-1 accuracy (exact binomial below 25 discordant images); "
+                    "trip: digital adversarial against photo adversarial of one attack; attacks: photo adversarial of "
+                    "two attacks of one model; significant: p < 0.05"}
+
+
+def images_section(records: list[dict]) -> list[dict]:
+    """The run's images with their true class, named."""
+    names = class_names()
+    seen = {}
+    for r in records:
+        seen.setdefault(r["image"], {"image": r["image"], "label": r["label"], "class": names[r["label"]],
+                                     "label_known": r["label_known"]})
+    return list(seen.values())
+
+
+def align_section(run: RunDir) -> dict:
     align_path = run.root / "align" / "crops.json"
     align = read_json(align_path) if align_path.is_file() else {"crops": [], "photos": [], "missing": []}
     excluded = [{"photo": c["photo"], "sheet": c["sheet"], "slot": c["slot"], "item": c["item"], "role": c["role"],
                  "reason": c["reason"]} for c in align["crops"] if not c.get("accepted")]
+    return {
+        "photos": len(align["photos"]),
+        "photos_skipped": [p for p in align["photos"] if p.get("status") != "ok"],
+        "cells_missing": align["missing"],
+        "crops_excluded": excluded,
+    }
+
+
+def labels_section(records: list[dict]) -> dict:
     unlabelled = sorted({r["image"] for r in records if not r["label_known"]})
+    return {
+        "unlabelled_images": unlabelled,
+        "note": ("images without a known true class use the clean top-1 prediction as their label, so their "
+                 "digital clean accuracy is 100 % by construction") if unlabelled else None,
+    }
+
+
+SURVIVAL_COLUMNS = ["key", "model", "attack_label", "image", "predicted", "observed", "digital_fooled", "clean_right"]
+
+
+def report_stage(run: RunDir, cfg, device=None) -> dict:
+    records = load_records(run)
+    rows = kurakin_section(records, cfg)
     report = {
         "run_id": run.manifest().get("run_id"),
         "name": cfg.run.name,
         "kurakin": rows,
-        "labels": {
-            "unlabelled_images": unlabelled,
-            "note": ("images without a known true class use the clean top-1 prediction as their label, so their "
-                     "digital clean accuracy is 100 % by construction") if unlabelled else None,
-        },
-        "align": {
-            "photos": len(align["photos"]),
-            "photos_skipped": [p for p in align["photos"] if p.get("status") != "ok"],
-            "cells_missing": align["missing"],
-            "crops_excluded": excluded,
-        },
+        "comparisons": comparisons_section(records),
+        "images": images_section(records),
+        "labels": labels_section(records),
+        "align": align_section(run),
+        "channel": channel_report(cfg),  # the print-and-camera channel: preset, calibration, parameters
     }
+    survival = survival_section(run, cfg, device, records, cfg.report.predict_draws)
+    if survival:
+        report["survival"] = survival
     from ..experiments.report import SECTIONS, attach
 
     csvs, sections = attach(run, report, records)  # the experiments' sections, tables and plots
     out = run.stage_dir("report")
     write_json(out / "report.json", report)
     write_text(out / "kurakin.csv", csv_table(rows))
+    write_text(out / "comparisons.csv", flat_csv(report["comparisons"]["rows"], [
+        "kind", "model", "a", "a_condition", "b", "b_condition", "k", "n", "a_acc", "b_acc", "a_only", "b_only", "p",
+        "test", "significant"]))
+    if survival:
+        write_text(out / "survival.csv", flat_csv(survival["items"], SURVIVAL_COLUMNS))
+    else:
+        (out / "survival.csv").unlink(missing_ok=True)
     for name in SECTIONS:  # a table of an experiment no longer run must not linger
         if f"{name}.csv" not in csvs:
             (out / f"{name}.csv").unlink(missing_ok=True)
     for name, text in csvs.items():
         write_text(out / name, text)
-    table = text_table(rows)
+    table = "\n\n".join([text_table(rows), comparisons_text(report["comparisons"]["rows"])]
+                         + ([survival_text(survival)] if survival else []))
     write_text(out / "table.txt", table + "\n")
     if cfg.report.html:
         from .html import render_html

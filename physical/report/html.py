@@ -39,10 +39,43 @@ def eps(v) -> str:
     return "> 1" if v is None else f"{v:.3f}"
 
 
-_ENV.filters.update(pct=pct, pair=pair, ref_pair=ref_pair, pp=pp, sign=sign, eps=eps)
+def ci(v) -> str:
+    """A rate dict's 95 % interval in percent: '[30.6–86.3]'; '' when there is none."""
+    if not v or not v.get("ci"):
+        return ""
+    return f"[{100 * v['ci'][0]:.1f}–{100 * v['ci'][1]:.1f}]"
+
+
+def rate(v) -> str:
+    """A rate dict as 'percent [interval] k/n'."""
+    from .tables import rate as value
+
+    if not v or value(v) is None:
+        return f"– (n {v['n'] if v else 0})"
+    return f"{pct(value(v))} {ci(v)} {v['k']}/{v['n']}"
+
+
+def cil(v) -> str:
+    """An interval [lo, hi] (fractions) in percent: '[30.6–86.3]'; '' when None."""
+    return "" if not v else f"[{100 * v[0]:.1f}–{100 * v[1]:.1f}]"
+
+
+def pval(v) -> str:
+    return "–" if v is None else f"{v:.3g}"
+
+
+def num(v) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+_ENV.filters.update(pct=pct, pair=pair, ref_pair=ref_pair, pp=pp, sign=sign, eps=eps, ci=ci, rate=rate, pval=pval, cil=cil,
+                    num=num)
 
 
 def render_html(report: dict, gallery: list[dict], sections: list[str] | None = None) -> str:
     """`sections`: extra HTML blocks (already rendered) appended after the main tables."""
+    from .plots import reliability_plot
+
+    plot = reliability_plot(report["survival"]) if report.get("survival") else None
     return _ENV.get_template("report.html").render(r=report, gallery=gallery, conditions=CONDITIONS,
-                                                  sections=sections or [])
+                                                  sections=sections or [], reliability_plot=plot)

@@ -32,8 +32,29 @@ def _pc(v):
     return float("nan") if v is None else 100.0 * v
 
 
+def _err(vals: list[Optional[dict]]):
+    """Values and asymmetric error bars (percent) of rate dicts with a 95 % interval."""
+    from .tables import rate
+
+    y = [_pc(rate(v)) for v in vals]
+    lo = [0.0 if not v or not v.get("ci") else y_ - 100 * v["ci"][0] for v, y_ in zip(vals, y)]
+    hi = [0.0 if not v or not v.get("ci") else 100 * v["ci"][1] - y_ for v, y_ in zip(vals, y)]
+    return y, [lo, hi]
+
+
+def _err_cols(rows: list[dict], col: str):
+    """Values of column `col` and error bars from its `col_ci` interval (percent; none where absent)."""
+    y = [_pc(r.get(col)) for r in rows]
+    cis = [r.get(f"{col}_ci") for r in rows]
+    lo = [0.0 if not ci else y_ - 100 * ci[0] for ci, y_ in zip(cis, y)]
+    hi = [0.0 if not ci else 100 * ci[1] - y_ for ci, y_ in zip(cis, y)]
+    return y, [lo, hi]
+
+
 def eps_plots(kurakin_rows: list[dict]) -> Optional[str]:
-    """Accuracy (digital / photo adversarial, top-1) and destruction rate against eps, per attack."""
+    """Accuracy (digital / photo adversarial, top-1) and destruction rate against eps, per attack,
+    with the 95 % intervals as error bars (the points of one attack are nudged apart in eps so the
+    bars do not hide each other)."""
     if not kurakin_rows:
         return None
     plt = _plt()
@@ -43,27 +64,61 @@ def eps_plots(kurakin_rows: list[dict]) -> Optional[str]:
         if len({x["model"] for x in kurakin_rows}) > 1:
             name = f"{r['model']}/{name}"
         series[name].append(r)
+    ticks = sorted({r["eps"] for r in kurakin_rows})
+    span = (ticks[-1] - ticks[0]) or max(ticks[0], 1.0)
     with plt.rc_context(_STYLE):
         fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
-        for name, rows in series.items():
+        for i, (name, rows) in enumerate(series.items()):
             rows = sorted(rows, key=lambda r: r["eps"])
-            eps = [r["eps"] for r in rows]
-            acc = lambda c, k=1: [_pc(r["average"]["accuracy"][c][f"top{k}"]["acc"]) for r in rows]  # noqa: E731
-            line = axes[0].plot(eps, acc("digital_adv"), "o-", label=name)[0]
-            axes[1].plot(eps, acc("photo_adv"), "o-", color=line.get_color(), label=name)
-            axes[2].plot(eps, [_pc(r["average"]["destruction"]["top1"]["rate"]) for r in rows], "o-",
-                         color=line.get_color(), label=f"{name} top-1")
-            axes[2].plot(eps, [_pc(r["average"]["destruction"]["top5"]["rate"]) for r in rows], "s--",
-                         color=line.get_color(), alpha=0.6, label=f"{name} top-5")
+            eps = [r["eps"] + 0.02 * span * (i - (len(series) - 1) / 2) for r in rows]
+            acc = lambda c, k=1: _err([r["average"]["accuracy"][c][f"top{k}"] for r in rows])  # noqa: E731
+            y, e = acc("digital_adv")
+            line = axes[0].errorbar(eps, y, yerr=e, fmt="o-", capsize=2, label=name)[0]
+            y, e = acc("photo_adv")
+            axes[1].errorbar(eps, y, yerr=e, fmt="o-", capsize=2, color=line.get_color(), label=name)
+            for k, fmt_, alpha in ((1, "o-", 1.0), (5, "s--", 0.6)):
+                y, e = _err([r["average"]["destruction"][f"top{k}"] for r in rows])
+                axes[2].errorbar(eps, y, yerr=e, fmt=fmt_, capsize=2, color=line.get_color(), alpha=alpha,
+                                 label=f"{name} top-{k}")
         clean = [_pc(r["average"]["accuracy"]["digital_clean"]["top1"]["acc"]) for r in kurakin_rows]
         if clean:
             axes[0].axhline(sum(clean) / len(clean), color="grey", ls=":", label="clean")
         for ax, title in zip(axes, ["digital adversarial accuracy, top-1 (%)", "photo adversarial accuracy, top-1 (%)",
                                     "destruction rate (%)"]):
             ax.set_title(title)
-            ax.set_xlabel("eps (0..255)")
+            ax.set_xlabel("eps (0..255); bars: 95 % interval")
+            ax.set_xticks(ticks)
+            ax.set_xlim(ticks[0] - 0.25 * span, ticks[-1] + 0.25 * span)
             ax.set_ylim(-3, 103)
             ax.legend(loc="best")
+        return to_data_uri(fig)
+
+
+def reliability_plot(survival: dict) -> Optional[str]:
+    """Predicted survival against observed survival (bins of the prediction, 95 % intervals), and
+    how many images fall in each bin."""
+    bins = survival.get("reliability") or []
+    if not bins:
+        return None
+    plt = _plt()
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(1, 2, figsize=(8, 3.3))
+        ax = axes[0]
+        ax.plot([0, 100], [0, 100], color="grey", ls=":", label="perfect")
+        y, e = _err(bins)
+        ax.errorbar([100 * b["predicted"] for b in bins], y, yerr=e, fmt="o-", capsize=2,
+                    label=f"this run (Brier {survival['brier']:.3f})")
+        ax.set_xlabel("predicted survival (%)")
+        ax.set_ylabel("observed survival in the photos (%)")
+        ax.set_xlim(-3, 103)
+        ax.set_ylim(-3, 103)
+        ax.legend(loc="upper left")
+        axes[1].bar([100 * (b["bin"][0] + b["bin"][1]) / 2 for b in bins], [b["n"] for b in bins],
+                    width=100 * (bins[0]["bin"][1] - bins[0]["bin"][0]) * 0.9)
+        axes[1].set_xlabel("predicted survival (%)")
+        axes[1].set_ylabel("images")
+        axes[1].set_xlim(-3, 103)
+        fig.tight_layout()
         return to_data_uri(fig)
 
 
@@ -102,9 +157,12 @@ def transformation_plots(rows: list[dict], untransformed: Optional[list[dict]] =
                 rs = sorted(rs, key=lambda r: r["strength"])
                 s = [r["strength"] for r in rs]
                 lab = f"{model}/{label}" if multi else label
-                line = axes[0, c].plot(s, [_pc(r["destruction_top1"]) for r in rs], "o-", label=lab)[0]
-                axes[1, c].plot(s, [_pc(r["destruction_top5"]) for r in rs], "o-", color=line.get_color(), label=lab)
-                axes[2, c].plot(s, [_pc(r["adv_top1"]) for r in rs], "o-", color=line.get_color(), label=f"adv {lab}")
+                y, e = _err_cols(rs, "destruction_top1")
+                line = axes[0, c].errorbar(s, y, yerr=e, fmt="o-", capsize=2, label=lab)[0]
+                y, e = _err_cols(rs, "destruction_top5")
+                axes[1, c].errorbar(s, y, yerr=e, fmt="o-", capsize=2, color=line.get_color(), label=lab)
+                y, e = _err_cols(rs, "adv_top1")
+                axes[2, c].errorbar(s, y, yerr=e, fmt="o-", capsize=2, color=line.get_color(), label=f"adv {lab}")
                 if model not in clean_done:
                     clean_done.add(model)
                     axes[2, c].plot(s, [_pc(r["clean_top1"]) for r in rs], "k^--",
@@ -116,7 +174,7 @@ def transformation_plots(rows: list[dict], untransformed: Optional[list[dict]] =
                     axes[r_, c].invert_xaxis()
             for r_ in range(3):
                 axes[r_, c].set_ylim(-3, 103)
-        axes[0, 0].set_ylabel("destruction rate top-1 (%)")
+        axes[0, 0].set_ylabel("destruction rate top-1 (%), 95 % bars")
         axes[1, 0].set_ylabel("destruction rate top-5 (%)")
         axes[2, 0].set_ylabel("accuracy top-1 (%)")
         fig.tight_layout()
@@ -167,9 +225,10 @@ def generalisation_plot(rows: list[dict]) -> Optional[str]:
         x = np.arange(len(rows))
         for i, (key, lab) in enumerate([("own_fool_top1", "own perturbation"), ("cross_fool_top1", "another image's"),
                                         ("random_fool_top1", "random sign, same eps")]):
-            ax.bar(x + (i - 1) * 0.27, [_pc(r[key]) for r in rows], 0.27, label=lab)
+            y, e = _err_cols(rows, key)
+            ax.bar(x + (i - 1) * 0.27, y, 0.27, yerr=e, capsize=2, label=lab)
         ax.set_xticks(x, labels, rotation=20)
-        ax.set_ylabel("fool rate, top-1 (%)")
+        ax.set_ylabel("fool rate, top-1 (%); bars: 95 % interval")
         ax.set_ylim(0, 103)
         ax.legend(loc="upper left", bbox_to_anchor=(1, 1))
         return to_data_uri(fig)

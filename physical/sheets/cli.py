@@ -55,7 +55,7 @@ def _print(args) -> int:
         if not run.exists():
             raise FileNotFoundError(f"{run.manifest_path}: missing; not a run directory")
         run = run_stages(cfg, ["print"], run=run, redo=("print",) if args.force else (), log=log,
-                         command="physical print", target=args.run)
+                         command="physical print", target=args.run, check_earlier_inputs=False)
     summary = run.status("print")["summary"]
     print(("wrote the sheets\n" if ran else "")
           + describe(summary, run.run_id, cfg.run.name, args.run if path.is_file() else "CONFIG"))

@@ -1,0 +1,188 @@
+"""Does the calibrated simulator predict the trip through a printer and camera it never saw?
+
+The "real" printer and camera are benchmarks/indepsim.py, an independent simulator (its own PDF
+rasterizer resolution, a halftoning printer, a 12-MP phone with Bayer mosaic, demosaicing, denoise,
+sharpening and JPEG) that shares no code with physical's channel. Then, as a lab would:
+
+1. one run generates FGSM, BIM and ILL at eps 8 and 16 and EOT-BIM at eps 16 on ImageNet photos
+   (../shared/imagenet-100) and prints its sheets;
+2. `physical calibrate targets`; the colour chart is "photographed" `--chart` times through the
+   independent simulator and `physical calibrate colour` fits the channel from those photos;
+3. measured: the sheets are photographed through the independent simulator and the run goes on
+   from capture (folder of photos) through the real align and classify stages;
+4. predicted: the same run, captured by physical's simulated channel with the calibration;
+   also the default channel (no calibration, the `phone` preset) for reference;
+5. per attack: top-1 destruction rate predicted vs measured, with n and Wilson 95 % intervals, and
+   photo-clean top-1.
+
+    python benchmarks/fidelity.py [--images 64] [--chart 6] [--out /tmp/physical-fidelity] [--skip-default]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import IMAGENET_100, setup  # noqa: E402
+import indepsim  # noqa: E402
+
+ATTACKS = [{"name": "fgsm", "eps": [8, 16]}, {"name": "bim", "eps": [8, 16]}, {"name": "ill", "eps": [8, 16]},
+           {"name": "bim", "eps": [16], "eot": {"samples": 8}}]
+
+# the channel's defaults before presets (what the issue measured)
+OLD_DEFAULTS = dict(rotation_deg=180.0, tilt=0.12, scale=[0.7, 0.95], translate=0.05, blur_sigma=[0.3, 1.2],
+                    noise_sigma=[0.005, 0.02], brightness=[-0.08, 0.08], contrast=[0.85, 1.1], white_balance=0.05,
+                    light_gradient=0.15, jpeg_quality=[75.0, 95.0])
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score 95 % interval of k successes in n."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return (max(0.0, c - h), min(1.0, c + h))
+
+
+def config(root: Path, name: str, images: str, limit: int, capture: dict):
+    from physical.config import from_dict
+
+    return from_dict({
+        "run": {"name": name, "output": str(root), "seed": 0, "device": "cpu"},
+        "models": ["efficientnet_lite0"], "images": {"source": images, "limit": limit},
+        "attacks": ATTACKS, "capture": capture, "report": {"html": False},
+    }, root)
+
+
+def figures(run_root: Path) -> dict:
+    """Per attack label: destruction {k, n}; and photo-clean / digital-clean top-1 {k, n}."""
+    from physical.classify import load_records
+    from physical.metrics import correct
+    from physical.rundir import RunDir
+
+    recs = load_records(RunDir(run_root))
+    out: dict = {}
+    for r in recs:
+        p, lab = r["pred"], r["label"]
+        row = out.setdefault(r["attack_label"], {"k": 0, "n": 0})
+        t = correct(p.get("photo_adv"), lab, 1)
+        if t is not None and correct(p["digital_clean"], lab, 1) and not correct(p["digital_adv"], lab, 1):
+            row["n"] += 1
+            row["k"] += int(t)
+    clean = {}
+    for r in recs:  # one clean image per source image (every attack's record holds its photo-clean)
+        c = correct(r["pred"].get("photo_clean"), r["label"], 1)
+        if c is not None:
+            clean.setdefault(r["image"], c)
+    dig = {r["image"]: correct(r["pred"]["digital_clean"], r["label"], 1) for r in recs}
+    out["photo clean top-1"] = {"k": sum(clean.values()), "n": len(clean)}
+    out["digital clean top-1"] = {"k": sum(dig.values()), "n": len(dig)}
+    return out
+
+
+def capture_and_classify(out: Path, name: str, cfg) -> dict:
+    from physical.pipeline import run_pipeline
+
+    if (out / name / "classify" / "predictions.json").is_file():  # kept by --reuse
+        return figures(out / name)
+    shutil.rmtree(out / name, ignore_errors=True)
+    shutil.copytree(out / "base", out / name)
+    t = time.time()
+    run_pipeline(cfg, from_stage="capture", until="classify", log=lambda *a: None)
+    print(f"  {name}: captured, aligned, classified in {time.time() - t:.0f} s", flush=True)
+    return figures(out / name)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--images", type=int, default=64)
+    p.add_argument("--chart", type=int, default=6, help="photos of the colour chart")
+    p.add_argument("--out", default="/tmp/physical-fidelity")
+    p.add_argument("--skip-default", action="store_true", help="leave out the default channel's row")
+    p.add_argument("--skip-before", action="store_true", help="leave out the pre-fix channel's row")
+    p.add_argument("--no-eot", action="store_true", help="leave out EOT-BIM (its generation is the slow part)")
+    p.add_argument("--reuse", action="store_true", help="keep what --out holds (the generated and printed run, "
+                   "the photos, the rows already classified) and add what is missing")
+    a = p.parse_args()
+    setup()
+    from physical.pipeline import run_pipeline
+
+    if a.no_eot:
+        del ATTACKS[-1]
+    out = Path(a.out)
+    reuse = a.reuse and (out / "base" / "print" / "sheets.pdf").is_file()
+    if not reuse:
+        shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    images = str(IMAGENET_100.resolve()) if IMAGENET_100.is_dir() else "samples"
+    t0 = time.time()
+    if not reuse:
+        run_pipeline(config(out, "base", images, a.images, {"source": "simulate"}), until="print",
+                     log=lambda *a: None)
+        print(f"generated and printed {a.images} images ({images}) in {time.time() - t0:.0f} s", flush=True)
+
+    # calibrate from the independent simulator's photos of the chart, with the tool's own commands
+    subprocess.run(["physical", "calibrate", "targets", "--out", str(out / "targets")], check=True,
+                   stdout=subprocess.DEVNULL)
+    if not (reuse and (out / "chart").is_dir()):
+        indepsim.photograph_pdf(out / "targets" / "colour-chart.pdf", out / "chart", photos=a.chart, seed=1000,
+                                prefix="chart")
+    subprocess.run(["physical", "calibrate", "colour", "--source", str(out / "chart"), "--out",
+                    str(out / "colour.json")], check=True)
+
+    t = time.time()
+    if not (reuse and (out / "photos").is_dir()):
+        photos = indepsim.photograph_pdf(out / "base" / "print" / "sheets.pdf", out / "photos", photos=1, seed=2000,
+                                         prefix="sheet")
+        print(f"independent simulator: {len(photos)} sheet photos in {time.time() - t:.0f} s", flush=True)
+    rows = {"measured (independent simulator)": capture_and_classify(
+        out, "measured", config(out, "measured", images, a.images, {"source": f"folder:{out / 'photos'}"}))}
+    rows["predicted (calibrated channel)"] = capture_and_classify(
+        out, "predicted", config(out, "predicted", images, a.images,
+                                 {"source": "simulate", "channel": {"calibration": str(out / "colour.json")}}))
+    if not a.skip_before:
+        # the channel as it was before the calibration set the frame, scale, pose, JPEG and light: only
+        # the colour model, blur and noise from the file; the old defaults' 2400 x 1800 frame, any
+        # rotation, scale 0.7-0.95, JPEG 75-95, exposure +-8 %
+        doc = json.loads((out / "colour.json").read_text())
+        doc.pop("channel", None)
+        (out / "colour-before.json").write_text(json.dumps(doc))
+        before = dict(OLD_DEFAULTS, calibration=str(out / "colour-before.json"))
+        rows["predicted, channel before the fix"] = capture_and_classify(
+            out, "before", config(out, "before", images, a.images,
+                                  {"source": "simulate", "frame": [2400, 1800], "dpi": 200, "channel": before}))
+    if not a.skip_default:
+        rows["default channel (phone preset)"] = capture_and_classify(
+            out, "default", config(out, "default", images, a.images, {"source": "simulate"}))
+    report(rows)
+    print(f"({time.time() - t0:.0f} s in all)")
+
+
+def report(rows: dict) -> None:
+    measured = next(iter(rows.values()))
+    keys = [k for k in measured if "clean" not in k] + ["photo clean top-1", "digital clean top-1"]
+    print("\ntop-1 destruction rate per attack (photo-clean / digital-clean: top-1 accuracy); "
+          "rate [Wilson 95 % interval] (n)")
+    print(f"{'':<24}" + "".join(f"{name:>40}" for name in rows) + f"{'predicted - measured':>24}")
+    for k in keys:
+        cells, rates = [], []
+        for name, r in rows.items():
+            v = r.get(k, {"k": 0, "n": 0})
+            rate = v["k"] / v["n"] if v["n"] else float("nan")
+            lo, hi = wilson(v["k"], v["n"])
+            rates.append(rate)
+            cells.append(f"{rate:.2f} [{lo:.2f}, {hi:.2f}] ({v['n']})")
+        diff = rates[1] - rates[0] if len(rates) > 1 else float("nan")
+        print(f"{k:<24}" + "".join(f"{c:>40}" for c in cells) + f"{diff:>+24.2f}")
+
+
+if __name__ == "__main__":
+    main()
