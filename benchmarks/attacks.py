@@ -45,11 +45,15 @@ def main(argv=None) -> int:
     ap.add_argument("--no-allocator", action="store_true", help="leave glibc's malloc as it is (physical.runtime)")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs (a process per configuration)")
     ap.add_argument("--memory-batch", type=int, default=16, help="images of the EOT memory rows (the README's example: 16)")
+    ap.add_argument("--memory-only", action="store_true", help="only the peak-memory runs")
     ap.add_argument("--child", help=argparse.SUPPRESS)  # one configuration in this process (JSON): peak memory
     a = ap.parse_args(argv)
     setup(a.threads, allocator=not a.no_allocator)
     if a.child:
         return child(a, json.loads(a.child))
+    if a.memory_only:
+        memory_rows(a, argv)
+        return 0
 
     from physical.attacks import BIM, PGD
     from physical.attacks.eot import CropChannel, cell_px_for
@@ -166,7 +170,11 @@ def memory_rows(a, argv) -> None:
             last = (out.stderr.strip().splitlines() or ["?"])[-1]
             print(f"{name:44s}  failed: {last}")
             continue
-        r = got[name] = json.loads(lines[-1])
+        r = json.loads(lines[-1])
+        if "skipped" in r:
+            print(f"{name:44s}  skipped: {r['skipped']}")
+            continue
+        got[name] = r
         print(f"{name:44s}{r['throughput']:18.2f}{r['peak_gb']:10.2f}{r['micro_batch'] or '-':>13}")
     for samples in (n, 4 * n):
         one, cut = (got.get(f"EOT-BIM N={samples}, {mb} images, {w}") for w in ("one batch", "default budget"))
@@ -210,6 +218,15 @@ def child(a, conf: dict) -> int:
         attack = BIM(model, a.eps, alpha=1, steps=steps, eot=EOTConfig(samples=conf["samples"]), channel=channel,
                      memory_gb=conf["memory_gb"])
         run = lambda: attack(x, y)  # noqa: E731
+        if conf["memory_gb"]:  # one batch: only where the machine has the memory (never push it into swap)
+            from physical.runtime import GB, available_bytes
+
+            attack.micro_batch(x, y, attack.draw(len(x), dev))
+            need = next(iter(attack._sample_bytes.values())) * len(x) * attack.eot_samples
+            if need > 0.7 * available_bytes(dev):
+                print(json.dumps({"skipped": f"one batch needs about {need / GB:.1f} GB, "
+                                             f"{available_bytes(dev) / GB:.1f} GB available"}))
+                return 0
     run()  # warm-up (the first batch in a process is slower)
     sync()
     t = time.perf_counter()

@@ -120,19 +120,16 @@ def saved_bytes(fn: Callable[[], torch.Tensor]) -> int:
     return sum(seen.values()) + out.numel() * out.element_size()
 
 
-def chunk_size(per_item: int, budget: int, what: str) -> int:
-    """How many items (each costing `per_item` bytes) fit in `budget` bytes; a UserError naming the
-    smallest budget that works when not even one does."""
-    if per_item <= 0:
-        return 1 << 30
-    k = budget // per_item
-    if k < 1:
-        from .config import ConfigError
+def chunk_size(per_item: int, budget: int) -> int:
+    """How many items (each costing `per_item` bytes) fit in `budget` bytes (0: not even one)."""
+    return 1 << 30 if per_item <= 0 else int(budget // per_item)
 
-        need = math.ceil(per_item / GB * 100) / 100
-        raise ConfigError(f"run.memory_gb: {budget / GB:.3g} GB is too small for one image of {what} "
-                          f"(it needs {need:.2f} GB); the smallest budget that works is {need:.2f}")
-    return int(k)
+
+def too_small(per_item: int, budget: int, what: str) -> str:
+    """The message for a budget that holds not even one item: it names the smallest that works."""
+    need = math.ceil(per_item / GB * 100) / 100
+    return (f"run.memory_gb: {budget / GB:.3g} GB is too small for one image of {what} "
+            f"(it needs {need:.2f} GB); the smallest budget that works is {need:.2f}")
 
 
 # -- time estimates --------------------------------------------------------------------------------

@@ -49,6 +49,8 @@ def test_two_ranks_give_the_single_process_report(tmp_path):
                          env=_env(), timeout=900)
     assert two.returncode == 0, two.stderr[-3000:] + two.stdout[-3000:]
     assert "sharded over 2 ranks" in two.stdout and "rank 1 of 2" in two.stdout
+    for stage in ("generate", "classify"):  # the time estimate after the first batch
+        assert re.search(rf"\[{stage}\] first batch in .*: about .* left", one.stdout), one.stdout[-2000:]
     r1 = json.loads((tmp_path / "runs/one/report/report.json").read_text())
     r2 = json.loads((tmp_path / "runs/two/report/report.json").read_text())
     assert _tables(r1) == _tables(r2)
@@ -86,3 +88,19 @@ def test_a_rank_that_dies_is_named_and_a_rerun_resumes(tmp_path):
     m = json.loads((tmp_path / "runs/die/manifest.json").read_text())
     made = m["stages"]["generate"]["summary"]["made"]
     assert made == 3 - kept and len(list(adv.glob("*.png"))) == 3  # only what was missing is made again
+
+
+def test_torchrun_asking_for_gpus_the_machine_lacks_is_one_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA devices")
+    cfg = _config(tmp_path, "gpu", ATTACK)
+    r = subprocess.run(_torchrun([str(cfg), "--set", "run.device=cuda"]), capture_output=True, text=True,
+                       env=_env(), timeout=300)
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("physical: error:")]
+    assert lines and lines[0] == ("physical: error: run.device: 'cuda' with 2 processes per node needs 2 CUDA "
+                                  "device(s); this machine has 0: use --nproc_per_node=1 or run.device: cpu")
+    assert "exitcode  : 2" in r.stderr  # each rank stopped with 2 before any work
+    assert not (tmp_path / "runs" / "gpu").exists()

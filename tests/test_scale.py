@@ -100,7 +100,7 @@ def test_budget_too_small_names_the_smallest_that_works():
     a = BIM(Tiny(), 8, steps=1, memory_gb=1e-9)
     with pytest.raises(ConfigError, match=r"run\.memory_gb: .* too small for one image of tiny .* smallest budget that works is"):
         a(x, y)
-    assert chunk_size(10, 100, "m") == 10 and memory_budget("cpu", 2.0) == 2 * GB
+    assert chunk_size(10, 100) == 10 and chunk_size(10, 9) == 0 and memory_budget("cpu", 2.0) == 2 * GB
     assert 0 < memory_budget("cpu") <= 2 * GB  # default: capped on the CPU
 
 

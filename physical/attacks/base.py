@@ -155,7 +155,8 @@ class Attack:
     def micro_batch(self, x_adv: torch.Tensor, labels: torch.Tensor, params: Optional[dict]) -> int:
         """Samples per micro-batch: as many as the memory budget holds (one sample's cost measured
         once per input shape, from autograd's saved tensors; the generator is left as it was)."""
-        from ..runtime import TRANSIENT, chunk_size, memory_budget, saved_bytes
+        from ..config import ConfigError
+        from ..runtime import TRANSIENT, chunk_size, memory_budget, saved_bytes, too_small
 
         key = tuple(x_adv.shape[1:])
         if key not in self._sample_bytes:
@@ -165,7 +166,11 @@ class Attack:
             self.generator.set_state(state)
             self._sample_bytes[key] = int(TRANSIENT * per)
         what = f"{getattr(self.model, 'name', 'the model')} in {self.name}" + (" with EOT" if params is not None else "")
-        return chunk_size(self._sample_bytes[key], memory_budget(x_adv.device, self.memory_gb), what)
+        budget = memory_budget(x_adv.device, self.memory_gb)
+        k = chunk_size(self._sample_bytes[key], budget)
+        if k < 1:
+            raise ConfigError(too_small(self._sample_bytes[key], budget, what))
+        return k
 
     def gradient(self, x_adv: torch.Tensor, labels: torch.Tensor, targeted: bool = False) -> torch.Tensor:
         """d loss / d x_adv, averaged over EOT samples when configured, with the printability
