@@ -101,6 +101,7 @@ class Poisoned(torch.nn.Module):
 @pytest.mark.parametrize("name", ["pgd", "mifgsm", "tifgsm"])
 def test_nan_gradient_names_attack_and_step(sample_batch, name):
     x, _ = sample_batch
-    attack = make_attack(AttackConfig(name=name, eps=[4], steps=5), Poisoned(bad=2), 4)
+    # calls: 1 sizes the micro-batches (one sample, once per input shape), then one per step 0, 1, 2
+    attack = make_attack(AttackConfig(name=name, eps=[4], steps=5), Poisoned(bad=3), 4)
     with pytest.raises(FloatingPointError, match=f"'{name}'.*step 2"):
         attack(x[:1], torch.tensor([1]))
