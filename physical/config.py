@@ -166,7 +166,6 @@ class CaptureConfig:
     guided: GuidedConfig = field(default_factory=GuidedConfig)  # frame choice from a stream
 
     def __post_init__(self):
-        # a frame left out: the preset's now, a calibration's once it is read (frame_auto)
         self.frame_auto, self.frame = self.frame is None, self.frame or list(PRESETS[self.channel.preset]["frame"])
 
 
