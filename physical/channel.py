@@ -7,8 +7,10 @@ the input). Stages run in physical order:
 1. printer   tone curve ``print_gamma``, gamut squeezed into ``[ink_black, paper_white]``; with
              ``calibration`` (a colour.json from ``physical calibrate colour``) the fitted
              printer-to-camera colour model (:mod:`physical.calibrate.model`: per-channel tone
-             curves, 3x3 + bias in linear light, the gamut clamp) replaces it, and the file's
-             measured ``blur_sigma`` / ``noise_sigma`` ranges replace the config's
+             curves, 3x3 + bias in linear light, the gamut clamp) replaces it, and every range the
+             file measured replaces the config's (:meth:`Channel.measured`: blur, noise, JPEG,
+             exposure as contrast, white balance, light gradient, rotation, tilt, and with
+             :meth:`Channel.for_photo` the scale, from the photos' pixels per millimetre)
 2. geometry  one homography per sample: in-plane rotation, perspective tilt, scale, translation;
              the image is placed into an ``out_size`` frame, uncovered area = background
 3. optics    gaussian blur, per-sample sigma

@@ -128,8 +128,7 @@ class ChannelConfig:
     paper_white: Optional[float] = rng(0.0, 1.0, default=None)  # printer gamut: paper white ...
     ink_black: Optional[float] = rng(0.0, 1.0, default=None)  # ... and darkest ink
     print_gamma: Optional[float] = rng(0.2, 5.0, default=None)  # dot gain as a tone curve
-    # calibration/colour.json (`physical calibrate colour`): replaces the printer and every range it measured
-    calibration: Optional[str] = None
+    calibration: Optional[str] = None  # colour.json (`physical calibrate colour`): printer + ranges it measured
 
     def __post_init__(self):
         self.from_preset = fill_from_preset(self)  # the keys the preset filled (the report names them)
@@ -177,8 +176,7 @@ class CaptureConfig:
     guided: GuidedConfig = field(default_factory=GuidedConfig)  # frame choice from a stream
 
     def __post_init__(self):
-        self.frame_auto = self.frame is None  # the preset's frame now, a calibration's once it is read
-        self.frame = self.frame or list(PRESETS[self.channel.preset]["frame"])
+        self.frame_auto, self.frame = self.frame is None, self.frame or list(PRESETS[self.channel.preset]["frame"])
 
 
 @dataclass

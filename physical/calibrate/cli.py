@@ -210,7 +210,9 @@ def channel_lines(doc: dict) -> list[str]:
     if ch.get("px_per_mm"):
         got["scale"] = f"{ch['px_per_mm'][0]:g} .. {ch['px_per_mm'][1]:g} px/mm of the page"
     if ch.get("image_size"):
-        got["frame"] = f"{ch['image_size'][0]}x{ch['image_size'][1]} (unless capture.frame is given)"
+        short, long = sorted(int(v) for v in ch["image_size"])
+        w, h = (short, long) if ch.get("page_along_long_side", True) else (long, short)
+        got["frame"] = f"{w}x{h}, the page upright (unless capture.frame is given)"
     rest = [k for k in CHANNEL_RANGES if k not in got]
     return (["channel parameters this calibration sets:"] + [f"  {k}: {v}" for k, v in got.items()]
             + [f"staying the preset's or the config's: {', '.join(rest)}"])
