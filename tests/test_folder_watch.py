@@ -21,6 +21,7 @@ from physical.simulate import rasterize_pdf
 def test_watch_aligns_photos_as_they_arrive(tmp_path, capsys):
     run, cfg = syn.make_run(tmp_path, "watch", 12)  # 2 sheets of 12 cells
     print_stage(run, cfg)
+    run.mark("print", "done")  # as the pipeline records it: capture follows a finished print
     layout = Layout.from_dict(read_json(run.root / "print" / "layout.json")["layout"])
     pages = list(rasterize_pdf(run.root / "print" / "sheets.pdf", 300))
     rng = np.random.default_rng(4)
