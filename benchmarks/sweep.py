@@ -76,7 +76,8 @@ def one_run(root: Path, folder: Path, n: int, ranks: int, a) -> dict:
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
     if r.returncode:
-        raise SystemExit(f"run {name} failed:\n{r.stderr[-2000:]}")
+        said = [ln for ln in (r.stdout + r.stderr).splitlines() if "error" in ln.lower() or "Error" in ln][:8]
+        raise SystemExit(f"run {name} failed:\n" + "\n".join(said or [r.stderr[-2000:]]))
     stages = json.loads((root / "runs" / name / "manifest.json").read_text())["stages"]
     secs = sum(stages[s]["seconds"] for s in stages if stages[s].get("state") == "done" and "seconds" in stages[s])
     return {"wall": wall, "stages": secs}
