@@ -71,7 +71,7 @@ def one_run(root: Path, folder: Path, n: int, ranks: int, a) -> dict:
     path.write_text(json.dumps(cfg))
     args = ["-m", "physical", "run", str(path), "--until", a.until]
     cmd = [sys.executable, *args] if ranks == 1 else \
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", *args[1:]]
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", *args]
     env = dict(os.environ, OMP_NUM_THREADS=str(max(1, a.threads // ranks)))
     t = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
