@@ -4,8 +4,9 @@ For every size of images (from ../shared/imagenet-100, repeated with mirror imag
 beyond its 100 photos; scikit-image's photos, augmented the same way, when it is not there) and
 every number of ranks, one run of `physical run --until STAGE` (generate by default: the stage whose
 cost grows with images x attacks x eps x models) in a fresh run directory, through torchrun for
-2 ranks. Prints the stage seconds, seconds per image x attack x eps x model, and the scaling
-efficiency (time on 1 rank / (K x time on K ranks); 1.0 is perfect). On this 2-core machine two
+2 ranks. Prints the stages' seconds (as the run's manifest records them; wall adds the processes'
+start), seconds per image x attack x eps x model, and the scaling efficiency (stage time on 1 rank /
+(K x stage time on K ranks); 1.0 is perfect). On this 2-core machine two
 ranks share the same cores, so the efficiency measures overhead rather than speed-up; on a machine
 with a core or a GPU per rank it measures the speed-up.
 
@@ -70,13 +71,14 @@ def one_run(root: Path, folder: Path, n: int, ranks: int, a) -> dict:
     path.write_text(json.dumps(cfg))
     args = ["-m", "physical", "run", str(path), "--until", a.until]
     cmd = [sys.executable, *args] if ranks == 1 else \
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", *args[1:]]
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", *args]
     env = dict(os.environ, OMP_NUM_THREADS=str(max(1, a.threads // ranks)))
     t = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
     if r.returncode:
-        raise SystemExit(f"run {name} failed:\n{r.stderr[-2000:]}")
+        said = [ln for ln in (r.stdout + r.stderr).splitlines() if "error" in ln.lower() or "Error" in ln][:8]
+        raise SystemExit(f"run {name} failed:\n" + "\n".join(said or [r.stderr[-2000:]]))
     stages = json.loads((root / "runs" / name / "manifest.json").read_text())["stages"]
     secs = sum(stages[s]["seconds"] for s in stages if stages[s].get("state") == "done" and "seconds" in stages[s])
     return {"wall": wall, "stages": secs}
@@ -111,9 +113,9 @@ def main(argv=None) -> int:
             base = None
             for k in a.ranks:
                 r = one_run(root, folder, n, k, a)
-                base = r["wall"] if k == 1 else base
-                eff = f"{base / (k * r['wall']):12.2f}" if base and k > 1 else f"{'-':>12s}"
-                print(f"{n:7d}{k:6d}{r['stages']:10.1f}{r['wall']:9.1f}{r['wall'] / (n * units):38.3f}{eff}", flush=True)
+                base = r["stages"] if k == 1 else base
+                eff = f"{base / (k * r['stages']):12.2f}" if base and k > 1 else f"{'-':>12s}"
+                print(f"{n:7d}{k:6d}{r['stages']:10.1f}{r['wall']:9.1f}{r['stages'] / (n * units):38.3f}{eff}", flush=True)
     return 0
 
 

@@ -10,6 +10,10 @@ several machines) shards generate, classify and experiments by image across the 
   shares are gathered (`gather`) and rank 0 writes the stage's files. Per-item outputs (generate's
   images) are written by the rank that made them, keyed by their content, so a rerun after a failed
   rank redoes only the images that are missing.
+- In experiments, the predictions (every transformation, defence and target model) are sharded by
+  batch; the defences' adaptive attacks run whole on every rank (a randomised defence draws from one
+  stream batch after batch, so a share of the batches would draw differently), and rank 0's copy of
+  the stage's files is the one kept.
 - The run directory is the only thing ranks share: on several nodes it must be on a shared file
   system (the same path on every node).
 - A rank that dies: torchrun stops the others and names it; a rank that meets the dead peer in a

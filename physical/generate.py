@@ -125,7 +125,7 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
     # units of work (image x step x EOT draw) for the time estimate, over every model, attack and eps
     eta = Eta("generate", len(mine) * len(cfg.models) * sum(
         (1 if a.eot is None else a.eot.samples) * (a.steps or attacks_mod.Attack.kurakin_steps(e))
-        for a in cfg.attacks for e in a.eps))
+        if attacks_mod.ATTACKS[a.name].iterative else 1 for a in cfg.attacks for e in a.eps))
     for model_name in cfg.models:
         model = load_model(model_name, device, cfg.run.precision)
         mid = model_id(model.name)

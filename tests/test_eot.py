@@ -66,7 +66,7 @@ def test_eot_runs_the_n_samples_of_every_image_as_one_batch(lite0, sample_batch)
             return lite0(z)
 
     view = CropChannel(Channel(), cell_px=120)
-    attack = BIM(Spy(), 4, steps=2, eot=EOTConfig(samples=3), channel=view)
+    attack = BIM(Spy(), 4, steps=2, eot=EOTConfig(samples=3), channel=view, memory_gb=1000)  # a budget that holds them
     adv = attack(x[:2], y[:2])
     # the memory probe (one sample, once per attack), then 2 images x 3 samples, one forward per step
     assert seen == [1, 6, 6]
