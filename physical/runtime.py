@@ -120,6 +120,13 @@ def saved_bytes(fn: Callable[[], torch.Tensor]) -> int:
     return sum(seen.values()) + out.numel() * out.element_size()
 
 
+def budget_is_set(memory_gb: Optional[float] = None) -> bool:
+    """Whether the budget is the user's (`run.memory_gb` or an attack's own): only then is a budget
+    that holds not even one image an error. The default follows the memory free at the moment, so
+    under it one image at a time always runs (a busy machine must not fail a run)."""
+    return memory_gb is not None or _MEMORY_GB is not None
+
+
 def chunk_size(per_item: int, budget: int) -> int:
     """How many items (each costing `per_item` bytes) fit in `budget` bytes (0: not even one)."""
     return 1 << 30 if per_item <= 0 else int(budget // per_item)

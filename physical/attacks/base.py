@@ -156,7 +156,7 @@ class Attack:
         """Samples per micro-batch: as many as the memory budget holds (one sample's cost measured
         once per input shape, from autograd's saved tensors; the generator is left as it was)."""
         from ..config import ConfigError
-        from ..runtime import TRANSIENT, chunk_size, memory_budget, saved_bytes, too_small
+        from ..runtime import TRANSIENT, budget_is_set, chunk_size, memory_budget, saved_bytes, too_small
 
         key = tuple(x_adv.shape[1:])
         if key not in self._sample_bytes:
@@ -168,9 +168,9 @@ class Attack:
         what = f"{getattr(self.model, 'name', 'the model')} in {self.name}" + (" with EOT" if params is not None else "")
         budget = memory_budget(x_adv.device, self.memory_gb)
         k = chunk_size(self._sample_bytes[key], budget)
-        if k < 1:
+        if k < 1 and budget_is_set(self.memory_gb):
             raise ConfigError(too_small(self._sample_bytes[key], budget, what))
-        return k
+        return max(1, k)
 
     def gradient(self, x_adv: torch.Tensor, labels: torch.Tensor, targeted: bool = False) -> torch.Tensor:
         """d loss / d x_adv, averaged over EOT samples when configured, with the printability

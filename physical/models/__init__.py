@@ -228,13 +228,13 @@ def image_bytes(model: nn.Module, size: int, device) -> int:
 
 def inference_batch(model: nn.Module, size: int, device, batch_size: int) -> int:
     """`batch_size`, or fewer images where the memory budget (`run.memory_gb`) holds fewer."""
-    from ..runtime import chunk_size, memory_budget, too_small
+    from ..runtime import budget_is_set, chunk_size, memory_budget, too_small
 
     per, budget = image_bytes(model, size, device), memory_budget(device)
     k = chunk_size(per, budget)
-    if k < 1:
+    if k < 1 and budget_is_set():
         raise ConfigError(too_small(per, budget, getattr(model, "name", "the model")))
-    return min(int(batch_size), k)
+    return max(1, min(int(batch_size), k))
 
 
 @torch.no_grad()
