@@ -53,9 +53,14 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
         top, _ = predict(model, x, cfg.run.batch_size)
         labels = np.array([s.label if s.label is not None else int(top[i, 0]) for i, s in enumerate(sources)])
         y = torch.as_tensor(labels, device=device)
-        for a in cfg.attacks:
+        for i_attack, a in enumerate(cfg.attacks):
             if a.eot is not None and channel is None:
                 channel = build_channel(cfg, device)
+            if attacks_mod.ATTACKS[a.name].fitted:  # uap, patch: fitted once, applied to every image
+                from .fitted import generate_fitted
+
+                items += generate_fitted(out, cfg, i_attack, a, model, x, y, images_info, labels, channel)
+                continue
             for eps in a.eps:
                 label = attacks_mod.label_of(a, eps)
                 adv_dir = out / model.name / label
@@ -63,11 +68,15 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
                 if not done.is_file():
                     attack = attacks_mod.make_attack(a, model, eps, channel=channel, seed=cfg.run.seed, cfg=cfg)
                     bs = cfg.run.batch_size
+                    extra = {}  # per image, what the attack reports of itself (square: queries)
                     for i in tqdm(range(0, len(x), bs), desc=f"generate {model.name} {label}", unit="batch", leave=False):
                         adv = to_uint8(attack(x[i : i + bs], y[i : i + bs]))
                         for info, img in zip(images_info[i : i + bs], adv):
                             write_image(adv_dir / f"{info['name']}.png", img)
-                    write_json(done, {"model": model.name, "attack": a.name, "eps": eps, "n": len(x)})
+                        if hasattr(attack, "item_info"):
+                            extra.update(zip([info["name"] for info in images_info[i : i + bs]], attack.item_info()))
+                    write_json(done, {"model": model.name, "attack": a.name, "eps": eps, "n": len(x), "extra": extra})
+                extra = read_json(done).get("extra", {})
                 for info, lab in zip(images_info, labels):
                     items.append({
                         "key": f"{model.name}/{label}/{info['name']}",
@@ -76,6 +85,7 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
                         "attack_label": label,
                         "eot": a.eot is not None,
                         "printability": a.printability,
+                        "tv": a.tv,
                         "target": a.target,
                         "eps": eps,
                         "image": info["name"],
@@ -83,6 +93,7 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
                         "label_known": info["label_known"],
                         "clean": f"generate/{model.name}/clean/{info['name']}.png",
                         "adv": f"generate/{model.name}/{label}/{info['name']}.png",
+                        **extra.get(info["name"], {}),
                     })
     index = {"models": models_info, "images": images_info, "items": items}
     write_json(out / "index.json", index)
