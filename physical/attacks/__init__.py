@@ -82,6 +82,8 @@ def check_config(a: AttackConfig, path: str) -> None:
         a.target = class_index(a.target, f"{path}.target")
     if a.eot is not None and not ATTACKS[name].iterative:
         raise ConfigError(f"{path}.eot: {name} is a single-step attack; EOT needs an iterative one")
+    if a.tv > 0 and not ATTACKS[name].iterative:  # its one step starts from a zero perturbation: no TV gradient
+        raise ConfigError(f"{path}.tv: {name} is a single-step attack; the TV penalty needs an iterative one")
     ATTACKS[name].check(a, path)
 
 

@@ -43,7 +43,7 @@ class FittedAttack(Attack):
     def split(self, n: int, path: str = "fit") -> tuple[torch.Tensor, torch.Tensor]:
         """Indices of the fit and the unseen images among n (a seeded shuffle); a split that leaves
         no fit or no unseen image is a ConfigError naming `path`."""
-        k = int(math.floor(float(self.param("fit")) * n + 1e-9))
+        k = int(math.floor(float(self.param("fit")) * n + 0.5))  # the nearest count
         if k < 1 or k >= n:
             raise ConfigError(f"{path}: {self.param('fit'):g} of {n} image(s) leaves "
                               f"{'no image to fit on' if k < 1 else 'no unseen image'}; change the fraction "

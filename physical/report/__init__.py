@@ -6,17 +6,16 @@ report.json fields are documented in README.md ("report.json").
 """
 from __future__ import annotations
 
-import base64
 import csv
 import io
 
-import cv2
 import numpy as np
 
 from ..classify import load_records
 from ..metrics import CONDITIONS, kurakin_table
 from ..models import class_names
 from ..rundir import RunDir, read_image, read_json, write_json, write_text
+from .html import data_uri as _data_uri
 from .reference import reference_for
 
 
@@ -61,16 +60,6 @@ def csv_table(rows: list[dict]) -> str:
             vals += [_dr(r, case, 1), _dr(r, case, 5), r[case]["destruction"]["top1"]["n"]]
             w.writerow(["" if v is None else v for v in vals])
     return buf.getvalue()
-
-
-def _data_uri(rgb: np.ndarray, size: int = 224) -> str:
-    h, w = rgb.shape[:2]
-    if max(h, w) > size:
-        s = size / max(h, w)
-        rgb = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-    # JPEG keeps the page small (a few MB for the whole gallery); the exact pixels are in the run directory
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
-    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode()
 
 
 def _top5(pred, label) -> list[dict]:
@@ -136,12 +125,16 @@ def report_stage(run: RunDir, cfg, device=None) -> dict:
         },
     }
     from ..experiments.report import SECTIONS, attach
+    from .beyond import SECTIONS as BEYOND, attach as attach_beyond
 
     csvs, sections = attach(run, report, records)  # the experiments' sections, tables and plots
+    more_csvs, more = attach_beyond(run, report, records)  # universal, patch, black box, tv
+    csvs.update(more_csvs)
+    sections = more + sections
     out = run.stage_dir("report")
     write_json(out / "report.json", report)
     write_text(out / "kurakin.csv", csv_table(rows))
-    for name in SECTIONS:  # a table of an experiment no longer run must not linger
+    for name in SECTIONS + BEYOND:  # a table of an experiment no longer run must not linger
         if f"{name}.csv" not in csvs:
             (out / f"{name}.csv").unlink(missing_ok=True)
     for name, text in csvs.items():
