@@ -88,6 +88,9 @@ class AttackConfig:
     # weight of the non-printability penalty (Sharif et al. 2016) in the attack's loss: keeps the
     # perturbation inside the printer's gamut, the printable colours of capture.channel.calibration; 0: off
     printability: float = rng(0.0, 1e6, default=0.0)
+    tv: float = rng(0.0, 1e9, default=0.0)  # weight of the perturbation's total variation in the loss; 0: off
+    # the family's own keys (uap: fit, patch: fraction, square: queries, ...), declared in `Attack.params`
+    family_params: dict = field(default_factory=dict)
     # the name of this entry's images in paths and tables (+ _eps<eps>); default: from name, target, eot
     label: Optional[str] = None
 
@@ -254,7 +257,7 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-_HIDDEN = {"base_dir", "extra_sections"}
+_HIDDEN = {"base_dir", "extra_sections", "family_params"}
 
 
 def _check_range(value, meta, path):
@@ -358,10 +361,14 @@ def build(cls, data, path=""):
             kwargs[key] = _coerce(value, hints[key], sub, fields[key].metadata)
         elif key in extensions:
             extra[key] = build(extensions[key], value, sub)
+        elif cls is AttackConfig:  # checked against the family's declared parameters (attacks.check_config)
+            extra[key] = value
         else:
             allowed = sorted(list(fields) + list(extensions))
             raise ConfigError(f"{sub}: unknown key; allowed keys here: {', '.join(allowed)}")
     obj = cls(**kwargs)
+    if cls is AttackConfig:
+        obj.family_params = extra
     if cls is Config:
         obj.extra_sections = {name: extra.get(name) or build(sc, {}, name) for name, sc in SECTIONS.items()}
     if hasattr(obj, "validate"):
@@ -506,4 +513,6 @@ def to_dict(cfg) -> dict:
     d.pop("base_dir", None)
     extra = d.pop("extra_sections", {}) or {}
     d.update(extra)
+    for a in d.get("attacks") or []:  # an attack family's own keys are written as the user wrote them
+        a.update(a.pop("family_params", None) or {})
     return d

@@ -96,13 +96,23 @@ def is_done(run: RunDir, key: str, rel: str) -> bool:
         return False
 
 
-def mark_done(run: RunDir, key: str, rel: str) -> None:
-    write_json(run.root / DONE / f"{key}.json", {"path": rel, "sha256": file_digest(run.root / rel)})
+def mark_done(run: RunDir, key: str, rel: str, extra: dict | None = None) -> None:
+    """`extra`: what the attack reported of this image (square: its queries), kept for the index."""
+    write_json(run.root / DONE / f"{key}.json", {"path": rel, "sha256": file_digest(run.root / rel),
+                                                 "extra": extra or {}})
 
 
-def write_item(run: RunDir, key: str, rel: str, img: np.ndarray) -> None:
+def item_extra(run: RunDir, key: str) -> dict:
+    """What the attack reported of an image when it was made (another rank's images too)."""
+    try:
+        return read_json(run.root / DONE / f"{key}.json").get("extra") or {}
+    except (OSError, ValueError):
+        return {}
+
+
+def write_item(run: RunDir, key: str, rel: str, img: np.ndarray, extra: dict | None = None) -> None:
     write_image(run.root / rel, img)
-    mark_done(run, key, rel)
+    mark_done(run, key, rel, extra)
 
 
 def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
@@ -152,9 +162,18 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
                 labels = np.array([int(known[i]) for i in range(len(sources))])
             return labels
 
-        for a in cfg.attacks:
+        for i_attack, a in enumerate(cfg.attacks):
             params = dataclasses.asdict(a)
             reads = attack_reads(cfg, a)
+            if attacks_mod.ATTACKS[a.name].fitted:  # uap, patch: fitted once on some images, applied to all
+                if a.eot is not None and channel is None:
+                    channel = build_channel(cfg, device)
+                if distributed.current().main:  # one fit per entry: rank 0's, the other ranks go on
+                    from .fitted import generate_fitted
+
+                    items += generate_fitted(run, cfg, i_attack, a, model, mid, sources, clean, true_labels(),
+                                             images_info, channel, reads, DONE, keep)
+                continue
             for eps in a.eps:
                 label = attacks_mod.label_of(a, eps)
                 rels = [f"generate/{model.name}/{label}/{info['name']}.png" for info in images_info]
@@ -172,11 +191,12 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
                         sel = todo[j : j + bs]
                         x = to_tensor(clean[sel], device)  # one batch on the device at a time
                         adv = to_uint8(attack(x, torch.as_tensor(y_all[sel], device=device)))
-                        for i, img in zip(sel, adv):
-                            write_item(run, keys[i], rels[i], img)
+                        infos = attack.item_info() if hasattr(attack, "item_info") else [{}] * len(sel)
+                        for i, img, extra in zip(sel, adv, infos):  # extra: what the attack reports (square: queries)
+                            write_item(run, keys[i], rels[i], img, extra)
                         eta.done(len(sel) * work)
                     made += len(todo)
-                for info, rel, lab in zip(images_info, rels, y_all):
+                for info, rel, key, lab in zip(images_info, rels, keys, y_all):
                     items.append({
                         "key": f"{model.name}/{label}/{info['name']}",
                         "model": model.name,
@@ -184,6 +204,7 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
                         "attack_label": label,
                         "eot": a.eot is not None,
                         "printability": a.printability,
+                        "tv": a.tv,
                         "target": a.target,
                         "eps": eps,
                         "image": info["name"],
@@ -191,10 +212,15 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
                         "label_known": info["label_known"],
                         "clean": f"generate/{model.name}/clean/{info['name']}.png",
                         "adv": rel,
+                        "_key": key,  # for what the attack reported of it, read once every rank is done
                     })
     made = sum(distributed.gather(made, "the end of generate"))  # every rank's images are written
     summary = {"images": len(sources), "items": len(items), "made": made,
                "unlabelled": sum(not i["label_known"] for i in images_info)}
+    for it in items:
+        key = it.pop("_key", None)
+        if key is not None:
+            it.update(item_extra(run, key))
     if distributed.current().main:
         _remove_unlisted(run, keep)
         write_json(out / "index.json", {"models": models_info, "images": images_info, "items": items})

@@ -8,7 +8,15 @@ pgd        projected gradient descent (Madry et al. 2018); BIM from a random sta
 mifgsm     momentum iterative FGSM (Dong et al. 2018); `decay`
 difgsm     diverse inputs (Xie et al. 2019) with momentum; `diversity_prob`, `resize_rate`
 tifgsm     translation-invariant (Dong et al. 2019) with DI and momentum; `kernel_size`
+uap        universal perturbation (SGD-UAP, Shafahi et al. 2020), fitted on part of the images
+patch      targeted adversarial patch (Brown et al. 2017), fitted with EOT over place, scale, angle
+square     Square Attack (Andriushchenko et al. 2020): score-based, output probabilities only
 =========  ====================================================================================
+
+`uap` and `patch` are *fitted* attacks (`fitted.FittedAttack`): fitted once on some images, applied to
+others (see `physical.fitted`). A family's own parameters are declared in its `params`
+({key: (type, default, lo, hi)}, as `transforms.defences.Defence` does) and written as plain keys of
+the attack entry; a key no family field or parameter knows is a config error.
 
 Every attack is untargeted, or targeted with `target` (a class index or name). Every iterative
 attack takes `eot: {samples: N, ...}` (Expectation over Transformation through the shared channel;
@@ -27,8 +35,11 @@ from .difgsm import DIFGSM
 from .fgsm import FGSM
 from .ill import IterativeLeastLikely
 from .mifgsm import MIFGSM
+from .patch import Patch
 from .pgd import PGD
+from .square import Square
 from .tifgsm import TIFGSM
+from .uap import UAP
 
 ATTACKS: dict[str, type[Attack]] = {
     "fgsm": FGSM,
@@ -38,11 +49,15 @@ ATTACKS: dict[str, type[Attack]] = {
     "mifgsm": MIFGSM,
     "difgsm": DIFGSM,
     "tifgsm": TIFGSM,
+    "uap": UAP,
+    "patch": Patch,
+    "square": Square,
 }
 ALIASES = {
     "fast": "fgsm", "iter": "bim", "basic_iterative": "bim", "ll": "ill", "least_likely": "ill",
     "i-fgsm": "bim", "madry": "pgd", "mi-fgsm": "mifgsm", "mi_fgsm": "mifgsm", "momentum": "mifgsm",
     "di-fgsm": "difgsm", "di_fgsm": "difgsm", "ti-fgsm": "tifgsm", "ti_fgsm": "tifgsm",
+    "universal": "uap", "sgd-uap": "uap", "adversarial_patch": "patch", "square_attack": "square",
 }
 
 
@@ -56,6 +71,7 @@ def check_config(a: AttackConfig, path: str) -> None:
     if name not in ATTACKS:
         raise ConfigError(f"{path}.name: unknown attack {a.name!r}; allowed: {', '.join(ATTACKS)}")
     a.name = name
+    check_params(ATTACKS[name], a, path)
     if not a.eps:
         raise ConfigError(f"{path}.eps: at least one eps is required")
     if a.alpha is not None and a.alpha <= 0:
@@ -66,6 +82,8 @@ def check_config(a: AttackConfig, path: str) -> None:
         a.target = class_index(a.target, f"{path}.target")
     if a.eot is not None and not ATTACKS[name].iterative:
         raise ConfigError(f"{path}.eot: {name} is a single-step attack; EOT needs an iterative one")
+    if a.tv > 0 and not ATTACKS[name].iterative:  # its one step starts from a zero perturbation: no TV gradient
+        raise ConfigError(f"{path}.tv: {name} is a single-step attack; the TV penalty needs an iterative one")
     ATTACKS[name].check(a, path)
 
 
@@ -73,7 +91,7 @@ def check_labels(entries: list[AttackConfig]) -> None:
     """Every attack x eps makes its own images under its own label: two that would share one are an error."""
     seen: dict[str, str] = {}
     for i, a in enumerate(entries):
-        for j, eps in enumerate(a.eps):
+        for j, eps in enumerate(eps_list(a)):
             if eps in a.eps[:j]:
                 raise ConfigError(f"attacks[{i}].eps[{j}]: {eps:g} appears twice in this list "
                                   f"(also attacks[{i}].eps[{a.eps.index(eps)}])")
@@ -83,6 +101,21 @@ def check_labels(entries: list[AttackConfig]) -> None:
                 raise ConfigError(f"{here}: makes {label!r}, as {seen[label]} does; merge the two entries or give "
                                   f"one a distinct `label:`")
             seen[label] = here
+
+
+def check_params(cls: type[Attack], a: AttackConfig, path: str) -> None:
+    """The family's own keys: each declared in `cls.params`, of its type and inside its range; the
+    checked values replace the written ones (defaults are filled in by `Attack.param`)."""
+    from dataclasses import fields
+
+    from ..config import _coerce
+
+    for key, value in list(a.family_params.items()):
+        if key not in cls.params:
+            allowed = sorted([f.name for f in fields(AttackConfig) if f.name != "family_params"] + list(cls.params))
+            raise ConfigError(f"{path}.{key}: unknown key; allowed keys here: {', '.join(allowed)}")
+        tp, _, lo, hi = cls.params[key]
+        a.family_params[key] = _coerce(value, tp, f"{path}.{key}", {"lo": lo, "hi": hi})
 
 
 def attack_seed(seed: int, label: str) -> int:
@@ -108,7 +141,7 @@ def make_attack(a: AttackConfig, model, eps: float, channel=None, seed: int = 0,
     if a.printability > 0:  # the config check made sure a colour calibration is there
         path = Path(cfg.capture.channel.calibration)
         palette = _palette(str(path), path.stat().st_mtime_ns)
-    return cls(model, eps, steps=a.steps, alpha=a.alpha, target=a.target, eot=a.eot, channel=channel,
+    return cls(model, eps, steps=a.steps, tv=a.tv, family_params=a.family_params, alpha=a.alpha, target=a.target, eot=a.eot, channel=channel,
                seed=attack_seed(seed, label_of(a, eps)), decay=a.decay, random_start=a.random_start,
                diversity_prob=a.diversity_prob, resize_rate=a.resize_rate, kernel_size=a.kernel_size,
                printability=a.printability, palette=palette)
@@ -126,12 +159,23 @@ def _palette(path: str, mtime_ns: int):
 
 def label_of(a: AttackConfig, eps: float) -> str:
     """How an attack and eps are named in paths and tables: bim_eps16, eot-bim_eps16, eot-np-bim_eps16
-    (np-: with the non-printability penalty); an entry's own `label:` replaces the part before _eps."""
+    (np-: with the non-printability penalty), tv100-bim_eps16 (total-variation weight 100),
+    patch-t859-f0.1_eps255 (a patch has no L-inf budget: its pixels are free, eps 255); an entry's own
+    `label:` replaces the part before _eps."""
     if getattr(a, "label", None):
         return f"{a.label}_eps{eps:g}"
+    cls = ATTACKS[canonical(a.name)]
     prefix = ("eot-" if a.eot is not None else "") + ("np-" if a.printability > 0 else "")
-    tgt = f"-t{a.target}" if a.target is not None else ""
-    return f"{prefix}{canonical(a.name)}{tgt}_eps{eps:g}"
+    prefix += f"tv{a.tv:g}-" if a.tv > 0 else ""
+    target = a.target if a.target is not None else cls.default_target
+    tgt = f"-t{target}" if target is not None else ""
+    return f"{prefix}{canonical(a.name)}{tgt}{cls.label_suffix(a)}_eps{eps:g}"
 
 
-__all__ = ["ATTACKS", "Attack", "check_config", "make_attack", "label_of", "attack_seed"]
+def eps_list(a: AttackConfig) -> list[float]:
+    """The eps an entry runs at: its `eps`, or the family's fixed one (a patch: 255)."""
+    cls = ATTACKS[canonical(a.name)]
+    return list(a.eps) if cls.fixed_eps is None else [cls.fixed_eps]
+
+
+__all__ = ["ATTACKS", "Attack", "check_config", "make_attack", "label_of", "eps_list", "attack_seed"]

@@ -14,7 +14,12 @@ Three hooks keep the families small (torchattacks' layout, one file per family):
 `Attack.gradient` is also where the non-printability penalty (Sharif et al. 2016) joins the loss:
 with `printability` w > 0 and the printer's `palette` (printable colours from a colour
 calibration), the attack ascends CE - w NPS (descends CE + w NPS when targeted), so the
-perturbation stays among colours the printer can make.
+perturbation stays among colours the printer can make. With `tv` w > 0 the total variation of the
+perturbation joins the loss the same way (`tv.total_variation`): neighbouring pixels of the
+perturbation correlated, as in a natural image.
+
+A family's own parameters are declared in `params` ({key: (type, default, lo, hi)}) and read with
+`self.param(key)`; `fitted` families (`fitted.FittedAttack`) are fitted once and applied to other images.
 
 `Attack.gradient` is where Expectation over Transformation lives: with an EOT config it draws N
 transformations per image from the shared print-and-camera channel and returns the gradient of the
@@ -49,17 +54,29 @@ class Attack:
     name = "attack"
     iterative = True
     default_alpha = 1.0  # 0..255 units per step
+    params: dict[str, tuple] = {}  # the family's own config keys: {key: (type, default, lo, hi)}
+    fitted = False  # fitted once on some images, applied to others (uap, patch)
+    default_target: Optional[int] = None  # the class a targeted-only family aims at without `target`
+    fixed_eps: Optional[float] = None  # a family without an L-inf budget runs at this eps only
+
+    @classmethod
+    def label_suffix(cls, a) -> str:
+        """What the family adds to its label before `_eps` (a patch: its fraction)."""
+        return ""
 
     def __init__(self, model, eps: float, *, steps: Optional[int] = None, alpha: Optional[float] = None,
                  target: Optional[int] = None, eot=None, channel=None, seed: int = 0,
-                 printability: float = 0.0, palette: Optional[torch.Tensor] = None,
-                 memory_gb: Optional[float] = None, **params):
+                 printability: float = 0.0, palette: Optional[torch.Tensor] = None, tv: float = 0.0,
+                 family_params: Optional[dict] = None, memory_gb: Optional[float] = None, **params):
         self.model = model
         self.eps = float(eps) / 255.0
         self.eps255 = float(eps)
         self.steps = int(steps) if steps is not None else self.kurakin_steps(eps)
         self.alpha = (float(alpha) if alpha is not None else self.default_alpha) / 255.0
-        self.target = target  # a class index: targeted attack
+        self.target = target if target is not None else self.default_target  # a class index: targeted attack
+        self.tv = float(tv)
+        self.family_params = dict(family_params or {})
+        self.clean: Optional[torch.Tensor] = None  # the batch being attacked (the TV penalty's reference)
         self.eot = eot
         self.channel = channel
         if eot is not None and channel is None:
@@ -68,7 +85,7 @@ class Attack:
         self.palette = palette
         if self.printability > 0 and palette is None:
             raise ValueError(f"attack {self.name!r}: the printability penalty needs the printer's palette")
-        self.params = params
+        self.extra = params  # keyword parameters of other families (decay, kernel_size, ...), unused here
         self.memory_gb = memory_gb  # None: the run's run.memory_gb, else the device's default
         self._sample_bytes: dict[tuple, int] = {}  # memory of one sample's step, per input shape
         self.seed = int(seed)
@@ -86,11 +103,16 @@ class Attack:
     def check(cls, a, path: str) -> None:
         """Config-time checks of this family's parameters; a ConfigError naming the key path."""
 
+    def param(self, key: str):
+        """A family parameter: the configured value, or its declared default."""
+        return self.family_params.get(key, self.params[key][1])
+
     # -- API ---------------------------------------------------------------------------------
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x = x.detach().to(self.model.device)
         y = y.to(self.model.device)
         self._flags = []
+        self.clean = x
         with torch.enable_grad():
             adv = self.perturb(x, y)
         self._raise_deferred()
@@ -194,6 +216,11 @@ class Attack:
 
                 nps = non_printability(x_adv, self.palette).mean()
                 loss = loss + self.printability * nps if targeted else loss - self.printability * nps
+            if stop == total and self.tv > 0:
+                from .tv import total_variation
+
+                tv = total_variation(x_adv - self.clean).mean()
+                loss = loss + self.tv * tv if targeted else loss - self.tv * tv
             (g,) = torch.autograd.grad(loss, x_adv)
             grad = g if grad is None else grad.add_(g)
         self.check_finite(grad)

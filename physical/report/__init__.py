@@ -6,9 +6,7 @@ report.json fields are documented in README.md ("report.json").
 """
 from __future__ import annotations
 
-import base64
 
-import cv2
 import numpy as np
 
 from ..classify import load_records
@@ -17,20 +15,11 @@ from ..models import class_names
 from ..channel_report import channel_report
 from ..rundir import RunDir, read_image, read_json, write_json, write_text
 from ..survival import survival_section
+from .html import data_uri as _data_uri
 from .reference import reference_for
 from .tables import comparisons_text, csv_table, flat_csv, survival_text, text_table
 
 __all__ = ["report_stage", "text_table", "csv_table", "gallery"]
-
-
-def _data_uri(rgb: np.ndarray, size: int = 224) -> str:
-    h, w = rgb.shape[:2]
-    if max(h, w) > size:
-        s = size / max(h, w)
-        rgb = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-    # JPEG keeps the page small (a few MB for the whole gallery); the exact pixels are in the run directory
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
-    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode()
 
 
 def _top5(pred, label) -> list[dict]:
@@ -137,8 +126,12 @@ def report_stage(run: RunDir, cfg, device=None) -> dict:
     if survival:
         report["survival"] = survival
     from ..experiments.report import SECTIONS, attach
+    from .beyond import SECTIONS as BEYOND, attach as attach_beyond
 
     csvs, sections = attach(run, report, records)  # the experiments' sections, tables and plots
+    more_csvs, more = attach_beyond(run, report, records)  # universal, patch, black box, tv
+    csvs.update(more_csvs)
+    sections = more + sections
     out = run.stage_dir("report")
     write_json(out / "report.json", report)
     write_text(out / "kurakin.csv", csv_table(rows))
@@ -149,7 +142,7 @@ def report_stage(run: RunDir, cfg, device=None) -> dict:
         write_text(out / "survival.csv", flat_csv(survival["items"], SURVIVAL_COLUMNS))
     else:
         (out / "survival.csv").unlink(missing_ok=True)
-    for name in SECTIONS:  # a table of an experiment no longer run must not linger
+    for name in SECTIONS + BEYOND:  # a table of an experiment no longer run must not linger
         if f"{name}.csv" not in csvs:
             (out / f"{name}.csv").unlink(missing_ok=True)
     for name, text in csvs.items():

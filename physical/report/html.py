@@ -1,7 +1,11 @@
 """Render report.json (and the gallery) into one self-contained HTML page (images embedded)."""
 from __future__ import annotations
 
+import base64
+
+import cv2
 import jinja2
+import numpy as np
 
 from ..metrics import CONDITIONS
 
@@ -70,6 +74,17 @@ def num(v) -> str:
 
 _ENV.filters.update(pct=pct, pair=pair, ref_pair=ref_pair, pp=pp, sign=sign, eps=eps, ci=ci, rate=rate, pval=pval, cil=cil,
                     num=num)
+
+
+def data_uri(rgb: np.ndarray, size: int = 224) -> str:
+    """An 8-bit RGB image as an embedded JPEG (at most `size` px a side)."""
+    h, w = rgb.shape[:2]
+    if max(h, w) > size:
+        s = size / max(h, w)
+        rgb = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    # JPEG keeps the page small (a few MB for the whole gallery); the exact pixels are in the run directory
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode()
 
 
 def render_html(report: dict, gallery: list[dict], sections: list[str] | None = None) -> str:

@@ -1,0 +1,106 @@
+"""Adversarial patch (Brown et al. 2017): a targeted, image-agnostic square of free pixels.
+
+The patch covers `fraction` of the image's area (side sqrt(fraction) x the image's side). It is
+fitted on the fit images with Expectation over Transformation over where it lands: every step pastes
+it on each image of a minibatch at a random place, scale (1 +- `scale`) and angle (+- `rotation_deg`),
+and (with `eot`) sends the patched images through the shared print-and-camera channel as well; Adam
+(`lr`, in [0, 1] pixel units) descends the cross-entropy of the target class (Brown et al.'s toaster,
+859, without `target`). The gradient is `Attack.gradient`'s with respect to the patched image, carried
+back to the patch through the (differentiable) paste, so `eot`, `printability` and `tv` work as for
+any attack.
+
+Evaluation pastes the patch at its nominal size, upright, at a random place of each image; the
+control is a uniform-noise patch of the same size at the same places. `eps` does not apply: the
+patch's pixels are free (its images are labelled eps 255).
+
+Placement: an n x 4 tensor (centre x, centre y in the image's normalised [-1, 1] coordinates, scale,
+angle in radians); the patch always lies wholly inside the image.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..config import ConfigError
+from .fitted import FIT_PARAMS, FittedAttack
+
+TOASTER = 859
+
+
+class Patch(FittedAttack):
+    name = "patch"
+    control_name = "ctl"
+    default_target = TOASTER
+    fixed_eps = 255.0
+    params = {
+        **FIT_PARAMS,
+        "epochs": (int, 40, 1, 100000),
+        "fraction": (float, 0.1, 0.0, 0.5),  # of the image's area the patch covers, in (0, 0.5]
+        "lr": (float, 0.03, 1e-5, 1.0),  # Adam's step, [0, 1] pixel units
+        "scale": (float, 0.2, 0.0, 0.9),  # EOT: the patch's side times 1 +- this while fitting
+        "rotation_deg": (float, 20.0, 0.0, 180.0),  # EOT: angle +- this while fitting
+        "patch_mm": (float, 50.0, 5.0, 150.0),  # printed side of the patch alone (patch.pdf)
+    }
+
+    @classmethod
+    def check(cls, a, path: str) -> None:
+        super().check(a, path)
+        f = a.family_params.get("fraction")
+        if f is not None and not 0 < f <= 0.5:
+            raise ConfigError(f"{path}.fraction: {f:g} must be inside (0, 0.5]: the share of the image the patch covers")
+
+    @classmethod
+    def label_suffix(cls, a) -> str:
+        return f"-f{float(a.family_params.get('fraction', cls.params['fraction'][1])):g}"
+
+    def __init__(self, model, eps, **kw):
+        super().__init__(model, eps, **kw)
+        self.side = max(1, round(math.sqrt(float(self.param("fraction"))) * model.input_size))
+
+    def placement(self, n: int, generator: torch.Generator, train: bool = False) -> torch.Tensor:
+        u = torch.rand(n, 4, generator=generator, dtype=torch.float64)
+        scale = 1 + (2 * u[:, 2] - 1) * float(self.param("scale")) if train else torch.ones(n, dtype=torch.float64)
+        angle = (2 * u[:, 3] - 1) * math.radians(float(self.param("rotation_deg"))) if train else torch.zeros(n, dtype=torch.float64)
+        half = scale * self.side / self.model.input_size * (angle.cos().abs() + angle.sin().abs())
+        room = (1 - half).clamp(min=0)
+        centre = (2 * u[:, :2] - 1) * room[:, None]
+        return torch.cat([centre, scale[:, None], angle[:, None]], 1).float()
+
+    def apply(self, x: torch.Tensor, artifact: torch.Tensor, placement: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """x with the patch pasted at `placement` (bilinear, so the paste is differentiable in the patch)."""
+        if placement is None:
+            placement = self.placement(len(x), self.generator)
+        b, c, h, w = x.shape
+        pl = placement.to(x.device, x.dtype)
+        cx, cy, k, ang = pl.unbind(1)
+        a = k * artifact.shape[-1] / w  # the patch's half side, normalised coordinates
+        cos, sin = ang.cos() / a, ang.sin() / a
+        theta = torch.stack([torch.stack([cos, sin, -(cos * cx + sin * cy)], 1),
+                             torch.stack([-sin, cos, -(-sin * cx + cos * cy)], 1)], 1)
+        grid = F.affine_grid(theta, [b, c, h, w], align_corners=False)
+        src = torch.cat([artifact.to(x.dtype)[None], torch.ones_like(artifact[:1])[None].to(x.dtype)], 1)
+        out = F.grid_sample(src.expand(b, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        pasted, mask = out[:, :c], out[:, c:]
+        return x * (1 - mask) + pasted * mask
+
+    def fit(self, x, y):
+        labels, targeted = self.target_labels(x, y)
+        patch = torch.rand(x.shape[1], self.side, self.side, generator=self.generator).to(x.device).requires_grad_(True)
+        opt = torch.optim.Adam([patch], lr=float(self.param("lr")))
+        for self._step, idx in self.batches(len(x)):
+            xb = x[idx]
+            self.clean = xb
+            patched = self.apply(xb, patch, self.placement(len(idx), self.generator, train=True))
+            g = self.gradient(patched.detach(), labels[idx], targeted)  # always targeted: descend
+            (patch.grad,) = torch.autograd.grad(patched, patch, g)
+            opt.step()
+            with torch.no_grad():
+                patch.clamp_(0, 1)
+        return patch.detach()
+
+    def control_artifact(self, artifact, generator):
+        """A uniform-noise patch of the same size."""
+        return torch.rand(artifact.shape, generator=generator).to(artifact.device, artifact.dtype)
