@@ -127,6 +127,7 @@ def generate_fitted(run, cfg, index: int, a, model, mid: dict, sources, clean: n
                     "adv": f"generate/{model.name}/{lab}/{info['name']}.png",
                     "fitted": label, "control": role == "control",
                     "split": "fit" if info["name"] in fit_names else "unseen",
+                    "fit_record": done.relative_to(run.root).as_posix(),  # the fit: split, artifact, time
                 })
     return items
 

@@ -61,8 +61,9 @@ def _records_by(run: RunDir, records: list[dict]) -> tuple[dict, dict]:
     return items, by_label
 
 
-def _done(run: RunDir, model: str, label: str) -> dict:
-    return read_json(run.root / "generate" / "done" / f"{model}__{label}.json")
+def _done(run: RunDir, group: list) -> dict:
+    """The record of the fit that made a fitted attack's images (its split, artifact and time)."""
+    return read_json(run.root / group[0][1]["fit_record"])
 
 
 def universal_rows(run: RunDir, by_label: dict) -> list[dict]:
@@ -71,7 +72,7 @@ def universal_rows(run: RunDir, by_label: dict) -> list[dict]:
         it0 = group[0][1]
         if it0.get("attack") != "uap" or it0.get("control"):
             continue
-        done = _done(run, model, label)
+        done = _done(run, group)
         control = by_label.get((model, done["control_label"]), [])
         for split in ("fit", "unseen"):
             mine = [r for r, it in group if it["split"] == split]
@@ -93,7 +94,7 @@ def patch_rows(run: RunDir, by_label: dict) -> list[dict]:
         it0 = group[0][1]
         if it0.get("attack") != "patch" or it0.get("control"):
             continue
-        done = _done(run, model, label)
+        done = _done(run, group)
         target = it0["target"]
         control = by_label.get((model, done["control_label"]), [])
 
