@@ -29,7 +29,7 @@ from test_capture_live import (FPS, FRAME, check_aligned_and_classified, check_p
                                free_port, printed)
 
 SYSTEM_PYTHON = "/usr/bin/python3"
-RTSP_SERVER = Path(__file__).parent / "servers" / "rtsp_server.py"
+RTSP_SERVER = Path(__file__).resolve().parents[1] / "servers" / "rtsp_server.py"
 REPEAT = 2  # every frame sent twice: a still viewpoint lasts long enough for a few looks on a busy machine
 
 

@@ -18,7 +18,7 @@ from physical.channel import Channel
 from physical.config import ChannelConfig, ConfigError, from_dict
 from physical.rundir import read_image, write_json
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 
 def identity_document(**channel) -> dict:
