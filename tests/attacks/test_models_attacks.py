@@ -3,8 +3,7 @@ import pytest
 import torch
 
 from physical import models
-from physical.attacks import ATTACKS, make_attack
-from physical.config import AttackConfig
+from physical.attacks import ATTACKS
 
 
 def test_lite_models_load_exactly_and_take_unit_range(lite0):
@@ -39,40 +38,7 @@ def test_preprocess_resizes_and_centre_crops():
     assert out[112, 112].min() == 255 and out[112, 0].max() == 0
 
 
-@pytest.mark.parametrize("name", ["fgsm", "bim", "ill"])
-def test_kurakin_attacks_lower_accuracy_within_budget(lite0, sample_batch, name):
-    x, y = sample_batch
-    eps = 8
-    attack = make_attack(AttackConfig(name=name, eps=[eps]), lite0, eps)
-    adv = attack(x, y)
-    assert adv.shape == x.shape
-    assert (adv - x).abs().max() <= eps / 255 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
-    adv8 = torch.from_numpy(models.to_uint8(adv)).permute(0, 3, 1, 2).float() / 255
-    top_clean, _ = models.predict(lite0, x)
-    top_adv, _ = models.predict(lite0, adv8)
-    clean_acc = (top_clean[:, 0] == y.numpy()).mean()
-    adv_acc = (top_adv[:, 0] == y.numpy()).mean()
-    assert adv_acc < clean_acc
-    if name == "ill":
-        # aimed at the least-likely class: that class climbs into the top-5 for most images
-        ll = lite0(x).argmin(1).numpy()
-        assert np.mean([ll[i] in top_adv[i] for i in range(len(ll))]) >= 0.5
-
-
 def test_kurakin_step_rule():
     assert ATTACKS["bim"].kurakin_steps(16) == 20
     assert ATTACKS["bim"].kurakin_steps(8) == 10
     assert ATTACKS["bim"].kurakin_steps(2) == 3
-
-
-def test_nan_gradient_stops_with_attack_and_step(sample_batch):
-    class NaNModel(torch.nn.Module):
-        device = torch.device("cpu")
-
-        def forward(self, x):
-            return (x.mean((2, 3)) @ torch.ones(3, 10)) * float("nan")
-
-    x, y = sample_batch
-    attack = make_attack(AttackConfig(name="bim", eps=[4]), NaNModel(), 4)
-    with pytest.raises(FloatingPointError, match="'bim'.*step 0"):
-        attack(x[:1], torch.tensor([1]))
