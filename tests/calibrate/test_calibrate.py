@@ -318,6 +318,7 @@ def _photo_figures(root: Path, name: str, channel: dict, seed: int, model) -> di
             "adv_acc": f["adv_top1"]["rate"]}
 
 
+@pytest.mark.slow  # attacks and channel draws on the real model
 def test_fitted_channel_predicts_the_destruction_rate(tmp_path, targets, lite0):
     from physical.pipeline import run_pipeline
 
@@ -370,6 +371,7 @@ def test_cli_camera_from_a_video(tmp_path, capsys):
     assert "RMS reprojection error" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # two attacks on the real model
 def test_printability_penalty_keeps_the_perturbation_printable(tmp_path, lite0):
     """`printability: W` in an attack entry: the generate stage's adversarial images are closer to
     the printer's printable colours than the same attack's without it, and still fool the model; it

@@ -134,6 +134,7 @@ def small_indepsim():
     indepsim.PRINT_DPI, indepsim.PAGE_DPI, indepsim.LPI, indepsim.FRAME = saved
 
 
+@pytest.mark.slow  # a whole run through the independent simulator
 def test_independent_simulator_end_to_end(tmp_path, small_indepsim, capsys):
     """A run printed, photographed by benchmarks/indepsim.py, aligned and classified by the real stages;
     its chart photos calibrate the channel (the CLI says what it set); photos of two cameras stop it."""

@@ -18,6 +18,8 @@ import yaml
 from physical.cli import main
 from physical.rundir import read_image, write_image
 
+pytestmark = pytest.mark.slow  # a whole run in a fixture, then the command line again and again per test
+
 EPS = 8
 
 CONFIG = {
