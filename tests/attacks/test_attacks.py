@@ -20,6 +20,7 @@ def q8(x):
     return torch.from_numpy(models.to_uint8(x)).permute(0, 3, 1, 2).float() / 255
 
 
+@pytest.mark.slow  # 8 steps of MI-FGSM on the real model until the target class is reached
 def test_targeted_attack_by_class_name_reaches_the_class(lite0, sample_batch):
     x, y = sample_batch
     cfg = from_dict({"attacks": [{"name": "mi-fgsm", "eps": [16], "steps": 8, "alpha": 2, "target": "Analog Clock"}]})

@@ -135,6 +135,7 @@ def test_camera_names_a_board_of_another_layout():
 # -- colour ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the chart photographed through the channel, then fitted: 28 s of CPU
 def test_colour_fit_recovers_a_known_transform(chart_photos):
     d, paths = chart_photos
     fit = fit_colour([(p.name, read_image(p)) for p in paths], log=lambda *a: None)
@@ -162,6 +163,7 @@ def test_colour_fit_recovers_a_known_transform(chart_photos):
     assert 0 < g["srgb_inside"] < 1 and g["lightness_range"][0] < 20 < 90 < g["lightness_range"][1]
 
 
+@pytest.mark.slow  # shares the chart photos of the fit above
 def test_colour_chart_with_missing_patches_says_which(chart_photos, targets):
     _, paths = chart_photos
     photo = read_image(paths[0])
