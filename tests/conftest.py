@@ -29,3 +29,12 @@ def sample_batch(lite0):
     top, _ = predict(lite0, x)
     y = torch.tensor([i.label if i.label is not None else int(top[k, 0]) for k, i in enumerate(imgs)])
     return x, y
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """(run, cfg): a tiny run with generate, (fake) align, classify, experiments and report done,
+    shared by the experiments and report tests (see exp_fixtures.py)."""
+    from exp_fixtures import tiny_run
+
+    return tiny_run(tmp_path_factory.mktemp("exp"))

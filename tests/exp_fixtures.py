@@ -1,14 +1,12 @@
 """A tiny run directory for the experiments and report tests, made by the real generate and
 classify stages (2 sample images, BIM at eps 4 in 2 steps, EfficientNet-Lite0); "photos" are JPEG copies of
 the digital images standing in for the align stage's crops, so the photo columns have data without
-depending on print, capture or align. Built once per test session."""
+depending on print, capture or align. Built once per test session by conftest's `tiny` fixture."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-
-_CACHE: dict = {}
 
 EXPERIMENTS = {
     "transformations": {"sweeps": {"blur": [1.0], "jpeg": [30]}},
@@ -52,8 +50,6 @@ def fake_photos(run) -> None:
 
 def tiny_run(root: Path):
     """(run, cfg) with generate, (fake) align, classify, experiments and report done."""
-    if "run" in _CACHE:
-        return _CACHE["run"]
     from physical.classify import classify_stage
     from physical.config import to_dict
     from physical.experiments.stage import experiments_stage
@@ -72,5 +68,4 @@ def tiny_run(root: Path):
                       ("report", lambda: report_stage(run, cfg, dev))):
         fn()
         run.mark(stage, "done")
-    _CACHE["run"] = (run, cfg)
     return run, cfg

@@ -63,17 +63,21 @@ def printed(tmp_path_factory):
     refs = reference_images(run.root, cells)
     return {"run": run, "cfg": cfg, "summary": summary, "layout": layout, "tag": tuple(lay["tag"]),
             "cells": cells, "digital": digital, "refs": refs, "other_pdf": root / "other.pdf",
-            "other_id": other_id, "images_px": {k: (c["width_px"], c["height_px"]) for k, c in cells.items()}}
+            "other_id": other_id, "images_px": {k: (c["width_px"], c["height_px"]) for k, c in cells.items()},
+            "pages": PageCache()}
 
 
-_PAGES: dict = {}
+class PageCache:
+    """The rasterized pages of a PDF at a dpi, rasterized once per module (the `printed` fixture's)."""
 
+    def __init__(self):
+        self.pages: dict = {}
 
-def pages(pdf, dpi: float) -> list[np.ndarray]:
-    key = (str(pdf), dpi)
-    if key not in _PAGES:
-        _PAGES[key] = list(rasterize_pdf(pdf, dpi))
-    return _PAGES[key]
+    def __call__(self, pdf, dpi: float) -> list[np.ndarray]:
+        key = (str(pdf), dpi)
+        if key not in self.pages:
+            self.pages[key] = list(rasterize_pdf(pdf, dpi))
+        return self.pages[key]
 
 
 def hidden_points(layout: Layout, offset: tuple[int, int]) -> list[int]:
@@ -100,7 +104,7 @@ def compose(P, placements, rng, camera) -> tuple[np.ndarray, list[dict]]:
     for pl, h in zip(placements, homs):
         need = 1.3 * pl["cell_px"] / lay.cell * 25.4  # a raster finer than the photo
         dpi = next((d for d in (100.0, 150.0, 200.0) if d >= need), 300.0)
-        photo = syn.place(photo, pages(pl["pdf"], dpi)[pl["page"]], dpi, h)
+        photo = syn.place(photo, P["pages"](pl["pdf"], dpi)[pl["page"]], dpi, h)
         if pl.get("hide") is not None:
             photo = syn.occlude(photo, lay, h, hidden_points(lay, pl["hide"]))
         out.append({**pl, "h": h})
@@ -255,7 +259,7 @@ def test_pdf_caption_scale_bar_and_colour_strip(printed):
     assert f"run {run.run_id}" in text and "sheet 2 of 2" in text and "cell 45 mm" in text
     assert "Print at 100 % / actual size" in text and "must measure 50 mm" in text
     dpi = 200
-    page = pages(run.root / "print" / "sheets.pdf", dpi)[0]
+    page = printed["pages"](run.root / "print" / "sheets.pdf", dpi)[0]
     k = dpi / 25.4
     # the scale bar: a dark line 50 mm long in the caption band
     band = cv2.cvtColor(page[int(lay.margin * k): int((lay.margin + 16) * k)], cv2.COLOR_RGB2GRAY) < 128
@@ -277,7 +281,7 @@ def test_pdf_caption_scale_bar_and_colour_strip(printed):
 def test_markers_on_the_page(printed):
     """Every lattice marker of the sheet and the 8 run tag markers at the page's corners."""
     run, lay = printed["run"], printed["layout"]
-    page = pages(run.root / "print" / "sheets.pdf", 150)[1]
+    page = printed["pages"](run.root / "print" / "sheets.pdf", 150)[1]
     found = detect_all(page)
     k = 150 / 25.4
     lattice = {m.id for m in found if m.id < 600}

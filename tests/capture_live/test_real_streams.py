@@ -28,8 +28,10 @@ from physical.cli import main
 from test_capture_live import (FPS, FRAME, check_aligned_and_classified, check_picked_sharp, copy_run, filmed,  # noqa: F401
                                free_port, printed)
 
+pytestmark = pytest.mark.slow  # third-party servers paced in real time
+
 SYSTEM_PYTHON = "/usr/bin/python3"
-RTSP_SERVER = Path(__file__).parent / "servers" / "rtsp_server.py"
+RTSP_SERVER = Path(__file__).resolve().parents[1] / "servers" / "rtsp_server.py"
 REPEAT = 2  # every frame sent twice: a still viewpoint lasts long enough for a few looks on a busy machine
 
 

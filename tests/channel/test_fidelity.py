@@ -18,7 +18,7 @@ from physical.channel import Channel
 from physical.config import ChannelConfig, ConfigError, from_dict
 from physical.rundir import read_image, write_json
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 
 def identity_document(**channel) -> dict:
@@ -134,6 +134,7 @@ def small_indepsim():
     indepsim.PRINT_DPI, indepsim.PAGE_DPI, indepsim.LPI, indepsim.FRAME = saved
 
 
+@pytest.mark.slow  # a whole run through the independent simulator
 def test_independent_simulator_end_to_end(tmp_path, small_indepsim, capsys):
     """A run printed, photographed by benchmarks/indepsim.py, aligned and classified by the real stages;
     its chart photos calibrate the channel (the CLI says what it set); photos of two cameras stop it."""

@@ -135,6 +135,7 @@ def test_camera_names_a_board_of_another_layout():
 # -- colour ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the chart photographed through the channel, then fitted: 28 s of CPU
 def test_colour_fit_recovers_a_known_transform(chart_photos):
     d, paths = chart_photos
     fit = fit_colour([(p.name, read_image(p)) for p in paths], log=lambda *a: None)
@@ -162,6 +163,7 @@ def test_colour_fit_recovers_a_known_transform(chart_photos):
     assert 0 < g["srgb_inside"] < 1 and g["lightness_range"][0] < 20 < 90 < g["lightness_range"][1]
 
 
+@pytest.mark.slow  # shares the chart photos of the fit above
 def test_colour_chart_with_missing_patches_says_which(chart_photos, targets):
     _, paths = chart_photos
     photo = read_image(paths[0])
@@ -318,6 +320,7 @@ def _photo_figures(root: Path, name: str, channel: dict, seed: int, model) -> di
             "adv_acc": f["adv_top1"]["rate"]}
 
 
+@pytest.mark.slow  # attacks and channel draws on the real model
 def test_fitted_channel_predicts_the_destruction_rate(tmp_path, targets, lite0):
     from physical.pipeline import run_pipeline
 
@@ -370,6 +373,7 @@ def test_cli_camera_from_a_video(tmp_path, capsys):
     assert "RMS reprojection error" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # two attacks on the real model
 def test_printability_penalty_keeps_the_perturbation_printable(tmp_path, lite0):
     """`printability: W` in an attack entry: the generate stage's adversarial images are closer to
     the printer's printable colours than the same attack's without it, and still fool the model; it

@@ -9,6 +9,8 @@ torchattacks = pytest.importorskip("torchattacks", reason="install the test refe
 
 from physical.attacks import FGSM, MIFGSM, PGD, TIFGSM, BIM  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a reference run of torchattacks beside every attack: 6-15 s of CPU each
+
 TOL = 1 / 255  # before rounding to 8 bits
 
 EPS, ALPHA, STEPS = 8, 2, 3  # 0..255 units

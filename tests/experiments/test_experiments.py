@@ -6,15 +6,10 @@ import json
 import pytest
 import torch
 
-from exp_fixtures import config, tiny_run
+from exp_fixtures import config
 from physical.config import ConfigError
 from physical.metrics import kurakin_table
 from physical.rundir import read_json
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tiny_run(tmp_path_factory.getbasetemp() / "exp")
 
 
 def _ctx(run, cfg):

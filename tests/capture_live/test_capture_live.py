@@ -26,6 +26,8 @@ from physical.capture.replay import ReplayServer, encode_jpegs
 from physical.cli import main
 from physical.rundir import write_image
 
+pytestmark = pytest.mark.slow  # a run filmed through the channel, then streamed in real time
+
 FRAME = (960, 720)
 FPS = 10.0
 TINY = {

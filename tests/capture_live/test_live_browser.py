@@ -18,8 +18,9 @@ from test_capture_live import FRAME, filmed, free_port, printed, video  # noqa: 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[test]')")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Chromium or chromium-driver is not installed "
-                                                                  "(Debian: chromium chromium-driver)")
+pytestmark = [pytest.mark.slow,  # a real browser against a live stream
+              pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Chromium or chromium-driver is not installed "
+                                                                  "(Debian: chromium chromium-driver)")]
 
 
 @pytest.fixture

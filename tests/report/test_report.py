@@ -6,14 +6,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from exp_fixtures import tiny_run
 from physical.report.html import pct
 from physical.rundir import read_json
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tiny_run(tmp_path_factory.getbasetemp() / "exp")
 
 
 class Tables(HTMLParser):

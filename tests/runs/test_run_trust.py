@@ -18,6 +18,8 @@ import yaml
 from physical.cli import main
 from physical.rundir import read_image, write_image
 
+pytestmark = pytest.mark.slow  # a whole run in a fixture, then the command line again and again per test
+
 EPS = 8
 
 CONFIG = {
@@ -448,7 +450,7 @@ def test_temp_files_of_an_interrupted_write_are_removed(lab, capsys):
 
 def _physical(args: list[str], cwd: Path, **env) -> subprocess.CompletedProcess:
     e = {**os.environ, "OMP_NUM_THREADS": "1", **env}
-    e["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), e.get("PYTHONPATH", "")])
+    e["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), e.get("PYTHONPATH", "")])
     return subprocess.run([sys.executable, "-m", "physical", *args], cwd=cwd, env=e, capture_output=True, text=True,
                           timeout=600)
 

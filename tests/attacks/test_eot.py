@@ -85,6 +85,7 @@ def test_make_attack_views_the_run_channel_through_the_cell_and_is_reproducible(
     assert torch.equal(attack(x[:1], y[:1]), again(x[:1], y[:1]))  # random start and draws are seeded
 
 
+@pytest.mark.slow  # 34 s of CPU: EOT-BIM and BIM through the channel
 def test_eot_bim_survives_the_channel_better_than_bim(lite0, sample_batch):
     """The direction of the survival claim on a tiny case: coffee (true label) and rocket, eps 16,
     8 steps of 2, N = 4; judged on held-out draws of the same channel (a seed the attack never saw)."""

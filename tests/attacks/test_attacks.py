@@ -1,12 +1,13 @@
 """The attack family beyond Kurakin's three: PGD, MI-FGSM, DI-FGSM, TI-FGSM; targeted attacks; the
-config checks that name key paths; NaN / Inf gradients that stop with the attack and the step."""
+config checks that name key paths. The contract every attack keeps (eps ball, range, seed, effect, NaN
+gradients named) is test_attack_contract.py's table."""
 import pytest
 import torch
 
 from physical import models
 from physical.attacks import ATTACKS, DIFGSM, PGD, TIFGSM, label_of, make_attack
 from physical.attacks.tifgsm import gaussian_kernel
-from physical.config import AttackConfig, ConfigError, from_dict
+from physical.config import ConfigError, from_dict
 
 
 def err(data):
@@ -19,18 +20,7 @@ def q8(x):
     return torch.from_numpy(models.to_uint8(x)).permute(0, 3, 1, 2).float() / 255
 
 
-@pytest.mark.parametrize("name", ["pgd", "mifgsm", "difgsm", "tifgsm"])
-def test_new_attacks_lower_accuracy_within_budget(lite0, sample_batch, name):
-    x, y = sample_batch
-    eps = 8
-    adv = make_attack(AttackConfig(name=name, eps=[eps], steps=4, alpha=2), lite0, eps)(x, y)
-    assert adv.shape == x.shape and adv.min() >= 0 and adv.max() <= 1
-    assert (adv - x).abs().max() <= eps / 255 + 1e-6
-    top_clean, _ = models.predict(lite0, x)
-    top_adv, _ = models.predict(lite0, q8(adv))
-    assert (top_adv[:, 0] == y.numpy()).mean() < (top_clean[:, 0] == y.numpy()).mean()
-
-
+@pytest.mark.slow  # 8 steps of MI-FGSM on the real model until the target class is reached
 def test_targeted_attack_by_class_name_reaches_the_class(lite0, sample_batch):
     x, y = sample_batch
     cfg = from_dict({"attacks": [{"name": "mi-fgsm", "eps": [16], "steps": 8, "alpha": 2, "target": "Analog Clock"}]})
@@ -81,27 +71,3 @@ def test_bad_attack_config_names_the_key_path():
     assert err({"attacks": [{"name": "cw"}]}).startswith("attacks[0].name:")
     assert err({"attacks": [{"name": "bim", "eot": {"misalign": 0.5}}]}).startswith("attacks[0].eot.misalign:")
     assert set(ATTACKS) >= {"fgsm", "bim", "ill", "pgd", "mifgsm", "difgsm", "tifgsm"}
-
-
-class Poisoned(torch.nn.Module):
-    """A model whose logits turn NaN from its `bad`-th call on."""
-
-    device = torch.device("cpu")
-
-    def __init__(self, bad):
-        super().__init__()
-        self.calls, self.bad = 0, bad
-
-    def forward(self, x):
-        self.calls += 1
-        out = x.mean((2, 3)) @ torch.ones(3, 10)
-        return out * float("nan") if self.calls > self.bad else out + torch.arange(10.0)
-
-
-@pytest.mark.parametrize("name", ["pgd", "mifgsm", "tifgsm"])
-def test_nan_gradient_names_attack_and_step(sample_batch, name):
-    x, _ = sample_batch
-    # calls: 1 sizes the micro-batches (one sample, once per input shape), then one per step 0, 1, 2
-    attack = make_attack(AttackConfig(name=name, eps=[4], steps=5), Poisoned(bad=3), 4)
-    with pytest.raises(FloatingPointError, match=f"'{name}'.*step 2"):
-        attack(x[:1], torch.tensor([1]))

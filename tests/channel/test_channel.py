@@ -304,7 +304,7 @@ def test_folder_capture_errors_name_the_folder(tmp_path):
 
 @pytest.mark.parametrize("source,kind", [("0", "webcam"), ("webcam:1", "webcam"), ("http://127.0.0.1:8080/video", "url"), ("clip.mp4", "video")])
 def test_other_sources_are_recognised(tmp_path, source, kind):
-    """Webcams, URLs and videos go to guided capture (tests/test_capture_live.py), which needs the
+    """Webcams, URLs and videos go to guided capture (tests/capture_live/test_capture_live.py), which needs the
     printed sheets first."""
     cfg = Config(base_dir=str(tmp_path))
     cfg.capture.source = source
