@@ -83,7 +83,7 @@ def colour(out: Path) -> None:
 
 
 def _cfg(root: Path, name: str, channel: dict, seed: int, images: str, limit: int, eps: list, photos: int):
-    from physical.config import from_dict
+    from physical.checks import from_dict
 
     return from_dict({
         "run": {"name": name, "output": str(root), "seed": seed, "device": "cpu"},

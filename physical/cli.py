@@ -10,14 +10,14 @@ import argparse
 import errno
 import sys
 
-from .config import UserError
+from .errors import UserError
 from .rundir import STAGES
 
 COMMANDS: dict[str, tuple] = {}
 
 
 def _load(args):
-    from .config import from_dict, load_config
+    from .checks import from_dict, load_config
 
     if args.config is None:
         from .config import set_override

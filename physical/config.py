@@ -8,7 +8,6 @@ Numeric bounds live in field metadata (``rng(lo, hi)``); choices are ``Literal``
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import types
 import typing
@@ -277,7 +276,7 @@ def show(value) -> str:
     return repr(value)
 
 
-def _coerce(value, tp, path, meta):
+def coerce(value, tp, path, meta):
     origin = typing.get_origin(tp)
     if value is None and origin not in (Union, types.UnionType) and not dataclasses.is_dataclass(tp):
         raise ConfigError(f"{path}: null is not allowed; expected {_type_name(tp)}")
@@ -292,7 +291,7 @@ def _coerce(value, tp, path, meta):
             if a is type(None):
                 continue
             try:
-                return _coerce(value, a, path, meta)
+                return coerce(value, a, path, meta)
             except ConfigError as e:
                 errors.append(e)
         # a range error is more telling than a type error
@@ -309,7 +308,7 @@ def _coerce(value, tp, path, meta):
         (item_tp,) = typing.get_args(tp)
         if not isinstance(value, list):
             value = [value]  # a single value stands for a list of one
-        return [_coerce(v, item_tp, f"{path}[{i}]", meta) for i, v in enumerate(value)]
+        return [coerce(v, item_tp, f"{path}[{i}]", meta) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping, got {show(value)}")
@@ -358,7 +357,7 @@ def build(cls, data, path=""):
     for key, value in data.items():
         sub = f"{path}.{key}" if path else str(key)
         if key in fields:
-            kwargs[key] = _coerce(value, hints[key], sub, fields[key].metadata)
+            kwargs[key] = coerce(value, hints[key], sub, fields[key].metadata)
         elif key in extensions:
             extra[key] = build(extensions[key], value, sub)
         elif cls is AttackConfig:  # checked against the family's declared parameters (attacks.check_config)
@@ -374,43 +373,6 @@ def build(cls, data, path=""):
     if hasattr(obj, "validate"):
         obj.validate(path)
     return obj
-
-
-def _validate_config(cfg: Config) -> None:
-    """Cross-field checks that need more than one value; each names its key path."""
-    from . import attacks, models  # late: keeps `physical --help` fast
-
-    if not cfg.models:
-        raise ConfigError("models: at least one model is required")
-    for i, name in enumerate(cfg.models):
-        models.check_name(name, f"models[{i}]")
-    if not cfg.attacks:
-        raise ConfigError("attacks: at least one attack is required")
-    for i, a in enumerate(cfg.attacks):
-        attacks.check_config(a, f"attacks[{i}]")
-    attacks.check_labels(cfg.attacks)
-    d = cfg.run.device
-    if d not in ("auto", "cpu", "mps", "cuda") and not (d.startswith("cuda:") and d[5:].isdigit()):
-        raise ConfigError(f"run.device: {d!r} is not allowed; allowed: auto, cpu, cuda, cuda:N, mps")
-    for key in ("scale", "blur_sigma", "noise_sigma", "brightness", "contrast", "jpeg_quality"):
-        v = getattr(cfg.capture.channel, key)
-        if len(v) != 2 or v[0] > v[1]:
-            raise ConfigError(f"capture.channel.{key}: {v!r} must be a range [low, high] with low <= high")
-    if len(cfg.capture.frame) != 2:
-        raise ConfigError(f"capture.frame: {cfg.capture.frame!r} must be [width, height]")
-    from .calibrate.files import check_calibrations
-
-    check_calibrations(cfg)
-    for i, a in enumerate(cfg.attacks):
-        if a.printability > 0 and not cfg.capture.channel.calibration:
-            raise ConfigError(f"attacks[{i}].printability: {a.printability:g} needs the printer's printable colours: "
-                              "set capture.channel.calibration to a colour.json from `physical calibrate colour`")
-    from .sheets.layout import layout_for
-
-    try:
-        layout_for(cfg.sheet)
-    except ValueError as e:
-        raise ConfigError(f"sheet: {e}") from None
 
 
 def set_override(data: dict, assignment: str) -> None:
@@ -473,38 +435,6 @@ def load_raw(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of sections")
     return data
-
-
-# modules that add config sections with `register_section` (imported before any config is built)
-SECTION_MODULES = ("physical.experiments", "physical.live")
-
-
-def _load_sections() -> None:
-    import importlib
-
-    for mod in SECTION_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
-
-
-def from_dict(data: dict, base_dir: str | Path = ".") -> Config:
-    _load_sections()
-    cfg = build(Config, copy.deepcopy(data))
-    cfg.base_dir = str(base_dir)
-    _validate_config(cfg)
-    return cfg
-
-
-def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[Config, dict]:
-    """Load, override and check a pipeline file; returns the Config and the raw mapping as run."""
-    data = load_raw(path)
-    for o in overrides:
-        set_override(data, o)
-    cfg = from_dict(data, Path(path).resolve().parent)
-    return cfg, data
 
 
 def to_dict(cfg) -> dict:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from . import attacks as attacks_mod
-from .config import ConfigError
+from .errors import ConfigError
 from .images import load_images, source_files
 from .models import predict, preprocess, to_tensor, to_uint8
 from .rundir import digest, file_digest, read_json, write_bytes, write_image, write_json

@@ -67,7 +67,7 @@ def printed(tmp_path_factory):
 def filmed(printed):
     """Frames of the simulated camera filming both sheets (two viewpoints each), and what each shows."""
     from physical.capture.simulated import SimulatedSource
-    from physical.config import load_config
+    from physical.checks import load_config
 
     tmp, cfg_path, root = printed
     cfg, _ = load_config(cfg_path)
@@ -147,7 +147,7 @@ def test_guided_capture_from_mjpeg_stream_then_align_and_classify(printed, filme
 def test_guided_capture_from_video_in_the_pipeline(printed, filmed, video):
     """capture.source: video:PATH in pipeline.yaml runs guided capture headless, every frame looked at."""
     tmp, cfg_path, _ = printed
-    from physical.config import load_config
+    from physical.checks import load_config
 
     data = yaml.safe_load(cfg_path.read_text())
     data["run"]["name"] = "cam-video"
@@ -168,7 +168,7 @@ def test_guided_capture_from_video_in_the_pipeline(printed, filmed, video):
 def test_stream_lost_mid_capture_keeps_photos_and_resumes(printed, filmed):
     from physical.capture.guided import guided_capture
     from physical.capture.sources import StreamLost
-    from physical.config import load_config
+    from physical.checks import load_config
     from physical.rundir import RunDir
 
     frames, truth = filmed
@@ -383,7 +383,8 @@ def test_bad_video_folder_and_webcam_say_so(tmp_path):
 
 def test_sources_parse_from_config_and_command_line(tmp_path):
     from physical.capture.sources import parse_source
-    from physical.config import ConfigError, from_dict
+    from physical.config import ConfigError
+    from physical.checks import from_dict
 
     assert parse_source("webcam:1").kind == "webcam" and parse_source("webcam:1").target == 1
     assert parse_source("0").kind == "webcam"

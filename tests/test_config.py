@@ -1,7 +1,8 @@
 import pytest
 
 from physical.cli import main
-from physical.config import ConfigError, from_dict, load_config, set_override
+from physical.config import ConfigError, set_override
+from physical.checks import from_dict, load_config
 
 
 def err(data):

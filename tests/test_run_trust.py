@@ -150,7 +150,7 @@ def test_every_attack_parameter_is_in_the_item_key():
 
 
 def test_eot_images_follow_the_channel_they_draw_from():
-    from physical.config import from_dict
+    from physical.checks import from_dict
     from physical.generate import attack_reads
 
     cfg = from_dict({"attacks": [{"name": "bim", "eps": [8], "eot": {"samples": 2}}, {"name": "fgsm", "eps": [8]}]})
@@ -214,7 +214,7 @@ def test_attack_lists_that_would_mix_images_are_errors(tmp_path, capsys, attacks
 
 
 def test_two_bim_entries_with_their_own_labels_both_run(tmp_path):
-    from physical.config import from_dict
+    from physical.checks import from_dict
 
     cfg = from_dict({"attacks": [{"name": "bim", "eps": [8], "steps": 1, "label": "bim1"},
                                  {"name": "bim", "eps": [8], "steps": 20}]})

@@ -25,10 +25,12 @@ see `eot.CropChannel`).
 from __future__ import annotations
 
 import functools
+from dataclasses import fields
 import hashlib
 from pathlib import Path
 
-from ..config import AttackConfig, ConfigError
+from ..config import AttackConfig, coerce
+from ..errors import ConfigError
 from .base import Attack
 from .bim import BIM
 from .difgsm import DIFGSM
@@ -106,16 +108,12 @@ def check_labels(entries: list[AttackConfig]) -> None:
 def check_params(cls: type[Attack], a: AttackConfig, path: str) -> None:
     """The family's own keys: each declared in `cls.params`, of its type and inside its range; the
     checked values replace the written ones (defaults are filled in by `Attack.param`)."""
-    from dataclasses import fields
-
-    from ..config import _coerce
-
     for key, value in list(a.family_params.items()):
         if key not in cls.params:
             allowed = sorted([f.name for f in fields(AttackConfig) if f.name != "family_params"] + list(cls.params))
             raise ConfigError(f"{path}.{key}: unknown key; allowed keys here: {', '.join(allowed)}")
         tp, _, lo, hi = cls.params[key]
-        a.family_params[key] = _coerce(value, tp, f"{path}.{key}", {"lo": lo, "hi": hi})
+        a.family_params[key] = coerce(value, tp, f"{path}.{key}", {"lo": lo, "hi": hi})
 
 
 def attack_seed(seed: int, label: str) -> int:

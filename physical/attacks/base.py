@@ -177,7 +177,7 @@ class Attack:
     def micro_batch(self, x_adv: torch.Tensor, labels: torch.Tensor, params: Optional[dict]) -> int:
         """Samples per micro-batch: as many as the memory budget holds (one sample's cost measured
         once per input shape, from autograd's saved tensors; the generator is left as it was)."""
-        from ..config import ConfigError
+        from ..errors import ConfigError
         from ..runtime import TRANSIENT, budget_is_set, chunk_size, memory_budget, saved_bytes, too_small
 
         key = tuple(x_adv.shape[1:])

@@ -24,7 +24,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from .fitted import FIT_PARAMS, FittedAttack
 
 TOASTER = 859

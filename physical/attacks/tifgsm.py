@@ -9,7 +9,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from .difgsm import DIFGSM
 
 

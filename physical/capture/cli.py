@@ -35,7 +35,8 @@ def _add(p):
 
 def load_run(target: str, overrides: list[str] | None = None):
     """(RunDir, Config) for a run directory or a pipeline YAML."""
-    from ..config import from_dict, load_config, load_raw, set_override
+    from ..config import load_raw, set_override
+    from ..checks import from_dict, load_config
     from ..pipeline import run_dir_for
     from ..rundir import RunDir
 
@@ -58,7 +59,7 @@ def load_run(target: str, overrides: list[str] | None = None):
 def _capture(args) -> int:
     import copy
 
-    from ..config import ConfigError
+    from ..errors import ConfigError
     from ..runner import run_stages
     from . import copy_folder, parse_source
     from .guided import guided_capture

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from ..config import ConfigError, register_section, rng
+from ..config import register_section, rng
+from ..errors import ConfigError
 
 
 @dataclass

@@ -24,7 +24,7 @@ from .report import KEYS
 
 def load_report(path: str | Path) -> dict:
     """report.json of a run directory (or the file itself); UserError naming the file when it is not one."""
-    from ..config import UserError
+    from ..errors import UserError
 
     p = Path(path)
     for cand in (p, p / "report" / "report.json", p / "report.json"):

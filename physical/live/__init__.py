@@ -33,7 +33,8 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
-from ..config import ConfigError, register_section, rng
+from ..config import register_section, rng
+from ..errors import ConfigError
 from ..sheets.markers import detect_all
 from .overlay import annotate, cell_style, cells_now  # noqa: F401  (cell_style: part of live mode's interface)
 from .server import CYCLE, MjpegServer, Recorder

@@ -37,7 +37,7 @@ def _live(args) -> int:
     from ..models import load_model, pick_device
     from ..pipeline import run_dir_for
 
-    from ..config import UserError
+    from ..errors import UserError
 
     if args.frames is not None and args.frames < 1:
         raise UserError(f"--frames {args.frames}: must be >= 1")

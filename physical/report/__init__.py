@@ -125,7 +125,7 @@ def report_stage(run: RunDir, cfg, device=None) -> dict:
     survival = survival_section(run, cfg, device, records, cfg.report.predict_draws)
     if survival:
         report["survival"] = survival
-    from ..experiments.report import SECTIONS, attach
+    from .experiments import SECTIONS, attach
     from .beyond import SECTIONS as BEYOND, attach as attach_beyond
 
     csvs, sections = attach(run, report, records)  # the experiments' sections, tables and plots
