@@ -78,17 +78,13 @@ class AttackConfig:
     steps: Optional[int] = rng(1, 10000, default=None)  # None: Kurakin's min(eps + 4, 1.25 eps)
     alpha: Optional[float] = rng(0.0, 255.0, default=None)  # step size, 0..255 units; None: attack's own
     target: Optional[Union[int, str]] = None  # a class index or name: targeted attack
-    decay: float = rng(0.0, 10.0, default=1.0)  # momentum (MI-FGSM family)
-    random_start: bool = True  # PGD: start at a uniformly random point of the eps ball
-    diversity_prob: float = rng(0.0, 1.0, default=0.5)  # DI-FGSM, TI-FGSM: chance of a diverse input per step
-    resize_rate: float = rng(1.0, 2.0, default=1.1)  # DI-FGSM, TI-FGSM: largest random resize
-    kernel_size: int = rng(1, 31, default=7)  # TI-FGSM: Gaussian gradient kernel, odd
     eot: Optional[EOTConfig] = None
     # weight of the non-printability penalty (Sharif et al. 2016) in the attack's loss: keeps the
     # perturbation inside the printer's gamut, the printable colours of capture.channel.calibration; 0: off
     printability: float = rng(0.0, 1e6, default=0.0)
     tv: float = rng(0.0, 1e9, default=0.0)  # weight of the perturbation's total variation in the loss; 0: off
-    # the family's own keys (uap: fit, patch: fraction, square: queries, ...), declared in `Attack.params`
+    # the family's own keys (pgd: random_start, mifgsm: decay, difgsm: diversity_prob, resize_rate, tifgsm:
+    # kernel_size, uap: fit, patch: fraction, square: queries, ...), declared in `Attack.params`
     family_params: dict = field(default_factory=dict)
     # the name of this entry's images in paths and tables (+ _eps<eps>); default: from name, target, eot
     label: Optional[str] = None

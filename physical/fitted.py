@@ -19,7 +19,6 @@ classified like every item), with ``split`` ("fit" or "unseen"), ``fitted`` and 
 """
 from __future__ import annotations
 
-import dataclasses
 import io
 import time
 from pathlib import Path
@@ -63,7 +62,7 @@ def generate_fitted(run, cfg, index: int, a, model, mid: dict, sources, clean: n
     what it does not keep)."""
     path = f"attacks[{index}]"
     device = model.device
-    params = dataclasses.asdict(a)
+    params = attacks_mod.key_params(a)
     fit_source = a.family_params.get("fit_source")
     reads = {**reads, "images": [s.digest for s in sources], "labels": [int(v) for v in labels]}
     if fit_source:

@@ -163,7 +163,7 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
             return labels
 
         for i_attack, a in enumerate(cfg.attacks):
-            params = dataclasses.asdict(a)
+            params = attacks_mod.key_params(a)
             reads = attack_reads(cfg, a)
             if attacks_mod.ATTACKS[a.name].fitted:  # uap, patch: fitted once on some images, applied to all
                 if a.eot is not None and channel is None:

@@ -106,3 +106,28 @@ def test_nan_gradient_names_attack_and_step(sample_batch, name):
     attack = make_attack(AttackConfig(name=name, eps=[4], steps=5), Poisoned(bad=3), 4)
     with pytest.raises(FloatingPointError, match=f"'{name}'.*step 2"):
         attack(x[:1], torch.tensor([1]))
+
+
+def test_each_family_takes_only_its_own_parameters():
+    """A family's keys are declared in its `params`; a key of another family is an error naming its path,
+    and the keys every run wrote before (decay, random_start, ...) still work on their own families."""
+    assert err({"attacks": [{"name": "fgsm", "kernel_size": 9}]}).startswith("attacks[0].kernel_size: unknown key")
+    assert err({"attacks": [{"name": "pgd", "decay": 0.5}]}).startswith("attacks[0].decay: unknown key")
+    assert err({"attacks": [{"name": "mifgsm", "decay": 11}]}).startswith("attacks[0].decay: 11")
+    assert err({"attacks": [{"name": "pgd", "random_start": "yes"}]}).startswith("attacks[0].random_start:")
+    cfg = from_dict({"attacks": [{"name": "pgd", "random_start": False}, {"name": "mifgsm", "decay": 0.5},
+                                 {"name": "tifgsm", "kernel_size": 9, "diversity_prob": 0, "decay": 0}]})
+    pgd, mi, ti = (make_attack(a, None, 8) for a in cfg.attacks)
+    assert pgd.random_start is False and mi.decay == 0.5
+    assert (ti.kernel_size, ti.diversity_prob, ti.decay, ti.resize_rate) == (9, 0.0, 0.0, 1.1)
+    assert set(ATTACKS["tifgsm"].params) >= {"decay", "diversity_prob", "resize_rate", "kernel_size"}
+
+
+def test_content_key_of_an_attack_holds_its_family_parameters():
+    from physical.attacks import key_params
+
+    a, b = from_dict({"attacks": [{"name": "tifgsm"}, {"name": "tifgsm", "kernel_size": 7, "label": "t"}]}).attacks
+    ka, kb = key_params(a), key_params(b)
+    assert ka["kernel_size"] == kb["kernel_size"] == 7 and ka["decay"] == 1.0  # written or default: one key
+    c = from_dict({"attacks": [{"name": "tifgsm", "kernel_size": 9}]}).attacks[0]
+    assert key_params(c)["kernel_size"] == 9

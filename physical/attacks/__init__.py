@@ -24,9 +24,10 @@ see `eot.CropChannel`).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
-from dataclasses import fields
 import hashlib
+from dataclasses import fields
 from pathlib import Path
 
 from ..config import AttackConfig, coerce
@@ -116,6 +117,22 @@ def check_params(cls: type[Attack], a: AttackConfig, path: str) -> None:
         a.family_params[key] = coerce(value, tp, f"{path}.{key}", {"lo": lo, "hi": hi})
 
 
+# the old families' parameters, once keys of every attack entry, with their defaults: the content
+# keys of a run's images (generate, experiments) keep them at the top level as they always had them,
+# so images made before are still found
+_FLAT_KEYS = {"decay": 1.0, "random_start": True, "diversity_prob": 0.5, "resize_rate": 1.1, "kernel_size": 7}
+
+
+def key_params(a: AttackConfig) -> dict:
+    """Everything of an attack entry its images depend on (family parameters included), as plain
+    data for a content key."""
+    d = dataclasses.asdict(a)
+    own = d["family_params"]
+    for key, default in _FLAT_KEYS.items():
+        d[key] = own.pop(key, default)
+    return d
+
+
 def attack_seed(seed: int, label: str) -> int:
     """The attack's own random stream: from the run seed and the attack's label, so that it never
     replays the simulator's stream (a held-out draw of the channel) nor another attack's."""
@@ -140,9 +157,7 @@ def make_attack(a: AttackConfig, model, eps: float, channel=None, seed: int = 0,
         path = Path(cfg.capture.channel.calibration)
         palette = _palette(str(path), path.stat().st_mtime_ns)
     return cls(model, eps, steps=a.steps, tv=a.tv, family_params=a.family_params, alpha=a.alpha, target=a.target, eot=a.eot, channel=channel,
-               seed=attack_seed(seed, label_of(a, eps)), decay=a.decay, random_start=a.random_start,
-               diversity_prob=a.diversity_prob, resize_rate=a.resize_rate, kernel_size=a.kernel_size,
-               printability=a.printability, palette=palette)
+               seed=attack_seed(seed, label_of(a, eps)), printability=a.printability, palette=palette)
 
 
 @functools.lru_cache(maxsize=4)
