@@ -131,3 +131,22 @@ def test_content_key_of_an_attack_holds_its_family_parameters():
     assert ka["kernel_size"] == kb["kernel_size"] == 7 and ka["decay"] == 1.0  # written or default: one key
     c = from_dict({"attacks": [{"name": "tifgsm", "kernel_size": 9}]}).attacks[0]
     assert key_params(c)["kernel_size"] == 9
+
+
+def test_attack_labels_format_and_parse_in_one_place():
+    from physical.attacks.labels import AttackLabel
+
+    entries = [AttackConfig(name="bim", eot=None, tv=1e-05), AttackConfig(name="patch", family_params={"fraction": 0.2}),
+               AttackConfig(name="mifgsm", target=5)]
+    labels = [label_of(a, e) for a, e in zip(entries, (16, 255, 2.5))]
+    assert labels == ["tv1e-05-bim_eps16", "patch-t859-f0.2_eps255", "mifgsm-t5_eps2.5"]
+    for text in labels + ["eot-np-bim_eps16", "rand-uap_eps10", "ctl-patch-t859-f0.1_eps255", "my.bim_eps8"]:
+        assert str(AttackLabel.parse(text)) == text
+    p = AttackLabel.parse("eot-np-tv100-bim-t3_eps16")
+    assert (p.family, p.eps, p.eot, p.printability, p.tv, p.target) == ("bim", 16.0, True, True, 100.0, 3)
+    assert AttackLabel.parse("patch-t859-f0.1_eps255").fraction == 0.1
+    assert AttackLabel.parse("my.bim_eps8").family is None and AttackLabel.parse("my.bim_eps8").name == "my.bim"
+    # a label the run itself writes names an attack in experiments.attacks; a made-up one does not
+    ex = from_dict({"experiments": {"attacks": ["eot-np-bim_eps16", "mi-fgsm", "tv100-pgd-t3_eps8"]}})
+    assert ex.extra_sections["experiments"].attacks[0] == "eot-np-bim_eps16"
+    assert err({"experiments": {"attacks": ["cw_eps8"]}}).startswith("experiments.attacks[0]: 'cw_eps8'")

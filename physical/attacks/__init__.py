@@ -33,6 +33,7 @@ from pathlib import Path
 from ..config import AttackConfig, coerce
 from ..errors import ConfigError
 from .base import Attack
+from .labels import AttackLabel
 from .bim import BIM
 from .difgsm import DIFGSM
 from .fgsm import FGSM
@@ -176,13 +177,16 @@ def label_of(a: AttackConfig, eps: float) -> str:
     patch-t859-f0.1_eps255 (a patch has no L-inf budget: its pixels are free, eps 255); an entry's own
     `label:` replaces the part before _eps."""
     if getattr(a, "label", None):
-        return f"{a.label}_eps{eps:g}"
+        return str(AttackLabel(None, eps, custom=a.label))
     cls = ATTACKS[canonical(a.name)]
-    prefix = ("eot-" if a.eot is not None else "") + ("np-" if a.printability > 0 else "")
-    prefix += f"tv{a.tv:g}-" if a.tv > 0 else ""
     target = a.target if a.target is not None else cls.default_target
-    tgt = f"-t{target}" if target is not None else ""
-    return f"{prefix}{canonical(a.name)}{tgt}{cls.label_suffix(a)}_eps{eps:g}"
+    return str(AttackLabel(canonical(a.name), eps, eot=a.eot is not None, printability=a.printability > 0, tv=a.tv,
+                           target=target, **cls.label_fields(a)))
+
+
+def names_attack(text: str) -> bool:
+    """Whether `text` is an attack's name (or alias) or a label this tool writes for one."""
+    return canonical(text) in ATTACKS or AttackLabel.parse(text).family in ATTACKS
 
 
 def eps_list(a: AttackConfig) -> list[float]:

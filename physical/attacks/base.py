@@ -60,9 +60,9 @@ class Attack:
     fixed_eps: Optional[float] = None  # a family without an L-inf budget runs at this eps only
 
     @classmethod
-    def label_suffix(cls, a) -> str:
-        """What the family adds to its label before `_eps` (a patch: its fraction)."""
-        return ""
+    def label_fields(cls, a) -> dict:
+        """What the family adds to its label (`labels.AttackLabel`'s fields; a patch: its fraction)."""
+        return {}
 
     def __init__(self, model, eps: float, *, steps: Optional[int] = None, alpha: Optional[float] = None,
                  target: Optional[int] = None, eot=None, channel=None, seed: int = 0,

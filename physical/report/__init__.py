@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..attacks.labels import AttackLabel
 from ..classify import load_records
 from ..metrics import comparisons, kurakin_table
 from ..models import class_names
@@ -61,7 +62,8 @@ def gallery(run: RunDir, records: list[dict], n: int) -> list[dict]:
 def kurakin_section(records: list[dict], cfg) -> list[dict]:
     rows = kurakin_table(records, cfg.classify.prefilter_confidence)
     for r in rows:
-        r["reference"] = reference_for(r["attack"], r["eps"]) if r["attack_label"].split("_eps")[0] == r["attack"] else None
+        plain = AttackLabel.parse(r["attack_label"]).name == r["attack"]  # Kurakin's attack as published
+        r["reference"] = reference_for(r["attack"], r["eps"]) if plain else None
         if r.get("target") is not None:
             r["target_name"] = class_names()[r["target"]]
     return rows
