@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from ..config import Config
-from ..rundir import RunDir, read_json, write_image, write_json
-from ..sheets.layout import Layout
+from .. import runfiles
+from ..rundir import RunDir, read_json, write_image
 from .photo import align_photo
 from .photos import _calibration, read_photo, undistort
 from .sheetfit import TAG_UNREAD
@@ -36,7 +36,7 @@ def _rank(c: dict) -> tuple:
 def _other_runs(run: RunDir) -> dict[tuple[int, int], str]:
     """Run tag -> name of every other run printed beside this one (same output folder)."""
     out = {}
-    for lay in sorted(run.root.parent.glob("*/print/layout.json")):
+    for lay in sorted(run.root.parent.glob(f"*/{runfiles.LAYOUT}")):
         root = lay.parent.parent
         if root.resolve() == run.root.resolve():
             continue
@@ -102,14 +102,8 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
     problems), `missing` (cells with no accepted crop, with the reason), `excluded` (crops each
     threshold excluded). One line is printed for every photo skipped and every sheet ignored.
     """
-    lay_path = run.root / "print" / "layout.json"
-    if not lay_path.is_file():
-        raise FileNotFoundError(f"{lay_path}: missing; run the print stage first")
-    printed = read_json(lay_path)
-    layout = Layout.from_dict(printed["layout"])
-    tag = tuple(printed["tag"])
-    cells = {(c["sheet"], c["slot"]): c for c in printed["cells"]}
-    images_px = {k: (c["width_px"], c["height_px"]) for k, c in cells.items()}
+    printed = runfiles.load_layout(run, "run the print stage first")
+    layout, tag, cells, images_px = printed.layout, printed.tag, printed.cells, printed.images_px
     references = reference_images(run.root, cells)
     other_runs = _other_runs(run)
     calibration = cfg.resolve(cfg.align.camera_calibration) if cfg.align.camera_calibration else None
@@ -178,8 +172,7 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
         n = sum(not c["accepted"] for c in all_crops)
         print(f"align: {n} of {len(all_crops)} crops excluded by the align thresholds: "
               + ", ".join(f"{v} by {k}" for k, v in sorted(excluded.items())))
-    write_json(run.root / "align" / "crops.json",
-               {"crops": all_crops, "photos": photos, "missing": missing, "excluded": excluded})
+    runfiles.save_crops(run, {"crops": all_crops, "photos": photos, "missing": missing, "excluded": excluded})
     return {"photos": len(photo_files), "skipped": sum(p["status"] == "skipped" for p in photos),
             "cells_found": len(cells) - len(missing), "cells_expected": len(cells),
             "crops": len(all_crops), "crops_excluded": sum(not c["accepted"] for c in all_crops)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from .. import runfiles
 from . import LiveConfig, LiveModel, LiveView, MjpegServer, Recorder, RunCells, parse_defence
 
 
@@ -51,13 +52,13 @@ def _live(args) -> int:
     run_root: Optional[Path] = None
     if args.run:
         run_root = Path(args.run)
-        if not (run_root / "print" / "layout.json").is_file():
+        if not runfiles.has_layout(run_root):
             raise FileNotFoundError(f"--run {run_root}: not a printed run (no print/layout.json)")
     elif lc.run:
         run_root = cfg.resolve(lc.run)
     else:
         guess = run_dir_for(cfg).root
-        run_root = guess if (guess / "print" / "layout.json").is_file() else None
+        run_root = guess if runfiles.has_layout(guess) else None
     if run_root is not None and lc.cells and not args.no_cells:
         cells = RunCells.load(run_root)
     model_name = args.model or lc.model or (cells.model if cells and cells.model else cfg.models[0])

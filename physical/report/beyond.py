@@ -23,6 +23,7 @@ from statistics import mean, median
 import numpy as np
 
 from ..attacks.labels import AttackLabel
+from .. import runfiles
 from ..rundir import RunDir, read_image, read_json
 from ..stats import proportion
 
@@ -51,7 +52,7 @@ def _fooled(rec: dict, where: str):
 
 
 def _records_by(run: RunDir, records: list[dict]) -> tuple[dict, dict]:
-    index = read_json(run.root / "generate" / "index.json")
+    index = runfiles.load_index(run)
     items = {it["key"]: it for it in index["items"]}
     by_label = defaultdict(list)
     for r in records:
