@@ -597,3 +597,24 @@ def test_undistortion_before_alignment(printed, tmp_path):
                              axis=1).max() for c in crops)
     assert err < 1.5
     assert np.mean([c["reprojection_px"] for c in crops]) < np.mean([c["reprojection_px"] for c in crops_bent])
+
+
+def test_crop_rejections_are_codes_with_text():
+    """Why a crop is not used is kept as codes (counted by the summary) with the sentence shown to the user."""
+    from physical.align.photo import judge, rejection
+    from physical.align.stage import _exclusions, _judge_unread_tags
+
+    def crop(sheet, tag, *rej, match=0.9):
+        c = {"sheet": sheet, "run_tag": tag, "match": match, "rejections": list(rej)}
+        judge(c)
+        return c
+
+    unread = rejection("run_tag", "run tag not visible in this photo")
+    crops = [crop(0, "read"), crop(0, "none", unread), crop(1, "none", unread, rejection("inside", "inside 0.50 < 0.98")),
+             crop(0, "half", rejection("run_tag", "run tag only half readable in this photo"), match=0.1)]
+    assert crops[0]["accepted"] and crops[0]["reason"] == "ok" and not crops[1]["accepted"]
+    _judge_unread_tags(crops)
+    assert crops[1]["accepted"]  # sheet 0 is proven by another photo, and the cell shows its image
+    assert crops[2]["reason"] == "run tag not visible in this photo nor in any other photo of this sheet; inside 0.50 < 0.98"
+    assert [r["code"] for r in crops[3]["rejections"]] == ["run_tag"] and "match 0.10" in crops[3]["reason"]
+    assert _exclusions(crops) == {"run tag": 2, "inside": 1}

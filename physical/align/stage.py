@@ -10,9 +10,8 @@ import numpy as np
 from ..config import Config
 from .. import runfiles
 from ..rundir import RunDir, read_json, write_image
-from .photo import align_photo
+from .photo import REJECTIONS, align_photo, judge, rejection
 from .photos import _calibration, read_photo, undistort
-from .sheetfit import TAG_UNREAD
 
 MIN_MATCH = 0.5  # a crop of a sheet whose tag a photo does not show must show its image at least this well
 
@@ -56,16 +55,15 @@ def _judge_unread_tags(crops: list[dict]) -> None:
     for c in crops:
         if c["run_tag"] == "read":
             continue
-        reasons = c["reason"].split("; ")
-        assert reasons[0] == TAG_UNREAD[c["run_tag"]]
+        first, rest = c["rejections"][0], c["rejections"][1:]
+        assert first["code"] == "run_tag"
         if c["sheet"] not in proven:
-            reasons[0] += " nor in any other photo of this sheet"
+            rest = [rejection("run_tag", first["text"] + " nor in any other photo of this sheet")] + rest
         elif c["match"] is not None and c["match"] < MIN_MATCH:
-            reasons[0] += f", and the cell does not show its printed image (match {c['match']:.2f} < {MIN_MATCH:g})"
-        else:
-            reasons = reasons[1:]
-        c["accepted"] = not reasons
-        c["reason"] = "; ".join(reasons) or "ok"
+            rest = [rejection("run_tag", first["text"] + ", and the cell does not show its printed image "
+                              f"(match {c['match']:.2f} < {MIN_MATCH:g})")] + rest
+        c["rejections"] = rest
+        judge(c)
 
 
 def _exclusions(crops: list[dict]) -> dict[str, int]:
@@ -73,8 +71,8 @@ def _exclusions(crops: list[dict]) -> dict[str, int]:
     out: dict[str, int] = {}
     for c in crops:
         if not c["accepted"]:
-            for r in c["reason"].split("; "):
-                k = "run tag" if r.startswith("run tag") else r.split(" ")[0]
+            for r in c["rejections"]:
+                k = REJECTIONS[r["code"]]
                 out[k] = out.get(k, 0) + 1
     return out
 
