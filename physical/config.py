@@ -9,6 +9,7 @@ Numeric bounds live in field metadata (``rng(lo, hi)``); choices are ``Literal``
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -156,7 +157,8 @@ class GuidedConfig:
     """Guided capture from a stream (webcam, URL, video): which frames become the run's photos."""
 
     timeout_s: float = rng(1.0, 86400.0, default=300.0)  # stop when not every sheet is captured by then
-    min_sharpness: float = rng(0.0, None, default=40.0)  # variance of Laplacian of the sheet (grey, 0..255, after a 0.8 px blur)
+    # variance of Laplacian of the sheet (grey, 0..255, after a 0.8 px blur); was `min_sharpness`
+    min_laplacian: float = rng(0.0, None, default=40.0)
     stable_frames: int = rng(1, 100, default=3)  # consecutive frames with the sheet found and still ...
     max_motion: float = rng(0.0, 10.0, default=0.15)  # ... marker corners moving at most this x marker side per frame
     marker_fraction: float = rng(0.0, 1.0, default=1.0)  # of a sheet's markers (lattice and run tag) that must be found
@@ -222,6 +224,12 @@ class Config:
         p = Path(path).expanduser()
         return p if p.is_absolute() else (Path(self.base_dir) / p)
 
+
+# keys renamed, old -> new, per section: the old name still works and says once that it is deprecated
+RENAMED: dict[type, dict[str, tuple[str, str]]] = {
+    GuidedConfig: {"min_sharpness": ("min_laplacian", "the sheet's variance of Laplacian; align.min_sharpness is "
+                                                       "a 0-1 ratio")},
+}
 
 # Sections that other modules add (experiments, live, ...): name -> dataclass.
 SECTIONS: dict[str, type] = {}
@@ -352,6 +360,12 @@ def build(cls, data, path=""):
     kwargs, extra = {}, {}
     for key, value in data.items():
         sub = f"{path}.{key}" if path else str(key)
+        if key in RENAMED.get(cls, {}) and key not in fields:
+            new, why = RENAMED[cls][key]
+            if new in data:
+                raise ConfigError(f"{sub}: the old name of {path}.{new}; give only {new}")
+            print(f"config: {sub} is deprecated; use {path}.{new} ({why})", file=sys.stderr)
+            key, sub = new, f"{path}.{new}"
         if key in fields:
             kwargs[key] = coerce(value, hints[key], sub, fields[key].metadata)
         elif key in extensions:

@@ -392,8 +392,8 @@ def test_sources_parse_from_config_and_command_line(tmp_path):
     assert parse_source("rtsp://phone:8554/live").kind == "url"
     assert parse_source("video:clip.mp4", lambda s: tmp_path / s).target == tmp_path / "clip.mp4"
     cfg = from_dict({"capture": {"source": "http://10.0.0.2:4747/video", "camera": {"resolution": [1280, 720],
-                     "reconnects": 2}, "guided": {"min_sharpness": 25}}, "live": {"defence": "jpeg"}})
-    assert cfg.capture.camera.resolution == [1280, 720] and cfg.capture.guided.min_sharpness == 25
+                     "reconnects": 2}, "guided": {"min_laplacian": 25}}, "live": {"defence": "jpeg"}})
+    assert cfg.capture.camera.resolution == [1280, 720] and cfg.capture.guided.min_laplacian == 25
     assert cfg.extra_sections["live"].defence == {"name": "jpeg", "quality": 75}
     with pytest.raises(ConfigError, match="capture.camera.resolution"):
         from_dict({"capture": {"camera": {"resolution": [1280]}}})
