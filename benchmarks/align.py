@@ -1,6 +1,6 @@
 """Align throughput and recovery on photos of printed sheets (issues #5, #14).
 
-A run's real sheets (A4, 45 mm cells, 12 cells each: `physical.sheets.synthetic.cell_images`,
+A run's real sheets (A4, 45 mm cells, 12 cells each: `physical.sheets.posed_photos.cell_images`,
 printed by the print stage) are rasterized at 300 dpi and photographed into JPEGs at the levels of
 `synthetic.LEVELS`: mild, medium and hard are 4000 x 3000 (12 MP; rotation over the full circle at
 every level, then growing perspective tilt, blur, noise, lighting gradient, JPEG loss, smaller
@@ -40,7 +40,7 @@ def make_sheet(root: Path, pairs: int = 6):
     from physical.rundir import read_json
     from physical.sheets import print_stage
     from physical.sheets.layout import Layout
-    from physical.sheets.synthetic import make_run
+    from physical.sheets.posed_photos import make_run
 
     run, cfg = make_run(root, "bench", pairs)
     print_stage(run, cfg)

@@ -47,7 +47,7 @@ def make_frames(tmp: Path, n_poses: int) -> tuple[list[bytes], Path]:
     import yaml
 
     from physical.capture.replay import encode_jpegs
-    from physical.capture.simulated import SimulatedSource
+    from physical.capture.simulated_stream import SimulatedSource
     from physical.cli import main
     from physical.checks import load_config
 

@@ -66,7 +66,7 @@ def printed(tmp_path_factory):
 @pytest.fixture(scope="module")
 def filmed(printed):
     """Frames of the simulated camera filming both sheets (two viewpoints each), and what each shows."""
-    from physical.capture.simulated import SimulatedSource
+    from physical.capture.simulated_stream import SimulatedSource
     from physical.checks import load_config
 
     tmp, cfg_path, root = printed

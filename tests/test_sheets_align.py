@@ -1,5 +1,5 @@
 """Sheets and alignment, on pixels: the real PDF, rasterized (pypdfium2), placed into larger photos
-with known homographies (`physical.sheets.synthetic`), then blur, lighting, noise and a real JPEG.
+with known homographies (`physical.sheets.posed_photos`), then blur, lighting, noise and a real JPEG.
 The align stage must find every cell of this run's sheets, with its identity, and rectify it.
 
 ENVELOPE, held by `test_envelope_*` (every cell recovered, identity right, nothing else claimed):

@@ -1,4 +1,5 @@
-"""Photos of printed sheets with known geometry, for the align tests and benchmark.
+"""Photos of printed sheets posed with known geometry, for the align tests and benchmark (the
+simulated capture stage is `physical.simulate`; the simulated camera stream `capture.simulated_stream`).
 
 A page of the real PDF, rasterized (`physical.simulate.rasterize_pdf`), is placed into a larger
 frame by a homography built from an in-plane rotation, a perspective tilt and a scale given as the
