@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Optional
 
 from . import attacks, experiments, live, models  # noqa: F401  (experiments, live: register their config sections)
 from .calibrate.files import check_calibrations
@@ -61,3 +62,14 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[Config, di
         set_override(data, o)
     cfg = from_dict(data, Path(path).resolve().parent)
     return cfg, data
+
+
+def load_for_command(path: Optional[str], overrides: list[str] = ()) -> Config:
+    """A command's config: the pipeline file `path` (None: the embedded default run) with its --set
+    overrides, checked."""
+    if path is None:
+        data: dict = {}
+        for o in overrides:
+            set_override(data, o)
+        return from_dict(data)
+    return load_config(path, overrides)[0]

@@ -9,7 +9,6 @@ Numeric bounds live in field metadata (``rng(lo, hi)``); choices are ``Literal``
 from __future__ import annotations
 
 import dataclasses
-import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Literal, Optional, Union
 
 import yaml
 
+from .log import warn
 from .presets import PRESETS, fill_from_preset
 
 
@@ -364,7 +364,7 @@ def build(cls, data, path=""):
             new, why = RENAMED[cls][key]
             if new in data:
                 raise ConfigError(f"{sub}: the old name of {path}.{new}; give only {new}")
-            print(f"config: {sub} is deprecated; use {path}.{new} ({why})", file=sys.stderr)
+            warn(f"config: {sub} is deprecated; use {path}.{new} ({why})")
             key, sub = new, f"{path}.{new}"
         if key in fields:
             kwargs[key] = coerce(value, hints[key], sub, fields[key].metadata)

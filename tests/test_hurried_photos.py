@@ -15,7 +15,7 @@ from physical.align import align_photo, reference_images
 from physical.config import AlignConfig
 from physical.rundir import read_json
 from physical.sheets import print_stage
-from physical.sheets import synthetic as syn
+from physical.sheets import posed_photos as syn
 from physical.sheets.layout import Layout
 from physical.sheets.markers import detect_all
 from physical.simulate import rasterize_pdf

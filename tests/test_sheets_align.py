@@ -4,7 +4,7 @@ The align stage must find every cell of this run's sheets, with its identity, an
 
 ENVELOPE, held by `test_envelope_*` (every cell recovered, identity right, nothing else claimed):
   - in-plane rotation over the full circle (every 30 deg, and 45 / 183 / 225 deg);
-  - perspective tilt up to 0.3 per axis (`synthetic.sheet_homography`; the near side of the page up to
+  - perspective tilt up to 0.3 per axis (`posed_photos.sheet_homography`; the near side of the page up to
     1.9x the far side on one axis, markers of one sheet from 24 to 55 px in one photo);
   - a cell 150 to 600 px wide in the photo (45 mm cells: a marker 27 to 107 px);
   - one to three sheets per photo, among them a sheet of another run with the same lattice ids;
@@ -30,7 +30,7 @@ from physical.align import align_photo, align_stage, read_photo, reference_image
 from physical.config import AlignConfig, Config
 from physical.rundir import RunDir, read_json, write_image
 from physical.sheets import assign_cells, print_stage
-from physical.sheets import synthetic as syn
+from physical.sheets import posed_photos as syn
 from physical.sheets.layout import Layout, layout_for, run_tag
 from physical.sheets.markers import detect_all, dictionary, marker_bits
 from physical.sheets.pdf import write_sheets

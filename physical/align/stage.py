@@ -9,6 +9,7 @@ import numpy as np
 
 from ..config import Config
 from .. import runfiles
+from ..log import say
 from ..rundir import RunDir, read_json, write_image
 from .photo import REJECTIONS, align_photo, judge, rejection
 from .photos import _calibration, read_photo, undistort
@@ -115,7 +116,7 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
 
     photo_files = sorted(p for p in run.photos_dir.iterdir() if p.is_file() and not p.name.startswith("."))
     if not photo_files:
-        print(f"align: no photos in {run.photos_dir}")
+        say(f"align: no photos in {run.photos_dir}")
     all_crops: list[dict] = []
     photos: list[dict] = []
     for path, stem in zip(photo_files, _crop_stems(photo_files)):
@@ -127,7 +128,7 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
                 photo = undistort(photo, calibration)
         except ValueError as e:
             entry.update(status="skipped", reason=str(e).split(": ", 1)[-1])
-            print(f"align: skipped {path.name}: {entry['reason']}")
+            say(f"align: skipped {path.name}: {entry['reason']}")
             continue
         crops, problems = align_photo(photo, layout, tag, images_px, cfg.align,
                                       references=references, other_runs=other_runs)
@@ -135,11 +136,11 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
         if not crops:
             sheet_level = [p for p in problems if " cell " not in p]
             entry.update(status="skipped", reason="; ".join(sheet_level or problems) or "no cells found")
-            print(f"align: skipped {path.name}: {entry['reason']}")
+            say(f"align: skipped {path.name}: {entry['reason']}")
             continue
         for p in problems:
             if " cell " not in p:
-                print(f"align: {path.name}: {p}")
+                say(f"align: {path.name}: {p}")
         entry["sheets"] = sorted({c["sheet"] for c in crops})
         entry["cells"] = len(crops)
         for c in crops:
@@ -168,7 +169,7 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
     excluded = _exclusions(all_crops)
     if excluded:
         n = sum(not c["accepted"] for c in all_crops)
-        print(f"align: {n} of {len(all_crops)} crops excluded by the align thresholds: "
+        say(f"align: {n} of {len(all_crops)} crops excluded by the align thresholds: "
               + ", ".join(f"{v} by {k}" for k, v in sorted(excluded.items())))
     runfiles.save_crops(run, {"crops": all_crops, "photos": photos, "missing": missing, "excluded": excluded})
     return {"photos": len(photo_files), "skipped": sum(p["status"] == "skipped" for p in photos),

@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from ..metrics import correct
 from ..stats import intervals_apart, mcnemar
-from .report import KEYS
+from ..report.experiments import KEYS
 
 
 def load_report(path: str | Path) -> dict:

@@ -34,10 +34,9 @@ def _add_live(p):
 def _live(args) -> int:
     from ..capture import draw
     from ..capture.sources import open_source, parse_source
-    from ..cli import _load
+    from ..checks import load_for_command
     from ..models import load_model, pick_device
     from ..pipeline import run_dir_for
-
     from ..errors import UserError
 
     if args.frames is not None and args.frames < 1:
@@ -46,7 +45,7 @@ def _live(args) -> int:
         raise UserError(f"--seconds {args.seconds:g}: must be > 0")
     if args.serve is not None and not 0 <= args.serve <= 65535:
         raise UserError(f"--serve {args.serve}: a port must be in 0 .. 65535 (0: any free port)")
-    cfg = _load(args)
+    cfg = load_for_command(args.config, args.set or [])
     lc: LiveConfig = cfg.extra_sections.get("live") or LiveConfig()
     cells = None
     run_root: Optional[Path] = None
