@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
+from .. import runfiles
 from ..metrics import correct
 from ..stats import intervals_apart, mcnemar
 from ..report.experiments import KEYS
@@ -37,7 +38,7 @@ def load_report(path: str | Path) -> dict:
             if not isinstance(report, dict) or not isinstance(report.get("kurakin"), list):
                 raise UserError(f"{cand}: not a report of physical (no 'kurakin' table); give a run directory or its "
                                 "report/report.json")
-            report["_predictions"] = str(cand.resolve().parent.parent / "classify" / "predictions.json")
+            report["_predictions"] = str(runfiles.path(cand.resolve().parent.parent, runfiles.PREDICTIONS))
             return report
     raise FileNotFoundError(f"{path}: no report.json (run the pipeline's report stage first)")
 
