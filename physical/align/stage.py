@@ -149,8 +149,8 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
             cell = cells[(c["sheet"], c["slot"])]
             all_crops.append({"photo": path.name, "sheet": c["sheet"], "slot": c["slot"], "item": cell["item"],
                               "role": cell["role"], "path": rel, **{k: c[k] for k in (
-                                  "run_tag", "markers", "placed", "placed_by", "reprojection_px", "sharpness", "match", "inside", "accepted",
-                                  "reason", "corners_px")}, "best": False})
+                                  "run_tag", "markers", "placed", "placed_by", "reprojection_px", "sharpness", "match", "inside",
+                                  "rejections", "accepted", "reason", "corners_px")}, "best": False})
     _judge_unread_tags(all_crops)
 
     best: dict[tuple[int, int], dict] = {}
