@@ -1,8 +1,8 @@
 """Align throughput and recovery on photos of printed sheets (issues #5, #14).
 
-A run's real sheets (A4, 45 mm cells, 12 cells each: `physical.sheets.synthetic.cell_images`,
+A run's real sheets (A4, 45 mm cells, 12 cells each: `physical.sheets.posed_photos.cell_images`,
 printed by the print stage) are rasterized at 300 dpi and photographed into JPEGs at the levels of
-`synthetic.LEVELS`: mild, medium and hard are 4000 x 3000 (12 MP; rotation over the full circle at
+`posed_photos.LEVELS`: mild, medium and hard are 4000 x 3000 (12 MP; rotation over the full circle at
 every level, then growing perspective tilt, blur, noise, lighting gradient, JPEG loss, smaller
 cells and covered markers); hurried is a photo taken in a hurry from afar, 3072 x 2304 (7 MP): the
 page's longer side 35-60 % of the frame's shorter side, defocus blur sigma 1.6-2.8 px, noise sigma
@@ -40,7 +40,7 @@ def make_sheet(root: Path, pairs: int = 6):
     from physical.rundir import read_json
     from physical.sheets import print_stage
     from physical.sheets.layout import Layout
-    from physical.sheets.synthetic import make_run
+    from physical.sheets.posed_photos import make_run
 
     run, cfg = make_run(root, "bench", pairs)
     print_stage(run, cfg)
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
 
     from physical.align import align_photo, read_photo
     from physical.config import AlignConfig
-    from physical.sheets import synthetic
+    from physical.sheets import posed_photos
     from physical.simulate import rasterize_pdf
 
     tmp_dir = tempfile.TemporaryDirectory(prefix="bench-align-")  # 12 MP JPEGs: removed at the end
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
             if c["sheet"] >= n:
                 wrong += 1
                 continue
-            truth = synthetic.project(shot["hs"][c["sheet"]], layout.cell_corners(c["slot"]))
+            truth = posed_photos.project(shot["hs"][c["sheet"]], layout.cell_corners(c["slot"]))
             err = float(np.linalg.norm(np.array(c["corners_px"]) - truth, axis=1).max())
             if err > 2.0:
                 wrong += 1
@@ -101,12 +101,12 @@ def main(argv=None) -> int:
                 placed[c["placed"]] = placed.get(c["placed"], 0) + 1
         return dt, cpu, ok, wrong, placed
 
-    one(synthetic.random_photo(pages[0], 300, layout, "mild", rng), 1, tmp / "warmup.jpg")  # imports, caches
+    one(posed_photos.random_photo(pages[0], 300, layout, "mild", rng), 1, tmp / "warmup.jpg")  # imports, caches
     rows, all_wall, all_cpu = [], [], []
     for level, n in levels:
         wall, cpu, found, wrong, cell_px, placed = [], [], 0, 0, [], {}
         for i in range(a.photos):
-            shot = synthetic.random_photo(pages[:n] if n > 1 else pages[0], 300, layout, level, rng)
+            shot = posed_photos.random_photo(pages[:n] if n > 1 else pages[0], 300, layout, level, rng)
             dt, c, ok, bad, how = one(shot, n, tmp / f"{level}-{n}-{i}.jpg")
             wall.append(dt)
             cpu.append(c)

@@ -59,7 +59,7 @@ def q8(x):
 
 
 def entry(d):
-    from physical.config import from_dict
+    from physical.checks import from_dict
 
     cfg = from_dict({"attacks": [d]})
     return cfg.attacks[0], cfg

@@ -31,7 +31,7 @@ TRUE_CHANNEL = dict(print_gamma=1.4, paper_white=0.86, ink_black=0.14, blur_sigm
 
 def camera(seeds: int) -> None:
     from physical.calibrate.camera import collect_views, fit_camera
-    from physical.calibrate.synthetic import render_board_views
+    from physical.calibrate.target_photos import render_board_views
     from physical.calibrate.targets import BoardSpec
 
     k_true = np.array([[560.0, 0, 322.0], [0, 555.0, 236.0], [0, 0, 1]])
@@ -53,7 +53,7 @@ def camera(seeds: int) -> None:
 def colour(out: Path) -> None:
     from physical.calibrate.colour import delta_e2000, fit_colour, predict
     from physical.calibrate.files import load_colour
-    from physical.calibrate.synthetic import simulate_target_photos
+    from physical.calibrate.target_photos import simulate_target_photos
     from physical.calibrate.targets import write_targets
     from physical.channel import Channel
     from physical.config import ChannelConfig
@@ -83,7 +83,7 @@ def colour(out: Path) -> None:
 
 
 def _cfg(root: Path, name: str, channel: dict, seed: int, images: str, limit: int, eps: list, photos: int):
-    from physical.config import from_dict
+    from physical.checks import from_dict
 
     return from_dict({
         "run": {"name": name, "output": str(root), "seed": seed, "device": "cpu"},
@@ -106,7 +106,7 @@ def _figures(root: Path, name: str, cfg, model) -> dict:
 
 def destruction(out: Path, images: str, limit: int, eps: list, photos: int) -> None:
     from physical.calibrate.colour import fit_colour
-    from physical.calibrate.synthetic import simulate_target_photos
+    from physical.calibrate.target_photos import simulate_target_photos
     from physical.calibrate.targets import write_targets
     from physical.channel import Channel
     from physical.config import ChannelConfig

@@ -26,7 +26,8 @@ import torch
 def build_run(root: Path, n_images: int, source: str, device: str, batch: int):
     import physical.experiments  # noqa: F401
     from physical.classify import classify_stage
-    from physical.config import from_dict, to_dict
+    from physical.config import to_dict
+    from physical.checks import from_dict
     from physical.generate import generate_stage
     from physical.rundir import RunDir
 
@@ -44,7 +45,7 @@ def build_run(root: Path, n_images: int, source: str, device: str, batch: int):
 
 
 def experiment_cfg(data: dict, strengths: int, targets: int):
-    from physical.config import from_dict
+    from physical.checks import from_dict
 
     sweeps = {"blur": [1.0, 2.0][:strengths], "jpeg": [70, 30][:strengths], "noise": [0.02, 0.05][:strengths]}
     models = ["efficientnet_lite1"][: targets - 1]

@@ -53,7 +53,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def config(root: Path, name: str, images: str, limit: int, capture: dict):
-    from physical.config import from_dict
+    from physical.checks import from_dict
 
     return from_dict({
         "run": {"name": name, "output": str(root), "seed": 0, "device": "cpu"},

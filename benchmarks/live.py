@@ -47,9 +47,9 @@ def make_frames(tmp: Path, n_poses: int) -> tuple[list[bytes], Path]:
     import yaml
 
     from physical.capture.replay import encode_jpegs
-    from physical.capture.simulated import SimulatedSource
+    from physical.capture.simulated_stream import SimulatedSource
     from physical.cli import main
-    from physical.config import load_config
+    from physical.checks import load_config
 
     cfg_path = tmp / "bench.yaml"
     cfg_path.write_text(yaml.safe_dump({

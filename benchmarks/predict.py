@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/physical-predict")
     a = ap.parse_args()
     setup(a.threads)
-    from physical.config import from_dict
+    from physical.checks import from_dict
     from physical.pipeline import run_pipeline
     from physical.rundir import read_json
 

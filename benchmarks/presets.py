@@ -20,7 +20,7 @@ from fidelity import figures, wilson  # noqa: E402
 
 
 def config(root: Path, name: str, images: str, limit: int, preset: str):
-    from physical.config import from_dict
+    from physical.checks import from_dict
 
     return from_dict({
         "run": {"name": name, "output": str(root), "seed": 0, "device": "cpu"},

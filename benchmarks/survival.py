@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     from physical.attacks.eot import CropChannel
     from physical.channel import Channel
     from physical.classify import load_records
-    from physical.config import from_dict
+    from physical.checks import from_dict
     from physical.generate import load_index
     from physical.models import load_model
     from physical.pipeline import run_pipeline

@@ -15,17 +15,18 @@ import torch
 from . import distributed
 from .generate import load_index
 from .models import inference_batch, load_model, predict, to_tensor
-from .rundir import RunDir, read_image, read_json, write_json
+from . import runfiles
+from .rundir import RunDir, read_image
 from .runtime import Eta
 
 
 def best_crops(run: RunDir) -> dict[tuple[str, str], str]:
     """(item key, role) -> path of the best accepted crop."""
-    path = run.root / "align" / "crops.json"
-    if not path.is_file():
+    crops = runfiles.load_crops(run)
+    if crops is None:
         return {}
     out = {}
-    for c in read_json(path)["crops"]:
+    for c in crops["crops"]:
         if c.get("best") and c.get("accepted"):
             out[(c["item"], c["role"])] = c["path"]
     return out
@@ -98,7 +99,7 @@ def classify_stage(run: RunDir, cfg, device: torch.device) -> dict:
         records.extend(recs)
     if not distributed.current().main:
         return {}
-    write_json(run.root / "classify" / "predictions.json", {"records": records})
+    runfiles.save_predictions(run, records)
     n_photo = sum(r["pred"]["photo_adv"] is not None for r in records)
     return {"records": len(records), "with_photo": n_photo}
 
@@ -114,4 +115,4 @@ def _count_images(by_model: dict, crops: dict) -> int:
 
 
 def load_records(run: RunDir) -> list[dict]:
-    return read_json(run.root / "classify" / "predictions.json")["records"]
+    return runfiles.load_predictions(run)

@@ -10,24 +10,16 @@ import argparse
 import errno
 import sys
 
-from .config import UserError
+from .errors import UserError
 from .rundir import STAGES
 
 COMMANDS: dict[str, tuple] = {}
 
 
 def _load(args):
-    from .config import from_dict, load_config
+    from .checks import load_for_command  # late: the domain it checks against imports torch; `physical --help` stays fast
 
-    if args.config is None:
-        from .config import set_override
-
-        data: dict = {}
-        for o in args.set or []:
-            set_override(data, o)
-        return from_dict(data)
-    cfg, _ = load_config(args.config, args.set or [])
-    return cfg
+    return load_for_command(args.config, args.set or [])
 
 
 # -- run -----------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ Numeric bounds live in field metadata (``rng(lo, hi)``); choices are ``Literal``
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import types
 import typing
@@ -18,6 +17,7 @@ from typing import Literal, Optional, Union
 
 import yaml
 
+from .log import warn
 from .presets import PRESETS, fill_from_preset
 
 
@@ -79,17 +79,13 @@ class AttackConfig:
     steps: Optional[int] = rng(1, 10000, default=None)  # None: Kurakin's min(eps + 4, 1.25 eps)
     alpha: Optional[float] = rng(0.0, 255.0, default=None)  # step size, 0..255 units; None: attack's own
     target: Optional[Union[int, str]] = None  # a class index or name: targeted attack
-    decay: float = rng(0.0, 10.0, default=1.0)  # momentum (MI-FGSM family)
-    random_start: bool = True  # PGD: start at a uniformly random point of the eps ball
-    diversity_prob: float = rng(0.0, 1.0, default=0.5)  # DI-FGSM, TI-FGSM: chance of a diverse input per step
-    resize_rate: float = rng(1.0, 2.0, default=1.1)  # DI-FGSM, TI-FGSM: largest random resize
-    kernel_size: int = rng(1, 31, default=7)  # TI-FGSM: Gaussian gradient kernel, odd
     eot: Optional[EOTConfig] = None
     # weight of the non-printability penalty (Sharif et al. 2016) in the attack's loss: keeps the
     # perturbation inside the printer's gamut, the printable colours of capture.channel.calibration; 0: off
     printability: float = rng(0.0, 1e6, default=0.0)
     tv: float = rng(0.0, 1e9, default=0.0)  # weight of the perturbation's total variation in the loss; 0: off
-    # the family's own keys (uap: fit, patch: fraction, square: queries, ...), declared in `Attack.params`
+    # the family's own keys (pgd: random_start, mifgsm: decay, difgsm: diversity_prob, resize_rate, tifgsm:
+    # kernel_size, uap: fit, patch: fraction, square: queries, ...), declared in `Attack.params`
     family_params: dict = field(default_factory=dict)
     # the name of this entry's images in paths and tables (+ _eps<eps>); default: from name, target, eot
     label: Optional[str] = None
@@ -161,7 +157,8 @@ class GuidedConfig:
     """Guided capture from a stream (webcam, URL, video): which frames become the run's photos."""
 
     timeout_s: float = rng(1.0, 86400.0, default=300.0)  # stop when not every sheet is captured by then
-    min_sharpness: float = rng(0.0, None, default=40.0)  # variance of Laplacian of the sheet (grey, 0..255, after a 0.8 px blur)
+    # variance of Laplacian of the sheet (grey, 0..255, after a 0.8 px blur); was `min_sharpness`
+    min_laplacian: float = rng(0.0, None, default=40.0)
     stable_frames: int = rng(1, 100, default=3)  # consecutive frames with the sheet found and still ...
     max_motion: float = rng(0.0, 10.0, default=0.15)  # ... marker corners moving at most this x marker side per frame
     marker_fraction: float = rng(0.0, 1.0, default=1.0)  # of a sheet's markers (lattice and run tag) that must be found
@@ -228,6 +225,12 @@ class Config:
         return p if p.is_absolute() else (Path(self.base_dir) / p)
 
 
+# keys renamed, old -> new, per section: the old name still works and says once that it is deprecated
+RENAMED: dict[type, dict[str, tuple[str, str]]] = {
+    GuidedConfig: {"min_sharpness": ("min_laplacian", "the sheet's variance of Laplacian; align.min_sharpness is "
+                                                       "a 0-1 ratio")},
+}
+
 # Sections that other modules add (experiments, live, ...): name -> dataclass.
 SECTIONS: dict[str, type] = {}
 
@@ -277,7 +280,7 @@ def show(value) -> str:
     return repr(value)
 
 
-def _coerce(value, tp, path, meta):
+def coerce(value, tp, path, meta):
     origin = typing.get_origin(tp)
     if value is None and origin not in (Union, types.UnionType) and not dataclasses.is_dataclass(tp):
         raise ConfigError(f"{path}: null is not allowed; expected {_type_name(tp)}")
@@ -292,7 +295,7 @@ def _coerce(value, tp, path, meta):
             if a is type(None):
                 continue
             try:
-                return _coerce(value, a, path, meta)
+                return coerce(value, a, path, meta)
             except ConfigError as e:
                 errors.append(e)
         # a range error is more telling than a type error
@@ -309,7 +312,7 @@ def _coerce(value, tp, path, meta):
         (item_tp,) = typing.get_args(tp)
         if not isinstance(value, list):
             value = [value]  # a single value stands for a list of one
-        return [_coerce(v, item_tp, f"{path}[{i}]", meta) for i, v in enumerate(value)]
+        return [coerce(v, item_tp, f"{path}[{i}]", meta) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping, got {show(value)}")
@@ -357,8 +360,14 @@ def build(cls, data, path=""):
     kwargs, extra = {}, {}
     for key, value in data.items():
         sub = f"{path}.{key}" if path else str(key)
+        if key in RENAMED.get(cls, {}) and key not in fields:
+            new, why = RENAMED[cls][key]
+            if new in data:
+                raise ConfigError(f"{sub}: the old name of {path}.{new}; give only {new}")
+            warn(f"config: {sub} is deprecated; use {path}.{new} ({why})")
+            key, sub = new, f"{path}.{new}"
         if key in fields:
-            kwargs[key] = _coerce(value, hints[key], sub, fields[key].metadata)
+            kwargs[key] = coerce(value, hints[key], sub, fields[key].metadata)
         elif key in extensions:
             extra[key] = build(extensions[key], value, sub)
         elif cls is AttackConfig:  # checked against the family's declared parameters (attacks.check_config)
@@ -374,43 +383,6 @@ def build(cls, data, path=""):
     if hasattr(obj, "validate"):
         obj.validate(path)
     return obj
-
-
-def _validate_config(cfg: Config) -> None:
-    """Cross-field checks that need more than one value; each names its key path."""
-    from . import attacks, models  # late: keeps `physical --help` fast
-
-    if not cfg.models:
-        raise ConfigError("models: at least one model is required")
-    for i, name in enumerate(cfg.models):
-        models.check_name(name, f"models[{i}]")
-    if not cfg.attacks:
-        raise ConfigError("attacks: at least one attack is required")
-    for i, a in enumerate(cfg.attacks):
-        attacks.check_config(a, f"attacks[{i}]")
-    attacks.check_labels(cfg.attacks)
-    d = cfg.run.device
-    if d not in ("auto", "cpu", "mps", "cuda") and not (d.startswith("cuda:") and d[5:].isdigit()):
-        raise ConfigError(f"run.device: {d!r} is not allowed; allowed: auto, cpu, cuda, cuda:N, mps")
-    for key in ("scale", "blur_sigma", "noise_sigma", "brightness", "contrast", "jpeg_quality"):
-        v = getattr(cfg.capture.channel, key)
-        if len(v) != 2 or v[0] > v[1]:
-            raise ConfigError(f"capture.channel.{key}: {v!r} must be a range [low, high] with low <= high")
-    if len(cfg.capture.frame) != 2:
-        raise ConfigError(f"capture.frame: {cfg.capture.frame!r} must be [width, height]")
-    from .calibrate.files import check_calibrations
-
-    check_calibrations(cfg)
-    for i, a in enumerate(cfg.attacks):
-        if a.printability > 0 and not cfg.capture.channel.calibration:
-            raise ConfigError(f"attacks[{i}].printability: {a.printability:g} needs the printer's printable colours: "
-                              "set capture.channel.calibration to a colour.json from `physical calibrate colour`")
-    from .sheets.layout import layout_for
-
-    try:
-        layout_for(cfg.sheet)
-    except ValueError as e:
-        raise ConfigError(f"sheet: {e}") from None
 
 
 def set_override(data: dict, assignment: str) -> None:
@@ -473,38 +445,6 @@ def load_raw(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of sections")
     return data
-
-
-# modules that add config sections with `register_section` (imported before any config is built)
-SECTION_MODULES = ("physical.experiments", "physical.live")
-
-
-def _load_sections() -> None:
-    import importlib
-
-    for mod in SECTION_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
-
-
-def from_dict(data: dict, base_dir: str | Path = ".") -> Config:
-    _load_sections()
-    cfg = build(Config, copy.deepcopy(data))
-    cfg.base_dir = str(base_dir)
-    _validate_config(cfg)
-    return cfg
-
-
-def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[Config, dict]:
-    """Load, override and check a pipeline file; returns the Config and the raw mapping as run."""
-    data = load_raw(path)
-    for o in overrides:
-        set_override(data, o)
-    cfg = from_dict(data, Path(path).resolve().parent)
-    return cfg, data
 
 
 def to_dict(cfg) -> dict:

@@ -30,7 +30,7 @@ from typing import Any, Optional
 
 import torch
 
-from .config import UserError
+from .errors import UserError
 
 # how long a rank waits for the others in one step (rank 0 may spend long on print, capture and
 # align while the others wait for the next sharded stage)

@@ -19,7 +19,6 @@ classified like every item), with ``split`` ("fit" or "unseen"), ``fitted`` and 
 """
 from __future__ import annotations
 
-import dataclasses
 import io
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 
 from . import attacks as attacks_mod
-from .config import ConfigError
+from .errors import ConfigError
 from .images import load_images, source_files
 from .models import predict, preprocess, to_tensor, to_uint8
 from .rundir import digest, file_digest, read_json, write_bytes, write_image, write_json
@@ -63,7 +62,7 @@ def generate_fitted(run, cfg, index: int, a, model, mid: dict, sources, clean: n
     what it does not keep)."""
     path = f"attacks[{index}]"
     device = model.device
-    params = dataclasses.asdict(a)
+    params = attacks_mod.key_params(a)
     fit_source = a.family_params.get("fit_source")
     reads = {**reads, "images": [s.digest for s in sources], "labels": [int(v) for v in labels]}
     if fit_source:

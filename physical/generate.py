@@ -24,6 +24,7 @@ from tqdm import tqdm
 from . import attacks as attacks_mod
 from .images import load_images, source_files
 from .models import availability, load_model, predict, preprocess, to_tensor, to_uint8
+from . import runfiles
 from .rundir import RunDir, digest, file_digest, read_image, read_json, write_image, write_json
 
 DONE = "generate/done"
@@ -121,7 +122,7 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
     from . import distributed
     from .runtime import Eta
 
-    out = run.stage_dir("generate")
+    run.stage_dir("generate")
     if torch.device(device).type == "cpu":
         from .runtime import tune_cpu_allocator
 
@@ -163,7 +164,7 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
             return labels
 
         for i_attack, a in enumerate(cfg.attacks):
-            params = dataclasses.asdict(a)
+            params = attacks_mod.key_params(a)
             reads = attack_reads(cfg, a)
             if attacks_mod.ATTACKS[a.name].fitted:  # uap, patch: fitted once on some images, applied to all
                 if a.eot is not None and channel is None:
@@ -223,7 +224,7 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
             it.update(item_extra(run, key))
     if distributed.current().main:
         _remove_unlisted(run, keep)
-        write_json(out / "index.json", {"models": models_info, "images": images_info, "items": items})
+        runfiles.save_index(run, models_info, images_info, items)
     return summary
 
 
@@ -240,7 +241,7 @@ def _remove_unlisted(run: RunDir, keep: set[str]) -> None:
 
 
 def load_index(run: RunDir) -> dict:
-    return read_json(run.root / "generate" / "index.json")
+    return runfiles.load_index(run)
 
 
 def load_item_images(run: RunDir, items: list[dict], role: str) -> np.ndarray:

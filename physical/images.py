@@ -22,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-from .config import ConfigError
+from .errors import ConfigError
 from .imagesets import IMAGE_SUFFIXES, class_folders, detect, devkit, images_in, nips2017, stratified
 
 # Photos that ship inside installed packages (scikit-image, matplotlib), with their ImageNet class

@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from .config import ConfigError
+from .errors import ConfigError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 WNID = re.compile(r"^n\d{8}$")

@@ -20,7 +20,7 @@ def _add(p):
 
 def predict_cmd(args) -> int:
     from .capture.cli import load_run
-    from .config import ConfigError
+    from .errors import ConfigError
     from .generate import load_index
     from .models import pick_device
     from .survival import channel_name, predict_items

@@ -38,7 +38,8 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from .config import Config, UserError, to_dict
+from .config import Config, to_dict
+from .errors import UserError
 from .rundir import STAGES, RunDir, RunLock, digest, file_digest, remove_temp_files
 
 

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from .channel import Channel, params_at, params_to_json
-from .rundir import RunDir, read_json, write_image, write_json
+from . import runfiles
+from .rundir import RunDir, write_image, write_json
 
 MM_PER_INCH = 25.4
 
@@ -80,9 +81,8 @@ def auto_dpi(channel: Channel, page_mm: tuple[float, float], frame: tuple[int, i
 
 def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> dict:
     """Photograph every printed sheet through the simulated channel; see the module docstring."""
-    layout_path = run.root / "print" / "layout.json"
-    printed = read_json(layout_path) if layout_path.is_file() else {}
-    pdf_path = run.root / printed.get("pdf", "print/sheets.pdf")
+    printed = runfiles.load_layout(run) if runfiles.has_layout(run) else None
+    pdf_path = run.root / (printed.pdf if printed else "print/sheets.pdf")
     if not pdf_path.is_file():
         raise FileNotFoundError(f"{pdf_path}: no printed sheets to photograph; run the print stage first")
 
@@ -92,15 +92,15 @@ def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> d
         from .models import pick_device
 
         device = pick_device(cfg.run.device)
-    lay = printed.get("layout") or {}
-    page_mm = (float(lay.get("page_w", cfg.sheet.width_mm)), float(lay.get("page_h", cfg.sheet.height_mm)))
+    page_mm = ((float(printed.layout.page_w), float(printed.layout.page_h)) if printed
+               else (float(cfg.sheet.width_mm), float(cfg.sheet.height_mm)))
     channel = Channel(cap.channel).for_photo(page_mm, frame)
     dpi = float(cap.dpi) if cap.dpi else auto_dpi(channel, page_mm, frame)
     generator = torch.Generator().manual_seed(int(cfg.run.seed))
     photos_dir = run.photos_dir
     records = []
-    if layout_path.is_file():  # the photos it is about to write: known as the simulator's even if it is killed
-        n = int(read_json(layout_path).get("n_sheets", 0))
+    if printed:  # the photos it is about to write: known as the simulator's even if it is killed
+        n = printed.n_sheets
         planned = [{"file": f"capture/photos/sheet{i:03d}-{k}.jpg"} for i in range(n) for k in range(cap.photos_per_sheet)]
         write_json(run.root / "capture" / "simulated.json", {"source": "simulate", "complete": False, "photos": planned})
 

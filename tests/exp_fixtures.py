@@ -19,7 +19,7 @@ EXPERIMENTS = {
 
 def config(root: Path, experiments=None, **over):
     import physical.experiments  # noqa: F401  (registers the section)
-    from physical.config import from_dict
+    from physical.checks import from_dict
 
     data = {"run": {"name": "tiny", "output": str(root), "batch_size": 8}, "images": {"limit": 2},
             "attacks": [{"name": "bim", "eps": [4], "steps": 2, "alpha": 2}],

@@ -43,18 +43,35 @@ def _cell_crop(photo: np.ndarray, layout: Layout, found: dict[int, Marker], slot
     inside = inside_fraction(h_cell, rect, photo.shape)
     reasons = []
     if reproj > cfg.max_reprojection_px:
-        reasons.append(f"reprojection {reproj:.2f} px > {cfg.max_reprojection_px:g}")
+        reasons.append(rejection("reprojection", f"reprojection {reproj:.2f} px > {cfg.max_reprojection_px:g}"))
     if sharp is not None and sharp < cfg.min_sharpness:
-        reasons.append(f"sharpness {sharp:.2f} < {cfg.min_sharpness:g}")
+        reasons.append(rejection("sharpness", f"sharpness {sharp:.2f} < {cfg.min_sharpness:g}"))
     if match is not None and match < cfg.min_match:
-        reasons.append(f"match {match:.2f} < {cfg.min_match:g}")
+        reasons.append(rejection("match", f"match {match:.2f} < {cfg.min_match:g}"))
     if inside < cfg.min_inside:
-        reasons.append(f"inside {inside:.2f} < {cfg.min_inside:g}")
+        reasons.append(rejection("inside", f"inside {inside:.2f} < {cfg.min_inside:g}"))
     return {"markers": len(pts), "placed": placed, "placed_by": used, "reprojection_px": round(reproj, 3),
             "sharpness": None if sharp is None else round(sharp, 4),
             "match": None if match is None else round(match, 4),
             "inside": round(inside, 4), "reasons": reasons,
             "corners_px": np.round(project(h_cell, layout.cell_corners(slot)), 2).tolist(), "image": crop}
+
+
+# why a crop is not accepted: code -> the name the align stage's summary counts it under
+REJECTIONS = {"run_tag": "run tag", "reprojection": "reprojection", "sharpness": "sharpness", "match": "match",
+              "inside": "inside"}
+
+
+def rejection(code: str, text: str) -> dict:
+    """One reason a crop is not accepted: its code (REJECTIONS) and the sentence shown to the user."""
+    assert code in REJECTIONS, code
+    return {"code": code, "text": text}
+
+
+def judge(crop: dict) -> None:
+    """`accepted` and the one-line `reason` of a crop from its `rejections`. In place."""
+    crop["accepted"] = not crop["rejections"]
+    crop["reason"] = "; ".join(r["text"] for r in crop["rejections"]) or "ok"
 
 
 def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | list[int],
@@ -71,7 +88,7 @@ def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | li
 
     Crops are {sheet, slot, run_tag (read | half | none), markers, placed (cell | sheet), placed_by,
     reprojection_px, sharpness,
-    match, inside, accepted, reason, corners_px (the cell's corners in the photo), image}; a crop of
+    match, inside, rejections ({code, text}: `rejection`), accepted, reason (their texts), corners_px (the cell's corners in the photo), image}; a crop of
     a sheet whose run tag is not read here is not accepted (its reason says so; the align stage
     accepts it when another photo proves the sheet). Problems are lines "sheet S: ..." and
     "sheet S cell C: ...".
@@ -121,7 +138,7 @@ def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | li
                 if isinstance(c, str):
                     problems.append(f"sheet {sheet} cell {slot}: {c}")
                     continue
-                reasons = ([TAG_UNREAD[status]] if status != "read" else []) + c.pop("reasons")
-                crops.append({"sheet": sheet, "slot": slot, "run_tag": status, **c, "accepted": not reasons,
-                              "reason": "; ".join(reasons) or "ok"})
+                reasons = ([rejection("run_tag", TAG_UNREAD[status])] if status != "read" else []) + c.pop("reasons")
+                crops.append({"sheet": sheet, "slot": slot, "run_tag": status, **c, "rejections": reasons})
+                judge(crops[-1])
     return crops, problems

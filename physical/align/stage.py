@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 
 from ..config import Config
-from ..rundir import RunDir, read_json, write_image, write_json
-from ..sheets.layout import Layout
-from .photo import align_photo
+from .. import runfiles
+from ..log import say
+from ..rundir import RunDir, read_json, write_image
+from .photo import REJECTIONS, align_photo, judge, rejection
 from .photos import _calibration, read_photo, undistort
-from .sheetfit import TAG_UNREAD
 
 MIN_MATCH = 0.5  # a crop of a sheet whose tag a photo does not show must show its image at least this well
 
@@ -36,7 +36,7 @@ def _rank(c: dict) -> tuple:
 def _other_runs(run: RunDir) -> dict[tuple[int, int], str]:
     """Run tag -> name of every other run printed beside this one (same output folder)."""
     out = {}
-    for lay in sorted(run.root.parent.glob("*/print/layout.json")):
+    for lay in sorted(run.root.parent.glob(f"*/{runfiles.LAYOUT}")):
         root = lay.parent.parent
         if root.resolve() == run.root.resolve():
             continue
@@ -56,16 +56,15 @@ def _judge_unread_tags(crops: list[dict]) -> None:
     for c in crops:
         if c["run_tag"] == "read":
             continue
-        reasons = c["reason"].split("; ")
-        assert reasons[0] == TAG_UNREAD[c["run_tag"]]
+        first, rest = c["rejections"][0], c["rejections"][1:]
+        assert first["code"] == "run_tag"
         if c["sheet"] not in proven:
-            reasons[0] += " nor in any other photo of this sheet"
+            rest = [rejection("run_tag", first["text"] + " nor in any other photo of this sheet")] + rest
         elif c["match"] is not None and c["match"] < MIN_MATCH:
-            reasons[0] += f", and the cell does not show its printed image (match {c['match']:.2f} < {MIN_MATCH:g})"
-        else:
-            reasons = reasons[1:]
-        c["accepted"] = not reasons
-        c["reason"] = "; ".join(reasons) or "ok"
+            rest = [rejection("run_tag", first["text"] + ", and the cell does not show its printed image "
+                              f"(match {c['match']:.2f} < {MIN_MATCH:g})")] + rest
+        c["rejections"] = rest
+        judge(c)
 
 
 def _exclusions(crops: list[dict]) -> dict[str, int]:
@@ -73,8 +72,8 @@ def _exclusions(crops: list[dict]) -> dict[str, int]:
     out: dict[str, int] = {}
     for c in crops:
         if not c["accepted"]:
-            for r in c["reason"].split("; "):
-                k = "run tag" if r.startswith("run tag") else r.split(" ")[0]
+            for r in c["rejections"]:
+                k = REJECTIONS[r["code"]]
                 out[k] = out.get(k, 0) + 1
     return out
 
@@ -102,14 +101,8 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
     problems), `missing` (cells with no accepted crop, with the reason), `excluded` (crops each
     threshold excluded). One line is printed for every photo skipped and every sheet ignored.
     """
-    lay_path = run.root / "print" / "layout.json"
-    if not lay_path.is_file():
-        raise FileNotFoundError(f"{lay_path}: missing; run the print stage first")
-    printed = read_json(lay_path)
-    layout = Layout.from_dict(printed["layout"])
-    tag = tuple(printed["tag"])
-    cells = {(c["sheet"], c["slot"]): c for c in printed["cells"]}
-    images_px = {k: (c["width_px"], c["height_px"]) for k, c in cells.items()}
+    printed = runfiles.load_layout(run, "run the print stage first")
+    layout, tag, cells, images_px = printed.layout, printed.tag, printed.cells, printed.images_px
     references = reference_images(run.root, cells)
     other_runs = _other_runs(run)
     calibration = cfg.resolve(cfg.align.camera_calibration) if cfg.align.camera_calibration else None
@@ -123,7 +116,7 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
 
     photo_files = sorted(p for p in run.photos_dir.iterdir() if p.is_file() and not p.name.startswith("."))
     if not photo_files:
-        print(f"align: no photos in {run.photos_dir}")
+        say(f"align: no photos in {run.photos_dir}")
     all_crops: list[dict] = []
     photos: list[dict] = []
     for path, stem in zip(photo_files, _crop_stems(photo_files)):
@@ -135,7 +128,7 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
                 photo = undistort(photo, calibration)
         except ValueError as e:
             entry.update(status="skipped", reason=str(e).split(": ", 1)[-1])
-            print(f"align: skipped {path.name}: {entry['reason']}")
+            say(f"align: skipped {path.name}: {entry['reason']}")
             continue
         crops, problems = align_photo(photo, layout, tag, images_px, cfg.align,
                                       references=references, other_runs=other_runs)
@@ -143,11 +136,11 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
         if not crops:
             sheet_level = [p for p in problems if " cell " not in p]
             entry.update(status="skipped", reason="; ".join(sheet_level or problems) or "no cells found")
-            print(f"align: skipped {path.name}: {entry['reason']}")
+            say(f"align: skipped {path.name}: {entry['reason']}")
             continue
         for p in problems:
             if " cell " not in p:
-                print(f"align: {path.name}: {p}")
+                say(f"align: {path.name}: {p}")
         entry["sheets"] = sorted({c["sheet"] for c in crops})
         entry["cells"] = len(crops)
         for c in crops:
@@ -156,8 +149,8 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
             cell = cells[(c["sheet"], c["slot"])]
             all_crops.append({"photo": path.name, "sheet": c["sheet"], "slot": c["slot"], "item": cell["item"],
                               "role": cell["role"], "path": rel, **{k: c[k] for k in (
-                                  "run_tag", "markers", "placed", "placed_by", "reprojection_px", "sharpness", "match", "inside", "accepted",
-                                  "reason", "corners_px")}, "best": False})
+                                  "run_tag", "markers", "placed", "placed_by", "reprojection_px", "sharpness", "match", "inside",
+                                  "rejections", "accepted", "reason", "corners_px")}, "best": False})
     _judge_unread_tags(all_crops)
 
     best: dict[tuple[int, int], dict] = {}
@@ -176,10 +169,9 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
     excluded = _exclusions(all_crops)
     if excluded:
         n = sum(not c["accepted"] for c in all_crops)
-        print(f"align: {n} of {len(all_crops)} crops excluded by the align thresholds: "
+        say(f"align: {n} of {len(all_crops)} crops excluded by the align thresholds: "
               + ", ".join(f"{v} by {k}" for k, v in sorted(excluded.items())))
-    write_json(run.root / "align" / "crops.json",
-               {"crops": all_crops, "photos": photos, "missing": missing, "excluded": excluded})
+    runfiles.save_crops(run, {"crops": all_crops, "photos": photos, "missing": missing, "excluded": excluded})
     return {"photos": len(photo_files), "skipped": sum(p["status"] == "skipped" for p in photos),
             "cells_found": len(cells) - len(missing), "cells_expected": len(cells),
             "crops": len(all_crops), "crops_excluded": sum(not c["accepted"] for c in all_crops)}

@@ -24,12 +24,16 @@ see `eot.CropChannel`).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
+from dataclasses import fields
 from pathlib import Path
 
-from ..config import AttackConfig, ConfigError
+from ..config import AttackConfig, coerce
+from ..errors import ConfigError
 from .base import Attack
+from .labels import AttackLabel
 from .bim import BIM
 from .difgsm import DIFGSM
 from .fgsm import FGSM
@@ -106,16 +110,28 @@ def check_labels(entries: list[AttackConfig]) -> None:
 def check_params(cls: type[Attack], a: AttackConfig, path: str) -> None:
     """The family's own keys: each declared in `cls.params`, of its type and inside its range; the
     checked values replace the written ones (defaults are filled in by `Attack.param`)."""
-    from dataclasses import fields
-
-    from ..config import _coerce
-
     for key, value in list(a.family_params.items()):
         if key not in cls.params:
             allowed = sorted([f.name for f in fields(AttackConfig) if f.name != "family_params"] + list(cls.params))
             raise ConfigError(f"{path}.{key}: unknown key; allowed keys here: {', '.join(allowed)}")
         tp, _, lo, hi = cls.params[key]
-        a.family_params[key] = _coerce(value, tp, f"{path}.{key}", {"lo": lo, "hi": hi})
+        a.family_params[key] = coerce(value, tp, f"{path}.{key}", {"lo": lo, "hi": hi})
+
+
+# the old families' parameters, once keys of every attack entry, with their defaults: the content
+# keys of a run's images (generate, experiments) keep them at the top level as they always had them,
+# so images made before are still found
+_FLAT_KEYS = {"decay": 1.0, "random_start": True, "diversity_prob": 0.5, "resize_rate": 1.1, "kernel_size": 7}
+
+
+def key_params(a: AttackConfig) -> dict:
+    """Everything of an attack entry its images depend on (family parameters included), as plain
+    data for a content key."""
+    d = dataclasses.asdict(a)
+    own = d["family_params"]
+    for key, default in _FLAT_KEYS.items():
+        d[key] = own.pop(key, default)
+    return d
 
 
 def attack_seed(seed: int, label: str) -> int:
@@ -142,9 +158,7 @@ def make_attack(a: AttackConfig, model, eps: float, channel=None, seed: int = 0,
         path = Path(cfg.capture.channel.calibration)
         palette = _palette(str(path), path.stat().st_mtime_ns)
     return cls(model, eps, steps=a.steps, tv=a.tv, family_params=a.family_params, alpha=a.alpha, target=a.target, eot=a.eot, channel=channel,
-               seed=attack_seed(seed, label_of(a, eps)), decay=a.decay, random_start=a.random_start,
-               diversity_prob=a.diversity_prob, resize_rate=a.resize_rate, kernel_size=a.kernel_size,
-               printability=a.printability, palette=palette)
+               seed=attack_seed(seed, label_of(a, eps)), printability=a.printability, palette=palette)
 
 
 @functools.lru_cache(maxsize=4)
@@ -163,13 +177,16 @@ def label_of(a: AttackConfig, eps: float) -> str:
     patch-t859-f0.1_eps255 (a patch has no L-inf budget: its pixels are free, eps 255); an entry's own
     `label:` replaces the part before _eps."""
     if getattr(a, "label", None):
-        return f"{a.label}_eps{eps:g}"
+        return str(AttackLabel(None, eps, custom=a.label))
     cls = ATTACKS[canonical(a.name)]
-    prefix = ("eot-" if a.eot is not None else "") + ("np-" if a.printability > 0 else "")
-    prefix += f"tv{a.tv:g}-" if a.tv > 0 else ""
     target = a.target if a.target is not None else cls.default_target
-    tgt = f"-t{target}" if target is not None else ""
-    return f"{prefix}{canonical(a.name)}{tgt}{cls.label_suffix(a)}_eps{eps:g}"
+    return str(AttackLabel(canonical(a.name), eps, eot=a.eot is not None, printability=a.printability > 0, tv=a.tv,
+                           target=target, **cls.label_fields(a)))
+
+
+def names_attack(text: str) -> bool:
+    """Whether `text` is an attack's name (or alias) or a label this tool writes for one."""
+    return canonical(text) in ATTACKS or AttackLabel.parse(text).family in ATTACKS
 
 
 def eps_list(a: AttackConfig) -> list[float]:

@@ -60,14 +60,14 @@ class Attack:
     fixed_eps: Optional[float] = None  # a family without an L-inf budget runs at this eps only
 
     @classmethod
-    def label_suffix(cls, a) -> str:
-        """What the family adds to its label before `_eps` (a patch: its fraction)."""
-        return ""
+    def label_fields(cls, a) -> dict:
+        """What the family adds to its label (`labels.AttackLabel`'s fields; a patch: its fraction)."""
+        return {}
 
     def __init__(self, model, eps: float, *, steps: Optional[int] = None, alpha: Optional[float] = None,
                  target: Optional[int] = None, eot=None, channel=None, seed: int = 0,
                  printability: float = 0.0, palette: Optional[torch.Tensor] = None, tv: float = 0.0,
-                 family_params: Optional[dict] = None, memory_gb: Optional[float] = None, **params):
+                 family_params: Optional[dict] = None, memory_gb: Optional[float] = None):
         self.model = model
         self.eps = float(eps) / 255.0
         self.eps255 = float(eps)
@@ -85,7 +85,6 @@ class Attack:
         self.palette = palette
         if self.printability > 0 and palette is None:
             raise ValueError(f"attack {self.name!r}: the printability penalty needs the printer's palette")
-        self.extra = params  # keyword parameters of other families (decay, kernel_size, ...), unused here
         self.memory_gb = memory_gb  # None: the run's run.memory_gb, else the device's default
         self._sample_bytes: dict[tuple, int] = {}  # memory of one sample's step, per input shape
         self.seed = int(seed)
@@ -103,9 +102,15 @@ class Attack:
     def check(cls, a, path: str) -> None:
         """Config-time checks of this family's parameters; a ConfigError naming the key path."""
 
-    def param(self, key: str):
-        """A family parameter: the configured value, or its declared default."""
-        return self.family_params.get(key, self.params[key][1])
+    def param(self, key: str, given=None):
+        """A family parameter: `given` (a keyword of the constructor), else the configured value, else
+        its declared default."""
+        return given if given is not None else self.family_params.get(key, self.params[key][1])
+
+    @classmethod
+    def configured(cls, a, key: str):
+        """A family parameter of the config entry `a` (for `check`): as written, else its default."""
+        return a.family_params.get(key, cls.params[key][1])
 
     # -- API ---------------------------------------------------------------------------------
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -177,7 +182,7 @@ class Attack:
     def micro_batch(self, x_adv: torch.Tensor, labels: torch.Tensor, params: Optional[dict]) -> int:
         """Samples per micro-batch: as many as the memory budget holds (one sample's cost measured
         once per input shape, from autograd's saved tensors; the generator is left as it was)."""
-        from ..config import ConfigError
+        from ..errors import ConfigError
         from ..runtime import TRANSIENT, budget_is_set, chunk_size, memory_budget, saved_bytes, too_small
 
         key = tuple(x_adv.shape[1:])

@@ -5,26 +5,34 @@ at a random offset to resize_rate x its size (the model pools globally, as the p
 device sync, and a run is reproducible."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from .mifgsm import MIFGSM
 
 
 class DIFGSM(MIFGSM):
     name = "difgsm"
 
-    def __init__(self, model, eps, *, diversity_prob: float = 0.5, resize_rate: float = 1.1, **kw):
+    params = {**MIFGSM.params,
+              "diversity_prob": (float, 0.5, 0.0, 1.0),  # chance of a diverse input per step
+              "resize_rate": (float, 1.1, 1.0, 2.0)}  # largest random resize
+
+    def __init__(self, model, eps, *, diversity_prob: Optional[float] = None, resize_rate: Optional[float] = None,
+                 **kw):
         super().__init__(model, eps, **kw)
-        self.diversity_prob = float(diversity_prob)
-        self.resize_rate = float(resize_rate)
+        self.diversity_prob = float(self.param("diversity_prob", diversity_prob))
+        self.resize_rate = float(self.param("resize_rate", resize_rate))
 
     @classmethod
     def check(cls, a, path):
         super().check(a, path)
-        if a.diversity_prob > 0 and int(224 * a.resize_rate) <= 224:
-            raise ConfigError(f"{path}.resize_rate: {a.resize_rate:g} leaves no room to resize; use at least 1.01")
+        rate = cls.configured(a, "resize_rate")
+        if cls.configured(a, "diversity_prob") > 0 and int(224 * rate) <= 224:
+            raise ConfigError(f"{path}.resize_rate: {rate:g} leaves no room to resize; use at least 1.01")
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]

@@ -18,7 +18,7 @@ from typing import Optional
 
 import torch
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from .base import Attack
 
 FIT_PARAMS = {

@@ -3,6 +3,8 @@ value per image (the L1 normalisation of the paper, as torchattacks computes it)
 with `decay`; the step follows the sign of the accumulated direction."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 from .base import Attack
@@ -12,9 +14,11 @@ class MIFGSM(Attack):
     name = "mifgsm"
     delta_clip = True
 
-    def __init__(self, model, eps, *, decay: float = 1.0, **kw):
+    params = {"decay": (float, 1.0, 0.0, 10.0)}  # momentum
+
+    def __init__(self, model, eps, *, decay: Optional[float] = None, **kw):
         super().__init__(model, eps, **kw)
-        self.decay = float(decay)
+        self.decay = float(self.param("decay", decay))
 
     def smooth(self, g: torch.Tensor) -> torch.Tensor:
         """Reshape the raw gradient before normalisation (TI-FGSM's kernel); identity here."""

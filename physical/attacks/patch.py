@@ -24,7 +24,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from .fitted import FIT_PARAMS, FittedAttack
 
 TOASTER = 859
@@ -53,8 +53,8 @@ class Patch(FittedAttack):
             raise ConfigError(f"{path}.fraction: {f:g} must be inside (0, 0.5]: the share of the image the patch covers")
 
     @classmethod
-    def label_suffix(cls, a) -> str:
-        return f"-f{float(a.family_params.get('fraction', cls.params['fraction'][1])):g}"
+    def label_fields(cls, a) -> dict:
+        return {"fraction": float(cls.configured(a, "fraction"))}
 
     def __init__(self, model, eps, **kw):
         super().__init__(model, eps, **kw)

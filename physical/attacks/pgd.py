@@ -2,6 +2,8 @@
 ball (`random_start`, on by default), projected after every step."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 from .base import Attack
@@ -11,9 +13,11 @@ class PGD(Attack):
     name = "pgd"
     delta_clip = True
 
-    def __init__(self, model, eps, *, random_start: bool = True, **kw):
+    params = {"random_start": (bool, True, None, None)}  # start at a uniformly random point of the eps ball
+
+    def __init__(self, model, eps, *, random_start: Optional[bool] = None, **kw):
         super().__init__(model, eps, **kw)
-        self.random_start = bool(random_start)
+        self.random_start = bool(self.param("random_start", random_start))
 
     def start(self, x: torch.Tensor) -> torch.Tensor:
         if not self.random_start:

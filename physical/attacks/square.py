@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from .base import Attack
 
 # the paper's schedule: p halves at these iterations (of a 10,000-query budget; rescaled to the budget)

@@ -5,11 +5,12 @@ momentum step, which is the gradient of the loss averaged over small translation
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from .difgsm import DIFGSM
 
 
@@ -24,19 +25,22 @@ def gaussian_kernel(size: int, nsig: float = 3.0) -> torch.Tensor:
 class TIFGSM(DIFGSM):
     name = "tifgsm"
 
-    def __init__(self, model, eps, *, kernel_size: int = 7, **kw):
+    params = {**DIFGSM.params, "kernel_size": (int, 7, 1, 31)}  # Gaussian gradient kernel, odd
+
+    def __init__(self, model, eps, *, kernel_size: Optional[int] = None, **kw):
         super().__init__(model, eps, **kw)
-        self.kernel_size = int(kernel_size)
+        self.kernel_size = int(self.param("kernel_size", kernel_size))
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            raise ValueError(f"attack 'tifgsm': kernel_size must be odd and positive, got {kernel_size}")
+            raise ValueError(f"attack 'tifgsm': kernel_size must be odd and positive, got {self.kernel_size}")
         self._kernel = gaussian_kernel(self.kernel_size).float()
         self._kernels: dict[tuple, torch.Tensor] = {}
 
     @classmethod
     def check(cls, a, path):
         super().check(a, path)
-        if a.kernel_size % 2 == 0:
-            raise ConfigError(f"{path}.kernel_size: {a.kernel_size} must be odd (the kernel is centred on a pixel)")
+        k = cls.configured(a, "kernel_size")
+        if k % 2 == 0:
+            raise ConfigError(f"{path}.kernel_size: {k} must be odd (the kernel is centred on a pixel)")
 
     def smooth(self, g: torch.Tensor) -> torch.Tensor:
         if self.kernel_size == 1:

@@ -10,7 +10,7 @@ and EOT.
 
 Modules: :mod:`.targets` (board and chart, PDFs), :mod:`.camera`, :mod:`.colour` (measurement and
 fit), :mod:`.model` (the differentiable colour model), :mod:`.files` (JSON files, checked loaders),
-:mod:`.synthetic` (photos with known ground truth), :mod:`.predict` (what a channel predicts for
+:mod:`.target_photos` (photos with known ground truth), :mod:`.predict` (what a channel predicts for
 a printed run, pooled over every photo), :mod:`.cli`. Imports stay light here so that
 ``physical --help`` is fast.
 """

@@ -222,7 +222,7 @@ def _chart_frames(it, max_views: int):
     """From a stream: frames in which the chart's markers are seen, at most `max_views`."""
     import cv2
 
-    from .colour import MIN_MARKERS, _detect_chart_markers
+    from .chart import MIN_MARKERS, _detect_chart_markers
 
     n = 0
     for name, frame in it:

@@ -23,7 +23,8 @@ def channel_figures(run, cfg, model, device="cpu", batch: int = 16) -> dict:
     from ..align import align_stage
     from ..classify import classify_images, classify_stage, load_records
     from ..metrics import destruction
-    from ..rundir import read_image, read_json
+    from .. import runfiles
+    from ..rundir import read_image
     from ..simulate import simulate_stage
 
     device = torch.device(device)
@@ -31,7 +32,7 @@ def channel_figures(run, cfg, model, device="cpu", batch: int = 16) -> dict:
     align_stage(run, cfg)
     classify_stage(run, cfg, device)
     recs = {r["key"]: r for r in load_records(run)}
-    crops = [c for c in read_json(run.root / "align" / "crops.json")["crops"] if c["accepted"]]
+    crops = [c for c in runfiles.load_crops(run)["crops"] if c["accepted"]]
     preds = classify_images(model, [read_image(run.root / c["path"]) for c in crops], batch)
     by_attack, hits = defaultdict(list), defaultdict(list)
     for c, p in zip(crops, preds):

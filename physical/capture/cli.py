@@ -19,8 +19,9 @@ def _add(p):
                                     "DroidCam http://PHONE:4747/video), video:PATH, folder:PATH, simulate "
                                     "(default: the config's capture.source)")
     p.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds (default: capture.guided.timeout_s)")
-    p.add_argument("--min-sharpness", type=float, metavar="X",
-                   help="least sheet sharpness, variance of Laplacian (default: capture.guided.min_sharpness)")
+    p.add_argument("--min-laplacian", "--min-sharpness", dest="min_laplacian", type=float, metavar="X",
+                   help="least sheet sharpness, variance of Laplacian (default: capture.guided.min_laplacian; "
+                        "--min-sharpness: its old name)")
     p.add_argument("--stable-frames", type=int, metavar="K", help="frames a sheet must stay still (default: "
                                                                   "capture.guided.stable_frames)")
     p.add_argument("--photos-per-sheet", type=int, metavar="N", help="photos to take of every sheet "
@@ -35,7 +36,8 @@ def _add(p):
 
 def load_run(target: str, overrides: list[str] | None = None):
     """(RunDir, Config) for a run directory or a pipeline YAML."""
-    from ..config import from_dict, load_config, load_raw, set_override
+    from ..config import load_raw, set_override
+    from ..checks import from_dict, load_config
     from ..pipeline import run_dir_for
     from ..rundir import RunDir
 
@@ -58,7 +60,7 @@ def load_run(target: str, overrides: list[str] | None = None):
 def _capture(args) -> int:
     import copy
 
-    from ..config import ConfigError
+    from ..errors import ConfigError
     from ..runner import run_stages
     from . import copy_folder, parse_source
     from .guided import guided_capture
@@ -73,10 +75,10 @@ def _capture(args) -> int:
         if args.timeout <= 0:
             raise ConfigError(f"--timeout {args.timeout:g}: must be > 0")
         cap.capture.guided.timeout_s = args.timeout
-    if args.min_sharpness is not None:
-        if args.min_sharpness < 0:
-            raise ConfigError(f"--min-sharpness {args.min_sharpness:g}: must be >= 0")
-        cap.capture.guided.min_sharpness = args.min_sharpness
+    if args.min_laplacian is not None:
+        if args.min_laplacian < 0:
+            raise ConfigError(f"--min-laplacian {args.min_laplacian:g}: must be >= 0")
+        cap.capture.guided.min_laplacian = args.min_laplacian
     for flag, value in (("--stable-frames", args.stable_frames), ("--photos-per-sheet", args.photos_per_sheet)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} {value}: must be >= 1")

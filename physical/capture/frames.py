@@ -8,7 +8,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from ..config import UserError
+from ..errors import UserError
 
 
 class CaptureError(UserError, RuntimeError):

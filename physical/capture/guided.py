@@ -9,7 +9,7 @@ dropped) the markers are found and grouped by sheet. A sheet of this run is *rea
    most ``max_motion`` x the marker side from one frame to the next;
 3. it is *sharp*: the sharpest frame of that stable window has a sheet sharpness (variance of the
    Laplacian over the sheet's outline, grey 0..255, after a 0.8 px Gaussian that keeps sensor
-   noise from passing for detail) of at least ``min_sharpness``.
+   noise from passing for detail) of at least ``min_laplacian``.
 
 That frame is then aligned as the align stage will (:func:`physical.align.align_photo`); when every
 cell of the sheet is accepted it is saved as ``capture/photos/sheetNNN-K.jpg`` (JPEG quality 95) and
@@ -227,8 +227,8 @@ class GuidedCapture:
             if len(st.window) < self.g.stable_frames:
                 st.status = f"hold still ({len(st.window)}/{self.g.stable_frames}), sharpness {v.sharpness:.0f}"
                 continue
-            if best.view.sharpness < self.g.min_sharpness:
-                st.status = f"not sharp: {best.view.sharpness:.0f} < {self.g.min_sharpness:g}"
+            if best.view.sharpness < self.g.min_laplacian:
+                st.status = f"not sharp: {best.view.sharpness:.0f} < {self.g.min_laplacian:g}"
                 continue
             if st.photos and not st.moved:
                 st.status = "move the camera for the next photo"

@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Iterable, Union
 
 import numpy as np
+
+from .. import mjpeg
 
 Frames = Union[list[bytes], Callable[[], Iterable[bytes]]]
 
 
 def encode_jpegs(frames: Iterable[np.ndarray], quality: int = 90) -> list[bytes]:
     """RGB frames -> JPEG bytes."""
-    import cv2
-
-    return [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])[1]
-            .tobytes() for f in frames]
+    return [mjpeg.encode_jpeg(f, quality) for f in frames]
 
 
 class ReplayServer:
@@ -52,28 +50,19 @@ class ReplayServer:
         self._lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):  # quiet
-                pass
-
+        class Handler(mjpeg.Handler):
             def do_GET(self):
                 if self.path.split("?")[0] not in (server.path, "/"):
                     self.send_error(404)
                     return
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
+                self.start_stream()
                 try:
-                    server._stream(self.wfile)
+                    server._stream(self)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.httpd = ThreadingHTTPServer((host, int(port)), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd, self._thread = mjpeg.serve(Handler, host, port, "replay server")
         self.host, self.port = host, self.httpd.server_address[1]
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="replay server", daemon=True)
-        self._thread.start()
         self._closed = False
 
     @property
@@ -96,7 +85,7 @@ class ReplayServer:
         for jpg in self._passes():
             if self._stopping.is_set():
                 return
-            out.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg) + jpg + b"\r\n")
+            out.send_frame(jpg)
             i += 1
             with self._lock:
                 self.sent += 1
@@ -106,8 +95,7 @@ class ReplayServer:
         if not self._closed:
             self._closed = True
             self._stopping.set()
-            self.httpd.shutdown()
-            self.httpd.server_close()
+            mjpeg.shut(self.httpd)
 
     def __enter__(self) -> "ReplayServer":
         return self

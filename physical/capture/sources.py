@@ -213,7 +213,7 @@ def open_source(spec: SourceSpec, camera=None, *, realtime: bool = False, loop: 
     if spec.kind == "simulate":
         if run is None:
             raise CaptureError("a simulated stream films a run's printed sheets: give the run (--run RUN)")
-        from .simulated import SimulatedSource
+        from .simulated_stream import SimulatedSource
 
         return SimulatedSource.for_run(run, cfg, realtime=realtime, loop=loop, **simulate)
     raise not_available(spec)

@@ -3,7 +3,6 @@ capture and live mode), and a frame aligned as the align stage aligns a photo.""
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -12,7 +11,8 @@ import cv2
 import numpy as np
 
 from ..align import align_photo, reference_images
-from ..rundir import RunDir, read_json
+from .. import runfiles
+from ..rundir import RunDir
 from ..sheets.layout import Layout
 from ..sheets.markers import Marker, detect_all, marker_side_px, refine
 
@@ -33,15 +33,8 @@ class PrintedRun:
 
     @classmethod
     def load(cls, run: RunDir) -> "PrintedRun":
-        path = run.root / "print" / "layout.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing; run the print stage first (physical run CONFIG --until print)")
-        raw = path.read_bytes()
-        d = read_json(path)
-        cells = {(c["sheet"], c["slot"]): c for c in d["cells"]}
-        n = int(d.get("n_sheets") or (1 + max(s for s, _ in cells)))
-        return cls(run.root, Layout.from_dict(d["layout"]), tuple(d["tag"]), n, cells,
-                   hashlib.sha256(raw).hexdigest()[:16])
+        p = runfiles.load_layout(run)
+        return cls(run.root, p.layout, p.tag, p.n_sheets, p.cells, p.sha)
 
     @functools.cached_property
     def references(self) -> dict[tuple[int, int], np.ndarray]:

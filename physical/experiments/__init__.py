@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from ..config import ConfigError, register_section, rng
+from ..config import register_section, rng
+from ..errors import ConfigError
 
 
 @dataclass
@@ -138,11 +139,10 @@ class ExperimentsConfig:
         # check every one here (the checks are idempotent)
         for name in ("transformations", "defences", "transfer"):
             getattr(self, name).validate(f"{path}.{name}")
-        from ..attacks import ATTACKS, canonical
+        from ..attacks import ATTACKS, names_attack
 
         for i, a in enumerate(self.attacks):
-            base = a.split("_eps")[0].removeprefix("eot-").split("-t")[0]
-            if canonical(base) not in ATTACKS:
+            if not names_attack(a):
                 raise ConfigError(f"{path}.attacks[{i}]: {a!r} is neither an attack name nor an attack label "
                                   f"(like bim_eps16); attacks: {', '.join(ATTACKS)}")
 

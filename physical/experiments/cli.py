@@ -13,7 +13,8 @@ def add_experiment(p):
 def experiment_cmd(args) -> int:
     import time
 
-    from ..config import ConfigError, build, set_override
+    from ..config import build, set_override
+    from ..errors import ConfigError
     from . import DigitsConfig
     from .digits import run_digits, write_digits_report
 
@@ -56,7 +57,7 @@ def add_compare(p):
 
 
 def compare_cmd(args) -> int:
-    from ..config import UserError
+    from ..errors import UserError
     from .compare import compare, load_report
 
     if not args.threshold >= 0:

@@ -17,14 +17,15 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
+from .. import runfiles
 from ..metrics import correct
 from ..stats import intervals_apart, mcnemar
-from .report import KEYS
+from ..report.experiments import KEYS
 
 
 def load_report(path: str | Path) -> dict:
     """report.json of a run directory (or the file itself); UserError naming the file when it is not one."""
-    from ..config import UserError
+    from ..errors import UserError
 
     p = Path(path)
     for cand in (p, p / "report" / "report.json", p / "report.json"):
@@ -37,7 +38,7 @@ def load_report(path: str | Path) -> dict:
             if not isinstance(report, dict) or not isinstance(report.get("kurakin"), list):
                 raise UserError(f"{cand}: not a report of physical (no 'kurakin' table); give a run directory or its "
                                 "report/report.json")
-            report["_predictions"] = str(cand.resolve().parent.parent / "classify" / "predictions.json")
+            report["_predictions"] = str(runfiles.path(cand.resolve().parent.parent, runfiles.PREDICTIONS))
             return report
     raise FileNotFoundError(f"{path}: no report.json (run the pipeline's report stage first)")
 

@@ -291,7 +291,7 @@ def write_digits_report(res: dict, out_dir) -> dict:
     from pathlib import Path
 
     from ..rundir import write_json, write_text
-    from .report import digits_csv, digits_html
+    from ..report.experiments import digits_csv, digits_html
 
     out = Path(out_dir)
     write_json(out / "digits.json", res)

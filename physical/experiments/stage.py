@@ -17,7 +17,6 @@ reads them (report.json sections of the same names, CSV tables, HTML sections).
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -228,7 +227,7 @@ def adaptive_adversarial(ctx: Context, defended, dc, a, eps: float, items: list[
     label = attacks_mod.label_of(a, eps)
     path = ctx.cache / "adaptive" / items[0]["model"] / defended.defence.label / f"{label}.npz"
     names = [it["image"] for it in items]
-    key = _sha([dataclasses.asdict(a), eps, names, dc.eot_samples, dc.seed, ctx.cfg.run.seed])
+    key = _sha([attacks_mod.key_params(a), eps, names, dc.eot_samples, dc.seed, ctx.cfg.run.seed])
     if path.is_file():
         data = np.load(path)
         if str(data["key"]) == key:

@@ -33,7 +33,9 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
-from ..config import ConfigError, register_section, rng
+from .. import runfiles
+from ..config import register_section, rng
+from ..errors import ConfigError
 from ..sheets.markers import detect_all
 from .overlay import annotate, cell_style, cells_now  # noqa: F401  (cell_style: part of live mode's interface)
 from .server import CYCLE, MjpegServer, Recorder
@@ -146,12 +148,12 @@ class RunCells:
     @classmethod
     def load(cls, root: Path) -> "RunCells":
         from ..capture.guided import PrintedRun
-        from ..rundir import RunDir, read_json
+        from ..rundir import RunDir
 
         run = RunDir(Path(root))
         printed = PrintedRun.load(run)
-        index_path = run.root / "generate" / "index.json"
-        items = {it["key"]: it for it in read_json(index_path)["items"]} if index_path.is_file() else {}
+        has_index = runfiles.path(run, runfiles.INDEX).is_file()
+        items = {it["key"]: it for it in runfiles.load_index(run)["items"]} if has_index else {}
         labels = {}
         for k, c in printed.cells.items():
             it = items.get(c["item"], {})

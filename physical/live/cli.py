@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from .. import runfiles
 from . import LiveConfig, LiveModel, LiveView, MjpegServer, Recorder, RunCells, parse_defence
 
 
@@ -33,11 +34,10 @@ def _add_live(p):
 def _live(args) -> int:
     from ..capture import draw
     from ..capture.sources import open_source, parse_source
-    from ..cli import _load
+    from ..checks import load_for_command
     from ..models import load_model, pick_device
     from ..pipeline import run_dir_for
-
-    from ..config import UserError
+    from ..errors import UserError
 
     if args.frames is not None and args.frames < 1:
         raise UserError(f"--frames {args.frames}: must be >= 1")
@@ -45,19 +45,19 @@ def _live(args) -> int:
         raise UserError(f"--seconds {args.seconds:g}: must be > 0")
     if args.serve is not None and not 0 <= args.serve <= 65535:
         raise UserError(f"--serve {args.serve}: a port must be in 0 .. 65535 (0: any free port)")
-    cfg = _load(args)
+    cfg = load_for_command(args.config, args.set or [])
     lc: LiveConfig = cfg.extra_sections.get("live") or LiveConfig()
     cells = None
     run_root: Optional[Path] = None
     if args.run:
         run_root = Path(args.run)
-        if not (run_root / "print" / "layout.json").is_file():
+        if not runfiles.has_layout(run_root):
             raise FileNotFoundError(f"--run {run_root}: not a printed run (no print/layout.json)")
     elif lc.run:
         run_root = cfg.resolve(lc.run)
     else:
         guess = run_dir_for(cfg).root
-        run_root = guess if (guess / "print" / "layout.json").is_file() else None
+        run_root = guess if runfiles.has_layout(guess) else None
     if run_root is not None and lc.cells and not args.no_cells:
         cells = RunCells.load(run_root)
     model_name = args.model or lc.model or (cells.model if cells and cells.model else cfg.models[0])

@@ -4,14 +4,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from ..config import ConfigError
+from .. import mjpeg
+from ..errors import ConfigError
 
 CYCLE = [None, "blur", "jpeg", "binarize", "multicrop"]  # the `d` key and the HTML page's switches
 
@@ -45,53 +45,39 @@ class MjpegServer:
         self._last_rgb: Optional[np.ndarray] = None
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(mjpeg.Handler):
             protocol_version = "HTTP/1.0"
-
-            def log_message(self, *a):  # quiet
-                pass
 
             def do_GET(self):
                 u = urlsplit(self.path)
                 try:
                     if u.path in ("/", "/index.html"):
-                        self._send(200, "text/html; charset=utf-8", server.page().encode())
+                        self.send_body(200, "text/html; charset=utf-8", server.page().encode())
                     elif u.path in ("/stream.mjpg", "/video", "/stream"):
                         self._stream()
                     elif u.path == "/frame.jpg":
                         jpg = server.encode_last()
-                        self._send(200 if jpg else 503, "image/jpeg" if jpg else "text/plain",
+                        self.send_body(200 if jpg else 503, "image/jpeg" if jpg else "text/plain",
                                    jpg or b"no frame yet")
                     elif u.path == "/status.json":
-                        self._send(200, "application/json", json.dumps(server.status()).encode())
+                        self.send_body(200, "application/json", json.dumps(server.status()).encode())
                     elif u.path == "/defence" and server.set_defence is not None:
                         name = parse_qs(u.query).get("name", ["none"])[0]
                         try:
                             server.set_defence(name)
                         except ConfigError as e:
-                            self._send(400, "text/plain", str(e).encode())
+                            self.send_body(400, "text/plain", str(e).encode())
                             return
                         self.send_response(303)
                         self.send_header("Location", "/")
                         self.end_headers()
                     else:
-                        self._send(404, "text/plain", b"not found")
+                        self.send_body(404, "text/plain", b"not found")
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-            def _send(self, code, ctype, body):
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
-
             def _stream(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
+                self.start_stream()
                 with server._lock:
                     server.watchers += 1
                 try:
@@ -101,19 +87,15 @@ class MjpegServer:
                         if jpg is None:
                             continue
                         seen = seq
-                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                                         + str(len(jpg)).encode() + b"\r\n\r\n" + jpg + b"\r\n")
+                        self.send_frame(jpg)
                         self.wfile.flush()
                 finally:
                     with server._lock:
                         server.watchers -= 1
 
-        self.httpd = ThreadingHTTPServer((host, int(port)), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd, self._thread = mjpeg.serve(Handler, host, port, "mjpeg server")
         self.port = self.httpd.server_address[1]
         self.host = host
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="mjpeg server", daemon=True)
-        self._thread.start()
 
     @property
     def url(self) -> str:
@@ -133,10 +115,7 @@ class MjpegServer:
             self.slot.put(self._encode(rgb))
 
     def _encode(self, rgb: np.ndarray) -> bytes:
-        import cv2
-
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-        return buf.tobytes() if ok else b""
+        return mjpeg.encode_jpeg(rgb, self.quality)
 
     def encode_last(self) -> Optional[bytes]:
         rgb = self._last_rgb
@@ -144,8 +123,7 @@ class MjpegServer:
 
     def close(self) -> None:
         self.slot.close()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        mjpeg.shut(self.httpd)
 
 
 class Recorder:

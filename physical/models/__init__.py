@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import ConfigError, UserError
+from ..errors import ConfigError, UserError
 
 LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 ALIASES = {n.replace("_", "-"): n for n in LITE}

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..attacks.labels import AttackLabel
 from ..classify import load_records
 from ..metrics import comparisons, kurakin_table
 from ..models import class_names
 from ..channel_report import channel_report
-from ..rundir import RunDir, read_image, read_json, write_json, write_text
+from .. import runfiles
+from ..rundir import RunDir, read_image, write_json, write_text
 from ..survival import survival_section
 from .html import data_uri as _data_uri
 from .reference import reference_for
@@ -31,7 +33,7 @@ def _top5(pred, label) -> list[dict]:
 
 def gallery(run: RunDir, records: list[dict], n: int) -> list[dict]:
     """Cells for the HTML gallery: clean, adversarial, amplified perturbation, photo crops, top-5 of each."""
-    index = {it["key"]: it for it in read_json(run.root / "generate" / "index.json")["items"]}
+    index = {it["key"]: it for it in runfiles.load_index(run)["items"]}
     out = []
     for r in records[:n]:
         it = index[r["key"]]
@@ -61,7 +63,8 @@ def gallery(run: RunDir, records: list[dict], n: int) -> list[dict]:
 def kurakin_section(records: list[dict], cfg) -> list[dict]:
     rows = kurakin_table(records, cfg.classify.prefilter_confidence)
     for r in rows:
-        r["reference"] = reference_for(r["attack"], r["eps"]) if r["attack_label"].split("_eps")[0] == r["attack"] else None
+        plain = AttackLabel.parse(r["attack_label"]).name == r["attack"]  # Kurakin's attack as published
+        r["reference"] = reference_for(r["attack"], r["eps"]) if plain else None
         if r.get("target") is not None:
             r["target_name"] = class_names()[r["target"]]
     return rows
@@ -85,8 +88,7 @@ def images_section(records: list[dict]) -> list[dict]:
 
 
 def align_section(run: RunDir) -> dict:
-    align_path = run.root / "align" / "crops.json"
-    align = read_json(align_path) if align_path.is_file() else {"crops": [], "photos": [], "missing": []}
+    align = runfiles.load_crops(run) or {"crops": [], "photos": [], "missing": []}
     excluded = [{"photo": c["photo"], "sheet": c["sheet"], "slot": c["slot"], "item": c["item"], "role": c["role"],
                  "reason": c["reason"]} for c in align["crops"] if not c.get("accepted")]
     return {
@@ -125,7 +127,7 @@ def report_stage(run: RunDir, cfg, device=None) -> dict:
     survival = survival_section(run, cfg, device, records, cfg.report.predict_draws)
     if survival:
         report["survival"] = survival
-    from ..experiments.report import SECTIONS, attach
+    from .experiments import SECTIONS, attach
     from .beyond import SECTIONS as BEYOND, attach as attach_beyond
 
     csvs, sections = attach(run, report, records)  # the experiments' sections, tables and plots

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import csv
 import io
-import math
-import re
 from collections import defaultdict
 from statistics import mean, median
 
 import numpy as np
 
+from ..attacks.labels import AttackLabel
+from .. import runfiles
 from ..rundir import RunDir, read_image, read_json
 from ..stats import proportion
 
@@ -52,7 +52,7 @@ def _fooled(rec: dict, where: str):
 
 
 def _records_by(run: RunDir, records: list[dict]) -> tuple[dict, dict]:
-    index = read_json(run.root / "generate" / "index.json")
+    index = runfiles.load_index(run)
     items = {it["key"]: it for it in index["items"]}
     by_label = defaultdict(list)
     for r in records:
@@ -106,7 +106,7 @@ def patch_rows(run: RunDir, by_label: dict) -> list[dict]:
             mine = [r for r, it in group if it["split"] == split]
             ctl = [r for r, it in control if it["split"] == split]
             rows.append({"model": model, "attack_label": label, "target": target, "split": split,
-                         "fraction": float(re.search(r"-f([0-9.e-]+)_eps", label).group(1)),
+                         "fraction": AttackLabel.parse(label).fraction,
                          "n_fit": done["n_fit"], "fit_source": done.get("fit_source"),
                          "fit_seconds": done.get("fit_seconds"),
                          "success_digital": success(mine, "digital"), "success_photo": success(mine, "photo"),

@@ -8,6 +8,8 @@ import io
 from collections import defaultdict
 from typing import Optional
 
+from ..attacks.labels import AttackLabel
+
 _STYLE = {"figure.dpi": 100, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "legend.fontsize": 8}
 
 
@@ -60,7 +62,7 @@ def eps_plots(kurakin_rows: list[dict]) -> Optional[str]:
     plt = _plt()
     series = defaultdict(list)
     for r in kurakin_rows:
-        name = r["attack_label"].rsplit("_eps", 1)[0]
+        name = AttackLabel.parse(r["attack_label"]).name
         if len({x["model"] for x in kurakin_rows}) > 1:
             name = f"{r['model']}/{name}"
         series[name].append(r)

@@ -6,7 +6,8 @@ from pathlib import Path
 from PIL import Image
 
 from ..config import Config
-from ..rundir import RunDir, read_json, write_bytes, write_json
+from .. import runfiles
+from ..rundir import RunDir, read_json, write_bytes
 from .layout import Layout, layout_for, paper_size, run_tag
 from .pdf import scale_bar_mm, write_sheets
 
@@ -51,7 +52,7 @@ def print_stage(run: RunDir, cfg: Config) -> dict:
 
     Writes print/sheets.pdf, print/layout.json and a copy of the PDF in <base_dir>/prints/.
     """
-    index_path = run.root / "generate" / "index.json"
+    index_path = runfiles.path(run, runfiles.INDEX)
     if not index_path.is_file():
         raise FileNotFoundError(f"{index_path}: missing; run the generate stage first")
     items = read_json(index_path).get("items", [])
@@ -76,15 +77,9 @@ def print_stage(run: RunDir, cfg: Config) -> dict:
     title = f"physical - {cfg.run.name}"
     pdf_cells = [{**c, "image": run.root / c["image"]} for c in cells]
     n_sheets = write_sheets(run.root / pdf_rel, layout, pdf_cells, run_id, title)
-    write_json(run.root / "print" / "layout.json", {
-        "run_id": run_id,
-        "tag": list(run_tag(run_id)),
-        "layout": layout.to_dict(),
-        "n_sheets": n_sheets,
-        "pdf": pdf_rel,
-        "cells": [{k: c[k] for k in ("sheet", "slot", "item", "role", "image", "width_px", "height_px", "label")}
-                  for c in cells],
-    })
+    runfiles.save_layout(run, run_id, run_tag(run_id), layout, n_sheets, pdf_rel,
+                         [{k: c[k] for k in ("sheet", "slot", "item", "role", "image", "width_px", "height_px", "label")}
+                          for c in cells])
     prints = Path(cfg.base_dir) / "prints" / f"{cfg.run.name}.pdf"
     write_bytes(prints, (run.root / pdf_rel).read_bytes())
     w, h = paper_size(cfg.sheet)

@@ -23,7 +23,7 @@ from typing import Callable, Optional
 
 import torch
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from . import ops
 
 

@@ -7,7 +7,8 @@ import torch
 from physical import models
 from physical.attacks import ATTACKS, DIFGSM, PGD, TIFGSM, label_of, make_attack
 from physical.attacks.tifgsm import gaussian_kernel
-from physical.config import ConfigError, from_dict
+from physical.config import AttackConfig, ConfigError
+from physical.checks import from_dict
 
 
 def err(data):
@@ -71,3 +72,47 @@ def test_bad_attack_config_names_the_key_path():
     assert err({"attacks": [{"name": "cw"}]}).startswith("attacks[0].name:")
     assert err({"attacks": [{"name": "bim", "eot": {"misalign": 0.5}}]}).startswith("attacks[0].eot.misalign:")
     assert set(ATTACKS) >= {"fgsm", "bim", "ill", "pgd", "mifgsm", "difgsm", "tifgsm"}
+
+
+def test_each_family_takes_only_its_own_parameters():
+    """A family's keys are declared in its `params`; a key of another family is an error naming its path,
+    and the keys every run wrote before (decay, random_start, ...) still work on their own families."""
+    assert err({"attacks": [{"name": "fgsm", "kernel_size": 9}]}).startswith("attacks[0].kernel_size: unknown key")
+    assert err({"attacks": [{"name": "pgd", "decay": 0.5}]}).startswith("attacks[0].decay: unknown key")
+    assert err({"attacks": [{"name": "mifgsm", "decay": 11}]}).startswith("attacks[0].decay: 11")
+    assert err({"attacks": [{"name": "pgd", "random_start": "yes"}]}).startswith("attacks[0].random_start:")
+    cfg = from_dict({"attacks": [{"name": "pgd", "random_start": False}, {"name": "mifgsm", "decay": 0.5},
+                                 {"name": "tifgsm", "kernel_size": 9, "diversity_prob": 0, "decay": 0}]})
+    pgd, mi, ti = (make_attack(a, None, 8) for a in cfg.attacks)
+    assert pgd.random_start is False and mi.decay == 0.5
+    assert (ti.kernel_size, ti.diversity_prob, ti.decay, ti.resize_rate) == (9, 0.0, 0.0, 1.1)
+    assert set(ATTACKS["tifgsm"].params) >= {"decay", "diversity_prob", "resize_rate", "kernel_size"}
+
+
+def test_content_key_of_an_attack_holds_its_family_parameters():
+    from physical.attacks import key_params
+
+    a, b = from_dict({"attacks": [{"name": "tifgsm"}, {"name": "tifgsm", "kernel_size": 7, "label": "t"}]}).attacks
+    ka, kb = key_params(a), key_params(b)
+    assert ka["kernel_size"] == kb["kernel_size"] == 7 and ka["decay"] == 1.0  # written or default: one key
+    c = from_dict({"attacks": [{"name": "tifgsm", "kernel_size": 9}]}).attacks[0]
+    assert key_params(c)["kernel_size"] == 9
+
+
+def test_attack_labels_format_and_parse_in_one_place():
+    from physical.attacks.labels import AttackLabel
+
+    entries = [AttackConfig(name="bim", eot=None, tv=1e-05), AttackConfig(name="patch", family_params={"fraction": 0.2}),
+               AttackConfig(name="mifgsm", target=5)]
+    labels = [label_of(a, e) for a, e in zip(entries, (16, 255, 2.5))]
+    assert labels == ["tv1e-05-bim_eps16", "patch-t859-f0.2_eps255", "mifgsm-t5_eps2.5"]
+    for text in labels + ["eot-np-bim_eps16", "rand-uap_eps10", "ctl-patch-t859-f0.1_eps255", "my.bim_eps8"]:
+        assert str(AttackLabel.parse(text)) == text
+    p = AttackLabel.parse("eot-np-tv100-bim-t3_eps16")
+    assert (p.family, p.eps, p.eot, p.printability, p.tv, p.target) == ("bim", 16.0, True, True, 100.0, 3)
+    assert AttackLabel.parse("patch-t859-f0.1_eps255").fraction == 0.1
+    assert AttackLabel.parse("my.bim_eps8").family is None and AttackLabel.parse("my.bim_eps8").name == "my.bim"
+    # a label the run itself writes names an attack in experiments.attacks; a made-up one does not
+    ex = from_dict({"experiments": {"attacks": ["eot-np-bim_eps16", "mi-fgsm", "tv100-pgd-t3_eps8"]}})
+    assert ex.extra_sections["experiments"].attacks[0] == "eot-np-bim_eps16"
+    assert err({"experiments": {"attacks": ["cw_eps8"]}}).startswith("experiments.attacks[0]: 'cw_eps8'")

@@ -13,7 +13,8 @@ from torch import nn
 from physical.attacks import make_attack
 from physical.attacks.tv import total_variation
 from physical.cli import main
-from physical.config import ConfigError, from_dict
+from physical.config import ConfigError
+from physical.checks import from_dict
 from physical.models import Classifier
 
 

@@ -15,10 +15,11 @@ from physical.calibrate.camera import collect_views, detect_view, fit_camera
 from physical.calibrate.colour import delta_e2000, fit_colour, measure_chart, predict
 from physical.calibrate.files import CalibrationError, colour_document, load_camera, load_colour
 from physical.calibrate.model import ColourModel, srgb_decode
-from physical.calibrate.synthetic import render_board_views, simulate_target_photos
+from physical.calibrate.target_photos import render_board_views, simulate_target_photos
 from physical.calibrate.targets import BoardSpec, chart_colours, write_targets
 from physical.channel import Channel
-from physical.config import ChannelConfig, ConfigError, from_dict
+from physical.config import ChannelConfig, ConfigError
+from physical.checks import from_dict
 from physical.rundir import read_image, write_json
 from physical.simulate import rasterize_pdf
 

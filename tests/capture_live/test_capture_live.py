@@ -68,8 +68,8 @@ def printed(tmp_path_factory):
 @pytest.fixture(scope="module")
 def filmed(printed):
     """Frames of the simulated camera filming both sheets (two viewpoints each), and what each shows."""
-    from physical.capture.simulated import SimulatedSource
-    from physical.config import load_config
+    from physical.capture.simulated_stream import SimulatedSource
+    from physical.checks import load_config
 
     tmp, cfg_path, root = printed
     cfg, _ = load_config(cfg_path)
@@ -149,7 +149,7 @@ def test_guided_capture_from_mjpeg_stream_then_align_and_classify(printed, filme
 def test_guided_capture_from_video_in_the_pipeline(printed, filmed, video):
     """capture.source: video:PATH in pipeline.yaml runs guided capture headless, every frame looked at."""
     tmp, cfg_path, _ = printed
-    from physical.config import load_config
+    from physical.checks import load_config
 
     data = yaml.safe_load(cfg_path.read_text())
     data["run"]["name"] = "cam-video"
@@ -170,7 +170,7 @@ def test_guided_capture_from_video_in_the_pipeline(printed, filmed, video):
 def test_stream_lost_mid_capture_keeps_photos_and_resumes(printed, filmed):
     from physical.capture.guided import guided_capture
     from physical.capture.sources import StreamLost
-    from physical.config import load_config
+    from physical.checks import load_config
     from physical.rundir import RunDir
 
     frames, truth = filmed
@@ -385,7 +385,8 @@ def test_bad_video_folder_and_webcam_say_so(tmp_path):
 
 def test_sources_parse_from_config_and_command_line(tmp_path):
     from physical.capture.sources import parse_source
-    from physical.config import ConfigError, from_dict
+    from physical.config import ConfigError
+    from physical.checks import from_dict
 
     assert parse_source("webcam:1").kind == "webcam" and parse_source("webcam:1").target == 1
     assert parse_source("0").kind == "webcam"
@@ -393,8 +394,8 @@ def test_sources_parse_from_config_and_command_line(tmp_path):
     assert parse_source("rtsp://phone:8554/live").kind == "url"
     assert parse_source("video:clip.mp4", lambda s: tmp_path / s).target == tmp_path / "clip.mp4"
     cfg = from_dict({"capture": {"source": "http://10.0.0.2:4747/video", "camera": {"resolution": [1280, 720],
-                     "reconnects": 2}, "guided": {"min_sharpness": 25}}, "live": {"defence": "jpeg"}})
-    assert cfg.capture.camera.resolution == [1280, 720] and cfg.capture.guided.min_sharpness == 25
+                     "reconnects": 2}, "guided": {"min_laplacian": 25}}, "live": {"defence": "jpeg"}})
+    assert cfg.capture.camera.resolution == [1280, 720] and cfg.capture.guided.min_laplacian == 25
     assert cfg.extra_sections["live"].defence == {"name": "jpeg", "quality": 75}
     with pytest.raises(ConfigError, match="capture.camera.resolution"):
         from_dict({"capture": {"camera": {"resolution": [1280]}}})

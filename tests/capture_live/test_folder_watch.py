@@ -13,7 +13,7 @@ import numpy as np
 from physical.cli import main
 from physical.rundir import read_json
 from physical.sheets import print_stage
-from physical.sheets import synthetic as syn
+from physical.sheets import posed_photos as syn
 from physical.sheets.layout import Layout
 from physical.simulate import rasterize_pdf
 

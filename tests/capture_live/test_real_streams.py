@@ -141,7 +141,7 @@ def capture_then_live(printed, filmed, name: str, serve, capsys) -> None:
 
     from physical.align import align_stage
     from physical.classify import classify_stage
-    from physical.config import load_config
+    from physical.checks import load_config
     from physical.rundir import RunDir
 
     cfg, _ = load_config(printed[1])

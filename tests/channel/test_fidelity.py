@@ -15,7 +15,8 @@ import torch
 from physical.calibrate.files import CalibrationError, colour_document, load_colour
 from physical.calibrate.model import srgb_decode
 from physical.channel import Channel
-from physical.config import ChannelConfig, ConfigError, from_dict
+from physical.config import ChannelConfig, ConfigError
+from physical.checks import from_dict
 from physical.rundir import read_image, write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))

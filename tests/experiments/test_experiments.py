@@ -209,7 +209,7 @@ def test_bad_experiment_config_names_the_key_path(tmp_path):
 
 def test_default_experiments_are_valid_and_cli_errors_before_work(tmp_path, capsys):
     from physical.cli import main
-    from physical.config import from_dict
+    from physical.checks import from_dict
 
     import physical.experiments  # noqa: F401
 

@@ -1,7 +1,8 @@
 import pytest
 
 from physical.cli import main
-from physical.config import ConfigError, from_dict, load_config, set_override
+from physical.config import ConfigError, set_override
+from physical.checks import from_dict, load_config
 
 
 def err(data):
@@ -60,3 +61,12 @@ def test_cli_reports_bad_config_before_work(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     assert main(["run", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml" in capsys.readouterr().err
+
+
+def test_renamed_key_still_works_with_one_deprecation_line(capsys):
+    cfg = from_dict({"capture": {"guided": {"min_sharpness": 25}}})
+    assert cfg.capture.guided.min_laplacian == 25 and cfg.align.min_sharpness == 0.0  # the align ratio is another key
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "capture.guided.min_sharpness is deprecated; use capture.guided.min_laplacian" in err[0]
+    with pytest.raises(ConfigError, match="capture.guided.min_sharpness: the old name"):
+        from_dict({"capture": {"guided": {"min_sharpness": 25, "min_laplacian": 30}}})

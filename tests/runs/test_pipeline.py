@@ -106,7 +106,7 @@ def test_lab_day_stop_after_print_then_photos_from_a_folder(tmp_path):
     root = tmp_path / "runs" / "tiny"
     assert not (root / "capture").exists()
     # the phone's photos: any names, any order
-    from physical.config import load_config
+    from physical.checks import load_config
     from physical.pipeline import run_dir_for
     from physical.simulate import simulate_stage
 

@@ -131,19 +131,21 @@ def test_changed_attack_parameter_redoes_exactly_its_items(lab, capsys):
 
 def test_every_attack_parameter_is_in_the_item_key():
     """Each field of an attack entry (present or added later) changes the key of its images."""
+    from physical.attacks import key_params
     from physical.config import AttackConfig, EOTConfig
     from physical.generate import item_key
 
-    base = dataclasses.asdict(AttackConfig(name="bim"))
+    base = key_params(AttackConfig(name="bim"))
     key = item_key("img", 1, {"model": "m"}, base, 8, 0)
     changes = {"name": "pgd", "steps": 3, "alpha": 0.5, "target": 5, "decay": 0.5, "random_start": False,
                "diversity_prob": 0.1, "resize_rate": 1.5, "kernel_size": 5, "eot": dataclasses.asdict(EOTConfig()),
-               "printability": 10.0, "label": "mine"}
-    for f in dataclasses.fields(AttackConfig):
-        if f.name == "eps":
+               "printability": 10.0, "label": "mine",
+               "tv": 1.0, "family_params": {"fraction": 0.2}}
+    for name in base:  # the entry's fields and the old families' parameters, kept flat in the key
+        if name == "eps":
             continue
-        assert f.name in changes, f"attack parameter {f.name} has no test of its key"
-        assert item_key("img", 1, {"model": "m"}, {**base, f.name: changes[f.name]}, 8, 0) != key, f.name
+        assert name in changes, f"attack parameter {name} has no test of its key"
+        assert item_key("img", 1, {"model": "m"}, {**base, name: changes[name]}, 8, 0) != key, name
     for other in (item_key("img2", 1, {"model": "m"}, base, 8, 0), item_key("img", 2, {"model": "m"}, base, 8, 0),
                   item_key("img", 1, {"model": "m", "weights": "x"}, base, 8, 0), item_key("img", 1, {"model": "m"}, base, 16, 0),
                   item_key("img", 1, {"model": "m"}, base, 8, 1),
@@ -152,7 +154,7 @@ def test_every_attack_parameter_is_in_the_item_key():
 
 
 def test_eot_images_follow_the_channel_they_draw_from():
-    from physical.config import from_dict
+    from physical.checks import from_dict
     from physical.generate import attack_reads
 
     cfg = from_dict({"attacks": [{"name": "bim", "eps": [8], "eot": {"samples": 2}}, {"name": "fgsm", "eps": [8]}]})
@@ -216,7 +218,7 @@ def test_attack_lists_that_would_mix_images_are_errors(tmp_path, capsys, attacks
 
 
 def test_two_bim_entries_with_their_own_labels_both_run(tmp_path):
-    from physical.config import from_dict
+    from physical.checks import from_dict
 
     cfg = from_dict({"attacks": [{"name": "bim", "eps": [8], "steps": 1, "label": "bim1"},
                                  {"name": "bim", "eps": [8], "steps": 20}]})

@@ -13,7 +13,7 @@ import yaml
 
 from physical.cli import main
 from physical.rundir import read_json, write_image
-from physical.sheets import synthetic as syn
+from physical.sheets import posed_photos as syn
 from physical.sheets.layout import Layout
 from physical.simulate import rasterize_pdf
 

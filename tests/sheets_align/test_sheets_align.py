@@ -1,10 +1,10 @@
 """Sheets and alignment, on pixels: the real PDF, rasterized (pypdfium2), placed into larger photos
-with known homographies (`physical.sheets.synthetic`), then blur, lighting, noise and a real JPEG.
+with known homographies (`physical.sheets.posed_photos`), then blur, lighting, noise and a real JPEG.
 The align stage must find every cell of this run's sheets, with its identity, and rectify it.
 
 ENVELOPE, held by `test_envelope_*` (every cell recovered, identity right, nothing else claimed):
   - in-plane rotation over the full circle (every 30 deg, and 45 / 183 / 225 deg);
-  - perspective tilt up to 0.3 per axis (`synthetic.sheet_homography`; the near side of the page up to
+  - perspective tilt up to 0.3 per axis (`posed_photos.sheet_homography`; the near side of the page up to
     1.9x the far side on one axis, markers of one sheet from 24 to 55 px in one photo);
   - a cell 150 to 600 px wide in the photo (45 mm cells: a marker 27 to 107 px);
   - one to three sheets per photo, among them a sheet of another run with the same lattice ids;
@@ -30,7 +30,7 @@ from physical.align import align_photo, align_stage, read_photo, reference_image
 from physical.config import AlignConfig, Config
 from physical.rundir import RunDir, read_json, write_image
 from physical.sheets import assign_cells, print_stage
-from physical.sheets import synthetic as syn
+from physical.sheets import posed_photos as syn
 from physical.sheets.layout import Layout, layout_for, run_tag
 from physical.sheets.markers import detect_all, dictionary, marker_bits
 from physical.sheets.pdf import write_sheets
@@ -601,3 +601,24 @@ def test_undistortion_before_alignment(printed, tmp_path):
                              axis=1).max() for c in crops)
     assert err < 1.5
     assert np.mean([c["reprojection_px"] for c in crops]) < np.mean([c["reprojection_px"] for c in crops_bent])
+
+
+def test_crop_rejections_are_codes_with_text():
+    """Why a crop is not used is kept as codes (counted by the summary) with the sentence shown to the user."""
+    from physical.align.photo import judge, rejection
+    from physical.align.stage import _exclusions, _judge_unread_tags
+
+    def crop(sheet, tag, *rej, match=0.9):
+        c = {"sheet": sheet, "run_tag": tag, "match": match, "rejections": list(rej)}
+        judge(c)
+        return c
+
+    unread = rejection("run_tag", "run tag not visible in this photo")
+    crops = [crop(0, "read"), crop(0, "none", unread), crop(1, "none", unread, rejection("inside", "inside 0.50 < 0.98")),
+             crop(0, "half", rejection("run_tag", "run tag only half readable in this photo"), match=0.1)]
+    assert crops[0]["accepted"] and crops[0]["reason"] == "ok" and not crops[1]["accepted"]
+    _judge_unread_tags(crops)
+    assert crops[1]["accepted"]  # sheet 0 is proven by another photo, and the cell shows its image
+    assert crops[2]["reason"] == "run tag not visible in this photo nor in any other photo of this sheet; inside 0.50 < 0.98"
+    assert [r["code"] for r in crops[3]["rejections"]] == ["run_tag"] and "match 0.10" in crops[3]["reason"]
+    assert _exclusions(crops) == {"run tag": 2, "inside": 1}

@@ -74,20 +74,18 @@ class SimulatedSource(FrameSource):
     def for_run(cls, run, cfg=None, *, frame: Optional[tuple[int, int]] = None, realtime: bool = False, **kw):
         """Film the printed sheets of a run (its print/sheets.pdf) through cfg.capture.channel."""
         from ..config import Config
-        from ..rundir import RunDir, read_json
+        from .. import runfiles
+        from ..rundir import RunDir
         from ..simulate import rasterize_pdf
 
         run = run if isinstance(run, RunDir) else RunDir(Path(run))
         cfg = cfg or Config()
-        lay = run.root / "print" / "layout.json"
-        if not lay.is_file():
-            raise FileNotFoundError(f"{lay}: missing; run the print stage first")
-        printed = read_json(lay)
-        pdf = run.root / printed.get("pdf", "print/sheets.pdf")
+        printed = runfiles.load_layout(run, "run the print stage first")
+        pdf = run.root / printed.pdf
         if frame is None:
             res = cfg.capture.camera.resolution
             frame = tuple(res) if res else (1280, 720)
-        page_h_in = printed["layout"]["page_h"] / MM_PER_INCH
+        page_h_in = printed.layout.page_h / MM_PER_INCH
         dpi = float(min(cfg.capture.dpi or 600.0, max(50.0, 1.25 * frame[1] / page_h_in)))
         pages = list(rasterize_pdf(pdf, dpi))
         kw.setdefault("seed", cfg.run.seed)

@@ -1,4 +1,5 @@
-"""Photos of printed sheets with known geometry, for the align tests and benchmark.
+"""Photos of printed sheets posed with known geometry, for the align tests and benchmark (the
+simulated capture stage is `physical.simulate`; the simulated camera stream `capture.simulated_stream`).
 
 A page of the real PDF, rasterized (`physical.simulate.rasterize_pdf`), is placed into a larger
 frame by a homography built from an in-plane rotation, a perspective tilt and a scale given as the
@@ -242,13 +243,13 @@ def cell_images(n: int, size: int = 224, eps: float = 16, seed: int = 0) -> list
 def make_run(root, name: str = "t", n_items: int = 6):
     """A run directory whose generate stage is done with `n_items` pairs of `cell_images` (a
     clean and an "adversarial" image each), ready for the print stage: (RunDir, Config)."""
-    import json
     from pathlib import Path
 
+    from .. import runfiles
     from ..config import Config
     from ..rundir import RunDir, write_image
 
-    cfg = Config()  # built directly: from_dict would validate (and import) models and attacks
+    cfg = Config()  # built directly: checks.from_dict would validate (and import) models and attacks
     cfg.run.name = name
     cfg.base_dir = str(root)
     run = RunDir(Path(root) / "runs" / name)
@@ -260,6 +261,6 @@ def make_run(root, name: str = "t", n_items: int = 6):
         write_image(run.root / adv, adv_img)
         items.append({"key": f"m/fgsm/16/img{k}", "model": "m", "attack": "fgsm", "eps": 16.0, "image": f"img{k}",
                       "clean": clean, "adv": adv})
-    (run.root / "generate" / "index.json").write_text(json.dumps({"items": items}))
+    runfiles.save_index(run, [], [], items)
     run.mark("generate", "done")
     return run, cfg

@@ -11,6 +11,9 @@ import io
 import json
 
 from ..rundir import RunDir, read_json
+from . import plots
+from .html import _ENV
+from .intervals import add_intervals
 
 SECTIONS = ("transformations", "defences", "transfer", "generalisation", "digits")
 
@@ -58,8 +61,6 @@ def digits_csv(res: dict) -> str:
 
 
 def _macros():
-    from ..report.html import _ENV
-
     return _ENV.get_template("experiments.html").module
 
 
@@ -89,9 +90,7 @@ def notes(sections: dict, records: list[dict]) -> list[str]:
 
 def attach(run: RunDir, report: dict, records: list[dict]) -> tuple[dict[str, str], list[str]]:
     """Add the experiments' sections to `report` (in place); returns (CSV file name -> text, HTML blocks)."""
-    from ..report import plots
 
-    from ..report.intervals import add_intervals
 
     sections = load(run)
     for name, sec in sections.items():
@@ -128,8 +127,6 @@ def attach(run: RunDir, report: dict, records: list[dict]) -> tuple[dict[str, st
 
 def digits_html(res: dict) -> str:
     """A self-contained page for the stand-alone digits experiment."""
-    from ..report import plots
-    from ..report.html import _ENV
 
     block = str(_macros().digits_section(res, plots.digits_plots(res)))
     return _ENV.get_template("page.html").render(title="physical · digits: training-side mitigations", body=block)
