@@ -254,6 +254,9 @@ def make_run(root, name: str = "t", n_items: int = 6):
     cfg.base_dir = str(root)
     run = RunDir(Path(root) / "runs" / name)
     run.init({"run": {"name": name}}, 0, "cpu")
+    # a run id of its name alone (not the time): the sheets' run tag, and so every photo of them, is the same
+    # on every call, so a test or a benchmark sees the same markers each time it runs
+    run._update(lambda m: m.update(run_id=f"posed-{name}"))
     items = []
     for k, (clean_img, adv_img) in enumerate(cell_images(n_items)):
         clean, adv = f"generate/m/clean/img{k}.png", f"generate/m/fgsm_eps16/img{k}.png"
