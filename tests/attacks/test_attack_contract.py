@@ -92,6 +92,7 @@ class Poisoned(torch.nn.Module):
 ALL = sorted(ATTACKS)
 
 
+@pytest.mark.slow  # every attack on the real model (about 50 s here); the quick loop keeps the tiny-model rows below
 @pytest.mark.parametrize("name", ALL)
 def test_output_inside_the_ball_and_the_unit_range_with_dtype_shape_device_kept(lite0, sample_batch, name):
     x, y = sample_batch
