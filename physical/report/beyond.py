@@ -66,14 +66,18 @@ def _done(run: RunDir, group: list) -> dict:
     return read_json(run.root / group[0][1]["fit_record"])
 
 
-def universal_rows(run: RunDir, by_label: dict) -> list[dict]:
-    rows = []
+def _fitted(run: RunDir, by_label: dict, attack: str):
+    """(model, label, first item, fit record, control group) of every fitted entry of `attack`."""
     for (model, label), group in by_label.items():
         it0 = group[0][1]
-        if it0.get("attack") != "uap" or it0.get("control"):
-            continue
-        done = _done(run, group)
-        control = by_label.get((model, done["control_label"]), [])
+        if it0.get("attack") == attack and not it0.get("control"):
+            done = _done(run, group)
+            yield model, label, group, it0, done, by_label.get((model, done["control_label"]), [])
+
+
+def universal_rows(run: RunDir, by_label: dict) -> list[dict]:
+    rows = []
+    for model, label, group, it0, done, control in _fitted(run, by_label, "uap"):
         for split in ("fit", "unseen"):
             mine = [r for r, it in group if it["split"] == split]
             ctl = [r for r, it in control if it["split"] == split]
@@ -90,13 +94,8 @@ def universal_rows(run: RunDir, by_label: dict) -> list[dict]:
 
 def patch_rows(run: RunDir, by_label: dict) -> list[dict]:
     rows = []
-    for (model, label), group in by_label.items():
-        it0 = group[0][1]
-        if it0.get("attack") != "patch" or it0.get("control"):
-            continue
-        done = _done(run, group)
+    for model, label, group, it0, done, control in _fitted(run, by_label, "patch"):
         target = it0["target"]
-        control = by_label.get((model, done["control_label"]), [])
 
         def success(recs, where):
             return _count(None if r["label"] == target or _top1(r, f"{where}_adv") is None
