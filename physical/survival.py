@@ -88,7 +88,7 @@ def predict_items(run, cfg, device, items: list[dict], draws: int) -> list[float
         by_model[it["model"]].append(i)
     out = [0.0] * len(items)
     for model_name, idx in by_model.items():
-        model = load_model(model_name, device)
+        model = load_model(model_name, device, cfg.run.precision)  # the model classify used
         group = [items[i] for i in idx]
         x = to_tensor(load_item_images(run, [index[it["key"]] for it in group], "adv"), device)
         labels = torch.tensor([it["label"] for it in group], device=device)
