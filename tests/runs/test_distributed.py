@@ -49,7 +49,7 @@ def test_two_ranks_give_the_single_process_report(tmp_path):
                          env=_env(), timeout=900)
     assert two.returncode == 0, two.stderr[-3000:] + two.stdout[-3000:]
     assert "sharded over 2 ranks" in two.stdout and "rank 1 of 2" in two.stdout
-    for stage in ("generate", "classify"):  # the time estimate after the first batch
+    for stage in ("generate", "classify", "experiments"):  # the time estimate after the first batch
         assert re.search(rf"\[{stage}\] first batch in .*: about .* left", one.stdout), one.stdout[-2000:]
     r1 = json.loads((tmp_path / "runs/one/report/report.json").read_text())
     r2 = json.loads((tmp_path / "runs/two/report/report.json").read_text())
