@@ -99,6 +99,10 @@ def main() -> None:
     p.add_argument("--out", default="/tmp/physical-fidelity")
     p.add_argument("--skip-default", action="store_true", help="leave out the default channel's row")
     p.add_argument("--skip-before", action="store_true", help="leave out the pre-fix channel's row")
+    p.add_argument("--survival-draws", type=int, default=0, metavar="K",
+                   help="also predict each adversarial image's survival with K draws of the calibrated channel and "
+                        "score it (Brier) against the independent simulator's photos")
+    p.add_argument("--survival-attacks", default="fgsm_eps16,bim_eps16", help="attack labels scored (comma-separated)")
     p.add_argument("--no-eot", action="store_true", help="leave out EOT-BIM (its generation is the slow part)")
     p.add_argument("--reuse", action="store_true", help="keep what --out holds (the generated and printed run, "
                    "the photos, the rows already classified) and add what is missing")
@@ -152,8 +156,37 @@ def main() -> None:
         rows["default channel (phone preset)"] = capture_and_classify(
             out, "default", config(out, "default", images, a.images, {"source": "simulate"}))
     report(rows)
+    if a.survival_draws > 0:
+        survival(out, config(out, "predicted", images, a.images,
+                             {"source": "simulate", "channel": {"calibration": str(out / "colour.json")}}),
+                 a.survival_attacks.split(","), a.survival_draws)
     (out / "fidelity.json").write_text(json.dumps(rows, indent=1))  # every row's per-image outcomes
     print(f"({time.time() - t0:.0f} s in all; the rows per image: {out / 'fidelity.json'})")
+
+
+def survival(out: Path, cfg, labels: list[str], draws: int) -> None:
+    """Predicted survival (the report's `survival` section, K draws of the calibrated channel)
+    against what the independent simulator's photos showed, per attack: Brier score next to a
+    forecaster that knows only the observed survival rate."""
+    from physical.classify import load_records
+    from physical.rundir import RunDir
+    from physical.stats import brier
+    from physical.survival import predict_items, works
+
+    run = RunDir(out / "measured")
+    recs = [r for r in load_records(run) if r["attack_label"] in labels and works(r) is not None]
+    t = time.time()
+    pred = predict_items(run, cfg, "cpu", recs, draws)
+    print(f"\npredicted survival ({draws} draws of the calibrated channel, {time.time() - t:.0f} s) against the "
+          "independent simulator's photos: Brier score (0 is perfect) vs a constant forecast of the observed rate")
+    for label in labels + ["all"]:
+        sel = [(p, works(r)) for p, r in zip(pred, recs) if label in ("all", r["attack_label"])]
+        if not sel:
+            continue
+        ps, obs = [p for p, _ in sel], [o for _, o in sel]
+        rate = sum(obs) / len(obs)
+        print(f"  {label:<14} n {len(sel):4d}  survived {rate:.2f}  mean predicted {sum(ps) / len(ps):.2f}  "
+              f"Brier {brier(ps, obs):.3f}  constant {brier([rate] * len(obs), obs):.3f}")
 
 
 def report(rows: dict) -> None:
