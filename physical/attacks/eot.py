@@ -32,16 +32,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from kornia.geometry.transform import get_perspective_transform
 
 from ..channel import Channel, ChannelOutput
+from ..config import Config
+from ..sheets.layout import layout_for
 
 
 def cell_px_for(cfg) -> float:
     """A cell's side in the simulator's photos at channel scale 1 (no rotation, no tilt): the page
     just fills ``capture.frame`` and the cell keeps its share of the page."""
-    from ..sheets.layout import layout_for
-
     lay = layout_for(cfg.sheet)
     w, h = cfg.capture.frame
     return float(lay.cell * min(w / lay.page_w, h / lay.page_h))
@@ -59,8 +58,6 @@ class CropChannel(torch.nn.Module):
     @classmethod
     def from_config(cls, channel: Channel, eot, cfg=None) -> "CropChannel":
         """From an EOTConfig; cell_px from the run's sheet and capture config when not given."""
-        from ..config import Config
-
         cell_px = eot.cell_px if eot.cell_px is not None else cell_px_for(cfg if cfg is not None else Config())
         return cls(channel, cell_px, eot.misalign)
 
@@ -90,6 +87,9 @@ class CropChannel(torch.nn.Module):
         # align's estimate of the cell -> photo homography is hom @ err: err moves the cell's
         # corners by the sampled fractions of its size
         n = hom.shape[0]
+        # deferred: kornia takes ~0.4 s to import, and config checks load this module
+        from kornia.geometry.transform import get_perspective_transform
+
         corners = torch.tensor([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]],
                                dtype=torch.float64).expand(n, 4, 2)
         off = params.get("misalign")
