@@ -33,6 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from physical.stats import wilson
+
 
 def make_sheet(root: Path, pairs: int = 6):
     """A printed run of `pairs` pairs (6: one full A4 sheet): (layout, tag, cells, references, pdf path)."""
@@ -122,9 +124,9 @@ def main(argv=None) -> int:
     print(f"{'level':<10} {'wall s':>7} {'cpu s':>6} {'cpu max':>8} {'photos/s':>9} {'recovered':>16} "
           f"{'95% CI':>13} {'cropped':>16} {'95% CI':>13} {'wrong':>6}  cell px   accepted, placed by")
     for level, wall, cpu, found, expected, wrong, lo, hi, placed in rows:
-        ci_lo, ci_hi = wilson(found, expected)
+        ci_lo, ci_hi = wilson(found, expected) or (0.0, 1.0)
         cropped = placed.pop("cropped", 0)
-        cr_lo, cr_hi = wilson(cropped, expected)
+        cr_lo, cr_hi = wilson(cropped, expected) or (0.0, 1.0)
         print(f"{level:<10} {statistics.median(wall):7.2f} {statistics.median(cpu):6.2f} {max(cpu):8.2f} "
               f"{1 / statistics.median(wall):9.2f} {found:6d}/{expected:<4d}{100 * found / expected:5.1f}% "
               f"{100 * ci_lo:5.1f}-{100 * ci_hi:5.1f}% {cropped:6d}/{expected:<4d}{100 * cropped / expected:5.1f}% "
@@ -134,17 +136,6 @@ def main(argv=None) -> int:
           f"{1 / statistics.median(all_wall):9.2f}   (s per photo, read + align; target <= 1 s per 12 MP photo)")
     tmp_dir.cleanup()
     return 0
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a rate k / n."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    r = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - r), min(1.0, c + r)
 
 
 if __name__ == "__main__":

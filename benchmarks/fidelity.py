@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import IMAGENET_100, setup  # noqa: E402
 import indepsim  # noqa: E402
+from physical.stats import mcnemar, wilson  # noqa: E402
 
 ATTACKS = [{"name": "fgsm", "eps": [8, 16]}, {"name": "bim", "eps": [8, 16]}, {"name": "ill", "eps": [8, 16]},
            {"name": "bim", "eps": [16], "eot": {"samples": 8}}]
@@ -39,17 +39,6 @@ ATTACKS = [{"name": "fgsm", "eps": [8, 16]}, {"name": "bim", "eps": [8, 16]}, {"
 OLD_DEFAULTS = dict(rotation_deg=180.0, tilt=0.12, scale=[0.7, 0.95], translate=0.05, blur_sigma=[0.3, 1.2],
                     noise_sigma=[0.005, 0.02], brightness=[-0.08, 0.08], contrast=[0.85, 1.1], white_balance=0.05,
                     light_gradient=0.15, jpeg_quality=[75.0, 95.0])
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score 95 % interval of k successes in n."""
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return (max(0.0, c - h), min(1.0, c + h))
 
 
 def config(root: Path, name: str, images: str, limit: int, capture: dict):
@@ -63,7 +52,8 @@ def config(root: Path, name: str, images: str, limit: int, capture: dict):
 
 
 def figures(run_root: Path) -> dict:
-    """Per attack label: destruction {k, n}; and photo-clean / digital-clean top-1 {k, n}."""
+    """Per attack label: destruction {k, n, each: {image: destroyed}}; and photo-clean /
+    digital-clean top-1 {k, n, each}."""
     from physical.classify import load_records
     from physical.metrics import correct
     from physical.rundir import RunDir
@@ -72,19 +62,20 @@ def figures(run_root: Path) -> dict:
     out: dict = {}
     for r in recs:
         p, lab = r["pred"], r["label"]
-        row = out.setdefault(r["attack_label"], {"k": 0, "n": 0})
+        row = out.setdefault(r["attack_label"], {"k": 0, "n": 0, "each": {}})
         t = correct(p.get("photo_adv"), lab, 1)
         if t is not None and correct(p["digital_clean"], lab, 1) and not correct(p["digital_adv"], lab, 1):
             row["n"] += 1
             row["k"] += int(t)
+            row["each"][r["image"]] = bool(t)
     clean = {}
     for r in recs:  # one clean image per source image (every attack's record holds its photo-clean)
         c = correct(r["pred"].get("photo_clean"), r["label"], 1)
         if c is not None:
             clean.setdefault(r["image"], c)
     dig = {r["image"]: correct(r["pred"]["digital_clean"], r["label"], 1) for r in recs}
-    out["photo clean top-1"] = {"k": sum(clean.values()), "n": len(clean)}
-    out["digital clean top-1"] = {"k": sum(dig.values()), "n": len(dig)}
+    out["photo clean top-1"] = {"k": sum(clean.values()), "n": len(clean), "each": clean}
+    out["digital clean top-1"] = {"k": sum(dig.values()), "n": len(dig), "each": dig}
     return out
 
 
@@ -161,25 +152,34 @@ def main() -> None:
         rows["default channel (phone preset)"] = capture_and_classify(
             out, "default", config(out, "default", images, a.images, {"source": "simulate"}))
     report(rows)
-    print(f"({time.time() - t0:.0f} s in all)")
+    (out / "fidelity.json").write_text(json.dumps(rows, indent=1))  # every row's per-image outcomes
+    print(f"({time.time() - t0:.0f} s in all; the rows per image: {out / 'fidelity.json'})")
 
 
 def report(rows: dict) -> None:
-    measured = next(iter(rows.values()))
+    """The table: per attack, each channel's rate [Wilson 95 %] (n); then predicted - measured for the
+    calibrated channel with McNemar's paired test on the images both photographed (the same
+    adversarial image, two channels)."""
+    measured, predicted = list(rows.values())[:2]
     keys = [k for k in measured if "clean" not in k] + ["photo clean top-1", "digital clean top-1"]
     print("\ntop-1 destruction rate per attack (photo-clean / digital-clean: top-1 accuracy); "
           "rate [Wilson 95 % interval] (n)")
-    print(f"{'':<24}" + "".join(f"{name:>40}" for name in rows) + f"{'predicted - measured':>24}")
+    print(f"{'':<24}" + "".join(f"{name:>36}" for name in rows) + f"{'predicted - measured':>22}{'McNemar p':>11}")
     for k in keys:
         cells, rates = [], []
         for name, r in rows.items():
             v = r.get(k, {"k": 0, "n": 0})
             rate = v["k"] / v["n"] if v["n"] else float("nan")
-            lo, hi = wilson(v["k"], v["n"])
+            lo, hi = wilson(v["k"], v["n"]) or (float("nan"), float("nan"))
             rates.append(rate)
             cells.append(f"{rate:.2f} [{lo:.2f}, {hi:.2f}] ({v['n']})")
+        m, p = measured.get(k, {}).get("each", {}), predicted.get(k, {}).get("each", {})
+        both = sorted(set(m) & set(p))
+        test = mcnemar([m[i] for i in both], [p[i] for i in both]) if both else None
         diff = rates[1] - rates[0] if len(rates) > 1 else float("nan")
-        print(f"{k:<24}" + "".join(f"{c:>40}" for c in cells) + f"{diff:>+24.2f}")
+        sig = "" if test is None else f"{test['p']:.3f}{' *' if test['significant'] else '  '}"
+        print(f"{k:<24}" + "".join(f"{c:>36}" for c in cells) + f"{diff:>+22.2f}{sig:>11}")
+    print("(* the paired test calls the calibrated prediction and the measurement different at the 5 % level)")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import IMAGENET_100, setup  # noqa: E402
-from fidelity import figures, wilson  # noqa: E402
+from fidelity import figures  # noqa: E402
+from physical.stats import wilson  # noqa: E402
 
 
 def config(root: Path, name: str, images: str, limit: int, preset: str):
@@ -56,7 +57,7 @@ def main() -> None:
         d, c, x = f["digital clean top-1"], f["photo clean top-1"], f["fgsm_eps16"]
 
         def fmt(v):
-            lo, hi = wilson(v["k"], v["n"])
+            lo, hi = wilson(v["k"], v["n"]) or (float("nan"), float("nan"))
             return f"{v['k'] / max(v['n'], 1):.2f} [{lo:.2f}, {hi:.2f}] ({v['n']})"
 
         cost = 100 * (d["k"] / max(d["n"], 1) - c["k"] / max(c["n"], 1))

@@ -62,8 +62,9 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_verb(argv)).parse_args(argv)
+    args.argv = argv
     try:
         return args.handler(args) or 0
     except (UserError, FileNotFoundError) as e:  # models.ModelUnavailable is a UserError

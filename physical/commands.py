@@ -5,6 +5,7 @@ import torch
 
 from . import distributed, models
 from .checks import load_for_command
+from .errors import UserError
 from .log import say
 from .pipeline import run_pipeline
 from .rundir import STAGES, versions
@@ -24,10 +25,18 @@ def _add_run(p):
     p.add_argument("--from", dest="from_stage", choices=STAGES, help="redo this stage and every later one")
     p.add_argument("--until", choices=STAGES, help="stop after this stage")
     p.add_argument("--force", action="store_true", help="redo every stage in range")
+    p.add_argument("--procs", type=int, default=1, metavar="K",
+                   help="K processes on this machine (torchrun --standalone --nproc_per_node=K): generate, classify "
+                        "and experiments are sharded by image, one device per process")
 
 
 def _run(args) -> int:
     cfg = _load(args)
+    if args.procs != 1 and distributed.world_from_env() <= 1:
+        if args.procs < 1:
+            raise UserError(f"--procs: {args.procs} (give 1 or more processes)")
+        distributed.check_devices(cfg.run.device, args.procs, "--procs")
+        return distributed.launch(args.procs, _without_procs(args.argv[args.argv.index("run") + 1:]))
     d, _ = distributed.init(cfg.run.device)  # under torchrun: this rank's place and device
     try:
         if d.main:
@@ -38,6 +47,19 @@ def _run(args) -> int:
     finally:
         distributed.finish()
     return 0
+
+
+def _without_procs(argv: list[str]) -> list[str]:
+    """`physical run`'s arguments for each rank: the same, less --procs."""
+    out, skip = [], False
+    for a in argv:
+        if skip or a.startswith("--procs="):
+            skip = False
+            continue
+        skip = a == "--procs"
+        if not skip:
+            out.append(a)
+    return out
 
 
 # -- models --------------------------------------------------------------------------------

@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
 import torch.distributed as dist
+import torch.distributed.run as torchrun
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
 from .errors import UserError
 from .models import pick_device
@@ -78,13 +81,7 @@ def init(device_spec: str) -> tuple[Dist, Optional[str]]:
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
     device = None
-    want_cuda = device_spec.startswith("cuda") or (device_spec == "auto" and torch.cuda.is_available())
-    if want_cuda:
-        have = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if have < local_world:
-            raise UserError(f"run.device: {device_spec!r} with {local_world} processes per node needs {local_world} "
-                            f"CUDA device(s); this machine has {have}: use --nproc_per_node={max(have, 1)}"
-                            f"{'' if have else ' or run.device: cpu'}")
+    if check_devices(device_spec, local_world):
         torch.cuda.set_device(local)
         device = f"cuda:{local}"
     elif device_spec == "auto":
@@ -94,6 +91,37 @@ def init(device_spec: str) -> tuple[Dist, Optional[str]]:
     group = dist.new_group(backend="gloo", timeout=WAIT) if dist.get_backend() != "gloo" else dist.group.WORLD
     _DIST = Dist(rank, world, local, group, device)
     return _DIST, device
+
+
+def check_devices(device_spec: str, per_node: int, flag: str = "--nproc_per_node") -> bool:
+    """Whether `per_node` ranks on this machine use CUDA (one GPU each); a UserError naming both
+    when the machine has fewer GPUs than that."""
+    want_cuda = device_spec.startswith("cuda") or (device_spec == "auto" and torch.cuda.is_available())
+    if want_cuda:
+        have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if have < per_node:
+            raise UserError(f"run.device: {device_spec!r} with {per_node} processes per node needs {per_node} "
+                            f"CUDA device(s); this machine has {have}: use {flag}={max(have, 1)}"
+                            f"{'' if have else ' or run.device: cpu'}")
+    return want_cuda
+
+
+def launch(procs: int, argv: list[str]) -> int:
+    """`physical run --procs K ...`: torchrun's launcher on this machine (--standalone) with K ranks
+    of `physical run ...`, its failures as one line: ranks that stopped on bad input (exit 2) have
+    named it themselves; any other failure names the rank and its exit code."""
+    try:
+        torchrun.run(torchrun.parse_args(["--standalone", f"--nproc_per_node={procs}", "-m", "physical", "run", *argv]))
+    except ChildFailedError as e:
+        codes = {f.exitcode for f in e.failures.values()}
+        if codes == {2}:
+            return 2
+        rank, first = e.get_first_failure()
+        how = f"signal {first.signal_name()}" if first.exitcode < 0 else f"exit code {first.exitcode}"
+        print(f"physical: error: rank {rank} of {procs} stopped ({how}); finished images are kept: run the same "
+              "command again to resume", file=sys.stderr)
+        return 1  # not the user's input: the exit code of a failed run
+    return 0
 
 
 def device_for(spec: str) -> torch.device:

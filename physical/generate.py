@@ -75,6 +75,8 @@ def attack_reads(cfg, a) -> dict:
         out["sheet"] = dataclasses.asdict(cfg.sheet)
     if (a.eot is not None or a.printability > 0) and cfg.capture.channel.calibration:
         out["calibration"] = file_digest(cfg.capture.channel.calibration)
+        if a.eot is not None:  # EOT's cell takes the calibration's pixels per millimetre (images made before did not)
+            out["eot_scale"] = "calibrated px/mm"
     return out
 
 

@@ -27,6 +27,7 @@ from .channel import Channel
 from .config import EOTConfig
 from .generate import load_index, load_item_images
 from .models import load_model, to_tensor
+from .runtime import chunk_size, memory_budget
 from .stats import brier, proportion, reliability
 
 
@@ -36,10 +37,11 @@ def predict_seed(seed: int) -> int:
 
 
 def crop_channel(cfg, device):
-    """The configured channel seen as EOT sees a cell (default EOT settings: misalign 0.03, cell_px
-    from the sheet and the frame)."""
+    """The configured channel seen as a cell's aligned crop (default EOT settings: misalign 0.03,
+    cell_px from the sheet and the frame), at the photo's scale: blur, noise and JPEG act in photo
+    pixels, where a calibration measured them, and the crop is resampled as align does."""
 
-    return CropChannel.from_config(Channel(cfg.capture.channel).to(device), EOTConfig(), cfg)
+    return CropChannel.from_config(Channel(cfg.capture.channel).to(device), EOTConfig(), cfg, photo_scale=True)
 
 
 def fooled(top1: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -52,17 +54,29 @@ def fooled(top1: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> t
 def survival_probabilities(model, channel, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor,
                            draws: int, generator: torch.Generator, batch_size: int = 16) -> np.ndarray:
     """For N adversarial images ([0,1] NCHW on the model's device): the fraction of `draws` channel
-    draws in which each still fools `model`. Images go `batch_size` at a time, their draws in one batch."""
+    draws in which each still fools `model`. Images go `batch_size` at a time, their draws in
+    micro-batches that the memory budget (`run.memory_gb`) holds: a photo-scale frame is large."""
     out = []
     for i in range(0, len(images), batch_size):
         x = images[i: i + batch_size]
         b = x.shape[0]
         params = channel.sample(b * draws, generator=generator, device=x.device)
-        crops = channel(x, params)[0].clamp(0, 1).mul(255).round().div(255)  # a saved 8-bit crop
-        top1 = model(crops).argmax(1).view(b, draws)
+        xs = x.repeat_interleave(draws, 0)
+        step = _draws_per_batch(channel, x)
+        top1 = torch.cat([
+            model(channel(xs[j: j + step], {k: v[j: j + step] for k, v in params.items()})[0]
+                  .clamp(0, 1).mul(255).round().div(255)).argmax(1)  # a saved 8-bit crop
+            for j in range(0, b * draws, step)]).view(b, draws)
         hit = fooled(top1, labels[i: i + b, None], targets[i: i + b, None])
         out.append(hit.float().mean(1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
+
+
+def _draws_per_batch(channel, x: torch.Tensor) -> int:
+    """Channel draws per micro-batch: a frame's float planes and their temporaries (about 16 copies)."""
+    fw, fh = channel.frame_size(*x.shape[-2:]) if hasattr(channel, "frame_size") else x.shape[-1:-3:-1]
+    per = 16 * x.shape[1] * fw * fh * x.element_size()
+    return max(1, chunk_size(per, memory_budget(x.device)))
 
 
 def works(rec: dict, condition: str = "photo_adv") -> Optional[bool]:

@@ -14,9 +14,12 @@ So :class:`CropChannel` models the cell's trip faithfully and cheaply:
    of rotation / tilt / scale / translation, blur, lighting and white balance, sensor noise, JPEG)
    into a photo frame of ``cell_px`` pixels a side: the cell's size in the simulator's photos at
    channel scale 1 (from ``sheet.cell_mm``, the paper and ``capture.frame``), capped at the cell's
-   own size (align resamples the crop to it, so a finer photo shows nothing more; blur, noise and
-   JPEG then act at crop scale, a little harsher than at photo scale). The resampling is part of
-   the distribution: the channel's scale range and rotation make the cell 0.5 .. 0.95 x the frame;
+   own size for EOT (align resamples the crop to it, so a finer photo shows nothing more; blur, noise
+   and JPEG then act at crop scale, a little harsher than at photo scale: a conservative and cheap
+   attack). ``photo_scale=True`` keeps the photo's own size instead and resamples the crop as align
+   does (anti-aliased), so blur, noise and JPEG act where a calibration measured them: the survival
+   prediction uses it. The channel's scale range (a calibration's pixels per millimetre, see
+   `Channel.for_photo`) sets the cell's share of the frame;
 2. the crop is rectified with the channel's own homography, composed with a small random
    homography, ``misalign``: every crop corner moves by up to +- misalign x the cell side, which is
    the residual geometry that remains after alignment (a few degrees of rotation, a few percent of
@@ -36,6 +39,7 @@ import torch.nn.functional as F
 from ..channel import Channel, ChannelOutput
 from ..config import Config
 from ..sheets.layout import layout_for
+from ..transforms.ops import gaussian_blur
 
 
 def cell_px_for(cfg) -> float:
@@ -49,17 +53,23 @@ def cell_px_for(cfg) -> float:
 class CropChannel(torch.nn.Module):
     """A cell -> its aligned crop in a photo, through the shared :class:`Channel`."""
 
-    def __init__(self, channel: Channel, cell_px: float = 182.0, misalign: float = 0.03):
+    def __init__(self, channel: Channel, cell_px: float = 182.0, misalign: float = 0.03, photo_scale: bool = False):
         super().__init__()
         self.channel = channel
         self.cell_px = float(cell_px)
         self.misalign = float(misalign)
+        self.photo_scale = bool(photo_scale)
 
     @classmethod
-    def from_config(cls, channel: Channel, eot, cfg=None) -> "CropChannel":
-        """From an EOTConfig; cell_px from the run's sheet and capture config when not given."""
-        cell_px = eot.cell_px if eot.cell_px is not None else cell_px_for(cfg if cfg is not None else Config())
-        return cls(channel, cell_px, eot.misalign)
+    def from_config(cls, channel: Channel, eot, cfg=None, photo_scale: bool = False) -> "CropChannel":
+        """From an EOTConfig; cell_px from the run's sheet and capture config when not given. The
+        channel sees photos of the run's page in ``capture.frame`` (a calibration's pixels per
+        millimetre then set its scale range, as in the simulator)."""
+        cfg = cfg if cfg is not None else Config()
+        lay = layout_for(cfg.sheet)
+        channel.for_photo((lay.page_w, lay.page_h), tuple(cfg.capture.frame))
+        cell_px = eot.cell_px if eot.cell_px is not None else cell_px_for(cfg)
+        return cls(channel, cell_px, eot.misalign, photo_scale)
 
     def sample(self, n: int, *, generator: torch.Generator, strength: float = 1.0,
                device=None) -> dict[str, torch.Tensor]:
@@ -74,7 +84,8 @@ class CropChannel(torch.nn.Module):
         nothing more of it; capping makes blur, noise and JPEG act at crop scale, slightly harsher
         than at photo scale, and keeps the cost of N samples near N model passes), rounded to a
         multiple of 16 (JPEG's macroblock: no padding)."""
-        k = min(self.cell_px, max(h, w)) / max(h, w)
+        side = self.cell_px if self.photo_scale else min(self.cell_px, max(h, w))
+        k = side / max(h, w)
         return max(16, 16 * round(w * k / 16)), max(16, 16 * round(h * k / 16))
 
     def forward(self, x: torch.Tensor, params: dict[str, torch.Tensor], out_size=None,
@@ -84,6 +95,9 @@ class CropChannel(torch.nn.Module):
         h, w = x.shape[-2:]
         chan = {k: v for k, v in params.items() if k != "misalign"}
         photo, hom = self.channel(x, chan, out_size=self.frame_size(h, w), background=background)
+        if self.photo_scale:  # align's anti-aliasing before it decimates (align.quality.warp_cell)
+            s = hom[:, :2, :2].det().abs().sqrt().to(photo.device, photo.dtype)  # photo px per cell px
+            photo = gaussian_blur(photo, torch.where(s > 1.5, 0.45 * (s * s - 1).clamp_min(0).sqrt(), 0.0))
         # align's estimate of the cell -> photo homography is hom @ err: err moves the cell's
         # corners by the sampled fractions of its size
         n = hom.shape[0]

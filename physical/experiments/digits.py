@@ -40,7 +40,7 @@ def load_digits(seed: int = 0):
     try:
         # deferred: scikit-learn takes ~2 s to import; only the digits experiment needs it
         from sklearn.datasets import load_digits as _load
-        from sklearn.model_selection import train_test_split
+        from sklearn.model_selection import train_test_split  # deferred: with the line above
     except ImportError as e:  # pragma: no cover - scikit-learn is a dependency
         raise RuntimeError("the digits experiment needs scikit-learn (pip install scikit-learn)") from e
     d = _load()

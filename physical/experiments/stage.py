@@ -36,6 +36,7 @@ from ..log import say
 from ..metrics import accuracy, destruction
 from ..models import load_model, predict, to_tensor, to_uint8
 from ..rundir import RunDir, read_image, read_json, write_bytes, write_json
+from ..runtime import Eta
 from ..transforms.artificial import TRANSFORMATIONS, apply_transformation
 from ..transforms.defences import Defended, Expectation, make_defence
 from ..transforms.ops import seeded_generator
@@ -51,9 +52,7 @@ def _sha(obj) -> str:
 
 def _fit(img: np.ndarray, size: int) -> np.ndarray:
     """An image at the model's input size, resized as the classify stage does."""
-    if img.shape[:2] == (size, size):
-        return img
-    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    return img if img.shape[:2] == (size, size) else cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def _pred_list(top: np.ndarray, prob: np.ndarray) -> list[dict]:
@@ -91,6 +90,7 @@ class Context:
         self._images: dict[str, np.ndarray] = {}
         self.computed = 0  # images classified in this call (the rest came from the cache)
         self.cached = 0
+        self.eta: Optional[Eta] = None  # told of every batch classified (the stage's remaining time)
 
     # -- images and predictions -------------------------------------------------------------
     def image(self, path: str) -> np.ndarray:
@@ -124,6 +124,8 @@ class Context:
                 x = to_tensor(to_uint8(transform(x, start)), self.device)
             top, prob = predict(model, x, self.bs)
             parts[start] = _pred_list(top, prob)
+            if self.eta is not None:
+                self.eta.done(stop - start)
         parts = distributed.merge(parts, "the experiments' predictions")
         out = [p for start in starts for p in parts[start]]
         self.computed += n
@@ -424,6 +426,21 @@ def generalisation(ctx: Context, gc) -> dict:
                     "random-sign perturbations of the same eps"}
 
 
+def planned(ctx: Context, subs: dict) -> int:
+    """Images the switched-on sub-experiments will classify if nothing is cached (the unit of the
+    stage's time estimate; adaptive attacks' gradient steps are not counted, so it errs short there)."""
+    total = 0
+    for source, items in ctx.by_model.items():
+        digital, photo = 2 * len(items), len(ctx.photo_paths(items))
+        tf, dc, tr, gc = (subs.get(k) for k in ("transformations", "defences", "transfer", "generalisation"))
+        total += digital * sum(len(v) for v in tf.sweeps.values()) if tf else 0
+        total += len(dc.use) * (digital + photo + len(items) * bool(_adaptive_specs(ctx, dc))) if dc else 0
+        others = [t for t in dict.fromkeys([*ctx.cfg.models, *tr.models]) if t != source] if tr else []
+        total += len(others) * (digital + photo // 2)
+        total += sum(len(g) * (len(g) + gc.random_draws) for g in ctx.groups(items).values()) if gc else 0
+    return total
+
+
 def _mean(v):
     return sum(v) / len(v) if v else None
 
@@ -443,6 +460,9 @@ def experiments_stage(run: RunDir, cfg, device, log=say) -> dict:
         "generalisation": (ex.enabled and ex.generalisation.enabled, generalisation, ex.generalisation),
     }
     ctx = Context(run, cfg, device) if any(v[0] for v in todo.values()) else None
+    if ctx is not None:
+        ctx.eta = Eta("experiments", planned(ctx, {k: v[2] for k, v in todo.items() if v[0]})
+                      / distributed.current().world, log)
     for name, (on, fn, sub) in todo.items():
         path = out / f"{name}.json"
         if not on:

@@ -110,3 +110,21 @@ def test_eot_bim_survives_the_channel_better_than_bim(lite0, sample_batch):
     print(f"photo top-1 accuracy on adversarial cells: {right}")
     assert right["bim"] > 0  # the channel destroys part of plain BIM (else the comparison says nothing)
     assert right["eot-bim"] <= right["bim"]
+
+
+def test_photo_scale_view_blurs_in_photo_pixels():
+    """A blur measured in photo pixels: in a photo 4x finer than the cell it softens the crop about
+    4x less than the same sigma applied at crop scale (EOT's cheap, harsher view)."""
+    from dataclasses import replace
+
+    cfg = replace(ChannelConfig(), rotation_deg=0.0, tilt=0.0, scale=[1.0, 1.0], translate=0.0, blur_sigma=[2.0, 2.0],
+                  noise_sigma=[0.0, 0.0], brightness=[0.0, 0.0], contrast=[1.0, 1.0], white_balance=0.0,
+                  light_gradient=0.0, jpeg_quality=[100.0, 100.0], paper_white=1.0, ink_black=0.0, print_gamma=1.0)
+    x = (torch.rand(1, 3, 32, 32, generator=gen(3)) > 0.5).float().repeat_interleave(4, 2).repeat_interleave(4, 3)
+    errs = {}
+    for photo_scale in (False, True):
+        view = CropChannel(Channel(cfg), cell_px=512, misalign=0.0, photo_scale=photo_scale)
+        assert view.frame_size(128, 128) == ((512, 512) if photo_scale else (128, 128))
+        y = view(x, view.sample(1, generator=gen(4))).images
+        errs[photo_scale] = float((y - x)[..., 8:-8, 8:-8].abs().mean())
+    assert errs[True] < 0.5 * errs[False]

@@ -45,11 +45,12 @@ def test_two_ranks_give_the_single_process_report(tmp_path):
     one = subprocess.run([sys.executable, "-m", "physical", "run", str(_config(tmp_path, "one", ATTACK))],
                          capture_output=True, text=True, env=_env(), timeout=900)
     assert one.returncode == 0, one.stderr[-3000:]
-    two = subprocess.run(_torchrun([str(_config(tmp_path, "two", ATTACK))]), capture_output=True, text=True,
-                         env=_env(), timeout=900)
+    # `physical run --procs 2` is torchrun's launcher with 2 ranks (the SIGKILL test below calls torchrun itself)
+    two = subprocess.run([sys.executable, "-m", "physical", "run", str(_config(tmp_path, "two", ATTACK)), "--procs", "2"],
+                         capture_output=True, text=True, env=_env(), timeout=900)
     assert two.returncode == 0, two.stderr[-3000:] + two.stdout[-3000:]
     assert "sharded over 2 ranks" in two.stdout and "rank 1 of 2" in two.stdout
-    for stage in ("generate", "classify"):  # the time estimate after the first batch
+    for stage in ("generate", "classify", "experiments"):  # the time estimate after the first batch
         assert re.search(rf"\[{stage}\] first batch in .*: about .* left", one.stdout), one.stdout[-2000:]
     r1 = json.loads((tmp_path / "runs/one/report/report.json").read_text())
     r2 = json.loads((tmp_path / "runs/two/report/report.json").read_text())
@@ -104,3 +105,46 @@ def test_torchrun_asking_for_gpus_the_machine_lacks_is_one_line(tmp_path):
                                   "device(s); this machine has 0: use --nproc_per_node=1 or run.device: cpu")
     assert "exitcode  : 2" in r.stderr  # each rank stopped with 2 before any work
     assert not (tmp_path / "runs" / "gpu").exists()
+
+
+def test_procs_asking_for_gpus_the_machine_lacks_is_one_line_before_any_rank(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA devices")
+    cfg = _config(tmp_path, "gpu2", ATTACK)
+    r = subprocess.run([sys.executable, "-m", "physical", "run", str(cfg), "--procs", "2", "--set", "run.device=cuda"],
+                       capture_output=True, text=True, env=_env(), timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == ("physical: error: run.device: 'cuda' with 2 processes per node needs 2 CUDA "
+                                "device(s); this machine has 0: use --procs=1 or run.device: cpu")
+    assert not (tmp_path / "runs" / "gpu2").exists()
+
+
+@pytest.mark.parametrize("codes, rc, line", [
+    ({0: 2, 1: 2}, 2, None),  # every rank named the bad value itself
+    ({1: -9}, 1, "physical: error: rank 1 of 2 stopped (signal SIGKILL); finished images are kept: run the same "
+                 "command again to resume"),
+    ({0: 1}, 1, "physical: error: rank 0 of 2 stopped (exit code 1); finished images are kept: run the same "
+                "command again to resume"),
+])
+def test_procs_reports_a_failed_rank_in_one_line(monkeypatch, capsys, tmp_path, codes, rc, line):
+    """`--procs`: torchrun's launcher raises ChildFailedError (with its own traceback when run as
+    torchrun); `physical run --procs` turns it into one line (or none: the ranks said it)."""
+    import torch.distributed.run as trun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    from physical import cli
+
+    seen = []
+
+    def fail(args):
+        seen.append(args)
+        raise ChildFailedError("physical", {r: ProcessFailure(r, 100 + r, c, "/nonexistent") for r, c in codes.items()})
+
+    monkeypatch.setattr(trun, "run", fail)
+    cfg = _config(tmp_path, "p", ATTACK)
+    assert cli.main(["run", str(cfg), "--procs", "2", "--until", "generate"]) == rc
+    assert seen[0].nproc_per_node == "2" and seen[0].training_script_args == ["run", str(cfg), "--until", "generate"]
+    err = capsys.readouterr().err.strip()
+    assert err == (line or "")
