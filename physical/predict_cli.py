@@ -42,8 +42,8 @@ def predict_cmd(args) -> int:
     for (model, label), v in by.items():
         weak = sorted((pi, im) for pi, im in v if pi < 0.5)
         say(f"  {model} {label}: mean {100 * sum(pi for pi, _ in v) / len(v):.1f} % over {len(v)} images; "
-              f"{len(weak)} predicted destroyed" + (": " + ", ".join(f"{im} ({100 * pi:.0f} %)" for pi, im in weak)
-                                                    if weak else ""))
+            f"{len(weak)} predicted destroyed" + (": " + ", ".join(f"{im} ({100 * pi:.0f} %)" for pi, im in weak)
+                                                  if weak else ""))
     return 0
 
 

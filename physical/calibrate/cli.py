@@ -117,8 +117,8 @@ def _targets(args) -> int:
     for p in write_targets(args.out, args.paper, _spec(args)):
         say(f"wrote {p}")
     say("Print both at 100 % / actual size. Camera: photograph charuco.pdf 15-30 times from many angles, then "
-          "`physical calibrate camera --source PHOTOS`. Colour: photograph colour-chart.pdf like a sheet, then "
-          "`physical calibrate colour --source PHOTOS`.")
+        "`physical calibrate camera --source PHOTOS`. Colour: photograph colour-chart.pdf like a sheet, then "
+        "`physical calibrate colour --source PHOTOS`.")
     return 0
 
 
@@ -136,7 +136,7 @@ def _camera(args) -> int:
     write_json(args.out, doc)
     d = ", ".join(f"{v:.4g}" for v in doc["dist_coeffs"])
     say(f"camera: fx {doc['fx']:.1f}, fy {doc['fy']:.1f}, cx {doc['cx']:.1f}, cy {doc['cy']:.1f} px "
-          f"({doc['image_size'][0]}x{doc['image_size'][1]}); distortion [{d}]")
+        f"({doc['image_size'][0]}x{doc['image_size'][1]}); distortion [{d}]")
     say(f"RMS reprojection error {doc['rms_px']:.3f} px over {doc['views']} views")
     say(f"wrote {args.out}; use it with   align: {{camera_calibration: {args.out}}}")
     return 0
@@ -160,15 +160,15 @@ def _colour(args) -> int:
     h, a = doc["heldout"]["delta_e2000"], doc["heldout"]["affine_only_delta_e2000"]
     if h:
         say(f"held-out Delta-E 2000 ({h['n']} patches): mean {h['mean']:.2f}, p95 {h['p95']:.2f}, max {h['max']:.2f}"
-              f"  (affine only, no tone curves: mean {a['mean']:.2f})")
+            f"  (affine only, no tone curves: mean {a['mean']:.2f})")
     g = doc["gamut"]
     say(f"gamut: L* {g['lightness_range'][0]:.1f} .. {g['lightness_range'][1]:.1f}, largest chroma "
-          f"{g['max_chroma']:.1f}, volume {g['volume_vs_srgb']:.0%} of sRGB's, {g['srgb_inside']:.0%} of sRGB "
-          f"colours reproducible; paper white Lab {g['white_lab']}")
+        f"{g['max_chroma']:.1f}, volume {g['volume_vs_srgb']:.0%} of sRGB's, {g['srgb_inside']:.0%} of sRGB "
+        f"colours reproducible; paper white Lab {g['white_lab']}")
     b, n = doc["blur_sigma"], doc["noise_sigma"]
     say(f"blur sigma {'not measured' if b is None else f'{b[0]:.2f} .. {b[1]:.2f} px'}, noise sigma "
-          f"{'not measured' if n is None else f'{n[0]:.4f} .. {n[1]:.4f}'} ({doc['photos']} photos, "
-          f"{doc['px_per_mm']:.2f} px/mm)")
+        f"{'not measured' if n is None else f'{n[0]:.4f} .. {n[1]:.4f}'} ({doc['photos']} photos, "
+        f"{doc['px_per_mm']:.2f} px/mm)")
     for line in channel_lines(doc):
         say(line)
     say(f"wrote {args.out}; use it with   capture: {{channel: {{calibration: {args.out}}}}}")

@@ -112,7 +112,7 @@ def _capture(args) -> int:
     summary = run.status("capture")["summary"]
     missing = summary.get("sheets_missing") or []
     say(f"capture: {summary['photos']} photo(s) in {run.photos_dir}"
-          + (f"; sheets not captured: {', '.join(map(str, missing))}" if missing else ""))
+        + (f"; sheets not captured: {', '.join(map(str, missing))}" if missing else ""))
     say(f"next: physical run {args.run if Path(args.run).is_file() else 'CONFIG'} --from align")
     return 0
 

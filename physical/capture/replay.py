@@ -144,7 +144,7 @@ def _replay(args) -> int:
         raise CaptureError(f"replay: cannot listen on {args.host}:{args.port}: {getattr(e, 'strerror', None) or e}") from None
     with server:
         say(f"replay: serving {args.source} at {server.url} ({args.fps:g} fps{', looping' if args.loop else ''}); "
-              f"Ctrl-C stops")
+            f"Ctrl-C stops")
         deadline = None if args.seconds is None else time.monotonic() + args.seconds
         try:
             while deadline is None or time.monotonic() < deadline:

@@ -79,7 +79,7 @@ def _live(args) -> int:
             window = draw.Window("physical live")
         elif args.serve is None and not args.record and not args.log:
             say("live: no display here; running headless (use --serve PORT to watch in a browser, "
-                  "--record FILE.mp4 to keep the view)")
+                "--record FILE.mp4 to keep the view)")
     title = f"{classifier.name}" + (f" + run {run_root.name}" if cells else "")
     view = LiveView(source, model, cells=cells, align_cfg=cfg.align, top_k=lc.top_k, title=title,
                     keep_log=bool(args.log))
@@ -106,8 +106,8 @@ def _live(args) -> int:
     if args.log:
         write_json(args.log, view.log_data(summary))
     say(f"live: {summary['stopped']}: {summary['frames_shown']} frames shown ({summary['display_fps']:.1f} fps), "
-          f"{summary['frames_classified']} classified ({summary['classified_fps']:.1f}/s, "
-          f"{summary['mean_infer_ms'] or 0:.0f} ms each)" + (f"; recorded {args.record}" if args.record else ""))
+        f"{summary['frames_classified']} classified ({summary['classified_fps']:.1f}/s, "
+        f"{summary['mean_infer_ms'] or 0:.0f} ms each)" + (f"; recorded {args.record}" if args.record else ""))
     return 0
 
 

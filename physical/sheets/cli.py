@@ -59,7 +59,7 @@ def _print(args) -> int:
                          command="physical print", target=args.run, check_earlier_inputs=False)
     summary = run.status("print")["summary"]
     say(("wrote the sheets\n" if ran else "")
-          + describe(summary, run.run_id, cfg.run.name, args.run if path.is_file() else "CONFIG"))
+        + describe(summary, run.run_id, cfg.run.name, args.run if path.is_file() else "CONFIG"))
     return 0
 
 
