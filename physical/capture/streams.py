@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from ..config import CameraConfig
-from ..log import warn
+from ..log import say, warn
 from .frames import CaptureError, FrameSource, Pacer, StreamLost, quiet_opencv
 
 WEBCAM_PROBE = range(10)  # indices tried when the requested camera does not open
@@ -98,8 +98,9 @@ class CvSource(FrameSource):
             return None
         n = int(self.camera.reconnects)
         for attempt in range(1, n + 1):
-            warn(f"{self.name}: no frame for {self.camera.read_timeout_s:g} s or the connection closed; "
-                 f"reopening ({attempt} of {n})")
+            # progress, not a fault of the user's: the error line, if reopening fails, is the one on stderr
+            say(f"{self.name}: no frame for {self.camera.read_timeout_s:g} s or the connection closed; "
+                f"reopening ({attempt} of {n})")
             self._release()
             time.sleep(min(0.5 * attempt, 2.0))
             try:
@@ -113,7 +114,7 @@ class CvSource(FrameSource):
             frame = self._grab()
             if frame is not None:
                 self.reconnected += 1
-                warn(f"{self.name}: stream is back")
+                say(f"{self.name}: stream is back")
                 return frame
         self._release()
         raise StreamLost(f"{self.name} stopped delivering frames after {self.index + 1} frames; "
