@@ -123,7 +123,7 @@ def main(argv=None) -> int:
         has_photo = np.array([r["pred"]["photo_adv"] is not None for r in recs])
         f, d_e2e, n_e2e = _rates(clean_ok[has_photo], adv_ok[has_photo], (top1("photo_adv") == y)[has_photo])
         # held-out draws of the cell channel, on the same 8-bit adversarial images
-        items = {it["key"]: it for it in index["items"]}
+        items = index.by_key()
         adv = np.stack([read_image(run.root / items[r["key"]]["adv"]) for r in recs])
         x = torch.from_numpy(adv).permute(0, 3, 1, 2).float().div(255).to(a.device)
         eot = attack_cfg["eot-bim"].eot

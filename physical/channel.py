@@ -70,8 +70,9 @@ import math
 from typing import NamedTuple, Optional, Union
 
 import torch
-from kornia.geometry.transform import warp_perspective
 
+from .calibrate.files import load_colour
+from .calibrate.model import ColourModel
 from .config import ChannelConfig
 from .jpeg import jpeg as jpeg_codec
 from .transforms.ops import gaussian_blur
@@ -117,9 +118,6 @@ class Channel(torch.nn.Module):
         self.calibration = None  # a fitted colour calibration (physical.calibrate.files.ColourCalibration)
         self.colour = None  # its colour model, replacing the printer stage
         if self.cfg.calibration:
-            from .calibrate.files import load_colour
-            from .calibrate.model import ColourModel
-
             self.calibration = load_colour(self.cfg.calibration)
             self.colour = ColourModel.from_calibration(self.calibration)
         self.photo: Optional[tuple[float, float, int, int]] = None  # (page mm W, H, frame px W, H): see for_photo
@@ -336,6 +334,9 @@ class Channel(torch.nn.Module):
         self, x: torch.Tensor, hom: torch.Tensor, out_size: tuple[int, int], background: torch.Tensor
     ) -> torch.Tensor:
         """Warp every image with its homography into an out_size (W, H) frame over `background`."""
+        # deferred: kornia takes ~0.4 s to import, and config checks (a typo's error exit) load this module
+        from kornia.geometry.transform import warp_perspective
+
         W, H = out_size
         n, c = x.shape[:2]
         # anti-aliasing before a downscale (a camera pixel integrates over its area): f is the local

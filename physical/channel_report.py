@@ -3,6 +3,7 @@ its parameters came from (a colour calibration, the preset, or the config)."""
 from __future__ import annotations
 
 from .channel import Channel
+from .sheets.layout import layout_for
 
 
 def channel_report(cfg) -> dict:
@@ -11,8 +12,6 @@ def channel_report(cfg) -> dict:
     ch = Channel(cfg.capture.channel)
     page = (cfg.sheet.width_mm, cfg.sheet.height_mm)
     try:
-        from .sheets.layout import layout_for
-
         lay = layout_for(cfg.sheet)
         page = (lay.page_w, lay.page_h)
     except ValueError:

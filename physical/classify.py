@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import cv2
 import numpy as np
 import torch
 
@@ -26,7 +27,7 @@ def best_crops(run: RunDir) -> dict[tuple[str, str], str]:
     if crops is None:
         return {}
     out = {}
-    for c in crops["crops"]:
+    for c in crops.crops:
         if c.get("best") and c.get("accepted"):
             out[(c["item"], c["role"])] = c["path"]
     return out
@@ -39,8 +40,6 @@ def classify_images(model, images: list[np.ndarray], batch_size: int) -> list[di
     size = model.input_size
     same = all(im.shape[:2] == (size, size) for im in images)
     if not same:
-        import cv2
-
         images = [im if im.shape[:2] == (size, size) else cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)
                   for im in images]
     bs = inference_batch(model, size, model.device, batch_size)
@@ -68,7 +67,7 @@ def classify_stage(run: RunDir, cfg, device: torch.device) -> dict:
     index = load_index(run)
     crops = best_crops(run)
     by_model = defaultdict(list)
-    for it in index["items"]:
+    for it in index.items:
         by_model[it["model"]].append(it)
     records = []
     eta = Eta("classify", _count_images(by_model, crops) / distributed.current().world)
@@ -99,7 +98,7 @@ def classify_stage(run: RunDir, cfg, device: torch.device) -> dict:
         records.extend(recs)
     if not distributed.current().main:
         return {}
-    runfiles.save_predictions(run, records)
+    runfiles.save_predictions(run, runfiles.Predictions(records))
     n_photo = sum(r["pred"]["photo_adv"] is not None for r in records)
     return {"records": len(records), "with_photo": n_photo}
 
@@ -115,4 +114,4 @@ def _count_images(by_model: dict, crops: dict) -> int:
 
 
 def load_records(run: RunDir) -> list[dict]:
-    return runfiles.load_predictions(run)
+    return runfiles.load_predictions(run).records

@@ -30,8 +30,12 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
+import torch.distributed as dist
+import torch.distributed.run as torchrun
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
 from .errors import UserError
+from .models import pick_device
 
 # how long a rank waits for the others in one step (rank 0 may spend long on print, capture and
 # align while the others wait for the next sharded stage)
@@ -74,8 +78,6 @@ def init(device_spec: str) -> tuple[Dist, Optional[str]]:
     world = world_from_env()
     if world <= 1:
         return _DIST, None
-    import torch.distributed as dist
-
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
     device = None
@@ -108,11 +110,8 @@ def launch(procs: int, argv: list[str]) -> int:
     """`physical run --procs K ...`: torchrun's launcher on this machine (--standalone) with K ranks
     of `physical run ...`, its failures as one line: ranks that stopped on bad input (exit 2) have
     named it themselves; any other failure names the rank and its exit code."""
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import parse_args, run
-
     try:
-        run(parse_args(["--standalone", f"--nproc_per_node={procs}", "-m", "physical", "run", *argv]))
+        torchrun.run(torchrun.parse_args(["--standalone", f"--nproc_per_node={procs}", "-m", "physical", "run", *argv]))
     except ChildFailedError as e:
         codes = {f.exitcode for f in e.failures.values()}
         if codes == {2}:
@@ -127,16 +126,12 @@ def launch(procs: int, argv: list[str]) -> int:
 
 def device_for(spec: str) -> torch.device:
     """The device this process works on: its rank's, else the config's (`run.device`)."""
-    from .models import pick_device
-
     return torch.device(_DIST.device) if _DIST.device else pick_device(spec)
 
 
 def finish() -> None:
     global _DIST
     if _DIST.world > 1:
-        import torch.distributed as dist
-
         if dist.is_initialized():
             dist.destroy_process_group()
     _DIST = Dist()
@@ -162,8 +157,6 @@ def gather(obj, what: str) -> list:
     d = _DIST
     if d.world <= 1:
         return [obj]
-    import torch.distributed as dist
-
     out: list = [None] * d.world
     _collective(what, lambda: dist.all_gather_object(out, obj, group=d.group))
     return out
@@ -185,8 +178,6 @@ def announce(stage: Optional[str]) -> Optional[str]:
     d = _DIST
     if d.world <= 1:
         return stage
-    import torch.distributed as dist
-
     box = [stage if d.main else None]
     _collective("the wait for the next stage", lambda: dist.broadcast_object_list(box, src=0, group=d.group))
     return box[0]
@@ -195,6 +186,4 @@ def announce(stage: Optional[str]) -> Optional[str]:
 def barrier(what: str) -> None:
     d = _DIST
     if d.world > 1:
-        import torch.distributed as dist
-
         _collective(what, lambda: dist.barrier(group=d.group))

@@ -31,6 +31,7 @@ from .errors import ConfigError
 from .images import load_images, source_files
 from .models import predict, preprocess, to_tensor, to_uint8
 from .rundir import digest, file_digest, read_json, write_bytes, write_image, write_json
+from .sheets.patch import write_patch_pdf
 
 
 def _fit_source(cfg, a, path: str, model, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,8 +152,6 @@ def _write_artifact(adv_dir: Path, art: torch.Tensor, attack, a, label: str) -> 
     record = {"artifact": rel(adv_dir / "artifact.npy"), "picture": rel(adv_dir / f"{name}.png"),
               "amplification": None if name == "patch" else round(127.5 / 255 / max(float(np.abs(arr).max()), 1e-12), 2)}
     if name == "patch":
-        from .sheets.patch import write_patch_pdf
-
         side = float(attack.param("patch_mm"))
         write_patch_pdf(adv_dir / "patch.pdf", adv_dir / "patch.png", side,
                         f"physical · adversarial patch {label} · target {attack.target}")

@@ -21,11 +21,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import attacks as attacks_mod
+from . import attacks as attacks_mod, distributed
 from .images import load_images, source_files
 from .models import availability, load_model, predict, preprocess, to_tensor, to_uint8
 from . import runfiles
+from .channel import Channel
+from .fitted import generate_fitted
 from .rundir import RunDir, digest, file_digest, read_image, read_json, write_image, write_json
+from .runtime import Eta, tune_cpu_allocator
 
 DONE = "generate/done"
 
@@ -36,8 +39,6 @@ def _safe(name: str) -> str:
 
 def build_channel(cfg, device):
     """The shared print-and-camera channel, used by EOT attacks (and by the simulator)."""
-    from .channel import Channel
-
     return Channel(cfg.capture.channel).to(device)
 
 
@@ -121,13 +122,8 @@ def write_item(run: RunDir, key: str, rel: str, img: np.ndarray, extra: dict | N
 def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
     """Every rank of a torchrun job runs this on its share of the images (`distributed.shard`) and
     writes its own images; rank 0 then writes the index and removes what the config no longer makes."""
-    from . import distributed
-    from .runtime import Eta
-
     run.stage_dir("generate")
     if torch.device(device).type == "cpu":
-        from .runtime import tune_cpu_allocator
-
         tune_cpu_allocator()  # large attack batches (EOT: B x N images) without page-fault churn
     sources = load_images(cfg.images.source, cfg.images.limit, Path(cfg.base_dir))
     mine = distributed.shard(len(sources))
@@ -172,8 +168,6 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
                 if a.eot is not None and channel is None:
                     channel = build_channel(cfg, device)
                 if distributed.current().main:  # one fit per entry: rank 0's, the other ranks go on
-                    from .fitted import generate_fitted
-
                     items += generate_fitted(run, cfg, i_attack, a, model, mid, sources, clean, true_labels(),
                                              images_info, channel, reads, DONE, keep)
                 continue
@@ -226,7 +220,7 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
             it.update(item_extra(run, key))
     if distributed.current().main:
         _remove_unlisted(run, keep)
-        runfiles.save_index(run, models_info, images_info, items)
+        runfiles.save_index(run, runfiles.RunIndex(models_info, images_info, items))
     return summary
 
 
@@ -242,7 +236,7 @@ def _remove_unlisted(run: RunDir, keep: set[str]) -> None:
             p.rmdir()
 
 
-def load_index(run: RunDir) -> dict:
+def load_index(run: RunDir) -> runfiles.RunIndex:
     return runfiles.load_index(run)
 
 

@@ -21,9 +21,13 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import skimage.data
 
 from .errors import ConfigError
 from .imagesets import IMAGE_SUFFIXES, class_folders, detect, devkit, images_in, nips2017, stratified
+from .log import warn
+from .models import class_index
+from .rundir import digest, file_digest, read_image
 
 # Photos that ship inside installed packages (scikit-image, matplotlib), with their ImageNet class
 # where one is right; the others have no single true class.
@@ -49,13 +53,9 @@ class SourceImage:
 
 def _sample(name: str) -> np.ndarray:
     if name == "grace_hopper":
-        import matplotlib.cbook
-
-        from .rundir import read_image
+        import matplotlib.cbook  # deferred: matplotlib takes ~0.3 s to import; one sample photo needs it
 
         return read_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-    import skimage.data
-
     img = getattr(skimage.data, name)()
     if isinstance(img, tuple):  # stereo pairs: take the left view
         img = img[0]
@@ -65,8 +65,6 @@ def _sample(name: str) -> np.ndarray:
 
 
 def read_labels(folder: Path) -> dict[str, int]:
-    from .models import class_index
-
     path = folder / "labels.csv"
     if not path.is_file():
         return {}
@@ -117,8 +115,6 @@ def check_source(source: str, base: Path = Path(".")) -> None:
 
 def source_files(source: str, base: Path = Path(".")) -> dict:
     """{file: digest of its bytes} of a source folder's images and label files (samples: their names)."""
-    from .rundir import file_digest
-
     if source == "samples":
         return {"samples": list(SAMPLES)}
     folder = _folder(source, base)
@@ -131,8 +127,6 @@ def source_files(source: str, base: Path = Path(".")) -> dict:
 
 def load_images(source: str, limit: int = 0, base: Path = Path(".")) -> list[SourceImage]:
     """The images of a source ("samples" or a folder), in a stable order (a stratified sample with `limit`)."""
-    from .rundir import digest, file_digest, read_image
-
     if source == "samples":
         names = list(SAMPLES)[: limit or None]
         out = [SourceImage(n, _sample(n), SAMPLES[n]) for n in names]
@@ -154,7 +148,7 @@ def load_images(source: str, limit: int = 0, base: Path = Path(".")) -> list[Sou
         try:
             rgb = read_image(p)
         except ValueError as e:
-            print(f"skipped image {p}: {e}")
+            warn(f"skipped image {p}: {e}")
             continue
         out.append(SourceImage(name, rgb, label, file_digest(p)))
     if not out:

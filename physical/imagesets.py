@@ -85,7 +85,7 @@ def find_ground_truth(folder: Path) -> Optional[Path]:
 
 def devkit_wnids(meta: Path) -> dict[int, str]:
     """ILSVRC2012_ID -> wnid from the devkit's meta.mat (its 1000 leaf synsets)."""
-    import scipy.io
+    import scipy.io  # deferred: scipy; only an ImageNet devkit source needs it
 
     if not meta.is_file():
         raise ConfigError(f"images.source: {meta} not found: the devkit's ground truth needs its meta.mat beside it "

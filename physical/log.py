@@ -1,6 +1,9 @@
 """How the tool talks to the user: one line at a time, progress and notes to stdout (`say`),
-warnings about the user's input (deprecated keys, files skipped) to stderr (`warn`). Stages that
-take a `log` callback default to `say`, so a caller can silence or collect a stage's lines."""
+warnings about the user's input or the source (deprecated keys, files skipped, a stream that
+dropped) to stderr (`warn`). Stages and commands speak through these two only; a stage or a loop
+that takes a `log`/`say` callback defaults it to `say`, so a caller can silence or collect its
+lines. The exceptions: the command line's final one-line error (physical/cli.py) and tqdm's
+progress bars."""
 from __future__ import annotations
 
 import sys

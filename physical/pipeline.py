@@ -10,6 +10,7 @@ from __future__ import annotations
 from . import experiments as _experiments  # noqa: F401  (registers the `experiments` config section)
 from . import live as _live  # noqa: F401  (registers the `live` config section)
 from .config import Config
+from .log import say
 from .rundir import STAGES, RunDir
 from .runner import STAGE_SECTIONS, PipelineError, run_dir_for, run_stages, section_hash
 
@@ -19,7 +20,7 @@ __all__ = ["run_pipeline", "run_dir_for", "PipelineError", "STAGE_SECTIONS", "se
 
 
 def run_pipeline(cfg: Config, from_stage: str | None = None, until: str | None = None, force: bool = False,
-                 log=print) -> RunDir:
+                 log=say) -> RunDir:
     """Run the stages in range on one run directory; returns it. With `from_stage`, the earlier stages
     must have finished, be intact and up to date; `from_stage` itself is redone."""
     lo = STAGES.index(from_stage) if from_stage else 0

@@ -10,6 +10,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from .capture.cli import load_run
+from .errors import ConfigError
+from .generate import load_index
+from .log import say
+from .models import pick_device
+from .survival import channel_name, predict_items
+
 
 def _add(p):
     p.add_argument("run", help="the run's pipeline YAML, or its run directory (runs/NAME)")
@@ -19,12 +26,6 @@ def _add(p):
 
 
 def predict_cmd(args) -> int:
-    from .capture.cli import load_run
-    from .errors import ConfigError
-    from .generate import load_index
-    from .models import pick_device
-    from .survival import channel_name, predict_items
-
     run, cfg = load_run(args.run, args.set)
     if run.status("generate").get("state") != "done":
         raise FileNotFoundError(f"{run.root}: the generate stage has not finished; run "
@@ -32,17 +33,17 @@ def predict_cmd(args) -> int:
     draws = args.draws if args.draws is not None else (cfg.report.predict_draws or 8)
     if not 1 <= draws <= 1024:
         raise ConfigError(f"--draws: {draws} is out of range; allowed 1 .. 1024")
-    items = load_index(run)["items"]
+    items = load_index(run).items
     p = predict_items(run, cfg, pick_device(cfg.run.device), items, draws)
     by = defaultdict(list)
     for it, pi in zip(items, p):
         by[(it["model"], it["attack_label"])].append((pi, it["image"]))
-    print(f"predicted survival: {draws} draws of {channel_name(cfg)} per adversarial image")
+    say(f"predicted survival: {draws} draws of {channel_name(cfg)} per adversarial image")
     for (model, label), v in by.items():
         weak = sorted((pi, im) for pi, im in v if pi < 0.5)
-        print(f"  {model} {label}: mean {100 * sum(pi for pi, _ in v) / len(v):.1f} % over {len(v)} images; "
-              f"{len(weak)} predicted destroyed" + (": " + ", ".join(f"{im} ({100 * pi:.0f} %)" for pi, im in weak)
-                                                    if weak else ""))
+        say(f"  {model} {label}: mean {100 * sum(pi for pi, _ in v) / len(v):.1f} % over {len(v)} images; "
+            f"{len(weak)} predicted destroyed" + (": " + ", ".join(f"{im} ({100 * pi:.0f} %)" for pi, im in weak)
+                                                  if weak else ""))
     return 0
 
 

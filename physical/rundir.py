@@ -33,11 +33,15 @@ import signal
 import socket
 import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
+import yaml
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import UserError
 
@@ -179,8 +183,6 @@ def read_json(path: str | Path) -> Any:
 
 def write_image(path: str | Path, rgb: np.ndarray, quality: int | None = None) -> Path:
     """Write an 8-bit RGB (or grey) image; the format follows the file's suffix."""
-    import cv2
-
     path = Path(path)
     img = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if quality is not None else []
@@ -209,6 +211,7 @@ def is_heif(path: str | Path) -> bool:
 def heif_plugin() -> bool:
     """Whether HEIC/HEIF photos can be read here (pillow-heif installed; registered with Pillow)."""
     try:
+        # deferred: optional HEIC plugin: a missing one is reported, not fatal
         from pillow_heif import register_heif_opener
     except ImportError:
         return False
@@ -234,8 +237,6 @@ def _rgb(a: np.ndarray) -> np.ndarray:
 
 def _read_cv2(path: Path) -> np.ndarray | None:
     """OpenCV's decoding (any depth; EXIF orientation applied), as 8-bit RGB; None if it cannot."""
-    import cv2
-
     data = np.fromfile(str(path), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR) if data.size else None
     if img is None:
@@ -251,10 +252,6 @@ def read_image(path: str | Path) -> np.ndarray:
     clipped: a 16-bit grey PNG is not all white), up to MAX_PHOTO_PIXELS (past Pillow's
     decompression-bomb limit OpenCV decodes it). Pillow decodes first because it refuses truncated
     files (OpenCV fills them in with grey). ValueError naming the file and what is wrong."""
-    import warnings
-
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: {'is a folder' if path.is_dir() else 'does not exist'}")
@@ -339,8 +336,6 @@ class RunDir:
     def init(self, config_dict: dict, seed: int, device: str, base_dir: str | Path | None = None) -> dict:
         """Create or reopen the run; the run id stays the same across resumes. `base_dir`: the folder
         the config's relative paths are relative to (its YAML's), recorded for `config_dir`."""
-        import yaml
-
         self.root.mkdir(parents=True, exist_ok=True)
         text = yaml.safe_dump(config_dict, sort_keys=False)
         cfg_path = self.root / "config.yaml"

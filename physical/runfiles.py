@@ -1,15 +1,19 @@
 """The run directory's shared files, known in this one place: where each lives, and how it is read
 and written. Stages share nothing but these files (and the images they name).
 
-    generate/index.json       the images made: models, images, items (`load_index`, `save_index`)
+    generate/index.json       the images made: models, images, items (`load_index` -> RunIndex)
     print/layout.json         the printed sheets: layout, run tag, cells (`load_layout` -> PrintedLayout)
-    align/crops.json          every crop and why it was accepted or not (`load_crops`, `save_crops`)
-    classify/predictions.json one record per prediction (`load_predictions`, `save_predictions`)
+    align/crops.json          every crop and why it was accepted or not (`load_crops` -> AlignedCrops)
+    classify/predictions.json one record per item and model (`load_predictions` -> Predictions)
+
+Each file is read into a typed object (`from_json`) and written from one (`to_json`); the format on
+disk is the one the stages have always written, so old runs still load. The rows inside (an item, a
+crop, a record) stay mappings: they are what the report and the tests read.
 """
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -71,30 +75,102 @@ def save_layout(run: RunDir, run_id: str, tag: tuple[int, int], layout: Layout, 
                                           "n_sheets": n_sheets, "pdf": pdf, "cells": cells})
 
 
-# -- the other files: mappings as the stages write them -------------------------------------------
+# -- generate/index.json -------------------------------------------------------------------------
 
 
-def load_index(run: RunDir) -> dict:
-    return read_json(path(run, INDEX))
+@dataclass
+class RunIndex:
+    """What the generate stage made: its models and source images, and every item (one mapping per
+    item: key, model, attack label, eps, image name, label, clean and adversarial image paths, and
+    what a family adds) in the order they were made."""
+
+    models: list = field(default_factory=list)
+    images: list = field(default_factory=list)
+    items: list[dict] = field(default_factory=list)
+
+    def by_key(self) -> dict[str, dict]:
+        return {it["key"]: it for it in self.items}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "RunIndex":
+        return cls(d.get("models", []), d.get("images", []), d.get("items", []))
+
+    def to_json(self) -> dict:
+        return {"models": self.models, "images": self.images, "items": self.items}
 
 
-def save_index(run: RunDir, models: list, images: list, items: list) -> Path:
-    return write_json(path(run, INDEX), {"models": models, "images": images, "items": items})
+def load_index(run: RunDir, missing: str = "run the generate stage first") -> RunIndex:
+    p = path(run, INDEX)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: missing; {missing}")
+    return RunIndex.from_json(read_json(p))
 
 
-def load_crops(run: RunDir) -> Optional[dict]:
+def save_index(run: RunDir, index: RunIndex) -> Path:
+    return write_json(path(run, INDEX), index.to_json())
+
+
+# -- align/crops.json -----------------------------------------------------------------------------
+
+
+@dataclass
+class AlignedCrops:
+    """What the align stage found: every crop of every photo (its item, role, sheet, slot, quality
+    figures, `accepted`, `reason` and rejection codes), every photo with its status, the cells no
+    photo showed, and the photos set aside."""
+
+    crops: list[dict] = field(default_factory=list)
+    photos: list[dict] = field(default_factory=list)
+    missing: list = field(default_factory=list)
+    excluded: list = field(default_factory=list)
+
+    def accepted(self) -> list[dict]:
+        return [c for c in self.crops if c["accepted"]]
+
+    @classmethod
+    def from_json(cls, d: dict) -> "AlignedCrops":
+        return cls(d.get("crops", []), d.get("photos", []), d.get("missing", []), d.get("excluded", []))
+
+    def to_json(self) -> dict:
+        return {"crops": self.crops, "photos": self.photos, "missing": self.missing, "excluded": self.excluded}
+
+
+def load_crops(run: RunDir) -> Optional[AlignedCrops]:
     """align/crops.json, or None before the align stage has run."""
     p = path(run, CROPS)
-    return read_json(p) if p.is_file() else None
+    return AlignedCrops.from_json(read_json(p)) if p.is_file() else None
 
 
-def save_crops(run: RunDir, data: dict) -> Path:
-    return write_json(path(run, CROPS), data)
+def save_crops(run: RunDir, crops: AlignedCrops) -> Path:
+    return write_json(path(run, CROPS), crops.to_json())
 
 
-def load_predictions(run: RunDir) -> list[dict]:
-    return read_json(path(run, PREDICTIONS))["records"]
+# -- classify/predictions.json --------------------------------------------------------------------
 
 
-def save_predictions(run: RunDir, records: list[dict]) -> Path:
-    return write_json(path(run, PREDICTIONS), {"records": records})
+@dataclass
+class Predictions:
+    """What the classify stage predicted: one record per item and model (its top-5 in every condition,
+    the crops it was made from)."""
+
+    records: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Predictions":
+        return cls(d["records"])
+
+    def to_json(self) -> dict:
+        return {"records": self.records}
+
+
+def read_predictions(p: str | Path) -> Predictions:
+    """A predictions.json at any path (e.g. another run's, found from its report)."""
+    return Predictions.from_json(read_json(p))
+
+
+def load_predictions(run: RunDir) -> Predictions:
+    return read_predictions(path(run, PREDICTIONS))
+
+
+def save_predictions(run: RunDir, predictions: Predictions) -> Path:
+    return write_json(path(run, PREDICTIONS), predictions.to_json())

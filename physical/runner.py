@@ -38,9 +38,20 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+import torch
+import yaml
+
+from . import align, capture, classify, generate, report, sheets
+from .capture import check_capture_source, parse_source
 from .config import Config, to_dict
+from .distributed import announce, current, device_for
 from .errors import UserError
-from .rundir import STAGES, RunDir, RunLock, digest, file_digest, remove_temp_files
+from .experiments import stage as experiments
+from .generate import source_digests
+from .images import check_source
+from .log import say
+from .rundir import STAGES, RunDir, RunLock, digest, discarding_writes, file_digest, remove_temp_files
+from .runtime import set_memory_gb
 
 
 class PipelineError(UserError):
@@ -102,8 +113,6 @@ def stage_inputs(run: RunDir, cfg: Config, cfg_dict: dict, stage: str) -> str:
     parts = {"config": section_hash(cfg_dict, stage),
              "upstream": {s: run.status(s).get("outputs_digest") for s in STAGES[:STAGES.index(stage)]}}
     if stage == "generate":
-        from .generate import source_digests
-
         parts["sources"] = source_digests(cfg)
     return digest(parts)
 
@@ -145,22 +154,12 @@ def run_dir_for(cfg: Config) -> RunDir:
     return RunDir(cfg.resolve(cfg.run.output) / cfg.run.name)
 
 
-def _stage_fn(stage: str):
-    if stage == "generate":
-        from .generate import generate_stage as fn
-    elif stage == "print":
-        from .sheets import print_stage as fn
-    elif stage == "capture":
-        from .capture import capture_stage as fn
-    elif stage == "align":
-        from .align import align_stage as fn
-    elif stage == "classify":
-        from .classify import classify_stage as fn
-    elif stage == "experiments":
-        from .experiments import experiments_stage as fn
-    else:
-        from .report import report_stage as fn
-    return fn
+# stage -> (module, name of its function); looked up when the stage runs, so the function a test (or
+# a plug-in) puts in its module's place is the one that runs
+STAGE_FUNCS = {"generate": (generate, "generate_stage"), "print": (sheets, "print_stage"),
+               "capture": (capture, "capture_stage"), "align": (align, "align_stage"),
+               "classify": (classify, "classify_stage"), "experiments": (experiments, "experiments_stage"),
+               "report": (report, "report_stage")}
 
 
 # stages every rank of a torchrun job runs, each on its share of the images (physical.distributed)
@@ -168,7 +167,8 @@ SHARDED = ("generate", "classify", "experiments")
 
 
 def _call(stage, run, cfg, device):
-    fn = _stage_fn(stage)
+    module, name = STAGE_FUNCS[stage]
+    fn = getattr(module, name)
     if stage in ("generate", "classify", "experiments", "report"):
         return fn(run, cfg, device)
     return fn(run, cfg)
@@ -181,12 +181,8 @@ def _call(stage, run, cfg, device):
 def check_inputs(cfg: Config, stages: list[str]) -> None:
     """What the stages in range read from outside the run, checked before any status is touched."""
     if "generate" in stages:
-        from .images import check_source
-
         check_source(cfg.images.source, Path(cfg.base_dir))
     if "capture" in stages:
-        from .capture import check_capture_source
-
         check_capture_source(cfg)
 
 
@@ -239,18 +235,13 @@ def require_finished(run: RunDir, cfg_dict: dict, cfg: Config, stage: str, targe
 
 
 def run_stages(cfg: Config, stages: list[str], *, force: bool = False, redo: tuple[str, ...] = (),
-               log: Callable[[str], None] = print, run: Optional[RunDir] = None, command: str = "physical run",
+               log: Callable[[str], None] = say, run: Optional[RunDir] = None, command: str = "physical run",
                target: str = "CONFIG", calls: Optional[dict] = None, record: Optional[dict] = None,
                inputs_cfg: Optional[Config] = None, check_earlier_inputs: bool = True) -> RunDir:
     """Run `stages` (consecutive, in order) on the run directory, each only when stale (or in `redo`,
     or with `force`). `calls`: stage -> function(run) replacing the stage's own (a command's variant of
     it, e.g. guided capture with the command's flags); `record`: extra fields for the stage's status;
     `inputs_cfg`: the config whose sections are recorded (default `cfg`)."""
-    import torch
-
-    from .distributed import announce, current, device_for
-    from .runtime import set_memory_gb
-
     cfg_dict = to_dict(inputs_cfg or cfg)
     check_inputs(cfg, stages)
     device = device_for(cfg.run.device)
@@ -292,8 +283,6 @@ def run_stages(cfg: Config, stages: list[str], *, force: bool = False, redo: tup
 
 
 def _recorded_config(run: RunDir) -> dict:
-    import yaml
-
     p = run.root / "config.yaml"
     try:
         return yaml.safe_load(p.read_text()) if p.is_file() else {}
@@ -320,8 +309,6 @@ def _why_run(run: RunDir, cfg: Config, cfg_dict: dict, stage: str, forced: bool)
 
 def _capture_remakes(cfg: Config) -> bool:
     """Whether the capture stage can make its photos again by itself (the simulator, a folder)."""
-    from .capture import parse_source
-
     return parse_source(cfg.capture.source, cfg.resolve).kind in ("simulate", "folder")
 
 
@@ -350,16 +337,10 @@ def _run_one(run: RunDir, cfg: Config, cfg_dict: dict, stage: str, fn, why: str,
         log("\n" + summary["table"])
 
 
-def serve(cfg: Config, log: Callable[[str], None] = print) -> None:
+def serve(cfg: Config, log: Callable[[str], None] = say) -> None:
     """A rank other than 0 of a torchrun job: run every sharded stage rank 0 announces, on this rank's
     share of the images, until rank 0 says the run is over. Rank 0 keeps the run directory's status and
     writes the stages' merged files (the experiments' files too: this rank's copies are thrown away)."""
-    import torch
-
-    from .distributed import announce, current, device_for
-    from .rundir import discarding_writes
-    from .runtime import set_memory_gb
-
     device = device_for(cfg.run.device)
     set_memory_gb(cfg.run.memory_gb)
     run = run_dir_for(cfg)

@@ -23,6 +23,8 @@ from typing import Callable, Optional
 
 import torch
 
+from .log import say
+
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 INT_MAX = 2**31 - 1  # mallopt's value is a C int: 1 << 40 would arrive as 0, i.e. trim on every free
 
@@ -75,7 +77,7 @@ def available_bytes(device) -> int:
     except OSError:
         pass
     try:
-        import psutil
+        import psutil  # deferred: optional (not a dependency): the fallback when /proc/meminfo is missing
 
         return int(psutil.virtual_memory().available)
     except ImportError:
@@ -157,7 +159,7 @@ class Eta:
 
     def __init__(self, stage: str, total: float, log: Callable[[str], None] = None):
         self.stage, self.total = stage, float(total)
-        self.log = log or (lambda line: print(line, flush=True))
+        self.log = log or say
         self.t0 = time.perf_counter()
         self.count = 0.0
         self.told = False

@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import numpy as np
+import pypdfium2 as pdfium
 import torch
 import torch.nn.functional as F
 
 from .channel import Channel, params_at, params_to_json
 from . import runfiles
+from .models import pick_device
 from .rundir import RunDir, write_image, write_json
 
 MM_PER_INCH = 25.4
@@ -32,8 +34,6 @@ MM_PER_INCH = 25.4
 
 def rasterize_pdf(path: str | Path, dpi: float) -> Iterator[np.ndarray]:
     """Yield every page of a PDF as an H x W x 3 RGB uint8 array, one page at a time."""
-    import pypdfium2 as pdfium
-
     pdf = pdfium.PdfDocument(str(path))
     try:
         for i in range(len(pdf)):
@@ -89,8 +89,6 @@ def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> d
     cap = cfg.capture
     frame = (int(cap.frame[0]), int(cap.frame[1]))
     if device is None:
-        from .models import pick_device
-
         device = pick_device(cfg.run.device)
     page_mm = ((float(printed.layout.page_w), float(printed.layout.page_h)) if printed
                else (float(cfg.sheet.width_mm), float(cfg.sheet.height_mm)))

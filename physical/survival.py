@@ -22,6 +22,11 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .attacks.eot import CropChannel
+from .channel import Channel
+from .config import EOTConfig
+from .generate import load_index, load_item_images
+from .models import load_model, to_tensor
 from .runtime import chunk_size, memory_budget
 from .stats import brier, proportion, reliability
 
@@ -35,9 +40,6 @@ def crop_channel(cfg, device):
     """The configured channel seen as a cell's aligned crop (default EOT settings: misalign 0.03,
     cell_px from the sheet and the frame), at the photo's scale: blur, noise and JPEG act in photo
     pixels, where a calibration measured them, and the crop is resampled as align does."""
-    from .attacks.eot import CropChannel
-    from .channel import Channel
-    from .config import EOTConfig
 
     return CropChannel.from_config(Channel(cfg.capture.channel).to(device), EOTConfig(), cfg, photo_scale=True)
 
@@ -90,11 +92,8 @@ def works(rec: dict, condition: str = "photo_adv") -> Optional[bool]:
 def predict_items(run, cfg, device, items: list[dict], draws: int) -> list[float]:
     """Predicted survival of the adversarial image of each item (generate/index.json items, or the
     classify stage's records: key, model, label, target), in order; batched per model."""
-    from .generate import load_index, load_item_images
-    from .models import load_model, to_tensor
-
     device = torch.device(device or "cpu")
-    index = {it["key"]: it for it in load_index(run)["items"]}
+    index = load_index(run).by_key()
     channel = crop_channel(cfg, device)
     gen = torch.Generator().manual_seed(predict_seed(cfg.run.seed))
     by_model = defaultdict(list)

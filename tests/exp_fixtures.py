@@ -34,7 +34,7 @@ def fake_photos(run) -> None:
     from physical.rundir import read_image, write_image, write_json
 
     crops = []
-    for it in load_index(run)["items"]:
+    for it in load_index(run).items:
         for role in ("clean", "adv"):
             rel = f"align/crops/{it['key'].replace('/', '__')}__{role}.png"
             img = read_image(run.root / it[role])

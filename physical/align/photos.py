@@ -7,13 +7,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pypdfium2 as pdfium
+
+from ..calibrate.files import load_camera
+from ..rundir import read_image
 
 
 def _pdf_note(path: Path) -> str:
     """What a PDF in the photo folder is, as far as its metadata tells."""
     try:
-        import pypdfium2 as pdfium
-
         pdf = pdfium.PdfDocument(str(path))
         try:
             subject = (pdf.get_metadata_dict().get("Subject") or "").strip()
@@ -30,8 +32,6 @@ def read_photo(path: str | Path) -> np.ndarray:
     """A photo as 8-bit RGB (`rundir.read_image`: JPEG, PNG, TIFF, HEIC, 16-bit, EXIF orientation,
     up to 250 MP); ValueError naming the file and the reason for a file that is not a whole image
     (not an image, a PDF, truncated, corrupt, HEIC without its plugin)."""
-    from ..rundir import read_image
-
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -50,8 +50,6 @@ def read_photo(path: str | Path) -> np.ndarray:
 def _calibration(path: str) -> tuple[np.ndarray, np.ndarray, tuple[int, int] | None]:
     """camera_matrix, dist_coeffs, image_size of a camera.json (`physical calibrate camera`); a bad
     file raises CalibrationError (a ValueError and a UserError) naming the file and the bad key."""
-    from ..calibrate.files import load_camera
-
     cal = load_camera(path)
     return cal.camera_matrix, cal.dist_coeffs, cal.image_size
 

@@ -10,7 +10,7 @@ import numpy as np
 from ..config import Config
 from .. import runfiles
 from ..log import say
-from ..rundir import RunDir, read_json, write_image
+from ..rundir import RunDir, write_image
 from .photo import REJECTIONS, align_photo, judge, rejection
 from .photos import _calibration, read_photo, undistort
 
@@ -41,8 +41,8 @@ def _other_runs(run: RunDir) -> dict[tuple[int, int], str]:
         if root.resolve() == run.root.resolve():
             continue
         try:
-            d = read_json(lay)
-            out[tuple(d["tag"])] = f"'{root.name}' ({d.get('run_id', '?')}, {root})"
+            other = runfiles.load_layout(root)
+            out[other.tag] = f"'{root.name}' ({other.run_id or '?'}, {root})"
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return out
@@ -171,7 +171,7 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
         n = sum(not c["accepted"] for c in all_crops)
         say(f"align: {n} of {len(all_crops)} crops excluded by the align thresholds: "
               + ", ".join(f"{v} by {k}" for k, v in sorted(excluded.items())))
-    runfiles.save_crops(run, {"crops": all_crops, "photos": photos, "missing": missing, "excluded": excluded})
+    runfiles.save_crops(run, runfiles.AlignedCrops(all_crops, photos, missing, excluded))
     return {"photos": len(photo_files), "skipped": sum(p["status"] == "skipped" for p in photos),
             "cells_found": len(cells) - len(missing), "cells_expected": len(cells),
             "crops": len(all_crops), "crops_excluded": sum(not c["accepted"] for c in all_crops)}

@@ -30,12 +30,17 @@ import hashlib
 from dataclasses import fields
 from pathlib import Path
 
+from ..calibrate.files import load_colour
+from ..calibrate.model import printable_palette
+from ..channel import Channel
 from ..config import AttackConfig, coerce
 from ..errors import ConfigError
+from ..models import class_index
 from .base import Attack
 from .labels import AttackLabel
 from .bim import BIM
 from .difgsm import DIFGSM
+from .eot import CropChannel
 from .fgsm import FGSM
 from .ill import IterativeLeastLikely
 from .mifgsm import MIFGSM
@@ -81,8 +86,6 @@ def check_config(a: AttackConfig, path: str) -> None:
     if a.alpha is not None and a.alpha <= 0:
         raise ConfigError(f"{path}.alpha: {a.alpha:g} must be > 0 (a step size in 0..255 units)")
     if a.target is not None:
-        from ..models import class_index
-
         a.target = class_index(a.target, f"{path}.target")
     if a.eot is not None and not ATTACKS[name].iterative:
         raise ConfigError(f"{path}.eot: {name} is a single-step attack; EOT needs an iterative one")
@@ -146,9 +149,6 @@ def make_attack(a: AttackConfig, model, eps: float, channel=None, seed: int = 0,
     EOT view of it); a plain Channel is viewed through `eot.CropChannel` (cell_px from `cfg`)."""
     cls = ATTACKS[canonical(a.name)]
     if a.eot is not None:
-        from ..channel import Channel
-        from .eot import CropChannel
-
         if channel is None:
             channel = Channel(cfg.capture.channel if cfg is not None else None)
         if isinstance(channel, Channel):
@@ -165,9 +165,6 @@ def make_attack(a: AttackConfig, model, eps: float, channel=None, seed: int = 0,
 def _palette(path: str, mtime_ns: int):
     """The printable colours of a colour calibration, read once per file version (every attack and
     eps of a run asks for them)."""
-    from ..calibrate.files import load_colour
-    from ..calibrate.model import printable_palette
-
     return printable_palette(load_colour(path))
 
 

@@ -47,6 +47,11 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from ..calibrate.model import non_printability
+from ..errors import ConfigError
+from ..runtime import TRANSIENT, budget_is_set, chunk_size, memory_budget, saved_bytes, too_small
+from .tv import total_variation
+
 
 class Attack:
     """Base of all attacks. Subclasses implement `perturb(x, y)`."""
@@ -182,9 +187,6 @@ class Attack:
     def micro_batch(self, x_adv: torch.Tensor, labels: torch.Tensor, params: Optional[dict]) -> int:
         """Samples per micro-batch: as many as the memory budget holds (one sample's cost measured
         once per input shape, from autograd's saved tensors; the generator is left as it was)."""
-        from ..errors import ConfigError
-        from ..runtime import TRANSIENT, budget_is_set, chunk_size, memory_budget, saved_bytes, too_small
-
         key = tuple(x_adv.shape[1:])
         if key not in self._sample_bytes:
             state = self.generator.get_state()
@@ -217,13 +219,9 @@ class Attack:
             if stop - start < total:
                 loss = loss * ((stop - start) / total)
             if stop == total and self.printability > 0:
-                from ..calibrate.model import non_printability
-
                 nps = non_printability(x_adv, self.palette).mean()
                 loss = loss + self.printability * nps if targeted else loss - self.printability * nps
             if stop == total and self.tv > 0:
-                from .tv import total_variation
-
                 tv = total_variation(x_adv - self.clean).mean()
                 loss = loss + self.tv * tv if targeted else loss - self.tv * tv
             (g,) = torch.autograd.grad(loss, x_adv)

@@ -35,17 +35,16 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from kornia.geometry.transform import get_perspective_transform
 
 from ..channel import Channel, ChannelOutput
+from ..config import Config
+from ..sheets.layout import layout_for
 from ..transforms.ops import gaussian_blur
 
 
 def cell_px_for(cfg) -> float:
     """A cell's side in the simulator's photos at channel scale 1 (no rotation, no tilt): the page
     just fills ``capture.frame`` and the cell keeps its share of the page."""
-    from ..sheets.layout import layout_for
-
     lay = layout_for(cfg.sheet)
     w, h = cfg.capture.frame
     return float(lay.cell * min(w / lay.page_w, h / lay.page_h))
@@ -66,9 +65,6 @@ class CropChannel(torch.nn.Module):
         """From an EOTConfig; cell_px from the run's sheet and capture config when not given. The
         channel sees photos of the run's page in ``capture.frame`` (a calibration's pixels per
         millimetre then set its scale range, as in the simulator)."""
-        from ..config import Config
-        from ..sheets.layout import layout_for
-
         cfg = cfg if cfg is not None else Config()
         lay = layout_for(cfg.sheet)
         channel.for_photo((lay.page_w, lay.page_h), tuple(cfg.capture.frame))
@@ -105,6 +101,9 @@ class CropChannel(torch.nn.Module):
         # align's estimate of the cell -> photo homography is hom @ err: err moves the cell's
         # corners by the sampled fractions of its size
         n = hom.shape[0]
+        # deferred: kornia takes ~0.4 s to import, and config checks load this module
+        from kornia.geometry.transform import get_perspective_transform
+
         corners = torch.tensor([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]],
                                dtype=torch.float64).expand(n, 4, 2)
         off = params.get("misalign")

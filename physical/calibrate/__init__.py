@@ -11,18 +11,11 @@ and EOT.
 Modules: :mod:`.targets` (board and chart, PDFs), :mod:`.camera`, :mod:`.colour` (measurement and
 fit), :mod:`.model` (the differentiable colour model), :mod:`.files` (JSON files, checked loaders),
 :mod:`.target_photos` (photos with known ground truth), :mod:`.predict` (what a channel predicts for
-a printed run, pooled over every photo), :mod:`.cli`. Imports stay light here so that
-``physical --help`` is fast.
+a printed run, pooled over every photo), :mod:`.cli`.
 """
 from __future__ import annotations
 
 from .files import CalibrationError, load_camera, load_colour
 
 
-def register_cli(commands: dict) -> None:
-    from .cli import register_cli as _register
-
-    _register(commands)
-
-
-__all__ = ["CalibrationError", "load_camera", "load_colour", "register_cli"]
+__all__ = ["CalibrationError", "load_camera", "load_colour"]

@@ -21,6 +21,7 @@ from typing import Iterable, Optional
 import cv2
 import numpy as np
 
+from ..sheets.markers import detector_parameters
 from .files import CAMERA_KIND, VERSION, CalibrationError
 from .targets import DICTIONARY, BoardSpec
 
@@ -75,8 +76,6 @@ class CameraFit:
 
 
 def _detector(spec: BoardSpec) -> cv2.aruco.CharucoDetector:
-    from ..sheets.markers import detector_parameters
-
     p = detector_parameters()
     p.minMarkerPerimeterRate = 0.02
     cp = cv2.aruco.CharucoParameters()

@@ -26,6 +26,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..log import say
 from .files import CalibrationError
 from .model import srgb_decode
 
@@ -51,7 +52,7 @@ def pose(h: np.ndarray, centre_mm: float, size: tuple[int, int]) -> tuple[float,
 
 
 def measured_channel(photos, centre_mm: float, jpeg_qualities: Optional[dict], light_gradient: float,
-                     log=print) -> dict:
+                     log=say) -> dict:
     """The channel section of a colour.json from the used chart photos (ChartPhoto with homography,
     white, px_per_mm, size) and the largest light gradient of their flat fields; CalibrationError if
     the photos were not taken with one camera alike."""

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..sheets.markers import project, sharpen
+from ..sheets.markers import detect_markers, detector_parameters, project, sharpen
 from .model import srgb_decode
 from .targets import (
     CHART_ID0, GRID, aruco_dictionary, chart_markers, edge_square, grid_size_mm, patch_quad, white_points,
@@ -51,8 +51,6 @@ class ChartPhoto:
 
 
 def _detect_chart_markers(grey: np.ndarray) -> dict[int, np.ndarray]:
-    from ..sheets.markers import detector_parameters
-
     p = detector_parameters()
     p.minMarkerPerimeterRate = round(min(0.03, 40.0 / max(grey.shape)), 4)
     det = cv2.aruco.ArucoDetector(aruco_dictionary(), p)
@@ -91,8 +89,9 @@ def _plane_std(vals: np.ndarray, xy: np.ndarray) -> float:
 
 def _edge_sigma(grey: np.ndarray, h: np.ndarray) -> Optional[float]:
     """Median over the edge square's four edges of the fitted edge spread sigma (photo px)."""
+    # deferred: scipy.optimize takes ~1 s to import; only the chart fit needs it
     from scipy.optimize import least_squares
-    from scipy.special import erf
+    from scipy.special import erf  # deferred: scipy, with the line above
 
     sq = edge_square()
     centre = project(h, sq.mean(0, keepdims=True))[0]
@@ -137,8 +136,6 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
     found = _detect_chart_markers(grey)
     out.markers = len(found)
     if len(found) < MIN_MARKERS:
-        from ..sheets.markers import detect_markers
-
         what = "a sheet of a run, not the colour chart" if len(detect_markers(image)) >= 4 else (
             "is it the colour chart? Is it sharp and well lit?")
         out.reason = (f"{len(found)} of the colour chart's {len(chart_markers())} markers found, at least "

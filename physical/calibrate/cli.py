@@ -4,6 +4,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
+import cv2
+
+from ..align import read_photo, undistort
+from ..capture.sources import list_photos, open_source, parse_source
+from ..log import say
+from ..rundir import write_json
+from .camera import collect_views, fit_camera
+from .chart import MIN_MARKERS, _detect_chart_markers
+from .colour import fit_colour, jpeg_quality
+from .files import CalibrationError, load_camera
+from .targets import BoardSpec, parse_board, write_targets
+
 CAL_DIR = "calibration"
 
 
@@ -55,36 +67,25 @@ def _source_args(p) -> None:
 
 
 def _spec(args):
-    from .targets import BoardSpec, parse_board
-
     try:
         cols, rows = parse_board(args.board)
         marker = args.marker_mm if args.marker_mm else 0.75 * args.square_mm
         spec = BoardSpec(cols, rows, float(args.square_mm), float(marker))
         spec.board()
     except ValueError as e:
-        from .files import CalibrationError
-
         raise CalibrationError(str(e)) from None
     return spec
 
 
-def frames(source: str, every: int = 10, max_frames: int = 3000, log=print) -> tuple[Iterator, bool, dict]:
+def frames(source: str, every: int = 10, max_frames: int = 3000, log=say) -> tuple[Iterator, bool, dict]:
     """(name, RGB frame) pairs from --source, whether it is a stream, and {name: JPEG quality} for
     photo files. A folder gives its photos by name (EXIF orientation applied); anything else goes
     through physical.capture's frame sources, every `every`-th frame."""
-    from ..capture.sources import open_source, parse_source
-    from .files import CalibrationError
-
     spec = parse_source(source)
     if spec.kind == "simulate":
         raise CalibrationError("--source simulate: calibration needs photos of the printed targets: a folder, "
                                "a video, a URL or webcam:N")
     if spec.kind == "folder":
-        from ..align import read_photo
-        from ..capture.sources import list_photos
-        from .colour import jpeg_quality
-
         photos, skipped = list_photos(Path(spec.target))
         for s in skipped:
             log(f"calibrate: skipped {s['file']}: {s['reason']}")
@@ -113,54 +114,41 @@ def frames(source: str, every: int = 10, max_frames: int = 3000, log=print) -> t
 
 
 def _targets(args) -> int:
-    from .targets import write_targets
-
     for p in write_targets(args.out, args.paper, _spec(args)):
-        print(f"wrote {p}")
-    print("Print both at 100 % / actual size. Camera: photograph charuco.pdf 15-30 times from many angles, then "
-          "`physical calibrate camera --source PHOTOS`. Colour: photograph colour-chart.pdf like a sheet, then "
-          "`physical calibrate colour --source PHOTOS`.")
+        say(f"wrote {p}")
+    say("Print both at 100 % / actual size. Camera: photograph charuco.pdf 15-30 times from many angles, then "
+        "`physical calibrate camera --source PHOTOS`. Colour: photograph colour-chart.pdf like a sheet, then "
+        "`physical calibrate colour --source PHOTOS`.")
     return 0
 
 
 def _camera(args) -> int:
-    from ..rundir import write_json
-    from .camera import collect_views, fit_camera
-
     spec = _spec(args)
     it, stream, _ = frames(args.source, args.every, args.max_frames)
     views = collect_views(it, spec, max_views=args.max_views, stream=stream)
     for v in views:
         if not v.ok:
-            print(f"calibrate camera: not used {v.name}: {v.reason}")
+            say(f"calibrate camera: not used {v.name}: {v.reason}")
     fit = fit_camera(views, spec, min_views=args.min_views, k3=args.k3)
     for name, why in fit.dropped.items():
-        print(f"calibrate camera: dropped {name}: {why}")
+        say(f"calibrate camera: dropped {name}: {why}")
     doc = fit.document(spec)
     write_json(args.out, doc)
     d = ", ".join(f"{v:.4g}" for v in doc["dist_coeffs"])
-    print(f"camera: fx {doc['fx']:.1f}, fy {doc['fy']:.1f}, cx {doc['cx']:.1f}, cy {doc['cy']:.1f} px "
-          f"({doc['image_size'][0]}x{doc['image_size'][1]}); distortion [{d}]")
-    print(f"RMS reprojection error {doc['rms_px']:.3f} px over {doc['views']} views")
-    print(f"wrote {args.out}; use it with   align: {{camera_calibration: {args.out}}}")
+    say(f"camera: fx {doc['fx']:.1f}, fy {doc['fy']:.1f}, cx {doc['cx']:.1f}, cy {doc['cy']:.1f} px "
+        f"({doc['image_size'][0]}x{doc['image_size'][1]}); distortion [{d}]")
+    say(f"RMS reprojection error {doc['rms_px']:.3f} px over {doc['views']} views")
+    say(f"wrote {args.out}; use it with   align: {{camera_calibration: {args.out}}}")
     return 0
 
 
 def _colour(args) -> int:
-    from ..rundir import write_json
-    from .colour import fit_colour
-
-    from .files import CalibrationError
-
     if not 0 <= args.holdout <= 0.5:
         raise CalibrationError(f"--holdout {args.holdout:g}: must be 0 .. 0.5 (a fraction of the chart's patches)")
     if not 2 <= args.knots <= 64:
         raise CalibrationError(f"--knots {args.knots}: must be 2 .. 64")
     it, stream, qualities = frames(args.source, args.every, args.max_frames)
     if args.camera:
-        from ..align import undistort
-        from .files import load_camera
-
         load_camera(args.camera)
         it = ((n, undistort(f, args.camera)) for n, f in it)
     if stream:
@@ -171,19 +159,19 @@ def _colour(args) -> int:
     write_json(args.out, doc)
     h, a = doc["heldout"]["delta_e2000"], doc["heldout"]["affine_only_delta_e2000"]
     if h:
-        print(f"held-out Delta-E 2000 ({h['n']} patches): mean {h['mean']:.2f}, p95 {h['p95']:.2f}, max {h['max']:.2f}"
-              f"  (affine only, no tone curves: mean {a['mean']:.2f})")
+        say(f"held-out Delta-E 2000 ({h['n']} patches): mean {h['mean']:.2f}, p95 {h['p95']:.2f}, max {h['max']:.2f}"
+            f"  (affine only, no tone curves: mean {a['mean']:.2f})")
     g = doc["gamut"]
-    print(f"gamut: L* {g['lightness_range'][0]:.1f} .. {g['lightness_range'][1]:.1f}, largest chroma "
-          f"{g['max_chroma']:.1f}, volume {g['volume_vs_srgb']:.0%} of sRGB's, {g['srgb_inside']:.0%} of sRGB "
-          f"colours reproducible; paper white Lab {g['white_lab']}")
+    say(f"gamut: L* {g['lightness_range'][0]:.1f} .. {g['lightness_range'][1]:.1f}, largest chroma "
+        f"{g['max_chroma']:.1f}, volume {g['volume_vs_srgb']:.0%} of sRGB's, {g['srgb_inside']:.0%} of sRGB "
+        f"colours reproducible; paper white Lab {g['white_lab']}")
     b, n = doc["blur_sigma"], doc["noise_sigma"]
-    print(f"blur sigma {'not measured' if b is None else f'{b[0]:.2f} .. {b[1]:.2f} px'}, noise sigma "
-          f"{'not measured' if n is None else f'{n[0]:.4f} .. {n[1]:.4f}'} ({doc['photos']} photos, "
-          f"{doc['px_per_mm']:.2f} px/mm)")
+    say(f"blur sigma {'not measured' if b is None else f'{b[0]:.2f} .. {b[1]:.2f} px'}, noise sigma "
+        f"{'not measured' if n is None else f'{n[0]:.4f} .. {n[1]:.4f}'} ({doc['photos']} photos, "
+        f"{doc['px_per_mm']:.2f} px/mm)")
     for line in channel_lines(doc):
-        print(line)
-    print(f"wrote {args.out}; use it with   capture: {{channel: {{calibration: {args.out}}}}}")
+        say(line)
+    say(f"wrote {args.out}; use it with   capture: {{channel: {{calibration: {args.out}}}}}")
     return 0
 
 
@@ -220,10 +208,6 @@ def channel_lines(doc: dict) -> list[str]:
 
 def _chart_frames(it, max_views: int):
     """From a stream: frames in which the chart's markers are seen, at most `max_views`."""
-    import cv2
-
-    from .chart import MIN_MARKERS, _detect_chart_markers
-
     n = 0
     for name, frame in it:
         if len(_detect_chart_markers(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))) >= MIN_MARKERS:

@@ -37,7 +37,10 @@ from typing import Iterable, Optional
 
 import numpy as np
 import torch
+from PIL import Image
+from skimage.color import deltaE_ciede2000, rgb2lab
 
+from ..log import say
 from .channel_fit import measured_channel
 from .chart import NOISE_MARGIN_PX, ChartPhoto, measure_chart, normalised_patches  # noqa: F401  (measure_chart: public here too)
 from .files import CalibrationError, colour_document
@@ -52,8 +55,6 @@ MIN_PHOTOS = 1
 
 def delta_e2000(a_rgb: np.ndarray, b_rgb: np.ndarray) -> np.ndarray:
     """CIEDE2000 between two arrays of sRGB-encoded colours (..., 3) in [0, 1]."""
-    from skimage.color import deltaE_ciede2000, rgb2lab
-
     return deltaE_ciede2000(rgb2lab(np.clip(a_rgb, 0, 1)), rgb2lab(np.clip(b_rgb, 0, 1)))
 
 
@@ -66,7 +67,7 @@ def fit_model(x: np.ndarray, y: np.ndarray, knots: int = KNOTS, curves: bool = T
               iters: int = 150) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit curves (3, K+1), matrix (3, 3), bias (3,): digital x (P, 3) -> camera y (P, 3), both [0, 1]
     sRGB-encoded. curves=False keeps the tone curves at the sRGB decoding (an affine-only fit)."""
-    from kornia.color import rgb_to_lab
+    from kornia.color import rgb_to_lab  # deferred: kornia takes ~0.4 s to import
 
     xt = torch.as_tensor(x, dtype=torch.float64)
     yt = torch.as_tensor(y, dtype=torch.float64)
@@ -146,8 +147,7 @@ def _stats(de: np.ndarray) -> dict:
 def gamut_report(curves, matrix, bias, steps: int = 17) -> dict:
     """The printer's gamut as the camera sees it, in CIELAB: white and black points, lightness range,
     largest chroma, hull volume against sRGB's, and the share of the sRGB cube inside it."""
-    from scipy.spatial import ConvexHull, Delaunay
-    from skimage.color import rgb2lab
+    from scipy.spatial import ConvexHull, Delaunay  # deferred: scipy, only the gamut report needs it
 
     g = np.linspace(0, 1, steps)
     cube = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
@@ -201,7 +201,7 @@ def _ranges(v: list[int]) -> str:
 
 
 def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOUT, seed: int = 0,
-               knots: int = KNOTS, log=print, jpeg_qualities: Optional[dict] = None) -> ColourFit:
+               knots: int = KNOTS, log=say, jpeg_qualities: Optional[dict] = None) -> ColourFit:
     """Measure every photo, fit and score the colour model; CalibrationError saying what is missing."""
     colours = chart_colours()
     n = len(colours)
@@ -302,8 +302,6 @@ def _spread_range(values: list[float], lo: float, hi: float) -> list[float]:
 
 def jpeg_quality(path) -> Optional[int]:
     """The IJG quality a JPEG file was written at, from its luminance quantisation table (None if not a JPEG)."""
-    from PIL import Image
-
     std = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
                     14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
                     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.float64)

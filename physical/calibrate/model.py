@@ -20,9 +20,11 @@ colours it cannot reach get no gradient).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .files import ColourCalibration
+from .targets import chart_colours
 
 
 def srgb_decode(v: torch.Tensor) -> torch.Tensor:
@@ -83,8 +85,6 @@ class ColourModel(torch.nn.Module):
 
 def apply_numpy(cal_or_model, rgb):
     """Convenience: (..., 3) float digital values in [0, 1] -> camera values, as numpy."""
-    import numpy as np
-
     model = cal_or_model if isinstance(cal_or_model, ColourModel) else ColourModel.from_calibration(cal_or_model)
     a = np.asarray(rgb, np.float64)
     x = torch.as_tensor(a.reshape(-1, 3), dtype=torch.float64)
@@ -100,8 +100,6 @@ def printable_palette(cal: ColourCalibration) -> torch.Tensor:
     patches = cal.raw.get("patches") if isinstance(cal.raw, dict) else None
     if patches:
         return torch.tensor([p["measured"] for p in patches], dtype=torch.float32)
-    from .targets import chart_colours
-
     x = torch.as_tensor(chart_colours(), dtype=torch.float32) / 255.0
     with torch.no_grad():
         return ColourModel.from_calibration(cal)(x)

@@ -11,6 +11,14 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
+import torch
+
+from .. import runfiles
+from ..align import align_stage
+from ..classify import classify_images, classify_stage, load_records
+from ..metrics import destruction
+from ..rundir import read_image
+from ..simulate import simulate_stage
 
 
 def channel_figures(run, cfg, model, device="cpu", batch: int = 16) -> dict:
@@ -18,21 +26,12 @@ def channel_figures(run, cfg, model, device="cpu", batch: int = 16) -> dict:
     {"attacks": {attack label: destruction}, "all": destruction over every attack,
     "clean_top1" / "adv_top1": {"rate", "n"}} (destruction as :func:`physical.metrics.destruction`,
     top-1)."""
-    import torch
-
-    from ..align import align_stage
-    from ..classify import classify_images, classify_stage, load_records
-    from ..metrics import destruction
-    from .. import runfiles
-    from ..rundir import read_image
-    from ..simulate import simulate_stage
-
     device = torch.device(device)
     simulate_stage(run, cfg, device)
     align_stage(run, cfg)
     classify_stage(run, cfg, device)
     recs = {r["key"]: r for r in load_records(run)}
-    crops = [c for c in runfiles.load_crops(run)["crops"] if c["accepted"]]
+    crops = runfiles.load_crops(run).accepted()
     preds = classify_images(model, [read_image(run.root / c["path"]) for c in crops], batch)
     by_attack, hits = defaultdict(list), defaultdict(list)
     for c, p in zip(crops, preds):

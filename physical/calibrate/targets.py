@@ -27,7 +27,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from reportlab.pdfgen import canvas
 
+from ..rundir import write_bytes
 from ..sheets.layout import PAPERS_MM
 
 DICTIONARY = "DICT_4X4_250"
@@ -219,8 +221,6 @@ class _Pdf:
     """Drawing in page millimetres (top-left origin) on a reportlab canvas."""
 
     def __init__(self, paper: str, title: str):
-        from reportlab.pdfgen import canvas
-
         self.w, self.h = PAPERS_MM[paper]
         self.buf = io.BytesIO()
         self.c = canvas.Canvas(self.buf, pagesize=(self.w * _MM, self.h * _MM), invariant=1)
@@ -321,8 +321,6 @@ def colour_chart_pdf(paper: str = "a4") -> bytes:
 
 def write_targets(folder: str | Path, paper: str = "a4", spec: BoardSpec = BoardSpec()) -> list[Path]:
     """Write charuco.pdf and colour-chart.pdf into `folder`; returns their paths."""
-    from ..rundir import write_bytes
-
     folder = Path(folder)
     out = [write_bytes(folder / "charuco.pdf", charuco_pdf(spec, paper)),
            write_bytes(folder / "colour-chart.pdf", colour_chart_pdf(paper))]

@@ -12,11 +12,13 @@ photos of an earlier guided capture of the same print stay (it resumes where a l
 """
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
 
+from ..log import warn
 from ..rundir import RunDir, atomic_path
+from ..simulate import simulate_stage
+from .guided import guided_capture
 from .keep import set_aside_photos
 from .sources import (
     AVAILABLE,
@@ -43,22 +45,16 @@ __all__ = [
     "CaptureError", "SourceNotAvailable", "StreamLost", "AVAILABLE",
 ]
 
-log = logging.getLogger(__name__)
-
 
 def capture_stage(run: RunDir, cfg) -> dict:
     """Fill capture/photos from cfg.capture.source; returns a summary {"photos": n, "source": ...}."""
     spec = parse_source(cfg.capture.source, cfg.resolve)
     if spec.kind == "simulate":
-        from ..simulate import simulate_stage
-
         clear_photos(run)
         return simulate_stage(run, cfg)
     if spec.kind == "folder":
         return copy_folder(run, Path(spec.target))
     if spec.kind in ("webcam", "url", "video"):
-        from .guided import guided_capture
-
         return guided_capture(run, cfg, spec, resume=True)
     raise not_available(spec)
 
@@ -81,7 +77,7 @@ def copy_folder(run: RunDir, folder: Path) -> dict:
     """Copy every photo of `folder` into capture/photos, keeping names; CaptureError if none."""
     photos, skipped = list_photos(folder)  # checks before anything is removed
     for s in skipped:
-        log.warning("capture: skipping %s: %s", folder / s["file"], s["reason"])
+        warn(f"capture: skipping {folder / s['file']}: {s['reason']}")
     dest = run.photos_dir
     if folder.resolve() != dest.resolve():
         set_aside_photos(run, copies_of=folder)

@@ -10,7 +10,20 @@ capture are archived inside the run, never deleted (physical.capture.keep).
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+
+from ..checks import from_dict, load_config
+from ..config import load_raw, set_override
+from ..errors import ConfigError
+from ..log import say
+from ..pipeline import run_dir_for
+from ..rundir import RunDir
+from ..runner import run_stages
+from . import copy_folder, parse_source
+from .guided import guided_capture
+from .sources import CaptureError, list_photos
+from .watch import watch_folder
 
 
 def _add(p):
@@ -36,11 +49,6 @@ def _add(p):
 
 def load_run(target: str, overrides: list[str] | None = None):
     """(RunDir, Config) for a run directory or a pipeline YAML."""
-    from ..config import load_raw, set_override
-    from ..checks import from_dict, load_config
-    from ..pipeline import run_dir_for
-    from ..rundir import RunDir
-
     path = Path(target)
     if path.is_file():
         cfg, _ = load_config(path, overrides or [])
@@ -58,14 +66,6 @@ def load_run(target: str, overrides: list[str] | None = None):
 
 
 def _capture(args) -> int:
-    import copy
-
-    from ..errors import ConfigError
-    from ..runner import run_stages
-    from . import copy_folder, parse_source
-    from .guided import guided_capture
-    from .sources import CaptureError, list_photos
-
     run, cfg = load_run(args.run, args.set)
     if not run.exists():
         raise FileNotFoundError(f"{run.manifest_path}: missing; run the pipeline up to print first "
@@ -100,8 +100,6 @@ def _capture(args) -> int:
 
     def take(r):
         if spec.kind == "folder" and args.watch:
-            from .watch import watch_folder
-
             (r.root / "capture" / "guided.json").unlink(missing_ok=True)
             return watch_folder(r, cap, Path(spec.target), timeout_s=args.timeout)
         if spec.kind == "folder":
@@ -113,9 +111,9 @@ def _capture(args) -> int:
                      check_earlier_inputs=Path(args.run).is_file())  # a run directory: the run's own files stand
     summary = run.status("capture")["summary"]
     missing = summary.get("sheets_missing") or []
-    print(f"capture: {summary['photos']} photo(s) in {run.photos_dir}"
-          + (f"; sheets not captured: {', '.join(map(str, missing))}" if missing else ""))
-    print(f"next: physical run {args.run if Path(args.run).is_file() else 'CONFIG'} --from align")
+    say(f"capture: {summary['photos']} photo(s) in {run.photos_dir}"
+        + (f"; sheets not captured: {', '.join(map(str, missing))}" if missing else ""))
+    say(f"next: physical run {args.run if Path(args.run).is_file() else 'CONFIG'} --from align")
     return 0
 
 

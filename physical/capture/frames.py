@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Iterator, Optional
 
+import cv2
 import numpy as np
 
 from ..errors import UserError
@@ -87,8 +88,6 @@ class quiet_opencv:
     """Silence OpenCV's own warnings for a block (probing camera indices prints one per index)."""
 
     def __enter__(self):
-        import cv2
-
         self.logging = getattr(getattr(cv2, "utils", None), "logging", None)
         if self.logging is not None:
             self.level = self.logging.getLogLevel()

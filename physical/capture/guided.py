@@ -27,7 +27,6 @@ space takes the frame in view, q (or Esc, or closing the window) stops.
 """
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
+from ..log import say
 from ..rundir import RunDir, read_json, write_image, write_json
 from ..sheets.markers import Marker
 from .keep import set_aside_photos
@@ -45,7 +45,6 @@ from .view import (PREBLUR_SIGMA, PrintedRun, SheetView, align_frame, find_marke
                    refined, sheet_sharpness, sheets_in_view)
 from .sources import CaptureError, FrameSource, Grabber, SourceSpec, StreamLost, open_source, parse_source
 
-log = logging.getLogger(__name__)
 
 GUIDED_JSON = "capture/guided.json"
 STATUS_EVERY_S = 10.0  # headless: a status line this often while sheets are missing
@@ -78,7 +77,7 @@ class GuidedCapture:
 
     def __init__(self, run: RunDir, cfg, source: FrameSource, *, timeout_s: Optional[float] = None,
                  preview: Optional[bool] = None, resume: bool = True, source_text: str = "",
-                 say: Callable[[str], None] = print, on_start: Optional[Callable[[], None]] = None):
+                 say: Callable[[str], None] = say, on_start: Optional[Callable[[], None]] = None):
         self.run = run
         self.cfg = cfg
         self.g = cfg.capture.guided
@@ -351,7 +350,7 @@ class GuidedCapture:
 
 
 def guided_capture(run: RunDir, cfg, spec: SourceSpec | str, *, timeout_s: Optional[float] = None,
-                   preview: Optional[bool] = None, resume: bool = True, say: Callable[[str], None] = print,
+                   preview: Optional[bool] = None, resume: bool = True, say: Callable[[str], None] = say,
                    on_start: Optional[Callable[[], None]] = None) -> dict:
     """Guided capture of a run's sheets from `spec` (webcam, URL, video, or a simulated stream).
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
+from ..log import say
 from ..rundir import RunDir, file_digest, read_json
 
 
@@ -20,7 +21,7 @@ def _simulated(run: RunDir) -> set[str]:
         return set()
 
 
-def set_aside_photos(run: RunDir, keep: Iterable[str] = (), say: Callable[[str], None] = print,
+def set_aside_photos(run: RunDir, keep: Iterable[str] = (), say: Callable[[str], None] = say,
                      copies_of: Optional[Path] = None) -> Optional[Path]:
     """Clear capture/photos for a new capture, except the files named in `keep`; photos from outside
     are archived (returns the archive folder, or None when nothing was archived). A photo that is an

@@ -20,6 +20,8 @@ from typing import Callable, Iterable, Union
 import numpy as np
 
 from .. import mjpeg
+from ..log import say
+from .sources import CaptureError, open_source, parse_source
 
 Frames = Union[list[bytes], Callable[[], Iterable[bytes]]]
 
@@ -116,8 +118,6 @@ def _add(p) -> None:
 
 
 def _replay(args) -> int:
-    from .sources import CaptureError, open_source, parse_source
-
     spec = parse_source(args.source)
     if spec.kind not in ("video", "folder"):
         raise CaptureError(f"replay: source {args.source!r} must be a video:PATH or folder:PATH")
@@ -143,15 +143,15 @@ def _replay(args) -> int:
     except (OSError, OverflowError) as e:  # port taken, address not on this machine
         raise CaptureError(f"replay: cannot listen on {args.host}:{args.port}: {getattr(e, 'strerror', None) or e}") from None
     with server:
-        print(f"replay: serving {args.source} at {server.url} ({args.fps:g} fps{', looping' if args.loop else ''}); "
-              f"Ctrl-C stops", flush=True)
+        say(f"replay: serving {args.source} at {server.url} ({args.fps:g} fps{', looping' if args.loop else ''}); "
+            f"Ctrl-C stops")
         deadline = None if args.seconds is None else time.monotonic() + args.seconds
         try:
             while deadline is None or time.monotonic() < deadline:
                 time.sleep(0.2)
         except KeyboardInterrupt:
             pass
-        print(f"replay: {server.sent} frame(s) sent", flush=True)
+        say(f"replay: {server.sent} frame(s) sent")
     return 0
 
 

@@ -23,7 +23,13 @@ from typing import Optional
 
 import cv2
 import numpy as np
+import torch
 
+from .. import runfiles
+from ..channel import Channel
+from ..config import Config
+from ..rundir import RunDir
+from ..simulate import desk, rasterize_pdf
 from .frames import FrameSource, Pacer
 
 MM_PER_INCH = 25.4
@@ -73,11 +79,6 @@ class SimulatedSource(FrameSource):
     @classmethod
     def for_run(cls, run, cfg=None, *, frame: Optional[tuple[int, int]] = None, realtime: bool = False, **kw):
         """Film the printed sheets of a run (its print/sheets.pdf) through cfg.capture.channel."""
-        from ..config import Config
-        from .. import runfiles
-        from ..rundir import RunDir
-        from ..simulate import rasterize_pdf
-
         run = run if isinstance(run, RunDir) else RunDir(Path(run))
         cfg = cfg or Config()
         printed = runfiles.load_layout(run, "run the print stage first")
@@ -94,11 +95,6 @@ class SimulatedSource(FrameSource):
     # -- rendering ------------------------------------------------------------------------------
     def _pose(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         if k not in self._cache:
-            import torch
-
-            from ..channel import Channel
-            from ..simulate import desk
-
             sheet_index, _ = self._poses[k]
             page = self.pages[sheet_index]
             g = torch.Generator().manual_seed(self.seed * 7919 + k)

@@ -21,15 +21,15 @@ OpenCV's ``VideoCapture`` (:class:`CvSource`): a stream that stops delivering fr
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
 
 import numpy as np
 
-from ..rundir import HEIF_BRANDS, NO_HEIF_PLUGIN, heif_plugin
+from ..rundir import HEIF_BRANDS, NO_HEIF_PLUGIN, heif_plugin, read_image
 from .frames import CaptureError, FrameSource, Grabber, LatestFrame, Pacer, SourceNotAvailable, StreamLost, quiet_opencv
+from .simulated_stream import SimulatedSource
 from .streams import WEBCAM_PROBE, CvSource, UrlSource, VideoSource, WebcamSource, apply_hints, probe_webcams
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -38,7 +38,6 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mjpg", ".mj
 AVAILABLE = ("available: 'simulate', 'folder:PATH' (or an existing folder), 'webcam:N', an http:// or rtsp:// "
              "URL, 'video:PATH' (or a video file)")
 
-log = logging.getLogger(__name__)
 __all__ = [  # the capture sources' names, wherever they live
     "CaptureError", "CvSource", "FolderSource", "FrameSource", "Grabber", "LatestFrame", "Pacer",
     "SourceNotAvailable", "SourceSpec", "StreamLost", "UrlSource", "VideoSource", "WEBCAM_PROBE", "WebcamSource",
@@ -102,7 +101,7 @@ def image_kind(path: Path) -> Optional[str]:
 
 def heif_readable(path: Path) -> bool:
     """Whether pillow-heif can parse a HEIC/HEIF file's container (no pixels decoded: cheap)."""
-    from pillow_heif import open_heif
+    from pillow_heif import open_heif  # deferred: optional HEIC plugin; asked only when heif_plugin() found it
 
     try:
         open_heif(str(path))
@@ -174,8 +173,6 @@ class FolderSource(FrameSource):
         return self
 
     def read(self) -> Optional[np.ndarray]:
-        from ..rundir import read_image
-
         while self._next < len(self.photos) or (self.loop and self.index >= 0):
             if self._next >= len(self.photos):
                 self._next = 0
@@ -213,8 +210,6 @@ def open_source(spec: SourceSpec, camera=None, *, realtime: bool = False, loop: 
     if spec.kind == "simulate":
         if run is None:
             raise CaptureError("a simulated stream films a run's printed sheets: give the run (--run RUN)")
-        from .simulated_stream import SimulatedSource
-
         return SimulatedSource.for_run(run, cfg, realtime=realtime, loop=loop, **simulate)
     raise not_available(spec)
 

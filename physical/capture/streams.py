@@ -1,7 +1,6 @@
 """OpenCV sources: a webcam by index, a network stream (MJPEG over HTTP, RTSP), a video file."""
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import threading
@@ -10,18 +9,17 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import urlsplit
 
+import cv2
 import numpy as np
 
+from ..config import CameraConfig
+from ..log import say, warn
 from .frames import CaptureError, FrameSource, Pacer, StreamLost, quiet_opencv
 
 WEBCAM_PROBE = range(10)  # indices tried when the requested camera does not open
 
-log = logging.getLogger(__name__)
-
 
 def _camera_defaults():
-    from ..config import CameraConfig
-
     return CameraConfig()
 
 
@@ -70,8 +68,6 @@ class CvSource(FrameSource):
         return CaptureError(f"{self.name} opened but sent no frame within {self.camera.read_timeout_s:g} s")
 
     def _grab(self) -> Optional[np.ndarray]:
-        import cv2
-
         try:
             ok, bgr = self.cap.read()
         except cv2.error:
@@ -102,8 +98,9 @@ class CvSource(FrameSource):
             return None
         n = int(self.camera.reconnects)
         for attempt in range(1, n + 1):
-            log.warning("%s: no frame for %g s or the connection closed; reopening (%d of %d)",
-                        self.name, self.camera.read_timeout_s, attempt, n)
+            # progress, not a fault of the user's: the error line, if reopening fails, is the one on stderr
+            say(f"{self.name}: no frame for {self.camera.read_timeout_s:g} s or the connection closed; "
+                f"reopening ({attempt} of {n})")
             self._release()
             time.sleep(min(0.5 * attempt, 2.0))
             try:
@@ -117,7 +114,7 @@ class CvSource(FrameSource):
             frame = self._grab()
             if frame is not None:
                 self.reconnected += 1
-                log.warning("%s: stream is back", self.name)
+                say(f"{self.name}: stream is back")
                 return frame
         self._release()
         raise StreamLost(f"{self.name} stopped delivering frames after {self.index + 1} frames; "
@@ -137,8 +134,6 @@ class CvSource(FrameSource):
 
     @property
     def size(self) -> Optional[tuple[int, int]]:
-        import cv2
-
         if self.cap is None:
             return None
         return int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -147,8 +142,6 @@ class CvSource(FrameSource):
 def apply_hints(cap, camera) -> dict:
     """Ask the camera for the resolution, frame rate, focus and exposure of `camera` (a CameraConfig);
     returns {hint: {"requested": ..., "granted": ...}}. Drivers ignore what they do not support."""
-    import cv2
-
     out: dict = {}
 
     def ask(name, prop, value, requested=None):
@@ -183,8 +176,6 @@ def apply_hints(cap, camera) -> dict:
 
 def probe_webcams(indices=WEBCAM_PROBE, skip: Optional[int] = None) -> list[int]:
     """Camera indices that open and deliver a frame."""
-    import cv2
-
     found = []
     with quiet_opencv():
         for i in indices:
@@ -210,8 +201,6 @@ class WebcamSource(CvSource):
         self.name = f"webcam {self.cam_index}"
 
     def _create(self):
-        import cv2
-
         with quiet_opencv():
             return cv2.VideoCapture(self.cam_index)
 
@@ -220,7 +209,7 @@ class WebcamSource(CvSource):
         for hint, g in self.granted.items():
             refused = g["granted"] is None or (hint != "autofocus" and g["granted"] != g["requested"])
             if refused:
-                log.warning("%s: asked for %s %s, the driver gives %s", self.name, hint, g["requested"], g["granted"])
+                warn(f"{self.name}: asked for {hint} {g['requested']}, the driver gives {g['granted']}")
 
     def _open_error(self) -> CaptureError:
         answered = probe_webcams(skip=self.cam_index)
@@ -269,8 +258,6 @@ class UrlSource(CvSource):
         """cv2.VideoCapture of the URL, opened in a thread: the caller waits at most
         ``open_timeout_s`` (and a second) whatever FFMPEG does. No connection is made before it
         (a camera that serves one client at a time would count a probe as that client)."""
-        import cv2
-
         if urlsplit(self.url).scheme.lower().startswith("rtsp"):
             # phone apps serve RTSP over TCP more reliably than FFMPEG's default UDP
             os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
@@ -340,8 +327,6 @@ class VideoSource(CvSource):
         return self
 
     def _create(self):
-        import cv2
-
         with quiet_opencv():
             return cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
 

@@ -15,8 +15,13 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..align import align_photo, read_photo
+from ..log import say
 from ..rundir import RunDir, atomic_path
+from . import clear_photos
 from .frames import CaptureError
+from .guided import PrintedRun
+from .sources import HEIC_SUFFIXES, IMAGE_SUFFIXES
 
 POLL_S = 0.5  # how often the folder is looked at
 
@@ -32,14 +37,9 @@ def checklist(missing: set[tuple[int, int]], slots: dict[int, list[int]]) -> str
 
 
 def watch_folder(run: RunDir, cfg, folder: Path, *, timeout_s: Optional[float] = None,
-                 say: Callable[[str], None] = print, poll_s: float = POLL_S) -> dict:
+                 say: Callable[[str], None] = say, poll_s: float = POLL_S) -> dict:
     """Watch `folder` (module docstring); returns the capture summary {photos, source, folder,
     skipped, cells_missing, sheets_missing, stopped}."""
-    from ..align import align_photo, read_photo
-    from .guided import PrintedRun
-    from . import clear_photos
-    from .sources import HEIC_SUFFIXES, IMAGE_SUFFIXES
-
     folder = Path(folder)
     if not folder.is_dir():
         raise CaptureError(f"capture folder {folder} {'is a file, not a folder' if folder.exists() else 'does not exist'}")

@@ -2,16 +2,20 @@
 transfer between models, and how perturbations generalise across images; plus the training-side
 digits experiment (`physical experiment digits`) and `physical compare RUN_A RUN_B`.
 
-This module only declares the `experiments` config section and the commands (it is imported when
-the command line is built, so it stays light); the work lives in `stage`, `digits` and `compare`.
+This module declares the `experiments` config section and its checks; the stage lives in `stage`,
+the rest in `digits` and `compare`, the commands in `cli`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from ..config import register_section, rng
+from .. import models as zoo
+from ..attacks import ATTACKS, canonical, names_attack
+from ..config import build, register_section, rng
 from ..errors import ConfigError
+from ..transforms.artificial import TRANSFORMATIONS, check_name, check_strength
+from ..transforms.defences import check_defence, make_defence
 
 
 @dataclass
@@ -26,8 +30,6 @@ class TransformationsConfig:
                                                             "noise": [0.04], "jpeg": [70, 30]})
 
     def validate(self, path: str) -> None:
-        from ..transforms.artificial import TRANSFORMATIONS, check_name, check_strength
-
         for name, strengths in list(self.sweeps.items()):
             p = f"{path}.sweeps.{name}"
             t = check_name(str(name), p)
@@ -54,15 +56,11 @@ class DefencesConfig:
     seed: int = 0  # seeds the defences' randomness at evaluation
 
     def validate(self, path: str) -> None:
-        from ..transforms.defences import check_defence
-
         self.use = [check_defence(d, f"{path}.use[{i}]") for i, d in enumerate(self.use)]
         labels = [_defence_label(d) for d in self.use]
         for i, lab in enumerate(labels):
             if lab in labels[:i]:
                 raise ConfigError(f"{path}.use[{i}]: defence {lab!r} is listed twice")
-        from ..attacks import ATTACKS, canonical
-
         out = []
         for i, a in enumerate(self.adaptive):
             if a.lower() in ("all", "none"):
@@ -75,8 +73,6 @@ class DefencesConfig:
 
 
 def _defence_label(d: dict) -> str:
-    from ..transforms.defences import make_defence
-
     return make_defence(**d).label
 
 
@@ -90,8 +86,6 @@ class TransferConfig:
     models: list[str] = field(default_factory=lambda: ["efficientnet_lite1"])
 
     def validate(self, path: str) -> None:
-        from .. import models as zoo
-
         out = []
         for i, name in enumerate(self.models):
             if name == "available":
@@ -139,8 +133,6 @@ class ExperimentsConfig:
         # check every one here (the checks are idempotent)
         for name in ("transformations", "defences", "transfer"):
             getattr(self, name).validate(f"{path}.{name}")
-        from ..attacks import ATTACKS, names_attack
-
         for i, a in enumerate(self.attacks):
             if not names_attack(a):
                 raise ConfigError(f"{path}.attacks[{i}]: {a!r} is neither an attack name nor an attack label "
@@ -152,24 +144,8 @@ register_section("experiments", ExperimentsConfig)
 
 def section(cfg) -> ExperimentsConfig:
     """The run's experiments section (its defaults when the config was built before registration)."""
-    from ..config import build
-
     sec = (getattr(cfg, "extra_sections", None) or {}).get("experiments")
     return sec if sec is not None else build(ExperimentsConfig, {}, "experiments")
 
 
-def experiments_stage(run, cfg, device) -> dict:
-    from .stage import experiments_stage as fn
-
-    return fn(run, cfg, device)
-
-
-def register_cli(commands: dict) -> None:
-    from .cli import add_compare, add_experiment, compare_cmd, experiment_cmd
-
-    commands["experiment"] = ("run a stand-alone experiment (digits: training-side mitigations)", add_experiment,
-                              experiment_cmd)
-    commands["compare"] = ("print the differences between two runs' tables", add_compare, compare_cmd)
-
-
-__all__ = ["ExperimentsConfig", "experiments_stage", "register_cli", "section"]
+__all__ = ["ExperimentsConfig", "section"]

@@ -1,6 +1,15 @@
 """Commands: `physical experiment digits [--out DIR]` and `physical compare RUN_A RUN_B`."""
 from __future__ import annotations
 
+import time
+
+from ..config import build, set_override
+from ..errors import ConfigError, UserError
+from ..log import say
+from . import DigitsConfig
+from .compare import compare, load_report
+from .digits import run_digits, write_digits_report
+
 
 def add_experiment(p):
     p.add_argument("name", choices=["digits"], help="digits: training-side mitigations on scikit-learn's digits")
@@ -11,13 +20,6 @@ def add_experiment(p):
 
 
 def experiment_cmd(args) -> int:
-    import time
-
-    from ..config import build, set_override
-    from ..errors import ConfigError
-    from . import DigitsConfig
-    from .digits import run_digits, write_digits_report
-
     data: dict = {}
     for o in args.set or []:
         set_override(data, o)
@@ -28,8 +30,8 @@ def experiment_cmd(args) -> int:
     res = run_digits(dc)
     res["seconds"] = round(time.time() - t0, 2)
     paths = write_digits_report(res, args.out)
-    print(digits_table(res))
-    print(f"\nwrote {paths['json']} and {paths['html']} in {res['seconds']:.1f}s")
+    say(digits_table(res))
+    say(f"\nwrote {paths['json']} and {paths['html']} in {res['seconds']:.1f}s")
     return 0
 
 
@@ -57,11 +59,14 @@ def add_compare(p):
 
 
 def compare_cmd(args) -> int:
-    from ..errors import UserError
-    from .compare import compare, load_report
-
     if not args.threshold >= 0:
         raise UserError(f"--threshold {args.threshold:g}: must be >= 0 (0.01 = 1 percentage point)")
     text, _ = compare(load_report(args.run_a), load_report(args.run_b), args.threshold)
-    print(text)
+    say(text)
     return 0
+
+
+def register_cli(commands: dict) -> None:
+    commands["experiment"] = ("run a stand-alone experiment (digits: training-side mitigations)", add_experiment,
+                              experiment_cmd)
+    commands["compare"] = ("print the differences between two runs' tables", add_compare, compare_cmd)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .. import runfiles
+from ..errors import UserError
 from ..metrics import correct
 from ..stats import intervals_apart, mcnemar
 from ..report.experiments import KEYS
@@ -25,8 +26,6 @@ from ..report.experiments import KEYS
 
 def load_report(path: str | Path) -> dict:
     """report.json of a run directory (or the file itself); UserError naming the file when it is not one."""
-    from ..errors import UserError
-
     p = Path(path)
     for cand in (p, p / "report" / "report.json", p / "report.json"):
         if cand.is_file():
@@ -94,7 +93,7 @@ def _outcomes(report: dict) -> Optional[dict]:
     if not path or not Path(path).is_file():
         return None
     out: dict = {}
-    for r in json.loads(Path(path).read_text())["records"]:
+    for r in runfiles.read_predictions(path).records:
         out.setdefault((r["model"], r["attack_label"]), {})[r["image"]] = r
     return out
 

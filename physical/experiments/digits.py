@@ -21,6 +21,7 @@ at eps50 and at eps = 0.25 (Goodfellow's MNIST figure).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -28,14 +29,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..report.experiments import digits_csv, digits_html
+from ..rundir import write_json, write_text
+
 GRID = [round(0.02 * i, 2) for i in range(51)]  # 0 .. 1
 
 
 def load_digits(seed: int = 0):
     """Train / test split (2/3, 1/3, stratified) of scikit-learn's digits, pixels in [0, 1]."""
     try:
+        # deferred: scikit-learn takes ~2 s to import; only the digits experiment needs it
         from sklearn.datasets import load_digits as _load
-        from sklearn.model_selection import train_test_split
+        from sklearn.model_selection import train_test_split  # deferred: with the line above
     except ImportError as e:  # pragma: no cover - scikit-learn is a dependency
         raise RuntimeError("the digits experiment needs scikit-learn (pip install scikit-learn)") from e
     d = _load()
@@ -142,7 +147,7 @@ class RBF(nn.Module):
 
 
 def rbf_centres(x: torch.Tensor, y: torch.Tensor, total: int, seed: int):
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # deferred: scikit-learn takes ~2 s to import
 
     per = max(1, total // 10)
     cs, cl = [], []
@@ -288,11 +293,6 @@ def _p(v):
 
 def write_digits_report(res: dict, out_dir) -> dict:
     """digits.json, digits.csv and a self-contained digits.html in out_dir."""
-    from pathlib import Path
-
-    from ..rundir import write_json, write_text
-    from ..report.experiments import digits_csv, digits_html
-
     out = Path(out_dir)
     write_json(out / "digits.json", res)
     write_text(out / "digits.csv", digits_csv(res))

@@ -29,14 +29,19 @@ import cv2
 import numpy as np
 import torch
 
-from .. import distributed
+from .. import attacks as attacks_mod, distributed
 from ..classify import best_crops, load_records
-from ..generate import load_index
+from ..generate import build_channel, load_index
+from ..log import say
 from ..metrics import accuracy, destruction
 from ..models import load_model, predict, to_tensor, to_uint8
 from ..rundir import RunDir, read_image, read_json, write_bytes, write_json
 from ..runtime import Eta
+from ..transforms.artificial import TRANSFORMATIONS, apply_transformation
+from ..transforms.defences import Defended, Expectation, make_defence
+from ..transforms.ops import seeded_generator
 from . import section
+from .digits import run_digits
 
 SUBS = ("transformations", "defences", "transfer", "generalisation", "digits")
 
@@ -61,7 +66,7 @@ class Context:
         self.run, self.cfg, self.device = run, cfg, device
         self.bs = cfg.run.batch_size
         self.index = load_index(run)
-        self.items = self.index["items"]
+        self.items = self.index.items
         self.records = {r["key"]: r for r in load_records(run)}
         self.crops = best_crops(run)
         only = set(section(cfg).attacks)
@@ -168,9 +173,6 @@ def _rec(it: dict, base: dict, **preds) -> dict:
 
 
 def transformations(ctx: Context, tc) -> dict:
-    from ..transforms.artificial import TRANSFORMATIONS, apply_transformation
-    from ..transforms.ops import seeded_generator
-
     rows = []
     for model_name, items in ctx.by_model.items():
         model = ctx.model(model_name)
@@ -221,10 +223,6 @@ def _adaptive_specs(ctx: Context, dc) -> list:
 def adaptive_adversarial(ctx: Context, defended, dc, a, eps: float, items: list[dict]) -> np.ndarray:
     """Adversarial images of the attack `a` at eps made against the defended model (EOT over its
     randomness, straight-through gradients), uint8 NHWC in the order of items; cached."""
-    from .. import attacks as attacks_mod
-    from ..generate import build_channel
-    from ..transforms.defences import Expectation
-
     label = attacks_mod.label_of(a, eps)
     path = ctx.cache / "adaptive" / items[0]["model"] / defended.defence.label / f"{label}.npz"
     names = [it["image"] for it in items]
@@ -250,9 +248,6 @@ def adaptive_adversarial(ctx: Context, defended, dc, a, eps: float, items: list[
 
 
 def defences(ctx: Context, dc) -> dict:
-    from .. import attacks as attacks_mod
-    from ..transforms.defences import Defended, make_defence
-
     rows, adaptive_info = [], []
     for model_name, items in ctx.by_model.items():
         model = ctx.model(model_name)
@@ -381,8 +376,6 @@ def transfer(ctx: Context, tc) -> dict:
 
 
 def generalisation(ctx: Context, gc) -> dict:
-    from ..transforms.ops import seeded_generator
-
     rows = []
     for model_name, items in ctx.by_model.items():
         model = ctx.model(model_name)
@@ -455,7 +448,7 @@ def _mean(v):
 # ----------------------------------------------------------------------------------------------
 
 
-def experiments_stage(run: RunDir, cfg, device, log=print) -> dict:
+def experiments_stage(run: RunDir, cfg, device, log=say) -> dict:
     ex = section(cfg)
     out = run.stage_dir("experiments")
     summary: dict = {}
@@ -484,8 +477,6 @@ def experiments_stage(run: RunDir, cfg, device, log=print) -> dict:
         summary[name] = f"{len(result['rows'])} rows, {result['seconds']:.1f}s"
     dpath = out / "digits.json"
     if ex.enabled and ex.digits.enabled:
-        from .digits import run_digits
-
         t0 = time.time()
         res = run_digits(ex.digits)
         res["seconds"] = round(time.time() - t0, 2)

@@ -23,7 +23,6 @@ HTML page has the same switches. ``q`` or Esc stops.
 """
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -32,16 +31,21 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
+import torch
 
 from .. import runfiles
-from ..config import register_section, rng
+from ..capture.guided import PrintedRun, align_frame
+from ..capture.sources import LatestFrame
+from ..classify import classify_images
+from ..config import AlignConfig, register_section, rng
 from ..errors import ConfigError
+from ..log import say
+from ..models import class_names, preprocess
+from ..rundir import RunDir
 from ..sheets.markers import detect_all
+from ..transforms.defences import Defended, check_defence, make_defence
 from .overlay import annotate, cell_style, cells_now  # noqa: F401  (cell_style: part of live mode's interface)
 from .server import CYCLE, MjpegServer, Recorder
-
-log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -58,8 +62,6 @@ class LiveConfig:
 
     def validate(self, path: str) -> None:
         if self.defence is not None:
-            from ..transforms.defences import check_defence
-
             self.defence = check_defence(self.defence, f"{path}.defence")
 
 
@@ -68,8 +70,6 @@ register_section("live", LiveConfig)
 
 def parse_defence(text: Optional[str]) -> Optional[dict]:
     """'jpeg', 'jpeg:quality=50', 'multicrop:n=8,fraction=0.8' (or 'none') -> a checked defence entry."""
-    from ..transforms.defences import check_defence
-
     if text is None or str(text).strip().lower() in ("", "none", "off"):
         return None
     name, _, rest = str(text).partition(":")
@@ -100,8 +100,6 @@ class LiveModel:
         self.set_defence(defence)
 
     def set_defence(self, entry: Optional[dict]) -> str:
-        from ..transforms.defences import Defended, make_defence
-
         if entry is None:
             self.current, self.defence = (self.classifier, "none"), None
         else:
@@ -111,8 +109,6 @@ class LiveModel:
 
     def cycle(self) -> str:
         """The next defence of: none, the chosen one, then the standard ones (the `d` key)."""
-        from ..transforms.defences import check_defence
-
         names = [None] + ([self.chosen] if self.chosen else []) + [check_defence(n, "live") for n in CYCLE[1:]]
         labels = [self._label(e) for e in names]
         uniq = [e for i, e in enumerate(names) if labels[i] not in labels[:i]]
@@ -124,8 +120,6 @@ class LiveModel:
     def _label(entry: Optional[dict]) -> str:
         if entry is None:
             return "none"
-        from ..transforms.defences import make_defence
-
         return make_defence(**entry).label
 
     @property
@@ -147,13 +141,10 @@ class RunCells:
 
     @classmethod
     def load(cls, root: Path) -> "RunCells":
-        from ..capture.guided import PrintedRun
-        from ..rundir import RunDir
-
         run = RunDir(Path(root))
         printed = PrintedRun.load(run)
         has_index = runfiles.path(run, runfiles.INDEX).is_file()
-        items = {it["key"]: it for it in runfiles.load_index(run)["items"]} if has_index else {}
+        items = runfiles.load_index(run).by_key() if has_index else {}
         labels = {}
         for k, c in printed.cells.items():
             it = items.get(c["item"], {})
@@ -168,16 +159,10 @@ def classify_frame(frame: np.ndarray, model, cells: Optional[RunCells], align_cf
     """The frame's top-k (centre crop at the model's size) and, per cell of the run in view, its
     top-k and whether it fools the model; one batch. Deterministic for a given frame and model
     (randomised defences aside): the live view's results are reproducible from the frames."""
-    from ..classify import classify_images
-    from ..models import class_names, preprocess
-
     images = [preprocess(frame, model.input_size, getattr(model, "resize_ratio", 0.875))]
     found: list[dict] = []
     quads: dict = {}
     if cells is not None:
-        from ..capture.guided import align_frame
-        from ..sheets.markers import detect_all
-
         if markers is None:  # one fast pass: the live view's budget (the display loop's, when given)
             markers = detect_all(frame, thorough=False)
         if markers:
@@ -239,10 +224,7 @@ class LiveView:
     """The display loop and the inference thread; see the module docstring."""
 
     def __init__(self, source, model: LiveModel, *, cells: Optional[RunCells] = None, align_cfg=None,
-                 top_k: int = 5, title: str = "", keep_log: bool = False, say: Callable[[str], None] = print):
-        from ..capture.sources import LatestFrame
-        from ..config import AlignConfig
-
+                 top_k: int = 5, title: str = "", keep_log: bool = False, say: Callable[[str], None] = say):
         self.source = source
         self.model = model
         self.cells = cells
@@ -265,8 +247,6 @@ class LiveView:
 
     # -- inference thread -----------------------------------------------------------------------
     def _infer_loop(self) -> None:
-        import torch
-
         lower_priority()
         seen = 0
         try:

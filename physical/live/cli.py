@@ -5,6 +5,14 @@ from pathlib import Path
 from typing import Optional
 
 from .. import runfiles
+from ..capture import draw
+from ..capture.sources import open_source, parse_source
+from ..checks import load_for_command
+from ..errors import UserError
+from ..log import say
+from ..models import load_model, pick_device
+from ..pipeline import run_dir_for
+from ..rundir import write_json
 from . import LiveConfig, LiveModel, LiveView, MjpegServer, Recorder, RunCells, parse_defence
 
 
@@ -32,13 +40,6 @@ def _add_live(p):
 
 
 def _live(args) -> int:
-    from ..capture import draw
-    from ..capture.sources import open_source, parse_source
-    from ..checks import load_for_command
-    from ..models import load_model, pick_device
-    from ..pipeline import run_dir_for
-    from ..errors import UserError
-
     if args.frames is not None and args.frames < 1:
         raise UserError(f"--frames {args.frames}: must be >= 1")
     if args.seconds is not None and not args.seconds > 0:
@@ -77,8 +78,8 @@ def _live(args) -> int:
         if draw.has_display():
             window = draw.Window("physical live")
         elif args.serve is None and not args.record and not args.log:
-            print("live: no display here; running headless (use --serve PORT to watch in a browser, "
-                  "--record FILE.mp4 to keep the view)")
+            say("live: no display here; running headless (use --serve PORT to watch in a browser, "
+                "--record FILE.mp4 to keep the view)")
     title = f"{classifier.name}" + (f" + run {run_root.name}" if cells else "")
     view = LiveView(source, model, cells=cells, align_cfg=cfg.align, top_k=lc.top_k, title=title,
                     keep_log=bool(args.log))
@@ -90,7 +91,7 @@ def _live(args) -> int:
         except OSError as e:  # the port is taken (or not ours to use)
             source.close()
             raise UserError(f"--serve {args.serve}: cannot listen on 127.0.0.1:{args.serve}: {e.strerror or e}") from None
-        print(f"live: serving {server.url} (stream: {server.url}stream.mjpg)", flush=True)
+        say(f"live: serving {server.url} (stream: {server.url}stream.mjpg)")
     recorder = Recorder(args.record, getattr(source, "fps", None)) if args.record else None
     try:
         summary = view.run(frames=args.frames, seconds=args.seconds, window=window, server=server, recorder=recorder,
@@ -103,12 +104,10 @@ def _live(args) -> int:
         if recorder is not None:
             recorder.close()
     if args.log:
-        from ..rundir import write_json
-
         write_json(args.log, view.log_data(summary))
-    print(f"live: {summary['stopped']}: {summary['frames_shown']} frames shown ({summary['display_fps']:.1f} fps), "
-          f"{summary['frames_classified']} classified ({summary['classified_fps']:.1f}/s, "
-          f"{summary['mean_infer_ms'] or 0:.0f} ms each)" + (f"; recorded {args.record}" if args.record else ""))
+    say(f"live: {summary['stopped']}: {summary['frames_shown']} frames shown ({summary['display_fps']:.1f} fps), "
+        f"{summary['frames_classified']} classified ({summary['classified_fps']:.1f}/s, "
+        f"{summary['mean_infer_ms'] or 0:.0f} ms each)" + (f"; recorded {args.record}" if args.record else ""))
     return 0
 
 

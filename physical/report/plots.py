@@ -8,16 +8,19 @@ import io
 from collections import defaultdict
 from typing import Optional
 
+import numpy as np
+
 from ..attacks.labels import AttackLabel
+from .tables import rate
 
 _STYLE = {"figure.dpi": 100, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "legend.fontsize": 8}
 
 
 def _plt():
-    import matplotlib
+    import matplotlib  # deferred: matplotlib (pyplot ~1.7 s) only when a plot is drawn; the backend is set first
 
     matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: after the backend is chosen
 
     return plt
 
@@ -36,8 +39,6 @@ def _pc(v):
 
 def _err(vals: list[Optional[dict]]):
     """Values and asymmetric error bars (percent) of rate dicts with a 95 % interval."""
-    from .tables import rate
-
     y = [_pc(rate(v)) for v in vals]
     lo = [0.0 if not v or not v.get("ci") else y_ - 100 * v["ci"][0] for v, y_ in zip(vals, y)]
     hi = [0.0 if not v or not v.get("ci") else 100 * v["ci"][1] - y_ for v, y_ in zip(vals, y)]
@@ -190,8 +191,6 @@ def defence_plot(rows: list[dict]) -> Optional[str]:
     if not rows:
         return None
     plt = _plt()
-    import numpy as np
-
     defences = list(dict.fromkeys(r["defence"] for r in rows))
     cols = [("clean_top1", "clean, no defence"), ("defended_clean_top1", "clean, defended"),
             ("adv_top1", "adversarial, no defence"), ("defended_adv_top1", "adversarial, defended"),
@@ -218,8 +217,6 @@ def generalisation_plot(rows: list[dict]) -> Optional[str]:
     if not rows:
         return None
     plt = _plt()
-    import numpy as np
-
     labels = [f"{r['model']}/{r['attack_label']}" if len({x['model'] for x in rows}) > 1 else r["attack_label"]
               for r in rows]
     with plt.rc_context(_STYLE):

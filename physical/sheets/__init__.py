@@ -7,7 +7,7 @@ from PIL import Image
 
 from ..config import Config
 from .. import runfiles
-from ..rundir import RunDir, read_json, write_bytes
+from ..rundir import RunDir, write_bytes
 from .layout import Layout, layout_for, paper_size, run_tag
 from .pdf import scale_bar_mm, write_sheets
 
@@ -52,12 +52,9 @@ def print_stage(run: RunDir, cfg: Config) -> dict:
 
     Writes print/sheets.pdf, print/layout.json and a copy of the PDF in <base_dir>/prints/.
     """
-    index_path = runfiles.path(run, runfiles.INDEX)
-    if not index_path.is_file():
-        raise FileNotFoundError(f"{index_path}: missing; run the generate stage first")
-    items = read_json(index_path).get("items", [])
+    items = runfiles.load_index(run).items
     if not items:
-        raise ValueError(f"{index_path}: no items to print")
+        raise ValueError(f"{runfiles.path(run, runfiles.INDEX)}: no items to print")
     if not run.exists():
         raise FileNotFoundError(f"{run.manifest_path}: missing; the run has no run id yet")
     run_id = run.run_id

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..capture.cli import load_run
+from ..log import say
+from ..rundir import STAGES
+from ..runner import run_stages
+
 
 def _add(p):
     p.add_argument("run", help="the run's pipeline YAML, or its run directory (runs/NAME)")
@@ -34,10 +39,6 @@ def describe(summary: dict, run_id: str, name: str, target: str) -> str:
 
 
 def _print(args) -> int:
-    from ..capture.cli import load_run
-    from ..rundir import STAGES
-    from ..runner import run_stages
-
     path = Path(args.run)
     run, cfg = load_run(args.run, args.set)
     ran = []
@@ -46,7 +47,7 @@ def _print(args) -> int:
         if line.startswith("[print] done"):
             ran.append(True)
         if "already done" not in line:
-            print(line)
+            say(line)
 
     if path.is_file():  # a pipeline YAML: generate first where needed, as `physical run --until print`
         run = run_stages(cfg, STAGES[:STAGES.index("print") + 1], redo=("print",) if args.force else (), log=log,
@@ -57,8 +58,8 @@ def _print(args) -> int:
         run = run_stages(cfg, ["print"], run=run, redo=("print",) if args.force else (), log=log,
                          command="physical print", target=args.run, check_earlier_inputs=False)
     summary = run.status("print")["summary"]
-    print(("wrote the sheets\n" if ran else "")
-          + describe(summary, run.run_id, cfg.run.name, args.run if path.is_file() else "CONFIG"))
+    say(("wrote the sheets\n" if ran else "")
+        + describe(summary, run.run_id, cfg.run.name, args.run if path.is_file() else "CONFIG"))
     return 0
 
 

@@ -10,12 +10,14 @@ import io
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas
 
 from ..rundir import write_bytes
 from .layout import TAG_BASE
+from .markers import detect_all
 from .pdf import FONT, _Page, _scale_bar
 
 PATCH_IDS = tuple(range(TAG_BASE - 4, TAG_BASE))  # the last lattice ids: sheets of small runs never use them
@@ -59,10 +61,6 @@ def write_patch_pdf(path: str | Path, png: str | Path, side_mm: float, title: st
 def find_patch(photo_rgb: np.ndarray, side_mm: float) -> np.ndarray | None:
     """The printed patch's four corners (TL TR BR BL, photo pixels) from its four markers (the
     homography from the page's millimetres), or None when one of them is not found."""
-    import cv2
-
-    from .markers import detect_all
-
     found = {m.id: m.corners.mean(0) for m in detect_all(photo_rgb) if m.id in PATCH_IDS}
     if len(found) < 4:
         return None

@@ -14,9 +14,15 @@ blur, strong noise and JPEG loss, and a glare spot and a finger over the sheet. 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
+from .. import runfiles
+from ..config import Config
+from ..images import SAMPLES, load_images
+from ..rundir import RunDir, write_image
 from ..simulate import mm_to_px
 from .layout import Layout
 from .markers import project
@@ -221,8 +227,6 @@ def cell_images(n: int, size: int = 224, eps: float = 16, seed: int = 0) -> list
     """`n` (clean, adversarial-like) 8-bit RGB pairs with real photographic detail: crops of the
     photos scikit-image ships (shifted and flipped when more are needed), and the crop plus a
     random-sign perturbation of +-eps (the texture of an FGSM image)."""
-    from ..images import SAMPLES, load_images
-
     photos = [im.rgb for im in load_images("samples", len(SAMPLES))]
     rng = np.random.default_rng(seed)
     out = []
@@ -243,12 +247,6 @@ def cell_images(n: int, size: int = 224, eps: float = 16, seed: int = 0) -> list
 def make_run(root, name: str = "t", n_items: int = 6):
     """A run directory whose generate stage is done with `n_items` pairs of `cell_images` (a
     clean and an "adversarial" image each), ready for the print stage: (RunDir, Config)."""
-    from pathlib import Path
-
-    from .. import runfiles
-    from ..config import Config
-    from ..rundir import RunDir, write_image
-
     cfg = Config()  # built directly: checks.from_dict would validate (and import) models and attacks
     cfg.run.name = name
     cfg.base_dir = str(root)
@@ -264,6 +262,6 @@ def make_run(root, name: str = "t", n_items: int = 6):
         write_image(run.root / adv, adv_img)
         items.append({"key": f"m/fgsm/16/img{k}", "model": "m", "attack": "fgsm", "eps": 16.0, "image": f"img{k}",
                       "clean": clean, "adv": adv})
-    runfiles.save_index(run, [], [], items)
+    runfiles.save_index(run, runfiles.RunIndex(items=items))
     run.mark("generate", "done")
     return run, cfg

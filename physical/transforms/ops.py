@@ -1,8 +1,10 @@
 """Small image operations on [0,1] NCHW float batches, shared by transformations and defences."""
 from __future__ import annotations
 
+import hashlib
 import math
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -44,8 +46,6 @@ def median_filter(x: torch.Tensor, size: int) -> torch.Tensor:
 
 def jpeg(x: torch.Tensor, quality: float) -> torch.Tensor:
     """JPEG encode and decode with libjpeg (OpenCV) at `quality` (1..100), per image; not differentiable."""
-    import cv2
-
     q = int(round(quality))
     arr = x.detach().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     out = np.empty_like(arr)
@@ -82,8 +82,6 @@ def straight_through(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def seeded_generator(*parts) -> torch.Generator:
     """A CPU generator seeded from any parts (stable across processes)."""
-    import hashlib
-
     digest = hashlib.sha256(repr(parts).encode()).digest()
     return torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:7], "little"))
 
