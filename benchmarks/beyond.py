@@ -1,6 +1,7 @@
 """Attacks beyond Kurakin's on EfficientNet-Lite0, on ../shared/imagenet-100 (100 photos):
 
-- uap: one universal perturbation (eps 10) fitted on half of the photos (SGD-UAP), fooling rate
+- uap: one universal perturbation (eps 10) fitted on half of the photos (SGD-UAP with the default
+  `augment`: fresh random crops and mirrors of the fit photos every step), fooling rate
   (top-1 changes from the clean top-1) on the fitted and on the unseen half, against a random-sign
   perturbation of the same eps; also after one draw of the shared print-and-camera channel per image
   (the EOT view of a printed, photographed, aligned cell). Target: unseen >= 50 % and >= 3x random.
@@ -13,7 +14,7 @@
 
 Rates carry n and a 95 % Wilson interval. Every part is time-boxed by its own size options.
 
-    python benchmarks/beyond.py [--uap-epochs 20] [--patch-epochs 40] [--square-images 24] [--only uap,patch,square]
+    python benchmarks/beyond.py [--uap-epochs 20] [--patch-epochs 40] [--square-images 100] [--only uap,patch,square]
 """
 from __future__ import annotations
 
@@ -149,7 +150,7 @@ def main(argv=None) -> int:
     ap.add_argument("--patch-fraction", type=float, default=0.1)
     ap.add_argument("--patch-epochs", type=int, default=40)
     ap.add_argument("--patch-draws", type=int, default=2, help="random placements evaluated")
-    ap.add_argument("--square-images", type=int, default=24)
+    ap.add_argument("--square-images", type=int, default=100, help="at most: the photos Lite0 gets right")
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)

@@ -37,6 +37,7 @@ class Patch(FittedAttack):
     fixed_eps = 255.0
     params = {
         **FIT_PARAMS,
+        # Lite0, 50 fit photos: 240 steps of 16 hit 42 % of the unseen, 480 steps 64 %: a real patch needs more
         "epochs": (int, 40, 1, 100000),
         "fraction": (float, 0.1, 0.0, 0.5),  # of the image's area the patch covers, in (0, 0.5]
         "lr": (float, 0.03, 1e-5, 1.0),  # Adam's step, [0, 1] pixel units

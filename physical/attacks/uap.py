@@ -7,6 +7,15 @@ delta is clipped back to the eps ball. The step size is halved at half and at th
 steps. The gradient is `Attack.gradient`'s, so `eot` (the shared print-and-camera channel),
 `printability` and `tv` work as for any attack. The control is a random-sign perturbation of the
 same eps, also one for every image.
+
+`augment` keeps a perturbation fitted on a few dozen images from merely memorising them (fooling
+the fit images, not the unseen ones): every step sees each fit image freshly cropped (a random
+square of 1 - augment .. 1 of its side, resized back, at a random place) and mirrored at random,
+so a few dozen images stand for many more; the perturbation is added after, as on an unseen image.
+Measured on Lite0 at eps 10 (30 of the fit images fitted, 20 others held out, 40 steps of 16):
+without it 78 % of the fit images but few held-out ones are fooled (a 50-image fit: 14 % of the
+unseen, random signs 16 %); with `augment` 0.4, 60 % of the held-out ones. Fitting delta on a
+4x coarser grid (smoother) with it fell to 10 %: kept per pixel.
 """
 from __future__ import annotations
 
@@ -18,10 +27,28 @@ import torch.nn.functional as F
 from .fitted import FIT_PARAMS, FittedAttack
 
 
+def augment(x: torch.Tensor, zoom: float, generator: torch.Generator) -> torch.Tensor:
+    """Each image of x cropped to a random square of (1 - zoom .. 1) of its side at a random place,
+    resized back to its size, and mirrored left-right with probability 1/2 (one batched resampling)."""
+    b = len(x)
+    u = torch.rand(b, 4, generator=generator).to(x.device, x.dtype)
+    s = 1 - zoom * u[:, 0]
+    flip = torch.where(u[:, 1] < 0.5, -1.0, 1.0).to(x.dtype)
+    zero = torch.zeros_like(s)
+    theta = torch.stack([torch.stack([s * flip, zero, (1 - s) * (2 * u[:, 2] - 1)], 1),
+                         torch.stack([zero, s, (1 - s) * (2 * u[:, 3] - 1)], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
 class UAP(FittedAttack):
     name = "uap"
     control_name = "rand"
-    params = {**FIT_PARAMS, "clip": (float, 9.0, 0.1, 100.0)}  # clipped cross-entropy (Shafahi et al.: 9)
+    params = {
+        **FIT_PARAMS,
+        "clip": (float, 9.0, 0.1, 100.0),  # clipped cross-entropy (Shafahi et al.: 9)
+        "augment": (float, 0.4, 0.0, 0.9),  # fit images cropped to 1 - augment .. 1 of their side, mirrored; 0: off
+    }
 
     def __init__(self, model, eps, *, alpha=None, **kw):
         super().__init__(model, eps, alpha=alpha, **kw)
@@ -33,11 +60,12 @@ class UAP(FittedAttack):
 
     def fit(self, x, y):
         labels, targeted = self.target_labels(x, y)
+        zoom = float(self.param("augment"))
         delta = torch.zeros_like(x[:1])
         total = self.total_steps(len(x))
         for self._step, idx in self.batches(len(x)):
             alpha = self.alpha / (1 + (self._step >= total // 2) + 2 * (self._step >= 3 * total // 4))
-            xb = x[idx]
+            xb = augment(x[idx], zoom, self.generator) if zoom > 0 else x[idx]
             self.clean = xb  # the TV penalty's reference: the perturbation is delta (where not clipped)
             g = self.gradient((xb + delta).clamp(0, 1), labels[idx], targeted).sum(0, keepdim=True)
             delta = (delta + (-alpha if targeted else alpha) * g.sign()).clamp(-self.eps, self.eps)

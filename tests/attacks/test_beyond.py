@@ -68,6 +68,22 @@ def test_uap_fools_unseen_images_more_than_random_signs_of_the_same_eps():
     assert f_uap >= 0.5 and f_uap > f_rand + 0.3, (f_uap, f_rand)
 
 
+def test_uap_augment_shows_each_fit_image_cropped_and_mirrored_afresh():
+    from physical.attacks.uap import augment
+
+    ramp = torch.linspace(0, 1, 32).expand(2, 3, 32, 32).contiguous()  # brightness grows left to right
+    flat = augment(ramp.repeat(8, 1, 1, 1), 0.0, torch.Generator().manual_seed(0))
+    mirrored = torch.tensor([torch.allclose(o, ramp[0].flip(-1), atol=1e-5) for o in flat])
+    same = torch.tensor([torch.allclose(o, ramp[0], atol=1e-5) for o in flat])
+    assert torch.all(mirrored | same) and mirrored.any() and same.any()  # zoom 0: only the mirror
+    g = torch.Generator().manual_seed(1)
+    a, b = augment(ramp, 0.5, g), augment(ramp, 0.5, g)
+    assert a.shape == ramp.shape and not torch.allclose(a, b)  # a fresh draw every call
+    # a crop of 0.5 .. 1 of the side: the brightness spans at most the whole ramp, at least half of it
+    span = (a[:, 0, 16, -1] - a[:, 0, 16, 0]).abs()
+    assert torch.all((span > 0.45) & (span < 1.0 + 1e-6)), span
+
+
 def test_patch_raises_the_target_probability_on_unseen_images():
     m = tiny_conv_model()
     x, y = tiny_images(m, 24)
@@ -154,6 +170,7 @@ def test_tv_penalty_lowers_the_perturbations_total_variation():
     ({"name": "patch", "fraction": 0.6}, "attacks[0].fraction: 0.6 is out of range"),
     ({"name": "patch", "fraction": 0}, "attacks[0].fraction: 0 must be inside (0, 0.5]"),
     ({"name": "uap", "fit": 1.0}, "attacks[0].fit: 1 must be inside (0, 1)"),
+    ({"name": "uap", "augment": 1.0}, "attacks[0].augment: 1.0 is out of range"),
     ({"name": "square", "queries": 0}, "attacks[0].queries: 0 is out of range"),
     ({"name": "square", "queries": -5}, "attacks[0].queries: -5 is out of range"),
     ({"name": "bim", "fraction": 0.1}, "attacks[0].fraction: unknown key"),
