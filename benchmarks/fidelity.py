@@ -41,14 +41,47 @@ OLD_DEFAULTS = dict(rotation_deg=180.0, tilt=0.12, scale=[0.7, 0.95], translate=
                     light_gradient=0.15, jpeg_quality=[75.0, 95.0])
 
 
-def config(root: Path, name: str, images: str, limit: int, capture: dict):
+def config(root: Path, name: str, images: str, limit: int, capture: dict, attacks=None):
     from physical.checks import from_dict
 
     return from_dict({
         "run": {"name": name, "output": str(root), "seed": 0, "device": "cpu"},
         "models": ["efficientnet_lite0"], "images": {"source": images, "limit": limit},
-        "attacks": ATTACKS, "capture": capture, "report": {"html": False},
+        "attacks": attacks or ATTACKS, "capture": capture, "report": {"html": False},
     }, root)
+
+
+ROWS = {"measured": "measured (independent simulator)", "predicted": "predicted (calibrated channel)",
+        "before": "predicted, channel before the fix", "default": "default channel (phone preset)"}
+
+
+def print_groups(n_images: int) -> list[list[dict]]:
+    """The attacks split into runs whose image pairs fit on the sheets' marker ids (30 A4 sheets of
+    6 pairs): each run prints the clean images and its share of the attacks, from the one generate."""
+    from physical.config import Config
+    from physical.sheets.layout import layout_for
+
+    lay = layout_for(Config().sheet)
+    cap = lay.max_sheets * len(lay.pair_slots()) // max(n_images, 1)  # attack images per run
+    if cap < 1:
+        raise SystemExit(f"--images {n_images}: more than the {lay.max_sheets * len(lay.pair_slots())} pairs a run prints")
+    groups, cur = [], []
+    for entry in ATTACKS:
+        for eps in entry["eps"]:
+            if len(cur) == cap:
+                groups.append(cur)
+                cur = []
+            cur.append(dict(entry, eps=[eps]))
+    return groups + [cur] if cur else groups
+
+
+def merged(parts: list[dict]) -> dict:
+    """One row from the runs of the print groups: every attack's figures; the clean figures of the
+    first run (each run photographs the same clean images again)."""
+    out = dict(parts[0])
+    for part in parts[1:]:
+        out.update({k: v for k, v in part.items() if "clean" not in k})
+    return out
 
 
 def figures(run_root: Path) -> dict:
@@ -79,13 +112,13 @@ def figures(run_root: Path) -> dict:
     return out
 
 
-def capture_and_classify(out: Path, name: str, cfg) -> dict:
+def capture_and_classify(out: Path, name: str, cfg, base: str = "base") -> dict:
     from physical.pipeline import run_pipeline
 
     if (out / name / "classify" / "predictions.json").is_file():  # kept by --reuse
         return figures(out / name)
     shutil.rmtree(out / name, ignore_errors=True)
-    shutil.copytree(out / "base", out / name)
+    shutil.copytree(out / base, out / name)
     t = time.time()
     run_pipeline(cfg, from_stage="capture", until="classify", log=lambda *a: None)
     print(f"  {name}: captured, aligned, classified in {time.time() - t:.0f} s", flush=True)
@@ -113,16 +146,25 @@ def main() -> None:
     if a.no_eot:
         del ATTACKS[-1]
     out = Path(a.out)
-    reuse = a.reuse and (out / "base" / "print" / "sheets.pdf").is_file()
+    reuse = a.reuse and (out / "base" / "generate" / "index.json").is_file()
     if not reuse:
         shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     images = str(IMAGENET_100.resolve()) if IMAGENET_100.is_dir() else "samples"
     t0 = time.time()
     if not reuse:
-        run_pipeline(config(out, "base", images, a.images, {"source": "simulate"}), until="print",
+        run_pipeline(config(out, "base", images, a.images, {"source": "simulate"}), until="generate",
                      log=lambda *a: None)
-        print(f"generated and printed {a.images} images ({images}) in {time.time() - t0:.0f} s", flush=True)
+        print(f"generated {a.images} images ({images}) in {time.time() - t0:.0f} s", flush=True)
+    groups = print_groups(a.images)
+    for g, attacks in enumerate(groups):  # one generate, printed in runs that fit the sheets' marker ids
+        if not (out / f"base-{g}" / "print" / "sheets.pdf").is_file():
+            shutil.rmtree(out / f"base-{g}", ignore_errors=True)
+            shutil.copytree(out / "base", out / f"base-{g}")
+            run_pipeline(config(out, f"base-{g}", images, a.images, {"source": "simulate"}, attacks), until="print",
+                         log=lambda *a: None)
+    print(f"printed in {len(groups)} runs: " + "; ".join(
+        ", ".join(f"{'eot-' if e.get('eot') else ''}{e['name']} eps {e['eps'][0]}" for e in grp) for grp in groups))
 
     # calibrate from the independent simulator's photos of the chart, with the tool's own commands
     subprocess.run(["physical", "calibrate", "targets", "--out", str(out / "targets")], check=True,
@@ -131,16 +173,7 @@ def main() -> None:
                             prefix="chart")
     subprocess.run(["physical", "calibrate", "colour", "--source", str(out / "chart"), "--out",
                     str(out / "colour.json")], check=True)
-
-    t = time.time()
-    photos = indepsim.photograph_pdf(out / "base" / "print" / "sheets.pdf", out / "photos", photos=1, seed=2000,
-                                     prefix="sheet")  # resumes: pages already photographed are kept
-    print(f"independent simulator: {len(photos)} sheet photos in {time.time() - t:.0f} s", flush=True)
-    rows = {"measured (independent simulator)": capture_and_classify(
-        out, "measured", config(out, "measured", images, a.images, {"source": f"folder:{out / 'photos'}"}))}
-    rows["predicted (calibrated channel)"] = capture_and_classify(
-        out, "predicted", config(out, "predicted", images, a.images,
-                                 {"source": "simulate", "channel": {"calibration": str(out / "colour.json")}}))
+    calibrated = {"source": "simulate", "channel": {"calibration": str(out / "colour.json")}}
     if not a.skip_before:
         # the channel as it was before the calibration set the frame, scale, pose, JPEG and light: only
         # the colour model, blur and noise from the file; the old defaults' 2400 x 1800 frame, any
@@ -149,22 +182,34 @@ def main() -> None:
         doc.pop("channel", None)
         (out / "colour-before.json").write_text(json.dumps(doc))
         before = dict(OLD_DEFAULTS, calibration=str(out / "colour-before.json"))
-        rows["predicted, channel before the fix"] = capture_and_classify(
-            out, "before", config(out, "before", images, a.images,
-                                  {"source": "simulate", "frame": [2400, 1800], "dpi": 200, "channel": before}))
-    if not a.skip_default:
-        rows["default channel (phone preset)"] = capture_and_classify(
-            out, "default", config(out, "default", images, a.images, {"source": "simulate"}))
+    parts: dict = {}
+    for g, attacks in enumerate(groups):
+        t = time.time()
+        photos = indepsim.photograph_pdf(out / f"base-{g}" / "print" / "sheets.pdf", out / f"photos-{g}", photos=1,
+                                         seed=2000 + 100 * g, prefix="sheet")  # resumes: pages photographed are kept
+        print(f"independent simulator: {len(photos)} sheet photos in {time.time() - t:.0f} s", flush=True)
+
+        def row(name: str, capture: dict):
+            cfg = config(out, f"{name}-{g}", images, a.images, capture, attacks)
+            parts.setdefault(name, []).append(capture_and_classify(out, f"{name}-{g}", cfg, f"base-{g}"))
+
+        row("measured", {"source": f"folder:{out / f'photos-{g}'}"})
+        row("predicted", calibrated)
+        if not a.skip_before:
+            row("before", {"source": "simulate", "frame": [2400, 1800], "dpi": 200, "channel": before})
+        if not a.skip_default:
+            row("default", {"source": "simulate"})
+    rows = {ROWS[name]: merged(p) for name, p in parts.items()}
     report(rows)
     if a.survival_draws > 0:
-        survival(out, config(out, "predicted", images, a.images,
-                             {"source": "simulate", "channel": {"calibration": str(out / "colour.json")}}),
-                 a.survival_attacks.split(","), a.survival_draws)
+        labels = a.survival_attacks.split(",")
+        survival([(out / f"measured-{g}", config(out, f"predicted-{g}", images, a.images, calibrated, attacks))
+                  for g, attacks in enumerate(groups)], labels, a.survival_draws)
     (out / "fidelity.json").write_text(json.dumps(rows, indent=1))  # every row's per-image outcomes
     print(f"({time.time() - t0:.0f} s in all; the rows per image: {out / 'fidelity.json'})")
 
 
-def survival(out: Path, cfg, labels: list[str], draws: int) -> None:
+def survival(runs: list, labels: list[str], draws: int) -> None:
     """Predicted survival (the report's `survival` section, K draws of the calibrated channel)
     against what the independent simulator's photos showed, per attack: Brier score next to a
     forecaster that knows only the observed survival rate."""
@@ -173,10 +218,12 @@ def survival(out: Path, cfg, labels: list[str], draws: int) -> None:
     from physical.stats import brier
     from physical.survival import predict_items, works
 
-    run = RunDir(out / "measured")
-    recs = [r for r in load_records(run) if r["attack_label"] in labels and works(r) is not None]
-    t = time.time()
-    pred = predict_items(run, cfg, "cpu", recs, draws)
+    recs, pred, t = [], [], time.time()
+    for root, cfg in runs:  # (a measured run, the calibrated config) per print group
+        run = RunDir(root)
+        mine = [r for r in load_records(run) if r["attack_label"] in labels and works(r) is not None]
+        recs += mine
+        pred += predict_items(run, cfg, "cpu", mine, draws) if mine else []
     print(f"\npredicted survival ({draws} draws of the calibrated channel, {time.time() - t:.0f} s) against the "
           "independent simulator's photos: Brier score (0 is perfect) vs a constant forecast of the observed rate")
     for label in labels + ["all"]:

@@ -107,10 +107,11 @@ def _entries(folder: Path) -> list[tuple[Path, Optional[int]]]:
     return entries
 
 
-def check_source(source: str, base: Path = Path(".")) -> None:
-    """The checks of `load_images` that need no decoding: the folder, its images and their labels."""
-    if source != "samples":
-        _entries(_folder(source, base))
+def check_source(source: str, base: Path = Path("."), limit: int = 0) -> int:
+    """The checks of `load_images` that need no decoding: the folder, its images and their labels.
+    Returns how many images the run takes (`limit` applied)."""
+    n = len(SAMPLES) if source == "samples" else len(_entries(_folder(source, base)))
+    return min(n, limit) if limit else n
 
 
 def source_files(source: str, base: Path = Path(".")) -> dict:

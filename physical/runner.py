@@ -41,7 +41,7 @@ from typing import Callable, Optional
 import torch
 import yaml
 
-from . import align, capture, classify, generate, report, sheets
+from . import align, attacks, capture, classify, generate, report, sheets
 from .capture import check_capture_source, parse_source
 from .config import Config, to_dict
 from .distributed import announce, current, device_for
@@ -52,6 +52,7 @@ from .images import check_source
 from .log import say
 from .rundir import STAGES, RunDir, RunLock, digest, discarding_writes, file_digest, remove_temp_files
 from .runtime import set_memory_gb
+from .sheets.layout import layout_for
 
 
 class PipelineError(UserError):
@@ -181,9 +182,27 @@ def _call(stage, run, cfg, device):
 def check_inputs(cfg: Config, stages: list[str]) -> None:
     """What the stages in range read from outside the run, checked before any status is touched."""
     if "generate" in stages:
-        check_source(cfg.images.source, Path(cfg.base_dir))
+        n = check_source(cfg.images.source, Path(cfg.base_dir), cfg.images.limit)
+        if "print" in stages:
+            check_sheet_capacity(cfg, n)
     if "capture" in stages:
         check_capture_source(cfg)
+
+
+def check_sheet_capacity(cfg: Config, n_images: int) -> None:
+    """The print stage puts each image pair (clean, adversarial) on a sheet, and the sheets' marker ids
+    number a limited set of sheets: a run that cannot be printed is stopped before generate spends
+    hours on it."""
+    per_image = sum(len(a.eps) * (2 if attacks.ATTACKS[attacks.canonical(a.name)].fitted else 1)  # + control
+                    for a in cfg.attacks)
+    pairs = n_images * len(cfg.models) * per_image
+    lay = layout_for(cfg.sheet)
+    per_sheet = len(lay.pair_slots())
+    if -(-pairs // per_sheet) > lay.max_sheets:
+        raise UserError(f"images.limit: {n_images} images x {len(cfg.models)} model(s) x {per_image} attack images "
+                        f"each = {pairs} image pairs to print, {per_sheet} a sheet, but the sheets' marker ids number "
+                        f"at most {lay.max_sheets} sheets ({lay.max_sheets * per_sheet} pairs): lower images.limit, "
+                        "list fewer attacks or eps, give a smaller sheet.cell_mm, or stop at generate (--until generate)")
 
 
 def check_run_dir(run: RunDir) -> None:

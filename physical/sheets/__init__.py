@@ -6,6 +6,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..config import Config
+from ..errors import ConfigError
 from .. import runfiles
 from ..rundir import RunDir, write_bytes
 from .layout import Layout, layout_for, paper_size, run_tag
@@ -27,14 +28,14 @@ def assign_cells(items: list[dict], layout: Layout) -> list[dict]:
     one sheet; a new sheet when full.
 
     Returns cells {sheet, slot, item, role, image (path relative to the run), label}; raises
-    ValueError when the items need more sheets than the layout's marker ids allow.
+    ConfigError (a ValueError) when the items need more sheets than the layout's marker ids allow.
     """
     pairs = layout.pair_slots()
     per_sheet = layout.cells_per_sheet
     n_sheets = -(-2 * len(items) // per_sheet)
     if n_sheets > layout.max_sheets:
-        raise ValueError(
-            f"{len(items)} image pairs need {n_sheets} sheets of {per_sheet} cells, but the marker ids "
+        raise ConfigError(
+            f"sheet: {len(items)} image pairs need {n_sheets} sheets of {per_sheet} cells, but the marker ids "
             f"allow at most {layout.max_sheets} sheets; use fewer images/attacks or a smaller sheet.cell_mm"
         )
     several = len({it.get("model") for it in items}) > 1

@@ -217,6 +217,21 @@ def test_attack_lists_that_would_mix_images_are_errors(tmp_path, capsys, attacks
     assert message in err and err.count("\n") == 1 and not (tmp_path / "runs").exists()
 
 
+def test_a_run_too_large_to_print_stops_before_generate(tmp_path, capsys):
+    """Every image pair needs a cell pair on a sheet and the markers number 30 sheets (6 pairs each):
+    8 sample photos x 23 eps = 184 pairs cannot be printed; said before any image is made."""
+    cfg = write_config(tmp_path, attacks=[{"name": "fgsm", "eps": list(range(1, 24))}], images={"source": "samples"},
+                       sheet={"cell_mm": 45})
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("physical: error: images.limit: 8 images x 1 model(s) x 23 attack images each = 184 image "
+                          "pairs to print, 6 a sheet, but the sheets' marker ids number at most 30 sheets") and \
+        err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+    # generate alone is not printed: allowed (checked up to the source, which runs no attack here)
+    assert main(["run", str(cfg), "--until", "generate", "--set", "images.limit=1"]) == 0
+
+
 def test_two_bim_entries_with_their_own_labels_both_run(tmp_path):
     from physical.checks import from_dict
 
