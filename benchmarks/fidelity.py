@@ -190,6 +190,11 @@ def main() -> None:
         print(f"independent simulator: {len(photos)} sheet photos in {time.time() - t:.0f} s", flush=True)
 
         def row(name: str, capture: dict):
+            if name != "measured" and any(e.get("eot") for e in attacks):
+                # EOT's images are keyed by the channel they drew from (capture.channel): another channel
+                # in the config re-makes them, so the prediction for the same images cannot be run here
+                print(f"  {name}-{g}: not run (EOT's images follow capture.channel)", flush=True)
+                return
             cfg = config(out, f"{name}-{g}", images, a.images, capture, attacks)
             parts.setdefault(name, []).append(capture_and_classify(out, f"{name}-{g}", cfg, f"base-{g}"))
 
