@@ -198,7 +198,7 @@ def check_sheet_capacity(cfg: Config, n_images: int) -> None:
     pairs = n_images * len(cfg.models) * per_image
     lay = layout_for(cfg.sheet)
     per_sheet = len(lay.pair_slots())
-    if -(-pairs // per_sheet) > lay.max_sheets:
+    if lay.sheets_for(pairs) > lay.max_sheets:
         raise UserError(f"images.limit: {n_images} images x {len(cfg.models)} model(s) x {per_image} attack images "
                         f"each = {pairs} image pairs to print, {per_sheet} a sheet, but the sheets' marker ids number "
                         f"at most {lay.max_sheets} sheets ({lay.max_sheets * per_sheet} pairs): lower images.limit, "

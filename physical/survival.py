@@ -74,7 +74,7 @@ def survival_probabilities(model, channel, images: torch.Tensor, labels: torch.T
 
 def _draws_per_batch(channel, x: torch.Tensor) -> int:
     """Channel draws per micro-batch: a frame's float planes and their temporaries (about 16 copies)."""
-    fw, fh = channel.frame_size(*x.shape[-2:]) if hasattr(channel, "frame_size") else x.shape[-1:-3:-1]
+    fw, fh = channel.frame_size(*x.shape[-2:])  # a CropChannel (crop_channel)
     per = 16 * x.shape[1] * fw * fh * x.element_size()
     return max(1, chunk_size(per, memory_budget(x.device)))
 

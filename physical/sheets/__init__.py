@@ -32,7 +32,7 @@ def assign_cells(items: list[dict], layout: Layout) -> list[dict]:
     """
     pairs = layout.pair_slots()
     per_sheet = layout.cells_per_sheet
-    n_sheets = -(-2 * len(items) // per_sheet)
+    n_sheets = layout.sheets_for(len(items))
     if n_sheets > layout.max_sheets:
         raise ConfigError(
             f"sheet: {len(items)} image pairs need {n_sheets} sheets of {per_sheet} cells, but the marker ids "

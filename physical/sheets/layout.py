@@ -84,6 +84,10 @@ class Layout:
     def max_sheets(self) -> int:
         return TAG_BASE // self.lattice_points
 
+    def sheets_for(self, pairs: int) -> int:
+        """Sheets that `pairs` (clean, adversarial) image pairs fill; more than `max_sheets` cannot be printed."""
+        return -(-pairs // len(self.pair_slots()))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
