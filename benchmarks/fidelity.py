@@ -10,8 +10,10 @@ sharpening and JPEG) that shares no code with physical's channel. Then, as a lab
    independent simulator and `physical calibrate colour` fits the channel from those photos;
 3. measured: the sheets are photographed through the independent simulator and the run goes on
    from capture (folder of photos) through the real align and classify stages;
-4. predicted: the same run, captured by physical's simulated channel with the calibration;
-   also the default channel (no calibration, the `phone` preset) for reference;
+4. predicted: the same printed sheets photographed by physical's simulator with the calibrated
+   channel (its noise texture included), then read like the independent photos (a folder), so
+   EOT-BIM's printed images are predicted too; also the default channel (no calibration, the
+   `phone` preset) for reference;
 5. per attack: top-1 destruction rate predicted vs measured, with n and Wilson 95 % intervals, and
    photo-clean top-1.
 
@@ -125,6 +127,22 @@ def capture_and_classify(out: Path, name: str, cfg, base: str = "base") -> dict:
     return figures(out / name)
 
 
+def simulated_photos(base: Path, where: Path, cfg) -> Path:
+    """Photos of `base`'s printed sheets through physical's simulator with `cfg`'s capture channel
+    (kept when complete: --reuse)."""
+    from physical.rundir import RunDir
+    from physical.simulate import simulate_stage
+
+    photos, done = where / "capture" / "photos", where / "capture" / "simulated.json"
+    if not done.is_file() or "seed" not in json.loads(done.read_text()):  # the final file has the seed
+        shutil.rmtree(where, ignore_errors=True)
+        shutil.copytree(base / "print", where / "print")
+        t = time.time()
+        simulate_stage(RunDir(where), cfg)
+        print(f"  {where.name}: {len(list(photos.glob('*.jpg')))} simulated photos in {time.time() - t:.0f} s", flush=True)
+    return photos
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--images", type=int, default=64)
@@ -190,11 +208,13 @@ def main() -> None:
         print(f"independent simulator: {len(photos)} sheet photos in {time.time() - t:.0f} s", flush=True)
 
         def row(name: str, capture: dict):
-            if name != "measured" and any(e.get("eot") for e in attacks):
-                # EOT's images are keyed by the channel they drew from (capture.channel): another channel
-                # in the config re-makes them, so the prediction for the same images cannot be run here
-                print(f"  {name}-{g}: not run (EOT's images follow capture.channel)", flush=True)
-                return
+            if capture["source"] == "simulate":
+                # physical's simulator photographs the printed sheets into a folder, read like the
+                # independent photos: a channel in capture.channel would also re-make EOT's images
+                # (they are keyed by the channel they drew from), not predict the printed ones
+                sim = config(out, f"{name}-{g}-photos", images, a.images, capture, attacks)
+                folder = simulated_photos(out / f"base-{g}", out / f"{name}-{g}-photos", sim)
+                capture = {"source": f"folder:{folder}"}
             cfg = config(out, f"{name}-{g}", images, a.images, capture, attacks)
             parts.setdefault(name, []).append(capture_and_classify(out, f"{name}-{g}", cfg, f"base-{g}"))
 

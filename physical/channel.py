@@ -15,7 +15,8 @@ the input). Stages run in physical order:
              the image is placed into an ``out_size`` frame, uncovered area = background
 3. optics    gaussian blur, per-sample sigma
 4. lighting  smooth light gradient, per-channel white balance gain, contrast, brightness
-5. sensor    gaussian noise, per-sample sigma
+5. sensor    gaussian noise, per-sample sigma; with a calibration that measured the photos' noise
+             texture (:mod:`physical.calibrate.texture`), noise of that power spectrum instead
 6. JPEG      a differentiable codec (:mod:`physical.jpeg`), per-sample quality
 7. clamp     to [0, 1]
 
@@ -73,6 +74,7 @@ import torch
 
 from .calibrate.files import load_colour
 from .calibrate.model import ColourModel
+from .calibrate.texture import textured_noise
 from .config import ChannelConfig
 from .jpeg import jpeg as jpeg_codec
 from .transforms.ops import gaussian_blur
@@ -117,9 +119,12 @@ class Channel(torch.nn.Module):
         self.cfg = cfg or ChannelConfig()
         self.calibration = None  # a fitted colour calibration (physical.calibrate.files.ColourCalibration)
         self.colour = None  # its colour model, replacing the printer stage
+        self.texture = None  # its measured noise texture (3 x SIZE x SIZE), replacing white sensor noise
         if self.cfg.calibration:
             self.calibration = load_colour(self.cfg.calibration)
             self.colour = ColourModel.from_calibration(self.calibration)
+            if self.calibration.noise_spectrum is not None:
+                self.texture = torch.as_tensor(self.calibration.noise_spectrum, dtype=torch.float32)
         self.photo: Optional[tuple[float, float, int, int]] = None  # (page mm W, H, frame px W, H): see for_photo
 
     def for_photo(self, page_mm: tuple[float, float], frame: tuple[int, int]) -> "Channel":
@@ -161,6 +166,8 @@ class Channel(torch.nn.Module):
         preset = getattr(self.cfg, "from_preset", set())
         for k in keys:
             out[k] = "calibration" if k in m else (f"preset {self.cfg.preset}" if k in preset else "config")
+        if self.texture is not None:
+            out["noise texture (power spectrum)"] = "calibration"
         return out
 
     # -- parameters -----------------------------------------------------------------------------
@@ -241,6 +248,8 @@ class Channel(torch.nn.Module):
         r = self.ranges(strength)
         if self.calibration is not None:
             lines.append(f"printer: fitted colour calibration {self.calibration.path} (strength {strength:g})")
+        if self.texture is not None:
+            lines.append("noise: the photos' measured texture (power spectrum), its level scaled by noise_sigma")
         src = self.sources()
         for name, (lo, hi) in r.items():
             if name == "light_angle_deg" and r["light_gradient"] == (0.0, 0.0):
@@ -387,10 +396,19 @@ class Channel(torch.nn.Module):
         offset = 0.5 - 0.5 * contrast + _col(params["brightness"], x)
         return torch.addcmul(offset, x, scale)
 
-    def sensor(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    def sensor(self, x: torch.Tensor, params: dict[str, torch.Tensor], photo_px: float = 1.0) -> torch.Tensor:
+        """Additive noise: white Gaussian of sigma ``noise_sigma``, or, with a calibration that measured
+        the photos' noise texture, noise of that spectrum (calibrate/texture.py) whose level is
+        scaled by ``noise_sigma`` / the middle of its calibrated range. `photo_px`: photo pixels per
+        output pixel (the texture is measured in photo pixels)."""
         sigma = params["noise_sigma"]
         if float(sigma.max()) <= 0:
             return x
+        if self.texture is not None:
+            lo, hi = self.ranges(1.0)["noise_sigma"]
+            gain = sigma / max((lo + hi) / 2, 1e-12)
+            return x + textured_noise(tuple(x.shape), self.texture, params["noise_seed"].tolist(), gain, x.device,
+                                      x.dtype, photo_px)
         # every sample's noise from its own seed, so a sample's photo does not depend on the batch
         # it is in (EOT's micro-batches give the one-batch result); the loop only seeds and fills,
         # the draws themselves cost what one draw for the whole batch would
@@ -417,6 +435,7 @@ class Channel(torch.nn.Module):
         out_size: Optional[tuple[int, int]] = None,
         background: Background = None,
         jpeg: bool = True,
+        photo_px: float = 1.0,
     ) -> ChannelOutput:
         """Send N images through the channel with N parameter sets, or B images with N = B x k
         parameter sets (image-major: image i takes sets i*k .. i*k+k-1, as EOT draws them).
@@ -424,7 +443,9 @@ class Channel(torch.nn.Module):
         x: N (or B) x C x H x W in [0, 1]. out_size: (W, H) of the output frame, None = the input's
         size. background: what the image does not cover: None = blank paper (the printer's paper
         white, what surrounds a cell on a sheet), a number, a (C,) colour or an image broadcastable
-        to N x C x H x W. jpeg=False skips the codec whatever the quality. With B < N the printer,
+        to N x C x H x W. jpeg=False skips the codec whatever the quality. photo_px: photo pixels per
+        output pixel (1: the output is the photo; an EOT crop smaller than the photo's cell covers
+        more), for a measured noise texture. With B < N the printer,
         whose parameters are fixed values (no random range), runs once per image, not k times.
         """
         n, b = params["scale"].shape[0], x.shape[0]
@@ -443,7 +464,7 @@ class Channel(torch.nn.Module):
         y = self.geometry(y, hom, out_size, self._background(background, y, params))
         y = self.optics(y, params)
         y = self.lighting(y, params)
-        y = self.sensor(y, params)
+        y = self.sensor(y, params, photo_px)
         if jpeg:
             y = self.jpeg(y, params)
         return ChannelOutput(y.clamp(0.0, 1.0), hom)

@@ -94,7 +94,9 @@ class CropChannel(torch.nn.Module):
         homographies (cell pixel -> crop pixel, float64, cpu)."""
         h, w = x.shape[-2:]
         chan = {k: v for k, v in params.items() if k != "misalign"}
-        photo, hom = self.channel(x, chan, out_size=self.frame_size(h, w), background=background)
+        frame = self.frame_size(h, w)
+        photo_px = self.cell_px / max(frame)  # photo pixels per frame pixel (about 1 at photo scale)
+        photo, hom = self.channel(x, chan, out_size=frame, background=background, photo_px=photo_px)
         if self.photo_scale:  # align's anti-aliasing before it decimates (align.quality.warp_cell)
             s = hom[:, :2, :2].det().abs().sqrt().to(photo.device, photo.dtype)  # photo px per cell px
             photo = gaussian_blur(photo, torch.where(s > 1.5, 0.45 * (s * s - 1).clamp_min(0).sqrt(), 0.0))

@@ -15,6 +15,7 @@ import torch
 
 from ..sheets.markers import detect_markers, detector_parameters, project, sharpen
 from .model import srgb_decode
+from .texture import patch_spectra
 from .targets import (
     CHART_ID0, GRID, aruco_dictionary, chart_markers, edge_square, grid_size_mm, patch_quad, white_points,
 )
@@ -35,6 +36,8 @@ class ChartPhoto:
     homography: Optional[np.ndarray] = None  # chart mm -> photo px
     means: Optional[np.ndarray] = None  # (144, 3) camera values [0, 1], NaN where missing
     noise: Optional[np.ndarray] = None  # (144,) per-channel noise sigma from the grey image (NaN: not measured)
+    noise_spectrum: Optional[np.ndarray] = None  # 3 x SIZE x SIZE opponent NPS (texture.py), None: no window fits
+    spectrum_windows: int = 0
     missing: dict = field(default_factory=dict)  # slot -> reason
     white_xy: Optional[np.ndarray] = None  # (n, 2) chart mm
     white: Optional[np.ndarray] = None  # (n, 3) camera values
@@ -85,6 +88,12 @@ def _plane_std(vals: np.ndarray, xy: np.ndarray) -> float:
     a = np.column_stack([xy - xy.mean(0), np.ones(len(xy))])
     coef, *_ = np.linalg.lstsq(a, vals, rcond=None)
     return float(np.median((vals - a @ coef).std(0)))
+
+
+def _inner_box(quad: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): an axis-aligned box inside a nearly axis-aligned (or quarter-turned) quad."""
+    xs, ys = np.sort(quad[:, 0]), np.sort(quad[:, 1])
+    return int(np.ceil(xs[1])), int(np.ceil(ys[1])), int(np.floor(xs[2])), int(np.floor(ys[2]))
 
 
 def _edge_sigma(grey: np.ndarray, h: np.ndarray) -> Optional[float]:
@@ -167,6 +176,7 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
     means = np.full((n, 3), np.nan)
     spread = np.full(n, np.nan)
     noise = np.full(n, np.nan)
+    boxes = {}  # slot -> the axis-aligned box inside its noise quad (the texture's windows)
     for slot in range(n):
         quad = project(h, patch_quad(slot, INSET))
         if (quad < 1).any() or (quad[:, 0] > w_img - 2).any() or (quad[:, 1] > h_img - 2).any():
@@ -188,6 +198,7 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
             g, gxy = _pixels(grey_f[..., None], project(h, patch_quad(slot, inset)))
             if len(g) >= 25:
                 noise[slot] = _plane_std(g, gxy) * math.sqrt(3)
+                boxes[slot] = _inner_box(project(h, patch_quad(slot, inset)))
     seen = ~np.isnan(spread)
     if seen.any():
         med = float(np.median(spread[seen]))
@@ -197,6 +208,9 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
                 means[slot] = np.nan
                 noise[slot] = np.nan
     out.means, out.noise = means, noise
+    psd, windows = patch_spectra(img, [b for s, b in boxes.items() if not np.isnan(noise[s])])
+    if windows:
+        out.noise_spectrum, out.spectrum_windows = psd / windows, windows
 
     wxy = white_points()
     side_mm = 1.0  # the gap crossings are 3 mm square: 1 mm keeps 1 mm clear of the patches

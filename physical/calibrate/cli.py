@@ -187,6 +187,10 @@ def channel_lines(doc: dict) -> list[str]:
     for key in ("blur_sigma", "noise_sigma"):
         if doc.get(key):
             got[key] = f"{doc[key][0]:g} .. {doc[key][1]:g}"
+    if doc.get("noise_spectrum") and doc.get("noise_sigma"):
+        std = (doc.get("noise") or {}).get("texture_rgb_std")
+        got["noise_sigma"] += (" (the level of the measured noise texture, its power spectrum"
+                               + (f": RGB std {std:g} at the middle level)" if std else ")"))
     for key in ("jpeg_quality", "contrast"):
         if ch.get(key):
             got[key] = f"{ch[key][0]:g} .. {ch[key][1]:g}"

@@ -45,6 +45,7 @@ from .channel_fit import measured_channel
 from .chart import NOISE_MARGIN_PX, ChartPhoto, measure_chart, normalised_patches  # noqa: F401  (measure_chart: public here too)
 from .files import CalibrationError, colour_document
 from .model import ColourModel, srgb_decode, srgb_encode
+from .texture import SIZE as TEXTURE_PX, rgb_std
 from .targets import CHART_VERSION, GRID, chart_colours, grid_size_mm
 
 HOLDOUT = 0.2
@@ -252,14 +253,18 @@ def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOU
     noise = [float(np.nanmedian(p.noise)) for p in used if np.isfinite(p.noise).any()]
     blur_range = _spread_range(blur, 0.0, 20.0) if blur else None
     noise_range = _spread_range(noise, 0.0, 0.5) if noise else None
+    spectrum = noise_spectrum(used)
     channel = measured_channel(used, grid_size_mm() / 2, jpeg_qualities, light["light_gradient"][1], log)
     if not noise:
         log("calibrate colour: the patches are too small in the photos to measure noise "
             f"(each needs {2 * NOISE_MARGIN_PX:g}+ px inside); the config's noise_sigma applies")
+    elif spectrum is None:
+        log(f"calibrate colour: no patch holds an upright {TEXTURE_PX} x {TEXTURE_PX} px window of the photo (the "
+            "chart too small or turned in the photos): the noise texture is not measured, white noise applies")
     worst = np.argsort(-de_held)[:5] if held.any() else []
     held_idx = np.nonzero(held)[0]
     doc = colour_document(
-        *final, blur_sigma=blur_range, noise_sigma=noise_range, channel=channel,
+        *final, blur_sigma=blur_range, noise_sigma=noise_range, noise_spectrum=spectrum, channel=channel,
         chart={"version": CHART_VERSION, "patches": n},
         created=time.strftime("%Y-%m-%dT%H:%M:%S"),
         photos=len(used),
@@ -275,7 +280,8 @@ def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOU
         blur={"edge_sigma_px": [round(s, 4) for s in edge], "inherent_px": INHERENT_EDGE_PX,
               "note": "photo pixels; the chart should be photographed like the sheets (same camera, distance)"},
         noise={"per_photo": [round(v, 5) for v in noise],
-               "note": "[0, 1] units, std about a plane inside flat patches, as the photo file holds it"},
+               "note": "[0, 1] units, std about a plane inside flat patches, as the photo file holds it",
+               "texture_rgb_std": None if spectrum is None else round(rgb_std(spectrum), 5)},
         light=light,
         px_per_mm=round(float(np.median([p.px_per_mm for p in used])), 4),
         jpeg_quality=jpeg_qualities or None,
@@ -290,6 +296,14 @@ def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOU
                    for p in used],
     )
     return ColourFit(doc, photos)
+
+
+def noise_spectrum(photos: list[ChartPhoto]) -> Optional[np.ndarray]:
+    """The photos' noise texture (texture.py), their windows pooled; None where no window fitted."""
+    got = [(p.noise_spectrum, p.spectrum_windows) for p in photos if p.noise_spectrum is not None]
+    if not got:
+        return None
+    return sum(s * k for s, k in got) / sum(k for _, k in got)
 
 
 def _spread_range(values: list[float], lo: float, hi: float) -> list[float]:

@@ -16,7 +16,9 @@ Two kinds, each a JSON object with ``kind`` and ``version``:
     blur_sigma: [low, high] px or null, noise_sigma: [low, high] or null,
     channel: {jpeg_quality: [low, high], contrast: [low, high], white_balance, light_gradient,
               rotation_deg, tilt, px_per_mm: [low, high], image_size: [w, h]} (each optional: what
-              the chart photos measured for the channel), ... (reports)
+              the chart photos measured for the channel),
+    noise_spectrum: {psd: 3 x 32 x 32 (the photo's noise texture, calibrate/texture.py)} (optional),
+    ... (reports)
 
 Only the keys the tool reads are checked; a bad one raises :class:`CalibrationError` with the file
 and the key path (``calibration/colour.json: model.matrix[1]: expected 3 numbers, got 2``).
@@ -32,6 +34,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import ConfigError, UserError
+from .texture import SIZE, check_spectrum
 
 CAMERA_KIND = "physical.camera"
 COLOUR_KIND = "physical.colour"
@@ -156,6 +159,7 @@ class ColourCalibration:
     path: str = ""
     raw: dict = field(default_factory=dict, repr=False)
     channel: dict = field(default_factory=dict)  # measured channel ranges (CHANNEL_KEYS), where measured
+    noise_spectrum: Optional[np.ndarray] = None  # 3 x SIZE x SIZE opponent NPS (texture.py); None: white noise
 
     def frame(self, default: list[int]) -> list[int]:
         """The simulated photo's [W, H] for an upright (portrait) page: the chart photos' size, portrait
@@ -223,13 +227,29 @@ def load_colour(path: str | Path) -> ColourCalibration:
         blur = _range(d.get("blur_sigma"), "blur_sigma", 0.0, 20.0)
         noise = _range(d.get("noise_sigma"), "noise_sigma", 0.0, 0.5)
         channel = _channel(d.get("channel"))
+        spectrum = _spectrum(d.get("noise_spectrum"))
     except CalibrationError as e:
         raise CalibrationError(f"{p}: {e}") from None
     return ColourCalibration(np.array(cv, np.float64), matrix, np.array(bias, np.float64), blur, noise, str(p), d,
-                             channel)
+                             channel, spectrum)
 
 
-def colour_document(curves, matrix, bias, blur_sigma=None, noise_sigma=None, **reports) -> dict:
+def _spectrum(d: Any) -> Optional[np.ndarray]:
+    if d is None:
+        return None
+    if not isinstance(d, dict) or "psd" not in d:
+        raise CalibrationError("noise_spectrum: expected a mapping with 'psd' (3 x 32 x 32 numbers)")
+    try:
+        psd = np.asarray(d["psd"], np.float64)
+    except (TypeError, ValueError):
+        raise CalibrationError("noise_spectrum.psd: expected 3 x 32 x 32 numbers") from None
+    why = check_spectrum(psd)
+    if why:
+        raise CalibrationError(f"noise_spectrum.psd: {why}")
+    return psd
+
+
+def colour_document(curves, matrix, bias, blur_sigma=None, noise_sigma=None, noise_spectrum=None, **reports) -> dict:
     """A colour calibration as the JSON object `load_colour` reads (reports are extra keys)."""
     doc = {
         "kind": COLOUR_KIND,
@@ -243,6 +263,12 @@ def colour_document(curves, matrix, bias, blur_sigma=None, noise_sigma=None, **r
         "blur_sigma": None if blur_sigma is None else [round(float(v), 4) for v in blur_sigma],
         "noise_sigma": None if noise_sigma is None else [round(float(v), 5) for v in noise_sigma],
     }
+    if noise_spectrum is not None:
+        doc["noise_spectrum"] = {
+            "basis": "opponent: (R + G + B) / 3, R - G, (R + G) / 2 - B", "size": SIZE,
+            "units": "photo pixels, FFT order (frequency k / size cycles per pixel); mean = variance",
+            "psd": [[[float(f"{v:.4g}") for v in row] for row in comp] for comp in np.asarray(noise_spectrum)],
+        }
     doc.update(reports)
     return doc
 

@@ -1,0 +1,121 @@
+"""The photo's noise texture: the power spectrum of what a camera adds to a flat printed patch.
+
+A printed, photographed patch is not flat plus white noise. The printer's halftone screen beats
+against the camera's pixel grid (moire), the demosaicing and the phone's denoise correlate
+neighbouring pixels, the sharpening lifts some frequencies and JPEG drops others. What survives
+the aligned crop's downsampling is the low- and mid-frequency part of that texture; white noise of
+the same standard deviation would mostly average away and understate how much a photo disturbs the
+classifier. So a colour calibration measures the texture's noise power spectrum (NPS) in the chart's
+flat patches and the channel's sensor stage draws noise with that spectrum (Gaussian, random phase;
+the halftone's fixed phase is not kept: a cell lands at an arbitrary phase of the screen anyway).
+
+Measurement (:func:`patch_spectra`): every patch interior is tiled with SIZE x SIZE windows of photo
+pixels; in each, the opponent components (Y = mean of R, G, B; R - G; (R + G) / 2 - B: luma and two
+chroma axes, the basis in which phones denoise and JPEG subsamples) minus a fitted plane (light
+fall-off) are Hann-windowed and Fourier transformed. ``|F|^2 / sum(w^2)`` averaged over windows is
+the NPS on a SIZE x SIZE grid of cycles per pixel, scaled so that its mean is the variance.
+Cross-spectra between the three components are left out (they are uncorrelated enough that drawing
+them independently changes the crop's variance by a few per cent).
+
+Synthesis (:func:`textured_noise`): white Gaussian noise per sample (its own seed, so a sample does
+not depend on its batch), multiplied in the Fourier domain by the square root of the NPS interpolated
+onto the frame's frequency grid, then back to R, G, B. Where a frame pixel covers ``photo_px``
+photo pixels (an EOT crop smaller than the photo's cell), the spectrum is resampled:
+``P_frame(f) = P(f / photo_px) / photo_px^2`` inside the photo's band, zero outside, which keeps the
+variance the frame's coarser pixels would average to.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+import numpy as np
+import torch
+
+SIZE = 32  # window side in photo pixels: frequency steps of 1/32 cycle per pixel
+# RGB -> opponent (Y, R - G, (R + G) / 2 - B)
+OPPONENT = np.array([[1 / 3, 1 / 3, 1 / 3], [1.0, -1.0, 0.0], [0.5, 0.5, -1.0]])
+MAX_WINDOW_STD = 0.05  # a window whose residual varies more holds an edge, a mark or glare: skipped
+
+
+def _windows(img: np.ndarray, box: tuple[int, int, int, int]) -> Iterable[np.ndarray]:
+    x0, y0, x1, y1 = box
+    for y in range(y0, y1 - SIZE + 1, SIZE):
+        for x in range(x0, x1 - SIZE + 1, SIZE):
+            yield img[y: y + SIZE, x: x + SIZE]
+
+
+def patch_spectra(img: np.ndarray, boxes: Iterable[tuple[int, int, int, int]]) -> tuple[np.ndarray, int]:
+    """Sum of the opponent NPS (3 x SIZE x SIZE) over the SIZE-pixel windows that fit inside the
+    axis-aligned `boxes` (x0, y0, x1, y1 photo px, inside flat patches) of an RGB [0, 1] float
+    photo, and the number of windows."""
+    win = np.outer(np.hanning(SIZE), np.hanning(SIZE))
+    norm = float((win ** 2).sum())
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    plane = np.column_stack([xx.ravel() - SIZE / 2, yy.ravel() - SIZE / 2, np.ones(SIZE * SIZE)])
+    pinv = np.linalg.pinv(plane)
+    acc, n = np.zeros((3, SIZE, SIZE)), 0
+    for box in boxes:
+        for w in _windows(img, box):
+            o = w.reshape(-1, 3) @ OPPONENT.T
+            r = o - plane @ (pinv @ o)
+            if r.std(0).max() > MAX_WINDOW_STD:
+                continue
+            f = np.fft.fft2((r.reshape(SIZE, SIZE, 3) * win[..., None]).transpose(2, 0, 1))
+            acc += np.abs(f) ** 2 / norm
+            n += 1
+    return acc, n
+
+
+def rgb_std(psd: np.ndarray) -> float:
+    """The per-channel R, G, B standard deviation (root mean square over the channels) of noise with
+    this opponent spectrum."""
+    inv = np.linalg.inv(OPPONENT)
+    var = psd.reshape(3, -1).mean(1)  # each component's variance
+    return float(np.sqrt(((inv ** 2) @ var).mean()))
+
+
+def _frame_spectrum(psd: torch.Tensor, h: int, w: int, photo_px: float) -> torch.Tensor:
+    """The 3 x SIZE x SIZE photo spectrum on an h x w frame's FFT grid (frame pixel = photo_px photo px)."""
+    fy = torch.fft.fftfreq(h, dtype=torch.float64) / photo_px  # cycles per photo pixel
+    fx = torch.fft.fftfreq(w, dtype=torch.float64) / photo_px
+    inside = (fy.abs() <= 0.5)[:, None] & (fx.abs() <= 0.5)[None, :]
+    # bilinear look-up on the periodic SIZE grid (index = f * SIZE mod SIZE)
+    gy, gx = (fy * SIZE) % SIZE, (fx * SIZE) % SIZE
+    y0, x0 = gy.floor().long(), gx.floor().long()
+    ty, tx = (gy - y0)[:, None], (gx - x0)[None, :]
+    y1, x1 = (y0 + 1) % SIZE, (x0 + 1) % SIZE
+    p = psd.to(torch.float64)
+
+    def at(yi, xi):
+        return p[:, yi][:, :, xi]
+
+    out = ((1 - ty) * (1 - tx) * at(y0, x0) + (1 - ty) * tx * at(y0, x1)
+           + ty * (1 - tx) * at(y1, x0) + ty * tx * at(y1, x1))
+    return torch.where(inside, out, 0.0) / photo_px ** 2
+
+
+def textured_noise(shape: tuple[int, int, int, int], psd: torch.Tensor, seeds: list[int], gain: torch.Tensor,
+                   device, dtype, photo_px: float = 1.0) -> torch.Tensor:
+    """N x 3 x H x W noise with the opponent spectrum `psd` (3 x SIZE x SIZE, photo pixels), sample i
+    from seed ``seeds[i]`` and scaled by ``gain[i]``."""
+    n, c, h, w = shape
+    g = torch.Generator(device=device)
+    white = torch.empty((n, 3, h, w), device=device, dtype=torch.float32)
+    for i, seed in enumerate(seeds):  # seeds and fills only: the draws cost one batch draw
+        white[i].normal_(generator=g.manual_seed(int(seed)))
+    amp = _frame_spectrum(psd, h, w, float(photo_px)).sqrt().to(device, torch.float32)
+    opp = torch.fft.ifft2(torch.fft.fft2(white) * amp).real
+    inv = torch.as_tensor(np.linalg.inv(OPPONENT), dtype=torch.float32, device=device)
+    rgb = torch.einsum("ij,njhw->nihw", inv, opp) * gain.to(device, torch.float32).view(-1, 1, 1, 1)
+    return (rgb if c == 3 else rgb.mean(1, keepdim=True)).to(dtype)
+
+
+def check_spectrum(psd: Optional[np.ndarray]) -> Optional[str]:
+    """Why `psd` is not a usable spectrum, or None."""
+    if psd is None:
+        return None
+    if psd.shape != (3, SIZE, SIZE):
+        return f"expected 3 x {SIZE} x {SIZE} values, got {' x '.join(map(str, psd.shape))}"
+    if not np.isfinite(psd).all() or (psd < 0).any():
+        return "values must be finite and >= 0"
+    return None
