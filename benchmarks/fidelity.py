@@ -155,6 +155,9 @@ def main() -> None:
                         "score it (Brier) against the independent simulator's photos")
     p.add_argument("--survival-attacks", default="fgsm_eps16,bim_eps16", help="attack labels scored (comma-separated)")
     p.add_argument("--no-eot", action="store_true", help="leave out EOT-BIM (its generation is the slow part)")
+    p.add_argument("--variant", choices=sorted(indepsim.VARIANTS), default="phone",
+                   help="the independent simulator's printer and camera (indepsim.VARIANTS)")
+    p.add_argument("--groups", default=None, help="only these print groups (comma-separated indices; default all)")
     p.add_argument("--reuse", action="store_true", help="keep what --out holds (the generated and printed run, "
                    "the photos, the rows already classified) and add what is missing")
     a = p.parse_args()
@@ -188,7 +191,7 @@ def main() -> None:
     subprocess.run(["physical", "calibrate", "targets", "--out", str(out / "targets")], check=True,
                    stdout=subprocess.DEVNULL)
     indepsim.photograph_pdf(out / "targets" / "colour-chart.pdf", out / "chart", photos=a.chart, seed=1000,
-                            prefix="chart")
+                            prefix="chart", variant=a.variant)
     subprocess.run(["physical", "calibrate", "colour", "--source", str(out / "chart"), "--out",
                     str(out / "colour.json")], check=True)
     calibrated = {"source": "simulate", "channel": {"calibration": str(out / "colour.json")}}
@@ -201,10 +204,14 @@ def main() -> None:
         (out / "colour-before.json").write_text(json.dumps(doc))
         before = dict(OLD_DEFAULTS, calibration=str(out / "colour-before.json"))
     parts: dict = {}
+    chosen = set(range(len(groups))) if a.groups is None else {int(v) for v in a.groups.split(",")}
     for g, attacks in enumerate(groups):
+        if g not in chosen:
+            continue
         t = time.time()
         photos = indepsim.photograph_pdf(out / f"base-{g}" / "print" / "sheets.pdf", out / f"photos-{g}", photos=1,
-                                         seed=2000 + 100 * g, prefix="sheet")  # resumes: pages photographed are kept
+                                         seed=2000 + 100 * g, prefix="sheet",
+                                         variant=a.variant)  # resumes: pages photographed are kept
         print(f"independent simulator: {len(photos)} sheet photos in {time.time() - t:.0f} s", flush=True)
 
         def row(name: str, capture: dict):
@@ -229,7 +236,7 @@ def main() -> None:
     if a.survival_draws > 0:
         labels = a.survival_attacks.split(",")
         survival([(out / f"measured-{g}", config(out, f"predicted-{g}", images, a.images, calibrated, attacks))
-                  for g, attacks in enumerate(groups)], labels, a.survival_draws)
+                  for g, attacks in enumerate(groups) if g in chosen], labels, a.survival_draws)
     (out / "fidelity.json").write_text(json.dumps(rows, indent=1))  # every row's per-image outcomes
     print(f"({time.time() - t0:.0f} s in all; the rows per image: {out / 'fidelity.json'})")
 

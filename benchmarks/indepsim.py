@@ -36,7 +36,10 @@ camera (a 12-megapixel phone, hand-held, good light)
     denoise (bilateral), an unsharp mask (amount 0.5, sigma 1.0), and JPEG at quality 88-95 with
     4:2:0 chroma subsampling (OpenCV's encoder).
 
-    python benchmarks/indepsim.py SHEETS.pdf OUT_FOLDER [--photos 1] [--seed 0]
+A second printer and camera, ``--variant office`` (VARIANTS): a 100-lpi screen with 22 % dot gain,
+the sheet at 60-75 % of the frame, defocus radius 1-2 px, shake up to 2.5 px, sharpening 0.3, JPEG 80-90.
+
+    python benchmarks/indepsim.py SHEETS.pdf OUT_FOLDER [--photos 1] [--seed 0] [--variant phone|office]
 """
 from __future__ import annotations
 
@@ -51,6 +54,15 @@ PRINT_DPI = 600
 PAGE_DPI = 400  # the reflectance handed to the camera
 FRAME = (4032, 3024)
 LPI = 150
+# a second printer and camera ("--variant office"), fixed before any comparison: a coarser 100-lpi
+# screen with more dot gain (a worn office laser), a cheaper phone further away (the sheet fills
+# 60-75 % of the frame), softer focus and more shake, lighter sharpening and JPEG 80-90
+VARIANTS = {
+    "phone": {"lpi": LPI, "dot_gain": 0.16, "fill": (0.80, 0.92), "defocus": (0.7, 1.5), "motion": 1.5,
+              "sharpen": 0.5, "quality": (88, 96)},
+    "office": {"lpi": 100, "dot_gain": 0.22, "fill": (0.60, 0.75), "defocus": (1.0, 2.0), "motion": 2.5,
+               "sharpen": 0.3, "quality": (80, 91)},
+}
 ANGLES = {"c": 15.0, "m": 75.0, "y": 0.0, "k": 45.0}
 # band transmittance of each toner layer for (R, G, B) light (double pass included)
 INKS = {
@@ -60,7 +72,6 @@ INKS = {
     "k": np.array([0.06, 0.06, 0.07], np.float32),
 }
 GCR = 0.7
-DOT_GAIN = 0.16
 PAPER_SCATTER_MM = 0.025
 RAW_GAIN = np.array([0.55, 1.0, 0.70], np.float32)
 FULL_WELL = 6000.0
@@ -84,10 +95,10 @@ def render_pdf(pdf: str | Path, dpi: float = PRINT_DPI):
         doc.close()
 
 
-def _screen(shape: tuple[int, int], y0: int, angle_deg: float) -> np.ndarray:
-    """Threshold (0..1) of a clustered-dot screen at LPI and `angle_deg`, rows y0 .. y0 + h."""
+def _screen(shape: tuple[int, int], y0: int, angle_deg: float, lpi: float = LPI) -> np.ndarray:
+    """Threshold (0..1) of a clustered-dot screen at `lpi` and `angle_deg`, rows y0 .. y0 + h."""
     h, w = shape
-    period = PRINT_DPI / LPI
+    period = PRINT_DPI / lpi
     t = math.radians(angle_deg)
     yy, xx = np.mgrid[y0:y0 + h, 0:w].astype(np.float32)
     u = (xx * math.cos(t) + yy * math.sin(t)) / period
@@ -106,7 +117,7 @@ def _spot_to_threshold(spot: np.ndarray) -> np.ndarray:
     return np.interp(spot, levels, table).astype(np.float32)
 
 
-def print_page(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def print_page(rgb: np.ndarray, rng: np.random.Generator, v: dict = VARIANTS["phone"]) -> np.ndarray:
     """600 dpi sRGB page -> linear reflectance (H', W', 3) float32 at PAGE_DPI."""
     paper = np.array([0.87, 0.88, 0.90], np.float32) * rng.uniform(0.985, 1.015)
     out = []
@@ -120,8 +131,8 @@ def print_page(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         refl = np.ones(x.shape, np.float32) * paper
         for i, name in enumerate("cmyk"):
             cov = k if name == "k" else cmy[..., i]
-            cov = np.clip(cov + DOT_GAIN * 4 * cov * (1 - cov), 0, 1)
-            dots = (cov > _screen(cov.shape, y0, ANGLES[name])).astype(np.float32)
+            cov = np.clip(cov + v["dot_gain"] * 4 * cov * (1 - cov), 0, 1)
+            dots = (cov > _screen(cov.shape, y0, ANGLES[name], v["lpi"])).astype(np.float32)
             dots = cv2.GaussianBlur(dots, (0, 0), sigma)
             refl *= 1.0 - dots[..., None] * (1.0 - INKS[name])
         out.append(refl)
@@ -159,14 +170,15 @@ def _motion(length: float, angle: float) -> np.ndarray:
     return k / k.sum()
 
 
-def placement(page_wh: tuple[int, int], rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int]]:
+def placement(page_wh: tuple[int, int], rng: np.random.Generator,
+              fill_range: tuple[float, float] = (0.80, 0.92)) -> tuple[np.ndarray, tuple[int, int]]:
     """Homography page px -> photo px, and the frame (W, H): a hand-held phone over the sheet."""
     pw, ph = page_wh
     portrait = rng.random() < 0.5
     frame = (FRAME[1], FRAME[0]) if portrait else FRAME
     turn = 0.0 if portrait else 90.0 * rng.choice([-1, 1])
     angle = math.radians(turn + rng.uniform(-4, 4))
-    fill = rng.uniform(0.80, 0.92)
+    fill = rng.uniform(*fill_range)
     long_side = frame[1] if portrait else frame[0]
     s = fill * min(long_side / ph, (frame[0] if portrait else frame[1]) / pw)
     corners = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float64) - [pw / 2, ph / 2]
@@ -184,10 +196,11 @@ def placement(page_wh: tuple[int, int], rng: np.random.Generator) -> tuple[np.nd
     return cv2.getPerspectiveTransform(src, dst), frame
 
 
-def camera(refl: np.ndarray, rng: np.random.Generator, quality: int | None = None) -> tuple[bytes, np.ndarray]:
+def camera(refl: np.ndarray, rng: np.random.Generator, quality: int | None = None,
+           v: dict = VARIANTS["phone"]) -> tuple[bytes, np.ndarray]:
     """Page reflectance (PAGE_DPI) -> JPEG bytes of a phone photo, and the page px -> photo px homography."""
     ph, pw = refl.shape[:2]
-    hom, (W, H) = placement((pw, ph), rng)
+    hom, (W, H) = placement((pw, ph), rng, v["fill"])
     # the lens integrates before sampling: spread the page to the photo's pixel size first
     scale = math.sqrt(abs(np.linalg.det(hom[:2, :2])))
     if scale < 1:
@@ -209,7 +222,7 @@ def camera(refl: np.ndarray, rng: np.random.Generator, quality: int | None = Non
     illum = rng.uniform(0.94, 1.06, 3).astype(np.float32)
     scene = scene * (light * vignette)[..., None] * illum
     # optics
-    k = cv2.filter2D(_disk(rng.uniform(0.7, 1.5)), -1, _motion(rng.uniform(0, 1.5), rng.uniform(0, np.pi)))
+    k = cv2.filter2D(_disk(rng.uniform(*v["defocus"])), -1, _motion(rng.uniform(0, v["motion"]), rng.uniform(0, np.pi)))
     scene = cv2.filter2D(scene, -1, k, borderType=cv2.BORDER_REFLECT)
     # sensor: RGGB mosaic of electrons
     expose = 0.8 * FULL_WELL / 0.9
@@ -240,20 +253,22 @@ def camera(refl: np.ndarray, rng: np.random.Generator, quality: int | None = Non
     y = ycc[..., 0]
     y = cv2.bilateralFilter(y, 5, 10, 1.5)
     blur = cv2.GaussianBlur(y, (0, 0), 1.0)
-    y = cv2.addWeighted(y, 1.5, blur, -0.5, 0)
+    y = cv2.addWeighted(y, 1 + v["sharpen"], blur, -v["sharpen"], 0)
     ycc[..., 0] = y
     ycc[..., 1:] = cv2.GaussianBlur(ycc[..., 1:], (0, 0), 1.5)
     img = cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR)
-    q = int(quality if quality is not None else rng.integers(88, 96))
+    q = int(quality if quality is not None else rng.integers(*v["quality"]))
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, q])
     assert ok
     return buf.tobytes(), hom
 
 
 def photograph_pdf(pdf: str | Path, out: str | Path, photos: int = 1, seed: int = 0, prefix: str = "photo",
-                   pages: int | None = None) -> list[Path]:
-    """Print every page of `pdf` and photograph it `photos` times; the JPEG paths. Each page draws
-    from its own generator (seed, page), so a page whose photos exist is skipped (a resumed run)."""
+                   pages: int | None = None, variant: str = "phone") -> list[Path]:
+    """Print every page of `pdf` and photograph it `photos` times with the `variant` printer and
+    camera; the JPEG paths. Each page draws from its own generator (seed, page), so a page whose
+    photos exist is skipped (a resumed run)."""
+    v = VARIANTS[variant]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -265,10 +280,10 @@ def photograph_pdf(pdf: str | Path, out: str | Path, photos: int = 1, seed: int 
         if all(p.is_file() for p in mine):
             continue
         rng = np.random.default_rng([seed, i])
-        refl = print_page(rgb, rng)
+        refl = print_page(rgb, rng, v)
         del rgb
         for p in mine:
-            data, _ = camera(refl, rng)
+            data, _ = camera(refl, rng, v=v)
             tmp = p.with_suffix(".part")
             tmp.write_bytes(data)
             tmp.rename(p)
@@ -281,8 +296,9 @@ def main() -> None:
     p.add_argument("out")
     p.add_argument("--photos", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variant", choices=sorted(VARIANTS), default="phone")
     a = p.parse_args()
-    for path in photograph_pdf(a.pdf, a.out, a.photos, a.seed):
+    for path in photograph_pdf(a.pdf, a.out, a.photos, a.seed, variant=a.variant):
         print(path)
 
 

@@ -50,16 +50,12 @@ colour_mix          0        only with a calibration: the fitted colour model bl
                              input, ``x + colour_mix (model(x) - x)``; drawn as ``strength``
 =================  ==========================================================================
 
-Why kornia, and where not: kornia's ``warp_perspective`` takes a batch of pixel homographies
-(source -> destination, the same convention as OpenCV: pixel centres at integer coordinates) and
-is differentiable in the image. The blur is :func:`physical.transforms.ops.gaussian_blur`, one
-separable depthwise convolution with one sigma per sample (kornia's ``gaussian_blur2d`` gives the
-same pixels but pads twice per blur: a quarter slower, which EOT pays on every step). JPEG is not kornia's ``jpeg_codec_differentiable`` but
-:mod:`physical.jpeg`, a lean codec with
-the same model (IJG tables, 4:2:0, per-sample quality) that is a little closer to libjpeg (mean
-difference to OpenCV's encoder about 0.004 on photos, kornia's about 0.005) and 4-8x cheaper, which
-keeps EOT's cost near the model's; its rounding passes gradients straight through. The simulator
-turns it off (``jpeg=False``) and writes a real JPEG file at the sampled quality instead.
+Why kornia, and where not: kornia's ``warp_perspective`` warps a batch by pixel homographies
+(OpenCV's convention), differentiably. The blur is :func:`physical.transforms.ops.gaussian_blur`
+(one separable depthwise convolution, one sigma per sample: kornia's pads twice, a quarter slower
+on every EOT step). JPEG is :mod:`physical.jpeg` (IJG tables, 4:2:0, per-sample quality; about
+0.004 from OpenCV's encoder on photos, kornia's codec 0.005, and 4-8x cheaper; rounding passes
+gradients straight through); the simulator writes a real JPEG file instead (``jpeg=False``).
 
 Determinism: parameters come from the caller's ``torch.Generator``; the sensor noise of every
 sample is drawn from a generator seeded by its own ``params["noise_seed"]`` on the input's device,
@@ -77,7 +73,7 @@ from .calibrate.model import ColourModel
 from .calibrate.texture import textured_noise
 from .config import ChannelConfig
 from .jpeg import jpeg as jpeg_codec
-from .transforms.ops import gaussian_blur
+from .transforms.ops import gaussian_blur, per_sample_normal
 
 # the scalar parameters, in the order they are drawn (keep the order: it fixes the random stream)
 SCALARS = (
@@ -397,10 +393,9 @@ class Channel(torch.nn.Module):
         return torch.addcmul(offset, x, scale)
 
     def sensor(self, x: torch.Tensor, params: dict[str, torch.Tensor], photo_px: float = 1.0) -> torch.Tensor:
-        """Additive noise: white Gaussian of sigma ``noise_sigma``, or, with a calibration that measured
-        the photos' noise texture, noise of that spectrum (calibrate/texture.py) whose level is
-        scaled by ``noise_sigma`` / the middle of its calibrated range. `photo_px`: photo pixels per
-        output pixel (the texture is measured in photo pixels)."""
+        """White Gaussian noise of sigma ``noise_sigma``, or a calibration's measured noise texture
+        (calibrate/texture.py) scaled by ``noise_sigma`` / its range's middle; `photo_px`: photo
+        pixels per output pixel (the texture is measured in photo pixels)."""
         sigma = params["noise_sigma"]
         if float(sigma.max()) <= 0:
             return x
@@ -409,13 +404,7 @@ class Channel(torch.nn.Module):
             gain = sigma / max((lo + hi) / 2, 1e-12)
             return x + textured_noise(tuple(x.shape), self.texture, params["noise_seed"].tolist(), gain, x.device,
                                       x.dtype, photo_px)
-        # every sample's noise from its own seed, so a sample's photo does not depend on the batch
-        # it is in (EOT's micro-batches give the one-batch result); the loop only seeds and fills,
-        # the draws themselves cost what one draw for the whole batch would
-        g = torch.Generator(device=x.device)
-        noise = torch.empty(x.shape, device=x.device, dtype=x.dtype)
-        for i, seed in enumerate(params["noise_seed"].tolist()):
-            noise[i].normal_(generator=g.manual_seed(seed))
+        noise = per_sample_normal(x.shape, params["noise_seed"].tolist(), x.device, x.dtype)
         return torch.addcmul(x, _col(sigma, x), noise)
 
     def jpeg(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -31,6 +31,8 @@ from typing import Iterable, Optional
 import numpy as np
 import torch
 
+from ..transforms.ops import per_sample_normal
+
 SIZE = 32  # window side in photo pixels: frequency steps of 1/32 cycle per pixel
 # RGB -> opponent (Y, R - G, (R + G) / 2 - B)
 OPPONENT = np.array([[1 / 3, 1 / 3, 1 / 3], [1.0, -1.0, 0.0], [0.5, 0.5, -1.0]])
@@ -99,10 +101,7 @@ def textured_noise(shape: tuple[int, int, int, int], psd: torch.Tensor, seeds: l
     """N x 3 x H x W noise with the opponent spectrum `psd` (3 x SIZE x SIZE, photo pixels), sample i
     from seed ``seeds[i]`` and scaled by ``gain[i]``."""
     n, c, h, w = shape
-    g = torch.Generator(device=device)
-    white = torch.empty((n, 3, h, w), device=device, dtype=torch.float32)
-    for i, seed in enumerate(seeds):  # seeds and fills only: the draws cost one batch draw
-        white[i].normal_(generator=g.manual_seed(int(seed)))
+    white = per_sample_normal((n, 3, h, w), seeds, device)
     amp = _frame_spectrum(psd, h, w, float(photo_px)).sqrt().to(device, torch.float32)
     opp = torch.fft.ifft2(torch.fft.fft2(white) * amp).real
     inv = torch.as_tensor(np.linalg.inv(OPPONENT), dtype=torch.float32, device=device)

@@ -89,3 +89,14 @@ def seeded_generator(*parts) -> torch.Generator:
 def randn_like(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Standard normal noise drawn on the CPU generator (same numbers on every device)."""
     return torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device, x.dtype)
+
+
+def per_sample_normal(shape, seeds: list[int], device, dtype=torch.float32) -> torch.Tensor:
+    """N x ... standard normal noise, sample i drawn from its own seed on `device`, so a sample's
+    noise does not depend on the batch it is in (EOT's micro-batches give the one-batch result). The
+    loop only seeds and fills: the draws cost what one draw for the whole batch would."""
+    g = torch.Generator(device=device)
+    out = torch.empty(tuple(shape), device=device, dtype=dtype)
+    for i, seed in enumerate(seeds):
+        out[i].normal_(generator=g.manual_seed(int(seed)))
+    return out
