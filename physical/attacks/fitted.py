@@ -10,6 +10,9 @@ what any perturbation of that size does, the baseline the artifact is measured a
 The generate stage (`physical.fitted`) splits the run's images into fit and unseen ones (the `fit`
 fraction, or a separate `fit_source`), stores the artifact in the run directory and writes the
 adversarial and the control images of every image.
+
+`augment` (shared by the fitted families): fresh random crops and mirrors of the fit images at every
+step, so that a few dozen fit images stand for many more and the artifact learns less of them by heart.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import math
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import ConfigError
 from .base import Attack
@@ -27,6 +31,20 @@ FIT_PARAMS = {
     "epochs": (int, 20, 1, 100000),  # passes over the fit images
     "batch": (int, 16, 1, 4096),  # fit images per step
 }
+
+
+def augment(x: torch.Tensor, zoom: float, generator: torch.Generator) -> torch.Tensor:
+    """Each image of x cropped to a random square of (1 - zoom .. 1) of its side at a random place,
+    resized back to its size, and mirrored left-right with probability 1/2 (one batched resampling)."""
+    b = len(x)
+    u = torch.rand(b, 4, generator=generator).to(x.device, x.dtype)
+    s = 1 - zoom * u[:, 0]
+    flip = torch.where(u[:, 1] < 0.5, -1.0, 1.0).to(x.dtype)
+    zero = torch.zeros_like(s)
+    theta = torch.stack([torch.stack([s * flip, zero, (1 - s) * (2 * u[:, 2] - 1)], 1),
+                         torch.stack([zero, s, (1 - s) * (2 * u[:, 3] - 1)], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
 class FittedAttack(Attack):

@@ -24,21 +24,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .fitted import FIT_PARAMS, FittedAttack
-
-
-def augment(x: torch.Tensor, zoom: float, generator: torch.Generator) -> torch.Tensor:
-    """Each image of x cropped to a random square of (1 - zoom .. 1) of its side at a random place,
-    resized back to its size, and mirrored left-right with probability 1/2 (one batched resampling)."""
-    b = len(x)
-    u = torch.rand(b, 4, generator=generator).to(x.device, x.dtype)
-    s = 1 - zoom * u[:, 0]
-    flip = torch.where(u[:, 1] < 0.5, -1.0, 1.0).to(x.dtype)
-    zero = torch.zeros_like(s)
-    theta = torch.stack([torch.stack([s * flip, zero, (1 - s) * (2 * u[:, 2] - 1)], 1),
-                         torch.stack([zero, s, (1 - s) * (2 * u[:, 3] - 1)], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+from .fitted import FIT_PARAMS, FittedAttack, augment
 
 
 class UAP(FittedAttack):

@@ -69,7 +69,7 @@ def test_uap_fools_unseen_images_more_than_random_signs_of_the_same_eps():
 
 
 def test_uap_augment_shows_each_fit_image_cropped_and_mirrored_afresh():
-    from physical.attacks.uap import augment
+    from physical.attacks.fitted import augment
 
     ramp = torch.linspace(0, 1, 32).expand(2, 3, 32, 32).contiguous()  # brightness grows left to right
     flat = augment(ramp.repeat(8, 1, 1, 1), 0.0, torch.Generator().manual_seed(0))
@@ -84,14 +84,22 @@ def test_uap_augment_shows_each_fit_image_cropped_and_mirrored_afresh():
     assert torch.all((span > 0.45) & (span < 1.0 + 1e-6)), span
 
 
-def test_patch_raises_the_target_probability_on_unseen_images():
+@pytest.mark.parametrize("settings", [{}, {"augment": 0.4, "schedule": "constant"}])
+def test_patch_raises_the_target_probability_on_unseen_images(settings):
     m = tiny_conv_model()
     x, y = tiny_images(m, 24)
     target = 7
-    p = attack({"name": "patch", "target": target, "fraction": 0.1, "epochs": 10, "batch": 6, "lr": 0.1}, m, 255)
+    p = attack({"name": "patch", "target": target, "fraction": 0.1, "epochs": 10, "batch": 6, "lr": 0.1, **settings}, m, 255)
     assert p.side == round(0.1 ** 0.5 * 24)
     fit, unseen = p.split(len(x))
+    seen = []  # the images each fitting step pastes the patch on
+    gradient = p.gradient
+    p.gradient = lambda xa, *a, **k: seen.append(p.clean) or gradient(xa, *a, **k)
     patch = p.fit_images(x[fit], y[fit])
+    assert len(seen) == p.total_steps(len(fit))
+    # with augment every step sees fresh crops and mirrors of the fit images, else (the default) the images themselves
+    originals = sum(any(torch.equal(im, f) for f in x[fit]) for b in seen for im in b)
+    assert originals == (0 if settings.get("augment") else sum(len(b) for b in seen)), originals
     place = p.placement(len(unseen), torch.Generator().manual_seed(5))
     pasted = p.apply(x[unseen], patch, place)
     # the patch covers its fraction of each image and leaves the rest alone
@@ -102,6 +110,15 @@ def test_patch_raises_the_target_probability_on_unseen_images():
         prob = {k: torch.softmax(m(v), 1)[:, target].mean().item() for k, v in
                 (("clean", x[unseen]), ("patch", pasted), ("control", ctl))}
     assert prob["patch"] > 1.3 * max(prob["clean"], prob["control"]), prob
+
+
+def test_patch_step_size_falls_from_lr_to_zero_with_the_cosine_schedule():
+    m = tiny_conv_model()
+    steps = [attack({"name": "patch", "lr": 0.05, **s}, m, 255) for s in ({}, {"schedule": "constant"})]
+    cosine = [steps[0].step_size(i, 100) for i in range(100)]
+    assert cosine[0] == pytest.approx(0.05) and cosine[50] == pytest.approx(0.025) and cosine[-1] < 1e-4
+    assert all(a > b for a, b in zip(cosine, cosine[1:]))
+    assert {steps[1].step_size(i, 100) for i in range(100)} == {0.05}
 
 
 class NoBackward(torch.autograd.Function):
@@ -171,6 +188,8 @@ def test_tv_penalty_lowers_the_perturbations_total_variation():
     ({"name": "patch", "fraction": 0}, "attacks[0].fraction: 0 must be inside (0, 0.5]"),
     ({"name": "uap", "fit": 1.0}, "attacks[0].fit: 1 must be inside (0, 1)"),
     ({"name": "uap", "augment": 1.0}, "attacks[0].augment: 1.0 is out of range"),
+    ({"name": "patch", "augment": -0.1}, "attacks[0].augment: -0.1 is out of range"),
+    ({"name": "patch", "schedule": "linear"}, "attacks[0].schedule: 'linear' is not one of cosine, constant"),
     ({"name": "square", "queries": 0}, "attacks[0].queries: 0 is out of range"),
     ({"name": "square", "queries": -5}, "attacks[0].queries: -5 is out of range"),
     ({"name": "bim", "fraction": 0.1}, "attacks[0].fraction: unknown key"),
