@@ -1,0 +1,57 @@
+"""How much of a printed image's detail the simulator's page raster keeps, by raster resolution.
+
+The simulated capture rasterizes the run's PDF (pdfium) at ``capture.dpi`` (by default the photo's
+own resolution on the page) before the channel. This renders page 1 of a run's sheets at several
+resolutions, cuts every cell out, area-averages it back to the image's own pixels and measures the
+transfer against the digital image (cross-spectrum over its power) in bands of cycles per image
+pixel: 1 everywhere would be a raster that keeps all of the image.
+
+    python benchmarks/raster_transfer.py RUN_DIR [--dpi 302,600,1200]
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+BANDS = ((0.0, 0.05), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5))
+
+
+def transfer(digital: np.ndarray, crop: np.ndarray) -> np.ndarray:
+    h, w = digital.shape[:2]
+    c = cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA).astype(np.float64).mean(2) / 255
+    d = digital.astype(np.float64).mean(2) / 255
+    win = np.outer(np.hanning(h), np.hanning(w))
+    D, C = np.fft.fft2((d - d.mean()) * win), np.fft.fft2((c - c.mean()) * win)
+    f = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None])
+    cross, power = (C * D.conj()).real, np.abs(D) ** 2
+    return np.array([cross[(f >= a) & (f < b)].sum() / power[(f >= a) & (f < b)].sum() for a, b in BANDS])
+
+
+def main() -> None:
+    from physical.rundir import RunDir, read_image
+    from physical.runfiles import load_layout
+    from physical.simulate import rasterize_pdf
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("run", type=Path)
+    p.add_argument("--dpi", default="302,600,1200")
+    a = p.parse_args()
+    printed = load_layout(RunDir(a.run))
+    cells = [(slot, c) for (sheet, slot), c in printed.cells.items() if sheet == 0]
+    print("bands (cycles per image pixel): " + ", ".join(f"{lo:g}-{hi:g}" for lo, hi in BANDS))
+    for dpi in (float(v) for v in a.dpi.split(",")):
+        page = next(rasterize_pdf(a.run / printed.pdf, dpi))
+        k = dpi / 25.4
+        acc = 0
+        for slot, c in cells:
+            x, y, w, h = printed.layout.cell_rect(slot)
+            crop = page[round(y * k): round((y + h) * k), round(x * k): round((x + w) * k)]
+            acc = acc + transfer(read_image(a.run / c["image"]), crop)
+        print(f"{dpi:6.0f} dpi: transfer {np.round(acc / len(cells), 3)} ({len(cells)} cells)")
+
+
+if __name__ == "__main__":
+    main()
