@@ -24,6 +24,17 @@ def _grey(path: Path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB).astype(np.float64) / 255
 
 
+def cross_spectra(digital: np.ndarray, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Luma spectra of an RGB [0, 1] digital image and its crop (same size), Hann-windowed: the
+    cross-spectrum C D*, |D|^2, |C|^2 and the radial frequency (cycles per pixel) of every bin."""
+    h, w = digital.shape[:2]
+    win = np.outer(np.hanning(h), np.hanning(w))
+    gd, gc = digital.mean(2), crop.mean(2)
+    D, C = np.fft.fft2((gd - gd.mean()) * win), np.fft.fft2((gc - gc.mean()) * win)
+    f = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :])
+    return (C * D.conj()).real, np.abs(D) ** 2, np.abs(C) ** 2, f
+
+
 def _radial(a: np.ndarray) -> np.ndarray:
     h, w = a.shape
     r = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :])
@@ -42,16 +53,12 @@ def spectra(runs: list[Path]) -> dict:
     for key in sorted(set(recs[0]).intersection(*recs[1:])):
         for role in ("clean", "adv"):
             d = _grey(runs[0] / image[(key, role)])
-            win = np.outer(np.hanning(d.shape[0]), np.hanning(d.shape[1]))
-            gd = d.mean(2)
-            D = np.fft.fft2((gd - gd.mean()) * win)
             for a, root, rec in zip(acc, runs, recs):
                 c = _grey(root / rec[key]["crops"][role])
-                gc = c.mean(2)
-                C = np.fft.fft2((gc - gc.mean()) * win)
-                a["cross"] = a["cross"] + _radial((C * D.conj()).real)
-                a["dd"] = a["dd"] + _radial(np.abs(D) ** 2)
-                a["cc"] = a["cc"] + _radial(np.abs(C) ** 2)
+                cross, dd, cc, _ = cross_spectra(d, c)
+                a["cross"] = a["cross"] + _radial(cross)
+                a["dd"] = a["dd"] + _radial(dd)
+                a["cc"] = a["cc"] + _radial(cc)
                 a["shift"].append((c - d).mean((0, 1)))
     return {str(root): {"transfer": a["cross"] / a["dd"], "residual": a["cc"] / a["dd"] - (a["cross"] / a["dd"]) ** 2,
                         "shift": np.mean(a["shift"], 0), "cells": len(a["shift"])} for root, a in zip(runs, acc)}

@@ -11,22 +11,22 @@ pixel: 1 everywhere would be a raster that keeps all of the image.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from crop_spectra import cross_spectra  # noqa: E402
 
 BANDS = ((0.0, 0.05), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5))
 
 
 def transfer(digital: np.ndarray, crop: np.ndarray) -> np.ndarray:
     h, w = digital.shape[:2]
-    c = cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA).astype(np.float64).mean(2) / 255
-    d = digital.astype(np.float64).mean(2) / 255
-    win = np.outer(np.hanning(h), np.hanning(w))
-    D, C = np.fft.fft2((d - d.mean()) * win), np.fft.fft2((c - c.mean()) * win)
-    f = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None])
-    cross, power = (C * D.conj()).real, np.abs(D) ** 2
+    c = cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA).astype(np.float64) / 255
+    cross, power, _, f = cross_spectra(digital.astype(np.float64) / 255, c)
     return np.array([cross[(f >= a) & (f < b)].sum() / power[(f >= a) & (f < b)].sum() for a, b in BANDS])
 
 

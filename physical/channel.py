@@ -121,6 +121,8 @@ class Channel(torch.nn.Module):
             self.colour = ColourModel.from_calibration(self.calibration)
             if self.calibration.noise_spectrum is not None:
                 self.texture = torch.as_tensor(self.calibration.noise_spectrum, dtype=torch.float32)
+                lo, hi = self.ranges(1.0)["noise_sigma"]
+                self.texture_level = max((lo + hi) / 2, 1e-12)  # noise_sigma of gain 1
         self.photo: Optional[tuple[float, float, int, int]] = None  # (page mm W, H, frame px W, H): see for_photo
 
     def for_photo(self, page_mm: tuple[float, float], frame: tuple[int, int]) -> "Channel":
@@ -400,10 +402,8 @@ class Channel(torch.nn.Module):
         if float(sigma.max()) <= 0:
             return x
         if self.texture is not None:
-            lo, hi = self.ranges(1.0)["noise_sigma"]
-            gain = sigma / max((lo + hi) / 2, 1e-12)
-            return x + textured_noise(tuple(x.shape), self.texture, params["noise_seed"].tolist(), gain, x.device,
-                                      x.dtype, photo_px)
+            return x + textured_noise(tuple(x.shape), self.texture, params["noise_seed"].tolist(),
+                                      sigma / self.texture_level, x.device, x.dtype, photo_px)
         noise = per_sample_normal(x.shape, params["noise_seed"].tolist(), x.device, x.dtype)
         return torch.addcmul(x, _col(sigma, x), noise)
 
