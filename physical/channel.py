@@ -116,6 +116,7 @@ class Channel(torch.nn.Module):
         self.calibration = None  # a fitted colour calibration (physical.calibrate.files.ColourCalibration)
         self.colour = None  # its colour model, replacing the printer stage
         self.texture = None  # its measured noise texture (3 x SIZE x SIZE), replacing white sensor noise
+        self.photo: Optional[tuple[float, float, int, int]] = None  # (page mm W, H, frame px W, H): see for_photo
         if self.cfg.calibration:
             self.calibration = load_colour(self.cfg.calibration)
             self.colour = ColourModel.from_calibration(self.calibration)
@@ -123,7 +124,6 @@ class Channel(torch.nn.Module):
                 self.texture = torch.as_tensor(self.calibration.noise_spectrum, dtype=torch.float32)
                 lo, hi = self.ranges(1.0)["noise_sigma"]
                 self.texture_level = max((lo + hi) / 2, 1e-12)  # noise_sigma of gain 1
-        self.photo: Optional[tuple[float, float, int, int]] = None  # (page mm W, H, frame px W, H): see for_photo
 
     def for_photo(self, page_mm: tuple[float, float], frame: tuple[int, int]) -> "Channel":
         """Photos of a page of `page_mm` in a `frame`: a calibration's measured pixels per millimetre
