@@ -17,7 +17,7 @@ sharpening and JPEG) that shares no code with physical's channel. Then, as a lab
 5. per attack: top-1 destruction rate predicted vs measured, with n and Wilson 95 % intervals, and
    photo-clean top-1.
 
-    python benchmarks/fidelity.py [--images 64] [--chart 6] [--out /tmp/physical-fidelity] [--skip-default]
+    python benchmarks/fidelity.py [--images 64] [--chart 6] [--out /tmp/physical-fidelity] [--skip-default] [--rounds 1]
 """
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import IMAGENET_100, setup  # noqa: E402
@@ -43,11 +45,11 @@ OLD_DEFAULTS = dict(rotation_deg=180.0, tilt=0.12, scale=[0.7, 0.95], translate=
                     light_gradient=0.15, jpeg_quality=[75.0, 95.0])
 
 
-def config(root: Path, name: str, images: str, limit: int, capture: dict, attacks=None):
+def config(root: Path, name: str, images: str, limit: int, capture: dict, attacks=None, seed: int = 0):
     from physical.checks import from_dict
 
     return from_dict({
-        "run": {"name": name, "output": str(root), "seed": 0, "device": "cpu"},
+        "run": {"name": name, "output": str(root), "seed": seed, "device": "cpu"},
         "models": ["efficientnet_lite0"], "images": {"source": images, "limit": limit},
         "attacks": attacks or ATTACKS, "capture": capture, "report": {"html": False},
     }, root)
@@ -84,6 +86,41 @@ def merged(parts: list[dict]) -> dict:
     for part in parts[1:]:
         out.update({k: v for k, v in part.items() if "clean" not in k})
     return out
+
+
+def rounds_of(rows: list[dict]) -> dict:
+    """One row from R rounds (independent photos of the same sheets): per label k and n pooled, and
+    per image the outcomes of every round that counted it."""
+    out: dict = {}
+    for row in rows:
+        for label, v in row.items():
+            o = out.setdefault(label, {"k": 0, "n": 0, "each": {}, "rounds": len(rows)})
+            o["k"] += v["k"]
+            o["n"] += v["n"]
+            for image, ok in v["each"].items():
+                o["each"].setdefault(image, []).append(bool(ok))
+    return out
+
+
+BOOT = 4000
+
+
+def bootstrap(each: dict, other: dict | None = None, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval, resampling images (the rounds of one image are not independent):
+    of the pooled rate of `each` (image -> outcomes), or with `other`, of the difference of the
+    pooled rates other - each on the images both hold."""
+    keys = sorted(set(each) & set(other)) if other is not None else sorted(each)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(keys), size=(BOOT, len(keys)))
+
+    def pooled(d):
+        k = np.array([sum(d[i]) for i in keys], float)
+        n = np.array([len(d[i]) for i in keys], float)
+        return k[idx].sum(1) / np.maximum(n[idx].sum(1), 1)
+
+    stat = pooled(each) if other is None else pooled(other) - pooled(each)
+    lo, hi = np.percentile(stat, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def figures(run_root: Path) -> dict:
@@ -158,6 +195,8 @@ def main() -> None:
     p.add_argument("--variant", choices=sorted(indepsim.VARIANTS), default="phone",
                    help="the independent simulator's printer and camera (indepsim.VARIANTS)")
     p.add_argument("--groups", default=None, help="only these print groups (comma-separated indices; default all)")
+    p.add_argument("--rounds", type=int, default=1, help="photograph every sheet this many times through each "
+                   "channel (independent draws); a rate is then the mean over rounds, its interval a bootstrap over images")
     p.add_argument("--reuse", action="store_true", help="keep what --out holds (the generated and printed run, "
                    "the photos, the rows already classified) and add what is missing")
     a = p.parse_args()
@@ -208,30 +247,33 @@ def main() -> None:
     for g, attacks in enumerate(groups):
         if g not in chosen:
             continue
-        t = time.time()
-        photos = indepsim.photograph_pdf(out / f"base-{g}" / "print" / "sheets.pdf", out / f"photos-{g}", photos=1,
-                                         seed=2000 + 100 * g, prefix="sheet",
-                                         variant=a.variant)  # resumes: pages photographed are kept
-        print(f"independent simulator: {len(photos)} sheet photos in {time.time() - t:.0f} s", flush=True)
+        for r in range(a.rounds):
+            rnd = "" if r == 0 else f"-r{r}"  # round 0 keeps the names of a one-round run (--reuse)
+            t = time.time()
+            photos = indepsim.photograph_pdf(out / f"base-{g}" / "print" / "sheets.pdf", out / f"photos-{g}{rnd}",
+                                             photos=1, seed=2000 + 100 * g + 10000 * r, prefix="sheet",
+                                             variant=a.variant)  # resumes: pages photographed are kept
+            print(f"independent simulator: {len(photos)} sheet photos in {time.time() - t:.0f} s", flush=True)
 
-        def row(name: str, capture: dict):
-            if capture["source"] == "simulate":
-                # physical's simulator photographs the printed sheets into a folder, read like the
-                # independent photos: a channel in capture.channel would also re-make EOT's images
-                # (they are keyed by the channel they drew from), not predict the printed ones
-                sim = config(out, f"{name}-{g}-photos", images, a.images, capture, attacks)
-                folder = simulated_photos(out / f"base-{g}", out / f"{name}-{g}-photos", sim)
-                capture = {"source": f"folder:{folder}"}
-            cfg = config(out, f"{name}-{g}", images, a.images, capture, attacks)
-            parts.setdefault(name, []).append(capture_and_classify(out, f"{name}-{g}", cfg, f"base-{g}"))
+            def row(name: str, capture: dict):
+                if capture["source"] == "simulate":
+                    # physical's simulator photographs the printed sheets into a folder, read like the
+                    # independent photos: a channel in capture.channel would also re-make EOT's images
+                    # (they are keyed by the channel they drew from), not predict the printed ones
+                    sim = config(out, f"{name}-{g}{rnd}-photos", images, a.images, capture, attacks, seed=r)
+                    folder = simulated_photos(out / f"base-{g}", out / f"{name}-{g}{rnd}-photos", sim)
+                    capture = {"source": f"folder:{folder}"}
+                cfg = config(out, f"{name}-{g}{rnd}", images, a.images, capture, attacks)
+                parts.setdefault(name, {}).setdefault(r, []).append(
+                    capture_and_classify(out, f"{name}-{g}{rnd}", cfg, f"base-{g}"))
 
-        row("measured", {"source": f"folder:{out / f'photos-{g}'}"})
-        row("predicted", calibrated)
-        if not a.skip_before:
-            row("before", {"source": "simulate", "frame": [2400, 1800], "dpi": 200, "channel": before})
-        if not a.skip_default:
-            row("default", {"source": "simulate"})
-    rows = {ROWS[name]: merged(p) for name, p in parts.items()}
+            row("measured", {"source": f"folder:{out / f'photos-{g}{rnd}'}"})
+            row("predicted", calibrated)
+            if not a.skip_before:
+                row("before", {"source": "simulate", "frame": [2400, 1800], "dpi": 200, "channel": before})
+            if not a.skip_default:
+                row("default", {"source": "simulate"})
+    rows = {ROWS[name]: rounds_of([merged(p) for p in by_round.values()]) for name, by_round in parts.items()}
     report(rows)
     if a.survival_draws > 0:
         labels = a.survival_attacks.split(",")
@@ -275,23 +317,33 @@ def report(rows: dict) -> None:
     measured, predicted = list(rows.values())[:2]
     keys = [k for k in measured if "clean" not in k] + ["photo clean top-1", "digital clean top-1"]
     print("\ntop-1 destruction rate per attack (photo-clean / digital-clean: top-1 accuracy); "
-          "rate [Wilson 95 % interval] (n)")
-    print(f"{'':<24}" + "".join(f"{name:>36}" for name in rows) + f"{'predicted - measured':>22}{'McNemar p':>11}")
+          "rate [95 % interval: Wilson; with --rounds > 1 a bootstrap over images] (n)")
+    print(f"{'':<24}" + "".join(f"{name:>36}" for name in rows) + f"{'predicted - measured':>22}{'McNemar p / 95 %':>17}")
     for k in keys:
         cells, rates = [], []
         for name, r in rows.items():
-            v = r.get(k, {"k": 0, "n": 0})
+            v = r.get(k, {"k": 0, "n": 0, "each": {}, "rounds": 1})
             rate = v["k"] / v["n"] if v["n"] else float("nan")
-            lo, hi = wilson(v["k"], v["n"]) or (float("nan"), float("nan"))
+            if v["n"] and v["rounds"] > 1:
+                lo, hi = bootstrap(v["each"])
+            else:
+                lo, hi = wilson(v["k"], v["n"]) or (float("nan"), float("nan"))
             rates.append(rate)
             cells.append(f"{rate:.2f} [{lo:.2f}, {hi:.2f}] ({v['n']})")
         m, p = measured.get(k, {}).get("each", {}), predicted.get(k, {}).get("each", {})
         both = sorted(set(m) & set(p))
-        test = mcnemar([m[i] for i in both], [p[i] for i in both]) if both else None
         diff = rates[1] - rates[0] if len(rates) > 1 else float("nan")
-        sig = "" if test is None else f"{test['p']:.3f}{' *' if test['significant'] else '  '}"
-        print(f"{k:<24}" + "".join(f"{c:>36}" for c in cells) + f"{diff:>+22.2f}{sig:>11}")
-    print("(* the paired test calls the calibrated prediction and the measurement different at the 5 % level)")
+        if both and measured[k]["rounds"] == 1:
+            test = mcnemar([m[i][0] for i in both], [p[i][0] for i in both])
+            sig = f"{test['p']:.3f}{' *' if test['significant'] else '  '}"
+        elif both:
+            lo, hi = bootstrap(m, p)
+            sig = f"[{lo:+.2f}, {hi:+.2f}]{' *' if lo > 0 or hi < 0 else '  '}"
+        else:
+            sig = ""
+        print(f"{k:<24}" + "".join(f"{c:>36}" for c in cells) + f"{diff:>+22.2f}{sig:>17}")
+    print("(* the paired test calls the calibrated prediction and the measurement different at the 5 % level; with "
+          "--rounds > 1 the intervals resample images and the last column is the difference's 95 % interval)")
 
 
 if __name__ == "__main__":
