@@ -1,7 +1,8 @@
 """The virtual printer and camera: printed sheets (the PDF) -> photos, through the channel.
 
-Every page of ``print/sheets.pdf`` is rasterized at ``capture.dpi`` (left out: as fine as the
-photo's pixels on the page, :func:`auto_dpi`) and photographed
+Every page of ``print/sheets.pdf`` is printed at the printer's resolution (:data:`PRINTER_DPI`) and
+seen at ``capture.dpi`` (left out: as fine as the photo's pixels on the page, :func:`auto_dpi`),
+:func:`printed_pages`, then photographed
 ``capture.photos_per_sheet`` times by :class:`physical.channel.Channel` into a ``capture.frame``
 (W, H) photo lying on a desk. The channel's scale range is the fraction of the frame the sheet's
 outline fills (see the channel's docstring), so with scale <= 1 the whole sheet is in the photo.
@@ -16,9 +17,11 @@ random draw comes from one ``torch.Generator`` seeded with ``run.seed``.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Iterator, Optional
 
+import cv2
 import numpy as np
 import pypdfium2 as pdfium
 import torch
@@ -30,6 +33,12 @@ from .models import pick_device
 from .rundir import RunDir, write_image, write_json
 
 MM_PER_INCH = 25.4
+# A printer renders a page at its device resolution (600 dpi: office lasers and inkjets) and the lens
+# averages that print over each photo pixel. Rasterizing the PDF directly at the photo's coarser
+# resolution instead lets pdfium resample the embedded images there, which smooths them: at 302 dpi
+# it kept 0.37 of a 126-ppi image's detail at 0.4-0.5 cycles per image pixel, the printed raster
+# area-averaged to 302 dpi 0.57-0.62 (benchmarks/raster_transfer.py).
+PRINTER_DPI = 600.0
 
 
 def rasterize_pdf(path: str | Path, dpi: float) -> Iterator[np.ndarray]:
@@ -50,6 +59,33 @@ def rasterize_pdf(path: str | Path, dpi: float) -> Iterator[np.ndarray]:
             yield np.ascontiguousarray(a)
             bitmap.close()
             page.close()
+    finally:
+        pdf.close()
+
+
+def printed_pages(path: str | Path, dpi: float, printer_dpi: float = PRINTER_DPI) -> Iterator[np.ndarray]:
+    """Every page as printed at (at least) `printer_dpi` and area-averaged to `dpi`: the same size
+    and pixel grid as :func:`rasterize_pdf` at `dpi`, each pixel the mean of k x k printed pixels
+    (an integer k, so the geometry stays exact)."""
+    k = max(1, math.ceil(printer_dpi / dpi - 1e-9))
+    if k == 1:
+        yield from rasterize_pdf(path, dpi)
+        return
+    sizes = page_sizes_pt(path)
+    for (w_pt, h_pt), fine in zip(sizes, rasterize_pdf(path, dpi * k)):
+        w, h = math.ceil(w_pt * dpi / 72.0), math.ceil(h_pt * dpi / 72.0)  # pdfium's own size at dpi
+        pad = np.full((h * k, w * k, 3), 255, np.uint8)  # paper beyond the page's last full pixel
+        hh, ww = min(h * k, fine.shape[0]), min(w * k, fine.shape[1])
+        pad[:hh, :ww] = fine[:hh, :ww]
+        del fine
+        yield cv2.resize(pad, (w, h), interpolation=cv2.INTER_AREA)  # an integer factor: block means
+
+
+def page_sizes_pt(path: str | Path) -> list[tuple[float, float]]:
+    """(width, height) of every page of a PDF in points."""
+    pdf = pdfium.PdfDocument(str(path))
+    try:
+        return [tuple(pdf[i].get_size()) for i in range(len(pdf))]
     finally:
         pdf.close()
 
@@ -102,7 +138,7 @@ def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> d
         planned = [{"file": f"capture/photos/sheet{i:03d}-{k}.jpg"} for i in range(n) for k in range(cap.photos_per_sheet)]
         write_json(run.root / "capture" / "simulated.json", {"source": "simulate", "complete": False, "photos": planned})
 
-    for i, page in enumerate(rasterize_pdf(pdf_path, dpi)):
+    for i, page in enumerate(printed_pages(pdf_path, dpi)):
         sheet = torch.from_numpy(page).to(device).permute(2, 0, 1)[None].float().div_(255)
         params = channel.sample(cap.photos_per_sheet, generator=generator, device=device)
         for k in range(cap.photos_per_sheet):

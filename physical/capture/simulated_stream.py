@@ -29,7 +29,7 @@ from .. import runfiles
 from ..channel import Channel
 from ..config import Config
 from ..rundir import RunDir
-from ..simulate import desk, rasterize_pdf
+from ..simulate import desk, printed_pages
 from .frames import FrameSource, Pacer
 
 MM_PER_INCH = 25.4
@@ -88,7 +88,7 @@ class SimulatedSource(FrameSource):
             frame = tuple(res) if res else (1280, 720)
         page_h_in = printed.layout.page_h / MM_PER_INCH
         dpi = float(min(cfg.capture.dpi or 600.0, max(50.0, 1.25 * frame[1] / page_h_in)))
-        pages = list(rasterize_pdf(pdf, dpi))
+        pages = list(printed_pages(pdf, dpi))
         kw.setdefault("seed", cfg.run.seed)
         return cls(pages, cfg.capture.channel, frame, realtime=realtime, name=f"simulated camera on {run.root}", **kw)
 
