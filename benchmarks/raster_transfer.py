@@ -2,7 +2,8 @@
 
 The simulated capture rasterizes the run's PDF (pdfium) at ``capture.dpi`` (by default the photo's
 own resolution on the page) before the channel. This renders page 1 of a run's sheets at several
-resolutions, cuts every cell out, area-averages it back to the image's own pixels and measures the
+resolutions, directly (pdfium resamples the images to the raster) and as the simulator does it
+(printed at 600 dpi and area-averaged to the raster, `physical.simulate.printed_pages`), cuts every cell out, area-averages it back to the image's own pixels and measures the
 transfer against the digital image (cross-spectrum over its power) in bands of cycles per image
 pixel: 1 everywhere would be a raster that keeps all of the image.
 
@@ -33,7 +34,7 @@ def transfer(digital: np.ndarray, crop: np.ndarray) -> np.ndarray:
 def main() -> None:
     from physical.rundir import RunDir, read_image
     from physical.runfiles import load_layout
-    from physical.simulate import rasterize_pdf
+    from physical.simulate import printed_pages, rasterize_pdf
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run", type=Path)
@@ -43,14 +44,15 @@ def main() -> None:
     cells = [(slot, c) for (sheet, slot), c in printed.cells.items() if sheet == 0]
     print("bands (cycles per image pixel): " + ", ".join(f"{lo:g}-{hi:g}" for lo, hi in BANDS))
     for dpi in (float(v) for v in a.dpi.split(",")):
-        page = next(rasterize_pdf(a.run / printed.pdf, dpi))
-        k = dpi / 25.4
-        acc = 0
-        for slot, c in cells:
-            x, y, w, h = printed.layout.cell_rect(slot)
-            crop = page[round(y * k): round((y + h) * k), round(x * k): round((x + w) * k)]
-            acc = acc + transfer(read_image(a.run / c["image"]), crop)
-        print(f"{dpi:6.0f} dpi: transfer {np.round(acc / len(cells), 3)} ({len(cells)} cells)")
+        for how, pages in (("pdfium at the raster", rasterize_pdf), ("printed at 600 dpi", printed_pages)):
+            page = next(pages(a.run / printed.pdf, dpi))
+            k = dpi / 25.4
+            acc = 0
+            for slot, c in cells:
+                x, y, w, h = printed.layout.cell_rect(slot)
+                crop = page[round(y * k): round((y + h) * k), round(x * k): round((x + w) * k)]
+                acc = acc + transfer(read_image(a.run / c["image"]), crop)
+            print(f"{dpi:6.0f} dpi, {how:<20}: transfer {np.round(acc / len(cells), 3)} ({len(cells)} cells)")
 
 
 if __name__ == "__main__":
