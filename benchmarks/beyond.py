@@ -17,8 +17,8 @@
 Rates carry n and a 95 % Wilson interval. Every part is time-boxed by its own size options.
 
     python benchmarks/beyond.py [--uap-epochs 20] [--patch-epochs 40] [--square-images 100] [--only uap,patch,square]
-        [--patch-draws 2] [--patch-lr 0.03] [--patch-augment 0] [--patch-schedule cosine] [--patch-holdout 0]
-        [--patch-batch 16] [--patch-scale 0.2] [--patch-rotation 20]
+        [--patch-draws 2] [--patch-lr 0.1] [--patch-augment 0] [--patch-schedule cosine] [--patch-holdout 0]
+        [--patch-batch 16] [--patch-scale 0.1] [--patch-rotation 10]
 """
 from __future__ import annotations
 
@@ -174,10 +174,10 @@ def main(argv=None) -> int:
     ap.add_argument("--patch-fraction", type=float, default=0.1)
     ap.add_argument("--patch-epochs", type=int, default=40)
     ap.add_argument("--patch-draws", type=int, default=2, help="random placements evaluated")
-    ap.add_argument("--patch-lr", type=float, default=0.03)
+    ap.add_argument("--patch-lr", type=float, default=0.1)
     ap.add_argument("--patch-batch", type=int, default=16, help="fit photos per step")
-    ap.add_argument("--patch-scale", type=float, default=0.2, help="EOT while fitting: the patch's side times 1 +- this")
-    ap.add_argument("--patch-rotation", type=float, default=20.0, help="EOT while fitting: angle +- this, degrees")
+    ap.add_argument("--patch-scale", type=float, default=0.1, help="EOT while fitting: the patch's side times 1 +- this")
+    ap.add_argument("--patch-rotation", type=float, default=10.0, help="EOT while fitting: angle +- this, degrees")
     ap.add_argument("--patch-augment", type=float, default=0.0)
     ap.add_argument("--patch-schedule", default="cosine", choices=["cosine", "constant"])
     ap.add_argument("--patch-holdout", type=int, default=0,
