@@ -42,9 +42,13 @@ def fmt(hits: int, n: int) -> str:
     return f"{100 * r['rate']:5.1f} % [{100 * r['ci'][0]:.0f}, {100 * r['ci'][1]:.0f}] (n {n})"
 
 
-def top1(model, x, bs=32):
+def logits(model, x, bs=32):
     with torch.no_grad():
-        return torch.cat([model(x[i : i + bs]).argmax(1) for i in range(0, len(x), bs)])
+        return torch.cat([model(x[i : i + bs]) for i in range(0, len(x), bs)])
+
+
+def top1(model, x, bs=32):
+    return logits(model, x, bs).argmax(1)
 
 
 def channel_view(x, seed):
@@ -122,10 +126,9 @@ def bench_patch(model, x, y, a):
             place = p.placement(len(keep), torch.Generator().manual_seed(100 + draw))
             for name, art in (("patch", patch), ("control", ctl)):
                 adv = q8(p.apply(x[keep], art, place))
-                with torch.no_grad():
-                    logits = torch.cat([model(adv[i : i + 32]) for i in range(0, len(adv), 32)])
-                s = (logits.argmax(1) == p.target).sum().item()
-                prob.setdefault(name, []).append(logits.softmax(1)[:, p.target])
+                out = logits(model, adv)
+                s = (out.argmax(1) == p.target).sum().item()
+                prob.setdefault(name, []).append(out.softmax(1)[:, p.target])
                 sc = (top1(model, channel_view(adv, 11 + draw)) == p.target).sum().item() if a.patch_channel else 0
                 t = total.setdefault(name, [0, 0, 0])
                 t[0], t[1], t[2] = t[0] + s, t[1] + sc, t[2] + len(keep)

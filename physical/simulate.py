@@ -71,23 +71,13 @@ def printed_pages(path: str | Path, dpi: float, printer_dpi: float = PRINTER_DPI
     if k == 1:
         yield from rasterize_pdf(path, dpi)
         return
-    sizes = page_sizes_pt(path)
-    for (w_pt, h_pt), fine in zip(sizes, rasterize_pdf(path, dpi * k)):
-        w, h = math.ceil(w_pt * dpi / 72.0), math.ceil(h_pt * dpi / 72.0)  # pdfium's own size at dpi
+    for fine in rasterize_pdf(path, dpi * k):
+        # pdfium's size at dpi is ceil(points * dpi / 72) = ceil(its size at k * dpi / k) for an integer k
+        h, w = -(-fine.shape[0] // k), -(-fine.shape[1] // k)
         pad = np.full((h * k, w * k, 3), 255, np.uint8)  # paper beyond the page's last full pixel
-        hh, ww = min(h * k, fine.shape[0]), min(w * k, fine.shape[1])
-        pad[:hh, :ww] = fine[:hh, :ww]
+        pad[:fine.shape[0], :fine.shape[1]] = fine
         del fine
         yield cv2.resize(pad, (w, h), interpolation=cv2.INTER_AREA)  # an integer factor: block means
-
-
-def page_sizes_pt(path: str | Path) -> list[tuple[float, float]]:
-    """(width, height) of every page of a PDF in points."""
-    pdf = pdfium.PdfDocument(str(path))
-    try:
-        return [tuple(pdf[i].get_size()) for i in range(len(pdf))]
-    finally:
-        pdf.close()
 
 
 def mm_to_px(dpi: float) -> np.ndarray:
