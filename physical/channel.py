@@ -70,7 +70,7 @@ import torch
 
 from .calibrate.files import load_colour
 from .calibrate.model import ColourModel
-from .calibrate.texture import textured_noise
+from .calibrate.texture import level_table, textured_noise
 from .config import ChannelConfig
 from .jpeg import jpeg as jpeg_codec
 from .transforms.ops import gaussian_blur, per_sample_normal
@@ -115,13 +115,14 @@ class Channel(torch.nn.Module):
         self.cfg = cfg or ChannelConfig()
         self.calibration = None  # a fitted colour calibration (physical.calibrate.files.ColourCalibration)
         self.colour = None  # its colour model, replacing the printer stage
-        self.texture = None  # its measured noise texture (3 x SIZE x SIZE), replacing white sensor noise
+        self.texture = self.texture_table = None  # its noise texture (3 x SIZE x SIZE) and level by colour
         self.photo: Optional[tuple[float, float, int, int]] = None  # (page mm W, H, frame px W, H): see for_photo
         if self.cfg.calibration:
             self.calibration = load_colour(self.cfg.calibration)
             self.colour = ColourModel.from_calibration(self.calibration)
             if self.calibration.noise_spectrum is not None:
                 self.texture = torch.as_tensor(self.calibration.noise_spectrum, dtype=torch.float32)
+                self.texture_table = level_table(self.calibration.texture_by_colour, self.calibration.noise_spectrum)
                 lo, hi = self.ranges(1.0)["noise_sigma"]
                 self.texture_level = max((lo + hi) / 2, 1e-12)  # noise_sigma of gain 1
 
@@ -165,7 +166,8 @@ class Channel(torch.nn.Module):
         for k in keys:
             out[k] = "calibration" if k in m else (f"preset {self.cfg.preset}" if k in preset else "config")
         if self.texture is not None:
-            out["noise texture (power spectrum)"] = "calibration"
+            level = ", level by colour" if self.texture_table is not None else ""
+            out["noise texture (power spectrum)"] = "calibration" + level
         return out
 
     # -- parameters -----------------------------------------------------------------------------
@@ -247,7 +249,8 @@ class Channel(torch.nn.Module):
         if self.calibration is not None:
             lines.append(f"printer: fitted colour calibration {self.calibration.path} (strength {strength:g})")
         if self.texture is not None:
-            lines.append("noise: the photos' measured texture (power spectrum), its level scaled by noise_sigma")
+            by = " and by the colour printed" if self.texture_table is not None else ""
+            lines.append(f"noise: the photos' measured texture (power spectrum), its level scaled by noise_sigma{by}")
         src = self.sources()
         for name, (lo, hi) in r.items():
             if name == "light_angle_deg" and r["light_gradient"] == (0.0, 0.0):
@@ -292,9 +295,8 @@ class Channel(torch.nn.Module):
         # the floor of 1e-6 keeps the gradient of x**g finite at 0 when g < 1
         return black + (white - black) * x.clamp(1e-6, 1.0).pow(g)
 
-    def homographies(
-        self, params: dict[str, torch.Tensor], in_size: tuple[int, int], out_size: tuple[int, int]
-    ) -> torch.Tensor:
+    def homographies(self, params: dict[str, torch.Tensor], in_size: tuple[int, int],
+                     out_size: tuple[int, int]) -> torch.Tensor:
         """N x 3 x 3 float64 (cpu): input pixel -> output pixel. Sizes are (width, height)."""
         w, h = in_size
         W, H = out_size
@@ -319,9 +321,8 @@ class Channel(torch.nn.Module):
         a = tilt @ rot @ centre
 
         # bounding box of the image's outline (pixel edges at -0.5 and size - 0.5)
-        corners = torch.tensor(
-            [[-0.5, -0.5, 1], [w - 0.5, -0.5, 1], [w - 0.5, h - 0.5, 1], [-0.5, h - 0.5, 1]], dtype=torch.float64
-        )
+        corners = torch.tensor([[-0.5, -0.5, 1], [w - 0.5, -0.5, 1], [w - 0.5, h - 0.5, 1], [-0.5, h - 0.5, 1]],
+                               dtype=torch.float64)
         q = torch.einsum("nij,kj->nki", a, corners)
         q = q[..., :2] / q[..., 2:]
         lo, hi = q.amin(1), q.amax(1)
@@ -337,9 +338,8 @@ class Channel(torch.nn.Module):
         scale[:, 0, 0], scale[:, 1, 1] = sc, sc
         return shift((W - 1) / 2 + tx, (H - 1) / 2 + ty) @ scale @ shift(-mid[:, 0], -mid[:, 1]) @ a
 
-    def geometry(
-        self, x: torch.Tensor, hom: torch.Tensor, out_size: tuple[int, int], background: torch.Tensor
-    ) -> torch.Tensor:
+    def geometry(self, x: torch.Tensor, hom: torch.Tensor, out_size: tuple[int, int],
+                 background: torch.Tensor) -> torch.Tensor:
         """Warp every image with its homography into an out_size (W, H) frame over `background`."""
         # deferred: kornia takes ~0.4 s to import, and config checks (a typo's error exit) load this module
         from kornia.geometry.transform import warp_perspective
@@ -403,7 +403,7 @@ class Channel(torch.nn.Module):
             return x
         if self.texture is not None:
             return x + textured_noise(tuple(x.shape), self.texture, params["noise_seed"].tolist(),
-                                      sigma / self.texture_level, x.device, x.dtype, photo_px)
+                                      sigma / self.texture_level, x.device, x.dtype, photo_px, self.texture_table, x)
         noise = per_sample_normal(x.shape, params["noise_seed"].tolist(), x.device, x.dtype)
         return torch.addcmul(x, _col(sigma, x), noise)
 

@@ -38,6 +38,7 @@ class ChartPhoto:
     noise: Optional[np.ndarray] = None  # (144,) per-channel noise sigma from the grey image (NaN: not measured)
     noise_spectrum: Optional[np.ndarray] = None  # 3 x SIZE x SIZE opponent NPS (texture.py), None: no window fits
     spectrum_windows: int = 0
+    texture_var: Optional[np.ndarray] = None  # (144, 3) each patch's opponent texture variance (NaN: none)
     missing: dict = field(default_factory=dict)  # slot -> reason
     white_xy: Optional[np.ndarray] = None  # (n, 2) chart mm
     white: Optional[np.ndarray] = None  # (n, 3) camera values
@@ -208,7 +209,14 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
                 means[slot] = np.nan
                 noise[slot] = np.nan
     out.means, out.noise = means, noise
-    psd, windows = patch_spectra(img, [b for s, b in boxes.items() if not np.isnan(noise[s])])
+    psd, windows = 0.0, 0
+    out.texture_var = np.full((n, 3), np.nan)
+    for slot, box in boxes.items():  # per patch: the texture's level depends on the colour (texture.py)
+        if not np.isnan(noise[slot]):
+            p_slot, k = patch_spectra(img, [box])
+            if k:
+                psd, windows = psd + p_slot, windows + k
+                out.texture_var[slot] = p_slot.reshape(3, -1).mean(1) / k
     if windows:
         out.noise_spectrum, out.spectrum_windows = psd / windows, windows
 

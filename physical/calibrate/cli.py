@@ -190,7 +190,9 @@ def channel_lines(doc: dict) -> list[str]:
     if doc.get("noise_spectrum") and doc.get("noise_sigma"):
         std = (doc.get("noise") or {}).get("texture_rgb_std")
         got["noise_sigma"] += (" (the level of the measured noise texture, its power spectrum"
-                               + (f": RGB std {std:g} at the middle level)" if std else ")"))
+                               + (f": RGB std {std:g} at the middle level" if std else ""))
+        rows = doc["noise_spectrum"].get("by_colour")
+        got["noise_sigma"] += f"; its level by the colour printed, from {len(rows)} patches)" if rows else ")"
     for key in ("jpeg_quality", "contrast"):
         if ch.get(key):
             got[key] = f"{ch[key][0]:g} .. {ch[key][1]:g}"

@@ -254,6 +254,7 @@ def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOU
     blur_range = _spread_range(blur, 0.0, 20.0) if blur else None
     noise_range = _spread_range(noise, 0.0, 0.5) if noise else None
     spectrum = noise_spectrum(used)
+    by_colour = texture_by_colour(used, y) if spectrum is not None else None
     channel = measured_channel(used, grid_size_mm() / 2, jpeg_qualities, light["light_gradient"][1], log)
     if not noise:
         log("calibrate colour: the patches are too small in the photos to measure noise "
@@ -264,7 +265,8 @@ def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOU
     worst = np.argsort(-de_held)[:5] if held.any() else []
     held_idx = np.nonzero(held)[0]
     doc = colour_document(
-        *final, blur_sigma=blur_range, noise_sigma=noise_range, noise_spectrum=spectrum, channel=channel,
+        *final, blur_sigma=blur_range, noise_sigma=noise_range, noise_spectrum=spectrum, texture_by_colour=by_colour,
+        channel=channel,
         chart={"version": CHART_VERSION, "patches": n},
         created=time.strftime("%Y-%m-%dT%H:%M:%S"),
         photos=len(used),
@@ -304,6 +306,18 @@ def noise_spectrum(photos: list[ChartPhoto]) -> Optional[np.ndarray]:
     if not got:
         return None
     return sum(s * k for s, k in got) / sum(k for _, k in got)
+
+
+def texture_by_colour(photos: list[ChartPhoto], colours: np.ndarray) -> Optional[np.ndarray]:
+    """(P, 6): the patches' camera colour (`colours`, sRGB-encoded) and their opponent texture
+    variances averaged over the photos, for the patches where a window fitted; None where none did."""
+    var = np.stack([p.texture_var for p in photos if p.texture_var is not None])
+    seen = np.isfinite(var).all(2)
+    if not seen.any():
+        return None
+    mean = np.where(seen[..., None], var, 0).sum(0) / np.maximum(seen.sum(0), 1)[:, None]
+    keep = seen.any(0)
+    return np.column_stack([np.clip(colours[keep], 0, 1), mean[keep]])
 
 
 def _spread_range(values: list[float], lo: float, hi: float) -> list[float]:

@@ -17,7 +17,8 @@ Two kinds, each a JSON object with ``kind`` and ``version``:
     channel: {jpeg_quality: [low, high], contrast: [low, high], white_balance, light_gradient,
               rotation_deg, tilt, px_per_mm: [low, high], image_size: [w, h]} (each optional: what
               the chart photos measured for the channel),
-    noise_spectrum: {psd: 3 x 32 x 32 (the photo's noise texture, calibrate/texture.py)} (optional),
+    noise_spectrum: {psd: 3 x 32 x 32 (the photo's noise texture, calibrate/texture.py),
+                     by_colour: [[R, G, B, Y, RG, YB] per patch] (its level by colour)} (optional),
     ... (reports)
 
 Only the keys the tool reads are checked; a bad one raises :class:`CalibrationError` with the file
@@ -160,6 +161,7 @@ class ColourCalibration:
     raw: dict = field(default_factory=dict, repr=False)
     channel: dict = field(default_factory=dict)  # measured channel ranges (CHANNEL_KEYS), where measured
     noise_spectrum: Optional[np.ndarray] = None  # 3 x SIZE x SIZE opponent NPS (texture.py); None: white noise
+    texture_by_colour: Optional[np.ndarray] = None  # (P, 6) patches' camera RGB, opponent texture variances
 
     def frame(self, default: list[int]) -> list[int]:
         """The simulated photo's [W, H] for an upright (portrait) page: the chart photos' size, portrait
@@ -228,10 +230,11 @@ def load_colour(path: str | Path) -> ColourCalibration:
         noise = _range(d.get("noise_sigma"), "noise_sigma", 0.0, 0.5)
         channel = _channel(d.get("channel"))
         spectrum = _spectrum(d.get("noise_spectrum"))
+        by_colour = _by_colour(d["noise_spectrum"].get("by_colour")) if spectrum is not None else None
     except CalibrationError as e:
         raise CalibrationError(f"{p}: {e}") from None
     return ColourCalibration(np.array(cv, np.float64), matrix, np.array(bias, np.float64), blur, noise, str(p), d,
-                             channel, spectrum)
+                             channel, spectrum, by_colour)
 
 
 def _spectrum(d: Any) -> Optional[np.ndarray]:
@@ -249,7 +252,17 @@ def _spectrum(d: Any) -> Optional[np.ndarray]:
     return psd
 
 
-def colour_document(curves, matrix, bias, blur_sigma=None, noise_sigma=None, noise_spectrum=None, **reports) -> dict:
+def _by_colour(d: Any) -> Optional[np.ndarray]:
+    if d is None:
+        return None
+    if not isinstance(d, list) or not d:
+        raise CalibrationError("noise_spectrum.by_colour: expected a list of [R, G, B, Y, RG, YB] rows")
+    rows = [_vec(r, f"noise_spectrum.by_colour[{i}]", 6, lo=0.0) for i, r in enumerate(d)]
+    return np.array(rows, np.float64)
+
+
+def colour_document(curves, matrix, bias, blur_sigma=None, noise_sigma=None, noise_spectrum=None,
+                    texture_by_colour=None, **reports) -> dict:
     """A colour calibration as the JSON object `load_colour` reads (reports are extra keys)."""
     doc = {
         "kind": COLOUR_KIND,
@@ -269,6 +282,8 @@ def colour_document(curves, matrix, bias, blur_sigma=None, noise_sigma=None, noi
             "units": "photo pixels, FFT order (frequency k / size cycles per pixel); mean = variance",
             "psd": [[[float(f"{v:.4g}") for v in row] for row in comp] for comp in np.asarray(noise_spectrum)],
         }
+        if texture_by_colour is not None:  # each patch: camera R, G, B and its texture's Y, RG, YB variance
+            doc["noise_spectrum"]["by_colour"] = [[float(f"{v:.4g}") for v in r] for r in np.asarray(texture_by_colour)]
     doc.update(reports)
     return doc
 

@@ -17,6 +17,17 @@ the NPS on a SIZE x SIZE grid of cycles per pixel, scaled so that its mean is th
 Cross-spectra between the three components are left out (they are uncorrelated enough that drawing
 them independently changes the crop's variance by a few per cent).
 
+The texture's level depends on the colour printed (:func:`level_table`). A halftoned grey mixes all
+inks at partial coverage and beats the screens against each other and against the sensor's mosaic;
+paper white and solid inks have no screen at all; shot noise grows with the light. On a photographed
+chart the luma variance of the greys is 5-10 times that of the saturated patches, and natural
+images are mostly mid-tone, near-neutral colours. So every patch's own variance (per opponent
+component) is kept with its colour as the camera saw it; a Gaussian-kernel regression over the patches
+(LEVEL_BANDWIDTH in camera [0, 1] units) puts it on a LEVEL_GRID^3 table of camera colours, relative
+to the pooled spectrum's variance. The synthesized noise is scaled, pixel by pixel, by the table's
+value at the image's colour (trilinear look-up), so mid-tones get the texture mid-tone patches
+showed and white paper the little it showed.
+
 Synthesis (:func:`textured_noise`): white Gaussian noise per sample (its own seed, so a sample does
 not depend on its batch), multiplied in the Fourier domain by the square root of the NPS interpolated
 onto the frame's frequency grid, then back to R, G, B. Where a frame pixel covers ``photo_px``
@@ -30,6 +41,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..transforms.ops import per_sample_normal
 
@@ -37,6 +49,8 @@ SIZE = 32  # window side in photo pixels: frequency steps of 1/32 cycle per pixe
 # RGB -> opponent (Y, R - G, (R + G) / 2 - B)
 OPPONENT = np.array([[1 / 3, 1 / 3, 1 / 3], [1.0, -1.0, 0.0], [0.5, 0.5, -1.0]])
 MAX_WINDOW_STD = 0.05  # a window whose residual varies more holds an edge, a mark or glare: skipped
+LEVEL_GRID = 9  # the level table: 9 x 9 x 9 camera colours
+LEVEL_BANDWIDTH = 0.06  # the level regression's kernel sigma: the grey ramp's steps are 0.05 apart, the cube's 0.15+
 
 
 def _windows(img: np.ndarray, box: tuple[int, int, int, int]) -> Iterable[np.ndarray]:
@@ -96,14 +110,43 @@ def _frame_spectrum(psd: torch.Tensor, h: int, w: int, photo_px: float) -> torch
     return torch.where(inside, out, 0.0) / photo_px ** 2
 
 
+def level_table(by_colour: Optional[np.ndarray], psd: np.ndarray) -> Optional[torch.Tensor]:
+    """(3, G, G, G) the texture's amplitude relative to the pooled spectrum's at camera colours on a
+    grid (axes b, g, r, the order :func:`torch.nn.functional.grid_sample` indexes), from `by_colour`:
+    (P, 6) patches' camera colour and opponent variances; None where the calibration has none."""
+    if by_colour is None:
+        return None
+    colours, var = by_colour[:, :3], by_colour[:, 3:]
+    g = np.linspace(0.0, 1.0, LEVEL_GRID)
+    b_, g_, r_ = np.meshgrid(g, g, g, indexing="ij")
+    nodes = np.stack([r_, g_, b_], -1).reshape(-1, 3)
+    d2 = ((nodes[:, None, :] - colours[None]) ** 2).sum(-1)
+    w = np.exp(-(d2 - d2.min(1, keepdims=True)) / (2 * LEVEL_BANDWIDTH ** 2))  # far from every patch: the nearest
+    level = (w @ var) / w.sum(1, keepdims=True) / np.maximum(psd.reshape(3, -1).mean(1), 1e-12)
+    return torch.as_tensor(np.sqrt(level).T.reshape(3, LEVEL_GRID, LEVEL_GRID, LEVEL_GRID), dtype=torch.float32)
+
+
+def texture_level(table: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """N x 3 x H x W: the table's opponent amplitudes at each pixel's colour (no gradient flows
+    through the look-up: it sets the noise's amplitude, it is not the signal)."""
+    n, _, h, w = image.shape
+    at = image.detach().float().clamp(0, 1).mul(2).sub(1).permute(0, 2, 3, 1).reshape(n, 1, h, w, 3)
+    t = table.to(image.device)[None].expand(n, -1, -1, -1, -1)
+    return F.grid_sample(t, at, mode="bilinear", padding_mode="border", align_corners=True).view(n, 3, h, w)
+
+
 def textured_noise(shape: tuple[int, int, int, int], psd: torch.Tensor, seeds: list[int], gain: torch.Tensor,
-                   device, dtype, photo_px: float = 1.0) -> torch.Tensor:
+                   device, dtype, photo_px: float = 1.0, table: Optional[torch.Tensor] = None,
+                   image: Optional[torch.Tensor] = None) -> torch.Tensor:
     """N x 3 x H x W noise with the opponent spectrum `psd` (3 x SIZE x SIZE, photo pixels), sample i
-    from seed ``seeds[i]`` and scaled by ``gain[i]``."""
+    from seed ``seeds[i]`` and scaled by ``gain[i]``; with a level `table`, also by its value at
+    each pixel's colour in `image` (N x 3 x H x W)."""
     n, c, h, w = shape
     white = per_sample_normal((n, 3, h, w), seeds, device)
     amp = _frame_spectrum(psd, h, w, float(photo_px)).sqrt().to(device, torch.float32)
     opp = torch.fft.ifft2(torch.fft.fft2(white) * amp).real
+    if table is not None and image is not None and image.shape[1] == 3:
+        opp = opp * texture_level(table, image)
     inv = torch.as_tensor(np.linalg.inv(OPPONENT), dtype=torch.float32, device=device)
     rgb = torch.einsum("ij,njhw->nihw", inv, opp) * gain.to(device, torch.float32).view(-1, 1, 1, 1)
     return (rgb if c == 3 else rgb.mean(1, keepdim=True)).to(dtype)

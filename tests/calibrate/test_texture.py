@@ -103,6 +103,10 @@ def test_a_bad_spectrum_names_its_key(tmp_path):
     doc["noise_spectrum"]["psd"][0][0][0] = -1.0
     with pytest.raises(CalibrationError, match=r"noise_spectrum.psd: values must be finite and >= 0"):
         load_colour(write_json(tmp_path / "c.json", doc))
+    doc["noise_spectrum"]["psd"][0][0][0] = 1e-4
+    doc["noise_spectrum"]["by_colour"] = [[0.5, 0.5, 0.5, 1e-4, 1e-4, 1e-4], [0.5, 0.5]]
+    with pytest.raises(CalibrationError, match=r"c.json: noise_spectrum.by_colour\[1\]: expected 6 numbers, got 2"):
+        load_colour(write_json(tmp_path / "c.json", doc))
     assert OPPONENT.shape == (3, 3)
 
 
@@ -130,3 +134,53 @@ def test_calibration_measures_the_texture_of_chart_photos(tmp_path):
     assert got[0].mean() == pytest.approx(1e-4, rel=0.35)  # a JPEG-free photo: the texture's own level
     cal = load_colour(write_json(tmp_path / "colour.json", doc))
     assert Channel(ChannelConfig(calibration=cal.path)).texture is not None
+
+
+def _grey_heavy(colours: np.ndarray, var: float) -> np.ndarray:
+    """(P, 6) by_colour rows: opponent variances 6x `var` for mid-tone near-neutral colours, falling to
+    `var` / 2 for saturated ones and for paper white and black (a halftone's texture)."""
+    sat = colours.max(1) - colours.min(1)
+    mid = 4 * colours.mean(1) * (1 - colours.mean(1))
+    v = var * (0.5 + 5.5 * mid * np.exp(-(sat / 0.2) ** 2))
+    return np.column_stack([colours, np.repeat(v[:, None], 3, 1)])
+
+
+def test_texture_level_follows_the_colour_printed(tmp_path):
+    """A channel whose texture is heavier in mid-tone greys photographs the chart; the calibration
+    measures each patch's level, and the fitted channel draws noise at that level by colour."""
+    from physical.calibrate.colour import fit_colour
+    from physical.calibrate.target_photos import simulate_target_photos
+    from physical.calibrate.targets import write_targets
+    from physical.calibrate.texture import level_table
+    from physical.rundir import read_image
+
+    write_targets(tmp_path / "targets")
+    g = np.linspace(0, 1, 9)
+    lv = np.linspace(0, 1, 6)
+    nodes = np.stack(np.meshgrid(lv, lv, lv, indexing="ij"), -1).reshape(-1, 3)
+    flat = np.full((3, SIZE, SIZE), 1e-4)
+    truth = colour_document(np.stack([g, g, g]) ** 2.2, np.eye(3) * 0.9, np.full(3, 0.02), [0.0, 0.0], [0.01, 0.01],
+                            noise_spectrum=flat, texture_by_colour=_grey_heavy(nodes, 1e-4))
+    cfg = ChannelConfig(calibration=str(write_json(tmp_path / "truth.json", truth)), rotation_deg=1.0, tilt=0.0,
+                        white_balance=0.0, light_gradient=0.0, brightness=[0.0, 0.0], contrast=[1.0, 1.0],
+                        jpeg_quality=[100.0, 100.0], scale=[0.95, 0.95])
+    assert "level by colour" in Channel(cfg).sources()["noise texture (power spectrum)"]
+    paths = simulate_target_photos(tmp_path / "targets" / "colour-chart.pdf", tmp_path / "photos", Channel(cfg), 2,
+                                   seed=1, dpi=200, frame=(1800, 2400))
+    doc = fit_colour([(p.name, read_image(p)) for p in paths], log=lambda *a: None).document
+    rows = np.asarray(doc["noise_spectrum"]["by_colour"])
+    assert len(rows) > 100
+    want = _grey_heavy(rows[:, :3], 1e-4)[:, 3]
+    assert np.corrcoef(rows[:, 3], want)[0, 1] > 0.8  # each patch's luma level, as the truth put it
+    cal = load_colour(write_json(tmp_path / "colour.json", doc))
+    table = level_table(cal.texture_by_colour, cal.noise_spectrum)
+    ch = Channel(ChannelConfig(calibration=cal.path))
+    # mid-grey and saturated red paper: the fitted channel's noise is ~3x stronger on the grey
+    x = torch.stack([torch.full((3, 128, 128), 0.5), torch.tensor([0.9, 0.1, 0.1]).view(3, 1, 1).expand(3, 128, 128)])
+    params = ch.identity_params(2)
+    params["noise_sigma"] = torch.full((2,), ch.texture_level)
+    params["noise_seed"] = torch.tensor([1, 2])
+    y = ch.sensor(x, params) - x
+    ratio = float(y[0].std() / y[1].std())
+    assert ratio > 2.0
+    assert ratio == pytest.approx(float(table[0, 4, 4, 4] / table[0, 1, 1, 7]), rel=0.25)
