@@ -159,8 +159,11 @@ def _colour(args) -> int:
     write_json(args.out, doc)
     h, a = doc["heldout"]["delta_e2000"], doc["heldout"]["affine_only_delta_e2000"]
     if h:
+        plain = doc["heldout"]["without_residual_delta_e2000"]
+        kept = "kept" if doc["heldout"]["residual"] else "left out: it did not lower the held-out error"
         say(f"held-out Delta-E 2000 ({h['n']} patches): mean {h['mean']:.2f}, p95 {h['p95']:.2f}, max {h['max']:.2f}"
-            f"  (affine only, no tone curves: mean {a['mean']:.2f})")
+            f"  (curves and matrix without the residual table: mean {plain['mean']:.2f}, the table {kept}; "
+            f"affine only, no tone curves: mean {a['mean']:.2f})")
     g = doc["gamut"]
     say(f"gamut: L* {g['lightness_range'][0]:.1f} .. {g['lightness_range'][1]:.1f}, largest chroma "
         f"{g['max_chroma']:.1f}, volume {g['volume_vs_srgb']:.0%} of sRGB's, {g['srgb_inside']:.0%} of sRGB "
@@ -183,7 +186,8 @@ CHANNEL_RANGES = ("printer", "blur_sigma", "noise_sigma", "jpeg_quality", "contr
 def channel_lines(doc: dict) -> list[str]:
     """Which channel parameters a colour.json sets, and which stay the preset's or the config's."""
     ch = doc.get("channel") or {}
-    got = {"printer": "colour model (tone curves, 3x3 + bias, gamut)"}
+    got = {"printer": "colour model (tone curves, 3x3 + bias" + (", residual table" if doc["model"].get("residual") else "")
+           + ", gamut)"}
     for key in ("blur_sigma", "noise_sigma"):
         if doc.get(key):
             got[key] = f"{doc[key][0]:g} .. {doc[key][1]:g}"

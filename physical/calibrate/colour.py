@@ -50,6 +50,9 @@ from .targets import CHART_VERSION, GRID, chart_colours, grid_size_mm
 
 HOLDOUT = 0.2
 KNOTS = 12
+RESIDUAL_GRID = 9  # the residual table (model.py): 9^3 digital colours
+RESIDUAL_WIDTH = 0.15  # its kernel sigma in digital [0, 1] units (the chart's cube steps are 0.25)
+RESIDUAL_PRIOR = 0.1  # the kernel weight of a zero residual: far from every patch it fades to zero
 INHERENT_EDGE_PX = 0.35  # edge spread (sigma, px) of the simulator's photos with the channel's blur off
 MIN_PHOTOS = 1
 
@@ -121,11 +124,24 @@ def fit_model(x: np.ndarray, y: np.ndarray, knots: int = KNOTS, curves: bool = T
     return c.numpy(), matrix.detach().numpy(), bias.detach().numpy()
 
 
-def predict(curves, matrix, bias, x: np.ndarray) -> np.ndarray:
-    m = ColourModel(torch.as_tensor(curves, dtype=torch.float64), torch.as_tensor(matrix, dtype=torch.float64),
-                    torch.as_tensor(bias, dtype=torch.float64)).double()
+def predict(curves, matrix, bias, x: np.ndarray, residual=None) -> np.ndarray:
+    m = ColourModel(curves, matrix, bias, residual).double()
     with torch.no_grad():
         return m(torch.as_tensor(np.asarray(x, np.float64))).numpy()
+
+
+def residual_table(x: np.ndarray, y: np.ndarray, fitted: tuple) -> np.ndarray:
+    """(3, G, G, G) what the `fitted` curves and matrix leave over at patches x -> y (linear light),
+    regressed onto the grid of digital colours by a Gaussian kernel of RESIDUAL_WIDTH, shrunk to
+    zero where the patches are far (RESIDUAL_PRIOR: the weight of a zero residual)."""
+    lin = lambda v: srgb_decode(torch.as_tensor(v, dtype=torch.float64)).numpy()  # noqa: E731
+    r = lin(y) - lin(predict(*fitted, x))
+    g = np.linspace(0.0, 1.0, RESIDUAL_GRID)
+    b_, g_, r_ = np.meshgrid(g, g, g, indexing="ij")  # grid_sample's axis order: b, g, r
+    nodes = np.stack([r_, g_, b_], -1).reshape(-1, 3)
+    w = np.exp(-((nodes[:, None, :] - x[None]) ** 2).sum(-1) / (2 * RESIDUAL_WIDTH ** 2))
+    table = (w @ r) / (w.sum(1, keepdims=True) + RESIDUAL_PRIOR)
+    return table.T.reshape(3, RESIDUAL_GRID, RESIDUAL_GRID, RESIDUAL_GRID)
 
 
 def holdout_split(colours: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -145,14 +161,14 @@ def _stats(de: np.ndarray) -> dict:
             "p95": round(float(np.percentile(de, 95)), 3), "max": round(float(de.max()), 3)}
 
 
-def gamut_report(curves, matrix, bias, steps: int = 17) -> dict:
+def gamut_report(curves, matrix, bias, residual=None, steps: int = 17) -> dict:
     """The printer's gamut as the camera sees it, in CIELAB: white and black points, lightness range,
     largest chroma, hull volume against sRGB's, and the share of the sRGB cube inside it."""
     from scipy.spatial import ConvexHull, Delaunay  # deferred: scipy, only the gamut report needs it
 
     g = np.linspace(0, 1, steps)
     cube = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
-    lab_p = rgb2lab(np.clip(predict(curves, matrix, bias, cube), 0, 1))
+    lab_p = rgb2lab(np.clip(predict(curves, matrix, bias, cube, residual), 0, 1))
     lab_s = rgb2lab(cube)
     hull_p, hull_s = ConvexHull(lab_p), ConvexHull(lab_s)
     rng = np.random.default_rng(0)
@@ -237,16 +253,23 @@ def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOU
     held = holdout_split(colours, holdout, seed)
     tr = ~held
     final = fit_model(x, y, knots)
-    pred = predict(*final, x)
-    de_all = delta_e2000(pred, y)
     if held.any():  # scored on patches the fit has not seen; the saved model is `final`
         fit_c = fit_model(x[tr], y[tr], knots)
         fit_a = fit_model(x[tr], y[tr], knots, curves=False)
-        de_held = delta_e2000(predict(*fit_c, x[held]), y[held])
-        de_train = delta_e2000(predict(*fit_c, x[tr]), y[tr])
+        de_plain = delta_e2000(predict(*fit_c, x[held]), y[held])
+        res_c = residual_table(x[tr], y[tr], fit_c)
+        with_residual = bool(delta_e2000(predict(*fit_c, x[held], res_c), y[held]).mean() < de_plain.mean())
+        res_c = res_c if with_residual else None
+        de_held = delta_e2000(predict(*fit_c, x[held], res_c), y[held])
+        de_train = delta_e2000(predict(*fit_c, x[tr], res_c), y[tr])
         de_aff = delta_e2000(predict(*fit_a, x[held]), y[held])
-    else:
-        fit_c, de_held, de_train, de_aff = final, np.zeros(0), de_all, np.zeros(0)
+    else:  # nothing held out to show that a residual generalises: none
+        with_residual, de_plain, de_held, de_aff = False, np.zeros(0), np.zeros(0), np.zeros(0)
+    residual = residual_table(x, y, final) if with_residual else None
+    pred = predict(*final, x, residual)
+    de_all = delta_e2000(pred, y)
+    if not held.any():
+        fit_c, res_c, de_train = final, None, de_all
 
     edge = [p.edge_sigma_px for p in used if p.edge_sigma_px is not None]
     blur = [math.sqrt(max(s * s - INHERENT_EDGE_PX ** 2, 0.0)) for s in edge]
@@ -265,20 +288,22 @@ def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOU
     worst = np.argsort(-de_held)[:5] if held.any() else []
     held_idx = np.nonzero(held)[0]
     doc = colour_document(
-        *final, blur_sigma=blur_range, noise_sigma=noise_range, noise_spectrum=spectrum, texture_by_colour=by_colour,
+        *final, residual=residual, blur_sigma=blur_range, noise_sigma=noise_range, noise_spectrum=spectrum, texture_by_colour=by_colour,
         channel=channel,
         chart={"version": CHART_VERSION, "patches": n},
         created=time.strftime("%Y-%m-%dT%H:%M:%S"),
         photos=len(used),
         photos_skipped={p.name: p.reason for p in photos if not p.ok},
         heldout={"fraction": holdout, "seed": seed, "delta_e2000": _stats(de_held) if held.any() else None,
+                 "without_residual_delta_e2000": _stats(de_plain) if held.any() else None,
+                 "residual": with_residual,
                  "affine_only_delta_e2000": _stats(de_aff) if held.any() else None,
                  "worst": [{"rgb": colours[held_idx[i]].tolist(), "measured": np.round(y[held_idx[i]], 4).tolist(),
-                            "predicted": np.round(predict(*fit_c, x[held_idx[i]][None])[0], 4).tolist(),
+                            "predicted": np.round(predict(*fit_c, x[held_idx[i]][None], res_c)[0], 4).tolist(),
                             "delta_e2000": round(float(de_held[i]), 3)} for i in worst]},
         train={"delta_e2000": _stats(de_train)},
         all_patches={"delta_e2000": _stats(de_all), "note": "the saved model, fitted on every patch"},
-        gamut=gamut_report(*final),
+        gamut=gamut_report(*final, residual),
         blur={"edge_sigma_px": [round(s, 4) for s in edge], "inherent_px": INHERENT_EDGE_PX,
               "note": "photo pixels; the chart should be photographed like the sheets (same camera, distance)"},
         noise={"per_photo": [round(v, 5) for v in noise],

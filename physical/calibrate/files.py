@@ -12,7 +12,7 @@ Two kinds, each a JSON object with ``kind`` and ``version``:
 
     kind: "physical.colour", version: 1,
     model: {type: "curves-affine-srgb", curves: 3 lists of K+1 values (monotone, 0 .. 1),
-            matrix: 3x3, bias: [3]},
+            matrix: 3x3, bias: [3], residual: 3 x G x G x G (optional, linear light)},
     blur_sigma: [low, high] px or null, noise_sigma: [low, high] or null,
     channel: {jpeg_quality: [low, high], contrast: [low, high], white_balance, light_gradient,
               rotation_deg, tilt, px_per_mm: [low, high], image_size: [w, h]} (each optional: what
@@ -162,6 +162,7 @@ class ColourCalibration:
     channel: dict = field(default_factory=dict)  # measured channel ranges (CHANNEL_KEYS), where measured
     noise_spectrum: Optional[np.ndarray] = None  # 3 x SIZE x SIZE opponent NPS (texture.py); None: white noise
     texture_by_colour: Optional[np.ndarray] = None  # (P, 6) patches' camera RGB, opponent texture variances
+    residual: Optional[np.ndarray] = None  # 3 x G x G x G linear-light residual on digital colours (model.py)
 
     def frame(self, default: list[int]) -> list[int]:
         """The simulated photo's [W, H] for an upright (portrait) page: the chart photos' size, portrait
@@ -226,6 +227,7 @@ def load_colour(path: str | Path) -> ColourCalibration:
                 raise CalibrationError(f"model.curves[{i}]: the tone curve must not decrease")
         matrix = _mat(_key(m, "matrix", "model."), "model.matrix", 3, 3)
         bias = _vec(_key(m, "bias", "model."), "model.bias", 3)
+        residual = _residual(m.get("residual"))
         blur = _range(d.get("blur_sigma"), "blur_sigma", 0.0, 20.0)
         noise = _range(d.get("noise_sigma"), "noise_sigma", 0.0, 0.5)
         channel = _channel(d.get("channel"))
@@ -234,7 +236,7 @@ def load_colour(path: str | Path) -> ColourCalibration:
     except CalibrationError as e:
         raise CalibrationError(f"{p}: {e}") from None
     return ColourCalibration(np.array(cv, np.float64), matrix, np.array(bias, np.float64), blur, noise, str(p), d,
-                             channel, spectrum, by_colour)
+                             channel, spectrum, by_colour, residual)
 
 
 def _spectrum(d: Any) -> Optional[np.ndarray]:
@@ -252,6 +254,20 @@ def _spectrum(d: Any) -> Optional[np.ndarray]:
     return psd
 
 
+def _residual(d: Any) -> Optional[np.ndarray]:
+    if d is None:
+        return None
+    try:
+        a = np.asarray(d, np.float64)
+    except (TypeError, ValueError):
+        a = np.zeros(0)
+    if a.ndim != 4 or a.shape[0] != 3 or a.shape[1] < 2 or len(set(a.shape[1:])) != 1:
+        raise CalibrationError("model.residual: expected 3 x G x G x G numbers (a table of digital colours)")
+    if not np.isfinite(a).all() or np.abs(a).max() > 1:
+        raise CalibrationError("model.residual: values must be finite and within -1 .. 1")
+    return a
+
+
 def _by_colour(d: Any) -> Optional[np.ndarray]:
     if d is None:
         return None
@@ -262,7 +278,7 @@ def _by_colour(d: Any) -> Optional[np.ndarray]:
 
 
 def colour_document(curves, matrix, bias, blur_sigma=None, noise_sigma=None, noise_spectrum=None,
-                    texture_by_colour=None, **reports) -> dict:
+                    texture_by_colour=None, residual=None, **reports) -> dict:
     """A colour calibration as the JSON object `load_colour` reads (reports are extra keys)."""
     doc = {
         "kind": COLOUR_KIND,
@@ -276,6 +292,8 @@ def colour_document(curves, matrix, bias, blur_sigma=None, noise_sigma=None, noi
         "blur_sigma": None if blur_sigma is None else [round(float(v), 4) for v in blur_sigma],
         "noise_sigma": None if noise_sigma is None else [round(float(v), 5) for v in noise_sigma],
     }
+    if residual is not None:  # linear light, a table of digital colours (model.py)
+        doc["model"]["residual"] = np.round(np.asarray(residual, np.float64), 6).tolist()
     if noise_spectrum is not None:
         doc["noise_spectrum"] = {
             "basis": "opponent: (R + G + B) / 3, R - G, (R + G) / 2 - B", "size": SIZE,

@@ -17,11 +17,21 @@ map in linear light has about 60 unknowns, fits a 144-patch chart with a held-ou
 Delta-E at most on real printers, is monotone by construction, and is differentiable in x (the
 EOT gradient flows through the curves' slopes and the matrix; the clamp is the printer's gamut:
 colours it cannot reach get no gradient).
+
+A smooth residual on top (optional, ``residual``): inks mix subtractively and a printer replaces
+part of the grey by black ink, which no per-channel curve and 3x3 matrix can follow everywhere
+(their greys come out tinted by a few Delta-E). ``physical calibrate colour`` regresses what the
+curves and matrix leave over the patches (a Gaussian kernel, shrunk to zero away from them) onto a
+RESIDUAL_GRID^3 table of digital colours, added in linear light with trilinear interpolation, and
+keeps it only where it lowers the held-out patches' error:
+
+    y = srgb_encode( clamp( M . t(x) + b + r(x), 0, 1 ) )
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .files import ColourCalibration
 from .targets import chart_colours
@@ -60,24 +70,36 @@ def mix(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (m @ x.flatten(2)).view_as(x)
 
 
+def residual_at(table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The residual table (3, G, G, G; axes b, g, r) at digital colours x (N, 3, ...) or (P, 3), trilinear."""
+    last = x.movedim(1, -1) if x.ndim > 2 else x
+    at = last.reshape(1, 1, 1, -1, 3).clamp(0.0, 1.0) * 2 - 1
+    out = F.grid_sample(table.to(x.device, x.dtype)[None], at, mode="bilinear", padding_mode="border",
+                        align_corners=True)
+    out = out.view(3, -1).T.reshape(last.shape)
+    return out.movedim(-1, 1) if x.ndim > 2 else out
+
+
 class ColourModel(torch.nn.Module):
     """The fitted printer-to-camera colour transform; x (N, 3, H, W) digital [0, 1] -> camera [0, 1]."""
 
-    def __init__(self, curves, matrix, bias):
+    def __init__(self, curves, matrix, bias, residual=None):
         super().__init__()
         self.register_buffer("curves", torch.as_tensor(curves, dtype=torch.float32).clone())
         self.register_buffer("matrix", torch.as_tensor(matrix, dtype=torch.float32).clone())
         self.register_buffer("bias", torch.as_tensor(bias, dtype=torch.float32).clone())
+        self.register_buffer("residual", None if residual is None else torch.as_tensor(residual, dtype=torch.float32))
 
     @classmethod
     def from_calibration(cls, cal: ColourCalibration) -> "ColourModel":
-        return cls(cal.curves, cal.matrix, cal.bias)
+        return cls(cal.curves, cal.matrix, cal.bias, cal.residual)
 
     def linear(self, x: torch.Tensor) -> torch.Tensor:
         """M t(x) + b, before the gamut clamp (linear light)."""
         t = tone_curves(x, self.curves)
         y = mix(self.matrix.to(x.device, x.dtype), t)
-        return y + self.bias.to(x.device, x.dtype).view([1, 3] + [1] * (x.ndim - 2))
+        y = y + self.bias.to(x.device, x.dtype).view([1, 3] + [1] * (x.ndim - 2))
+        return y if self.residual is None else y + residual_at(self.residual, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return srgb_encode(self.linear(x))
@@ -89,8 +111,7 @@ def apply_numpy(cal_or_model, rgb):
     a = np.asarray(rgb, np.float64)
     x = torch.as_tensor(a.reshape(-1, 3), dtype=torch.float64)
     with torch.no_grad():
-        m = ColourModel(model.curves.double(), model.matrix.double(), model.bias.double())
-        y = m(x).numpy()
+        y = ColourModel(model.curves, model.matrix, model.bias, model.residual).double()(x).numpy()
     return y.reshape(a.shape)
 
 

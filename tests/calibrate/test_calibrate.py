@@ -152,7 +152,8 @@ def test_colour_fit_recovers_a_known_transform(chart_photos):
     held_rgb = np.array([p["rgb"] for p in doc["patches"] if p["heldout"]]) / 255.0
     rand = np.random.default_rng(0).random((500, 3))
     for x in (held_rgb, rand):
-        de = delta_e2000(predict(cal.curves, cal.matrix, cal.bias, x), predict(truth.curves, truth.matrix, truth.bias, x))
+        de = delta_e2000(predict(cal.curves, cal.matrix, cal.bias, x, cal.residual),
+                         predict(truth.curves, truth.matrix, truth.bias, x))
         assert de.mean() < 2.0
 
     # blur and noise of the channel the photos went through (1 px, 0.01)
@@ -164,6 +165,39 @@ def test_colour_fit_recovers_a_known_transform(chart_photos):
     assert cal.noise_spectrum is None and doc["noise"]["texture_rgb_std"] is None
     g = doc["gamut"]
     assert 0 < g["srgb_inside"] < 1 and g["lightness_range"][0] < 20 < 90 < g["lightness_range"][1]
+
+
+def tinted_greys(n: int = 9) -> np.ndarray:
+    """A residual table (linear light, 3 x n^3) that turns mid-tone near-neutral colours bluish (black
+    ink replacing the grey of three inks), which no tone curve and 3x3 matrix can do."""
+    g = np.linspace(0, 1, n)
+    b, gg, r = np.meshgrid(g, g, g, indexing="ij")
+    mean = (r + gg + b) / 3
+    bump = 4 * mean * (1 - mean) * np.exp(-((r - mean) ** 2 + (gg - mean) ** 2 + (b - mean) ** 2) / (2 * 0.12 ** 2))
+    return np.stack([-0.03 * bump, -0.01 * bump, 0.06 * bump])
+
+
+@pytest.mark.slow  # the chart photographed through the channel, then fitted: 30 s of CPU
+def test_colour_fit_keeps_a_residual_table_where_it_lowers_the_heldout_error(tmp_path, targets):
+    g = np.linspace(0, 1, 9)
+    truth = colour_document(np.stack([g, g, g]) ** 2.2, np.eye(3) * 0.85, np.full(3, 0.02), [0.5, 0.5],
+                            [0.004, 0.004], residual=tinted_greys())
+    cfg = ChannelConfig(calibration=str(write_json(tmp_path / "truth.json", truth)), white_balance=0.0,
+                        light_gradient=0.0, brightness=[0.0, 0.0], contrast=[1.0, 1.0], jpeg_quality=[95.0, 95.0],
+                        rotation_deg=2.0)
+    paths = simulate_target_photos(targets / "colour-chart.pdf", tmp_path / "photos", Channel(cfg), 2, seed=5,
+                                   dpi=150, frame=(1600, 1200))
+    doc = fit_colour([(p.name, read_image(p)) for p in paths], log=lambda *a: None).document
+    held = doc["heldout"]
+    assert held["residual"] and held["delta_e2000"]["mean"] < 0.8 * held["without_residual_delta_e2000"]["mean"]
+    cal = load_colour(write_json(tmp_path / "colour.json", doc))
+    assert cal.residual is not None and cal.residual.shape == (3, 9, 9, 9)
+    truth_cal = load_colour(tmp_path / "truth.json")
+    greys = np.repeat(np.linspace(0.2, 0.8, 13)[:, None], 3, 1)
+    want = predict(truth_cal.curves, truth_cal.matrix, truth_cal.bias, greys, truth_cal.residual)
+    with_table = delta_e2000(ColourModel.from_calibration(cal).double()(torch.tensor(greys)).detach().numpy(), want)
+    without = delta_e2000(predict(cal.curves, cal.matrix, cal.bias, greys), want)
+    assert 1.5 * with_table.mean() < without.mean()  # the channel's model holds the table
 
 
 @pytest.mark.slow  # shares the chart photos of the fit above
@@ -238,6 +272,9 @@ def test_bad_calibration_files_name_the_bad_key(tmp_path):
         (lambda d: d["model"]["curves"][1].reverse(), "model.curves[1]: the tone curve must not decrease"),
         (lambda d: d.update(blur_sigma=[2.0, 1.0]), "blur_sigma: [2, 1] must be a range"),
         (lambda d: d.update(noise_sigma=[0.1, 0.9]), "noise_sigma[1]: 0.9 is out of range"),
+        (lambda d: d["model"].update(residual=[[0.0, 0.1]]), "model.residual: expected 3 x G x G x G numbers"),
+        (lambda d: d["model"].update(residual=np.full((3, 2, 2, 2), 3.0).tolist()),
+         "model.residual: values must be finite and within -1 .. 1"),
         (lambda d: d.update(kind="physical.camera"), "kind: expected 'physical.colour', got 'physical.camera'"),
         (lambda d: d.update(version=7), "version: 7 is not supported"),
     ]
