@@ -74,7 +74,8 @@ def colour(out: Path) -> None:
     write_json(out / "colour.json", doc)
     cal, truth = load_colour(out / "colour.json"), load_colour(out / "truth.json")
     x = np.random.default_rng(0).random((2000, 3))
-    de = delta_e2000(predict(cal.curves, cal.matrix, cal.bias, x), predict(truth.curves, truth.matrix, truth.bias, x))
+    de = delta_e2000(predict(cal.curves, cal.matrix, cal.bias, x, cal.residual),
+                     predict(truth.curves, truth.matrix, truth.bias, x, truth.residual))
     h, a = doc["heldout"]["delta_e2000"], doc["heldout"]["affine_only_delta_e2000"]
     print(f"colour (3 photos, fit {secs:.0f} s): held-out Delta-E 2000 mean {h['mean']:.2f}, p95 {h['p95']:.2f}, "
           f"max {h['max']:.2f} ({h['n']} patches); affine only: mean {a['mean']:.2f}; fitted vs truth on 2000 random "

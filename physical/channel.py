@@ -7,7 +7,7 @@ the input). Stages run in physical order:
 1. printer   tone curve ``print_gamma``, gamut squeezed into ``[ink_black, paper_white]``; with
              ``calibration`` (a colour.json from ``physical calibrate colour``) the fitted
              printer-to-camera colour model (:mod:`physical.calibrate.model`: per-channel tone
-             curves, 3x3 + bias in linear light, the gamut clamp) replaces it, and every range the
+             curves, 3x3 + bias and residual table in linear light, the clamp) replaces it, every range the
              file measured replaces the config's (:meth:`Channel.measured`: blur, noise, JPEG,
              exposure as contrast, white balance, light gradient, rotation, tilt, and with
              :meth:`Channel.for_photo` the scale, from the photos' pixels per millimetre)
@@ -16,7 +16,7 @@ the input). Stages run in physical order:
 3. optics    gaussian blur, per-sample sigma
 4. lighting  smooth light gradient, per-channel white balance gain, contrast, brightness
 5. sensor    gaussian noise, per-sample sigma; with a calibration that measured the photos' noise
-             texture (:mod:`physical.calibrate.texture`), noise of that power spectrum instead
+             texture (:mod:`physical.calibrate.texture`), noise of that spectrum, its level by colour
 6. JPEG      a differentiable codec (:mod:`physical.jpeg`), per-sample quality
 7. clamp     to [0, 1]
 

@@ -45,6 +45,7 @@ from .channel_fit import measured_channel
 from .chart import NOISE_MARGIN_PX, ChartPhoto, measure_chart, normalised_patches  # noqa: F401  (measure_chart: public here too)
 from .files import CalibrationError, colour_document
 from .model import ColourModel, srgb_decode, srgb_encode
+from .tables import kernel_table
 from .texture import SIZE as TEXTURE_PX, rgb_std
 from .targets import CHART_VERSION, GRID, chart_colours, grid_size_mm
 
@@ -135,13 +136,7 @@ def residual_table(x: np.ndarray, y: np.ndarray, fitted: tuple) -> np.ndarray:
     regressed onto the grid of digital colours by a Gaussian kernel of RESIDUAL_WIDTH, shrunk to
     zero where the patches are far (RESIDUAL_PRIOR: the weight of a zero residual)."""
     lin = lambda v: srgb_decode(torch.as_tensor(v, dtype=torch.float64)).numpy()  # noqa: E731
-    r = lin(y) - lin(predict(*fitted, x))
-    g = np.linspace(0.0, 1.0, RESIDUAL_GRID)
-    b_, g_, r_ = np.meshgrid(g, g, g, indexing="ij")  # grid_sample's axis order: b, g, r
-    nodes = np.stack([r_, g_, b_], -1).reshape(-1, 3)
-    w = np.exp(-((nodes[:, None, :] - x[None]) ** 2).sum(-1) / (2 * RESIDUAL_WIDTH ** 2))
-    table = (w @ r) / (w.sum(1, keepdims=True) + RESIDUAL_PRIOR)
-    return table.T.reshape(3, RESIDUAL_GRID, RESIDUAL_GRID, RESIDUAL_GRID)
+    return kernel_table(x, lin(y) - lin(predict(*fitted, x)), RESIDUAL_GRID, RESIDUAL_WIDTH, RESIDUAL_PRIOR)
 
 
 def holdout_split(colours: np.ndarray, fraction: float, seed: int) -> np.ndarray:

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .files import ColourCalibration
+from .tables import lookup
 from .targets import chart_colours
 
 
@@ -70,16 +70,6 @@ def mix(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (m @ x.flatten(2)).view_as(x)
 
 
-def residual_at(table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The residual table (3, G, G, G; axes b, g, r) at digital colours x (N, 3, ...) or (P, 3), trilinear."""
-    last = x.movedim(1, -1) if x.ndim > 2 else x
-    at = last.reshape(1, 1, 1, -1, 3).clamp(0.0, 1.0) * 2 - 1
-    out = F.grid_sample(table.to(x.device, x.dtype)[None], at, mode="bilinear", padding_mode="border",
-                        align_corners=True)
-    out = out.view(3, -1).T.reshape(last.shape)
-    return out.movedim(-1, 1) if x.ndim > 2 else out
-
-
 class ColourModel(torch.nn.Module):
     """The fitted printer-to-camera colour transform; x (N, 3, H, W) digital [0, 1] -> camera [0, 1]."""
 
@@ -99,7 +89,7 @@ class ColourModel(torch.nn.Module):
         t = tone_curves(x, self.curves)
         y = mix(self.matrix.to(x.device, x.dtype), t)
         y = y + self.bias.to(x.device, x.dtype).view([1, 3] + [1] * (x.ndim - 2))
-        return y if self.residual is None else y + residual_at(self.residual, x)
+        return y if self.residual is None else y + lookup(self.residual, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return srgb_encode(self.linear(x))

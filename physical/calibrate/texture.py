@@ -41,9 +41,9 @@ from typing import Iterable, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..transforms.ops import per_sample_normal
+from .tables import kernel_table, lookup
 
 SIZE = 32  # window side in photo pixels: frequency steps of 1/32 cycle per pixel
 # RGB -> opponent (Y, R - G, (R + G) / 2 - B)
@@ -111,28 +111,14 @@ def _frame_spectrum(psd: torch.Tensor, h: int, w: int, photo_px: float) -> torch
 
 
 def level_table(by_colour: Optional[np.ndarray], psd: np.ndarray) -> Optional[torch.Tensor]:
-    """(3, G, G, G) the texture's amplitude relative to the pooled spectrum's at camera colours on a
-    grid (axes b, g, r, the order :func:`torch.nn.functional.grid_sample` indexes), from `by_colour`:
-    (P, 6) patches' camera colour and opponent variances; None where the calibration has none."""
+    """(3, G, G, G) the texture's amplitude relative to the pooled spectrum's on a grid of camera
+    colours (tables.py), from `by_colour`: (P, 6) patches' camera colour and opponent variances;
+    None where the calibration has none."""
     if by_colour is None:
         return None
-    colours, var = by_colour[:, :3], by_colour[:, 3:]
-    g = np.linspace(0.0, 1.0, LEVEL_GRID)
-    b_, g_, r_ = np.meshgrid(g, g, g, indexing="ij")
-    nodes = np.stack([r_, g_, b_], -1).reshape(-1, 3)
-    d2 = ((nodes[:, None, :] - colours[None]) ** 2).sum(-1)
-    w = np.exp(-(d2 - d2.min(1, keepdims=True)) / (2 * LEVEL_BANDWIDTH ** 2))  # far from every patch: the nearest
-    level = (w @ var) / w.sum(1, keepdims=True) / np.maximum(psd.reshape(3, -1).mean(1), 1e-12)
-    return torch.as_tensor(np.sqrt(level).T.reshape(3, LEVEL_GRID, LEVEL_GRID, LEVEL_GRID), dtype=torch.float32)
-
-
-def texture_level(table: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """N x 3 x H x W: the table's opponent amplitudes at each pixel's colour (no gradient flows
-    through the look-up: it sets the noise's amplitude, it is not the signal)."""
-    n, _, h, w = image.shape
-    at = image.detach().float().clamp(0, 1).mul(2).sub(1).permute(0, 2, 3, 1).reshape(n, 1, h, w, 3)
-    t = table.to(image.device)[None].expand(n, -1, -1, -1, -1)
-    return F.grid_sample(t, at, mode="bilinear", padding_mode="border", align_corners=True).view(n, 3, h, w)
+    var = kernel_table(by_colour[:, :3], by_colour[:, 3:], LEVEL_GRID, LEVEL_BANDWIDTH)
+    pooled = np.maximum(psd.reshape(3, -1).mean(1), 1e-12)
+    return torch.as_tensor(np.sqrt(var / pooled[:, None, None, None]), dtype=torch.float32)
 
 
 def textured_noise(shape: tuple[int, int, int, int], psd: torch.Tensor, seeds: list[int], gain: torch.Tensor,
@@ -146,7 +132,7 @@ def textured_noise(shape: tuple[int, int, int, int], psd: torch.Tensor, seeds: l
     amp = _frame_spectrum(psd, h, w, float(photo_px)).sqrt().to(device, torch.float32)
     opp = torch.fft.ifft2(torch.fft.fft2(white) * amp).real
     if table is not None and image is not None and image.shape[1] == 3:
-        opp = opp * texture_level(table, image)
+        opp = opp * lookup(table, image.detach().float())  # the noise's amplitude: no gradient through it
     inv = torch.as_tensor(np.linalg.inv(OPPONENT), dtype=torch.float32, device=device)
     rgb = torch.einsum("ij,njhw->nihw", inv, opp) * gain.to(device, torch.float32).view(-1, 1, 1, 1)
     return (rgb if c == 3 else rgb.mean(1, keepdim=True)).to(dtype)
