@@ -8,7 +8,10 @@
 3. destruction rate: a "true" channel (low-contrast printer, blur 1.3-1.7 px, noise 0.012-0.02)
    photographs the colour chart; the channel fitted from those photos simulates the capture of a
    run's sheets; its destruction rate is compared with the one measured on held-out photos through
-   the true channel, and with the default (uncalibrated) channel's.
+   the true channel, and with the default (uncalibrated) channel's;
+4. cost: an EOT step (forward and backward) through a calibrated channel with the colour model's
+   residual table and the noise texture's level by colour, against the same calibration without
+   them, timed alternately in the same run.
 
     python benchmarks/calibration.py [--images 24] [--photos 3] [--eps 4 8] [--out /tmp/physical-calibration]
 """
@@ -139,6 +142,42 @@ def destruction(out: Path, images: str, limit: int, eps: list, photos: int) -> N
     print(f"({time.time() - t0:.0f} s)")
 
 
+def cost(out: Path, batch: int = 8, repeats: int = 6) -> None:
+    import torch
+
+    from physical.calibrate.files import colour_document
+    from physical.calibrate.tables import kernel_table
+    from physical.channel import Channel
+    from physical.config import ChannelConfig
+    from physical.rundir import write_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    g, rng = np.linspace(0, 1, 13), np.random.default_rng(0)
+    pts = rng.random((144, 3))
+    model = (np.stack([g, g, g]) ** 2.2, np.eye(3) * 0.9, np.full(3, 0.02), [0.5, 1.0], [0.01, 0.02])
+    docs = {"plain": colour_document(*model, noise_spectrum=np.full((3, 32, 32), 1e-4)),
+            "residual + level": colour_document(
+                *model, noise_spectrum=np.full((3, 32, 32), 1e-4),
+                texture_by_colour=np.column_stack([pts, rng.random((144, 3)) * 2e-4]),
+                residual=kernel_table(pts, rng.normal(0, 0.01, (144, 3)), 9, 0.15, 0.1))}
+    channels = {k: Channel(ChannelConfig(calibration=str(write_json(out / f"{i}.json", d))))
+                for i, (k, d) in enumerate(docs.items())}
+    x = torch.rand(batch, 3, 224, 224, requires_grad=True)
+    params = channels["plain"].sample(batch, generator=torch.Generator().manual_seed(0))
+    times = {k: [] for k in channels}
+    for r in range(repeats + 1):  # alternating, the first round a warm-up
+        for k, ch in channels.items():
+            t = time.perf_counter()
+            y, _ = ch(x, params)
+            y.sum().backward()
+            if r:
+                times[k].append(time.perf_counter() - t)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    print(f"cost: an EOT step through the calibrated channel ({batch} x 224 x 224, forward and backward, median of "
+          f"{repeats}): plain {med['plain'] * 1000:.0f} ms, with the residual table and the texture's level "
+          f"{med['residual + level'] * 1000:.0f} ms (x{med['residual + level'] / med['plain']:.2f})")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--images", type=int, default=24)
@@ -146,7 +185,7 @@ def main() -> None:
     p.add_argument("--eps", type=float, nargs="+", default=[4.0, 8.0])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--out", default="/tmp/physical-calibration")
-    p.add_argument("--skip", nargs="*", default=[], choices=["camera", "colour", "destruction"])
+    p.add_argument("--skip", nargs="*", default=[], choices=["camera", "colour", "destruction", "cost"])
     a = p.parse_args()
     setup()
     out = Path(a.out)
@@ -156,6 +195,8 @@ def main() -> None:
         camera(a.seeds)
     if "colour" not in a.skip:
         colour(out / "colour")
+    if "cost" not in a.skip:
+        cost(out / "cost")
     if "destruction" not in a.skip:
         src = str(IMAGENET_100.resolve()) if IMAGENET_100.is_dir() else "samples"
         print(f"images: {src}")

@@ -446,3 +446,21 @@ def test_printability_penalty_keeps_the_perturbation_printable(tmp_path, lite0):
     assert (s_np < 0.8 * s_plain).all(), (s_plain, s_np)
     top, _ = predict(lite0, printable)
     assert (torch.as_tensor(top[:, 0]) != labels).all()
+
+
+@pytest.mark.slow  # three chart photos fitted: 20 s of CPU
+def test_light_gradient_is_measured_as_the_channel_applies_it(tmp_path, targets):
+    """The paper white's fall-off over the chart becomes the channel's light_gradient, the amplitude the
+    photos were drawn with. (Measured in linear light over the chart's grid, applied to encoded values
+    over the frame: the two factors, about 2.2 each, cancel for a chart photographed like the sheets.)"""
+    g = np.linspace(0, 1, 9)
+    truth = colour_document(np.stack([g, g, g]) ** 2.2, np.eye(3) * 0.9, np.full(3, 0.02), [0.5, 0.5], [0.004, 0.004])
+    cfg = ChannelConfig(calibration=str(write_json(tmp_path / "truth.json", truth)), white_balance=0.0,
+                        light_gradient=0.12, brightness=[0.0, 0.0], contrast=[1.0, 1.0], jpeg_quality=[95.0, 95.0],
+                        rotation_deg=2.0, scale=[0.9, 0.9])
+    paths = simulate_target_photos(targets / "colour-chart.pdf", tmp_path / "photos", Channel(cfg), 3, seed=2,
+                                   dpi=150, frame=(1800, 2400))
+    drawn = Channel(cfg).sample(3, generator=torch.Generator().manual_seed(2))["light_gradient"]
+    doc = fit_colour([(p.name, read_image(p)) for p in paths], log=lambda *a: None).document
+    got = doc["channel"]["light_gradient"]
+    assert got == pytest.approx(float(drawn.max()), rel=0.2)
