@@ -186,8 +186,8 @@ CHANNEL_RANGES = ("printer", "blur_sigma", "noise_sigma", "jpeg_quality", "contr
 def channel_lines(doc: dict) -> list[str]:
     """Which channel parameters a colour.json sets, and which stay the preset's or the config's."""
     ch = doc.get("channel") or {}
-    got = {"printer": "colour model (tone curves, 3x3 + bias" + (", residual table" if doc["model"].get("residual") else "")
-           + ", gamut)"}
+    table = ", residual table" if doc["model"].get("residual") else ""
+    got = {"printer": f"colour model (tone curves, 3x3 + bias{table}, gamut)"}
     for key in ("blur_sigma", "noise_sigma"):
         if doc.get(key):
             got[key] = f"{doc[key][0]:g} .. {doc[key][1]:g}"

@@ -24,7 +24,8 @@ Then (:func:`fit_colour`): the patches seen (mean over photos) are split into a 
 held-out set (HOLDOUT of the patches, never the cube's corners or the grey ramp's ends, which
 bound the gamut); the model of :mod:`physical.calibrate.model` is fitted on the training set
 (least squares in linear light to start, then L-BFGS on the mean CIELAB distance with a smoothness
-penalty on the curves) and scored on the held-out set in CIEDE2000; the model that is saved is
+penalty on the curves) and scored on the held-out set in CIEDE2000; the residual table (model.py)
+fitted on the training set is kept only if it lowers that score; the model that is saved is
 fitted again on all patches. An affine-only fit (no tone curves) is scored the same way, as a
 reference for what the curves add.
 """
@@ -283,8 +284,8 @@ def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOU
     worst = np.argsort(-de_held)[:5] if held.any() else []
     held_idx = np.nonzero(held)[0]
     doc = colour_document(
-        *final, residual=residual, blur_sigma=blur_range, noise_sigma=noise_range, noise_spectrum=spectrum, texture_by_colour=by_colour,
-        channel=channel,
+        *final, residual=residual, blur_sigma=blur_range, noise_sigma=noise_range, noise_spectrum=spectrum,
+        texture_by_colour=by_colour, channel=channel,
         chart={"version": CHART_VERSION, "patches": n},
         created=time.strftime("%Y-%m-%dT%H:%M:%S"),
         photos=len(used),
