@@ -142,7 +142,7 @@ def destruction(out: Path, images: str, limit: int, eps: list, photos: int) -> N
     print(f"({time.time() - t0:.0f} s)")
 
 
-def cost(out: Path, batch: int = 8, repeats: int = 12) -> None:
+def cost(out: Path, images: int = 2, draws: int = 8, repeats: int = 12) -> None:
     import torch
 
     from physical.calibrate.files import colour_document
@@ -162,13 +162,14 @@ def cost(out: Path, batch: int = 8, repeats: int = 12) -> None:
                 residual=kernel_table(pts, rng.normal(0, 0.01, (144, 3)), 9, 0.15, 0.1))}
     channels = {k: Channel(ChannelConfig(calibration=str(write_json(out / f"{i}.json", d))))
                 for i, (k, d) in enumerate(docs.items())}
-    x = torch.rand(batch, 3, 224, 224, requires_grad=True)
-    params = channels["plain"].sample(batch, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(images, 3, 224, 224, requires_grad=True)  # EOT: each image drawn `draws` times
+    params = channels["plain"].sample(images * draws, generator=torch.Generator().manual_seed(0))
     from physical.models import load_model
 
     model = load_model("efficientnet_lite0")
     steps = {k: (lambda ch=ch: ch(x, params)[0]) for k, ch in channels.items()}
-    steps["the model (reference)"] = lambda: model(x)
+    x_all = torch.rand(images * draws, 3, 224, 224, requires_grad=True)
+    steps["the model (reference)"] = lambda: model(x_all)
     times = {k: [] for k in steps}
     for r in range(repeats + 1):  # alternating, the first round a warm-up
         for k, step in steps.items():
@@ -177,7 +178,8 @@ def cost(out: Path, batch: int = 8, repeats: int = 12) -> None:
             if r:
                 times[k].append(time.perf_counter() - t)
     med = {k: float(np.median(v)) * 1000 for k, v in times.items()}
-    print(f"cost: an EOT step's channel ({batch} x 224 x 224, forward and backward, median of {repeats}): plain "
+    print(f"cost: an EOT step's channel ({images} images x {draws} draws, 224 x 224, forward and backward, median "
+          f"of {repeats}): plain "
           f"calibration {med['plain']:.0f} ms, with the residual table and the texture's level "
           f"{med['residual + level']:.0f} ms (x{med['residual + level'] / med['plain']:.2f}); the classifier on the "
           f"same batch {med['the model (reference)']:.0f} ms, so the whole step x"
