@@ -252,11 +252,11 @@ def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOU
     if held.any():  # scored on patches the fit has not seen; the saved model is `final`
         fit_c = fit_model(x[tr], y[tr], knots)
         fit_a = fit_model(x[tr], y[tr], knots, curves=False)
-        de_plain = delta_e2000(predict(*fit_c, x[held]), y[held])
         res_c = residual_table(x[tr], y[tr], fit_c)
-        with_residual = bool(delta_e2000(predict(*fit_c, x[held], res_c), y[held]).mean() < de_plain.mean())
-        res_c = res_c if with_residual else None
-        de_held = delta_e2000(predict(*fit_c, x[held], res_c), y[held])
+        de_plain = delta_e2000(predict(*fit_c, x[held]), y[held])
+        de_res = delta_e2000(predict(*fit_c, x[held], res_c), y[held])
+        with_residual = bool(de_res.mean() < de_plain.mean())
+        res_c, de_held = (res_c, de_res) if with_residual else (None, de_plain)
         de_train = delta_e2000(predict(*fit_c, x[tr], res_c), y[tr])
         de_aff = delta_e2000(predict(*fit_a, x[held]), y[held])
     else:  # nothing held out to show that a residual generalises: none
