@@ -5,10 +5,9 @@ EOT attacks (a batch of model-size images becomes N transformed copies, gradient
 the input). Stages run in physical order:
 
 1. printer   tone curve ``print_gamma``, gamut squeezed into ``[ink_black, paper_white]``; with
-             ``calibration`` (a colour.json from ``physical calibrate colour``) the fitted
-             printer-to-camera colour model (:mod:`physical.calibrate.model`: per-channel tone
-             curves, 3x3 + bias and residual table in linear light, the clamp) replaces it, every range the
-             file measured replaces the config's (:meth:`Channel.measured`: blur, noise, JPEG,
+             ``calibration`` (``physical calibrate colour``) the fitted printer-to-camera colour model
+             (:mod:`physical.calibrate.model`: tone curves, 3x3 + bias and residual table in linear
+             light, the clamp) replaces it, every range the file measured replaces the config's (:meth:`Channel.measured`: blur, noise, JPEG,
              exposure as contrast, white balance, light gradient, rotation, tilt, and with
              :meth:`Channel.for_photo` the scale, from the photos' pixels per millimetre)
 2. geometry  one homography per sample: in-plane rotation, perspective tilt, scale, translation;
@@ -16,7 +15,8 @@ the input). Stages run in physical order:
 3. optics    gaussian blur, per-sample sigma
 4. lighting  smooth light gradient, per-channel white balance gain, contrast, brightness
 5. sensor    gaussian noise, per-sample sigma; with a calibration that measured the photos' noise
-             texture (:mod:`physical.calibrate.texture`), noise of that spectrum, its level by colour
+             texture (:mod:`physical.calibrate.texture`), noise of that spectrum (its chroma raised
+             where the codec will drop some, if the photos were JPEGs), its level by colour
 6. JPEG      a differentiable codec (:mod:`physical.jpeg`), per-sample quality
 7. clamp     to [0, 1]
 
@@ -70,7 +70,7 @@ import torch
 
 from .calibrate.files import load_colour
 from .calibrate.model import ColourModel
-from .calibrate.texture import level_table, textured_noise
+from .calibrate.texture import level_table, pre_codec, textured_noise
 from .config import ChannelConfig
 from .jpeg import jpeg as jpeg_codec
 from .transforms.ops import gaussian_blur, per_sample_normal
@@ -121,7 +121,8 @@ class Channel(torch.nn.Module):
             self.calibration = load_colour(self.cfg.calibration)
             self.colour = ColourModel.from_calibration(self.calibration)
             if self.calibration.noise_spectrum is not None:
-                self.texture = torch.as_tensor(self.calibration.noise_spectrum, dtype=torch.float32)
+                jpegs = "jpeg_quality" in self.calibration.channel  # the photos' codec dropped some chroma
+                self.texture = torch.as_tensor(pre_codec(self.calibration.noise_spectrum, jpegs), dtype=torch.float32)
                 self.texture_table = level_table(self.calibration.texture_by_colour, self.calibration.noise_spectrum)
                 lo, hi = self.ranges(1.0)["noise_sigma"]
                 self.texture_level = max((lo + hi) / 2, 1e-12)  # noise_sigma of gain 1
@@ -433,9 +434,8 @@ class Channel(torch.nn.Module):
         size. background: what the image does not cover: None = blank paper (the printer's paper
         white, what surrounds a cell on a sheet), a number, a (C,) colour or an image broadcastable
         to N x C x H x W. jpeg=False skips the codec whatever the quality. photo_px: photo pixels per
-        output pixel (1: the output is the photo; an EOT crop smaller than the photo's cell covers
-        more), for a measured noise texture. With B < N the printer,
-        whose parameters are fixed values (no random range), runs once per image, not k times.
+        output pixel (1: the photo; more in an EOT crop smaller than the photo's cell), for a measured
+        noise texture. With B < N the printer (fixed values, no random range) runs once per image.
         """
         n, b = params["scale"].shape[0], x.shape[0]
         if n % b:

@@ -34,14 +34,25 @@ onto the frame's frequency grid, then back to R, G, B. Where a frame pixel cover
 photo pixels (an EOT crop smaller than the photo's cell), the spectrum is resampled:
 ``P_frame(f) = P(f / photo_px) / photo_px^2`` inside the photo's band, zero outside, which keeps the
 variance the frame's coarser pixels would average to.
+
+The spectrum is measured on JPEG photos, after the camera's codec averaged their chroma over 2 x 2
+pixels (4:2:0); the channel draws its noise before its own codec (and the simulator's JPEG file),
+which averages the chroma a second time. Drawn as measured, the channel's photos showed 0.68 (R - G)
+and 0.79 ((R + G) / 2 - B) of the chroma texture the chart's photos had, when their own charts were
+measured again. So where the photos were JPEGs the drawn spectrum is the measured one divided by
+what the codec passes at each frequency (:func:`pre_codec`, at most CODEC_GAIN times), and the
+channel's photos show the texture that was measured.
 """
 from __future__ import annotations
 
 from typing import Iterable, Optional
 
+import functools
+
 import numpy as np
 import torch
 
+from ..jpeg import linear_part
 from ..transforms.ops import per_sample_normal
 from .tables import kernel_table, lookup
 
@@ -50,6 +61,7 @@ SIZE = 32  # window side in photo pixels: frequency steps of 1/32 cycle per pixe
 OPPONENT = np.array([[1 / 3, 1 / 3, 1 / 3], [1.0, -1.0, 0.0], [0.5, 0.5, -1.0]])
 MAX_WINDOW_STD = 0.05  # a window whose residual varies more holds an edge, a mark or glare: skipped
 LEVEL_GRID = 9  # the level table: 9 x 9 x 9 camera colours
+CODEC_GAIN = 4.0  # pre_codec amplifies no frequency more than this (the codec's chroma stop band)
 LEVEL_BANDWIDTH = 0.06  # the level regression's kernel sigma: the grey ramp's steps are 0.05 apart, the cube's 0.15+
 
 
@@ -80,6 +92,33 @@ def patch_spectra(img: np.ndarray, boxes: Iterable[tuple[int, int, int, int]]) -
             acc += np.abs(f) ** 2 / norm
             n += 1
     return acc, n
+
+
+@functools.lru_cache(maxsize=1)
+def codec_transfer() -> np.ndarray:
+    """(3, SIZE, SIZE) the share of each opponent component's power the channel's JPEG passes at each
+    frequency: its linear part (colour transforms, the chroma's 2 x 2 averaging and upsampling),
+    measured on white noise with the windows of :func:`patch_spectra` (quantisation left out: at
+    the qualities phones write it removes little of a texture this strong)."""
+    gen = torch.Generator().manual_seed(0)
+    opp = torch.randn(8, 3, 16 * SIZE, 16 * SIZE, generator=gen, dtype=torch.float64) * 0.02
+    inv = torch.as_tensor(np.linalg.inv(OPPONENT))
+    rgb = torch.einsum("ij,njhw->nihw", inv, opp) + 0.5
+    out = torch.einsum("ij,njhw->nihw", torch.as_tensor(OPPONENT), linear_part(rgb.float()).double() - 0.5)
+
+    def spectrum(z: torch.Tensor) -> torch.Tensor:
+        w = z.unfold(2, SIZE, SIZE).unfold(3, SIZE, SIZE)  # N x 3 x rows x cols x SIZE x SIZE
+        return (torch.fft.fft2(w).abs() ** 2).mean((0, 2, 3))
+
+    t = (spectrum(out) / spectrum(opp)).numpy()
+    t[0] = 1.0  # luma: the codec's Y plane passes whole; the 0-7 % above 1 is white chroma leaking in
+    return t
+
+
+def pre_codec(psd: np.ndarray, jpegs: bool = True) -> np.ndarray:
+    """The spectrum to draw before the codec so that the codec's output shows `psd`, measured on
+    JPEG photos (`jpegs`; otherwise `psd` itself): see the module."""
+    return psd / np.maximum(codec_transfer(), 1.0 / CODEC_GAIN) if jpegs else psd
 
 
 def rgb_std(psd: np.ndarray) -> float:

@@ -92,6 +92,35 @@ def test_calibrated_channel_draws_the_texture(tmp_path):
     assert torch.allclose(out, x[:1], atol=1e-4)
 
 
+def test_the_channels_photos_show_the_chroma_texture_measured_on_jpegs(tmp_path):
+    """Measured on JPEG photos, the chroma texture already went through a 4:2:0 codec once; the
+    channel draws it before its own codec, so it draws more where the codec drops some."""
+    f = np.fft.fftfreq(SIZE)
+    band = np.hypot(f[:, None], f[None, :]) < 0.2
+    psd = np.zeros((3, SIZE, SIZE))
+    psd[:, band] = 4e-4  # luma and chroma texture below 0.2 cycles per pixel
+    x = torch.full((8, 3, 256, 256), 0.5)
+    got = {}
+    for jpeg in (True, False):
+        doc = colour_document(np.stack([np.linspace(0, 1, 9)] * 3), np.eye(3), np.zeros(3), [0.0, 0.0],
+                              [0.02, 0.02], noise_spectrum=psd)
+        if jpeg:
+            doc["channel"] = {"jpeg_quality": [100, 100]}  # the photos were JPEGs; the codec stays off
+        ch = Channel(ChannelConfig(calibration=str(write_json(tmp_path / f"c{jpeg}.json", doc))))
+        params = ch.identity_params(8)
+        params["noise_sigma"] = torch.full((8,), 0.02)
+        params["noise_seed"] = torch.arange(8)
+        y = ch.sensor(x, params)
+        params["jpeg_quality"] = torch.full((8,), 99.0)  # the codec's averaging, next to no quantisation
+        z = ch.jpeg(y, params) - 0.5
+        got[jpeg] = np.mean([measure(z[i: i + 1]) for i in range(8)], 0)
+    inner = np.hypot(f[:, None], f[None, :]) < 0.15
+    for c in (1, 2):
+        assert got[True][c][inner].mean() == pytest.approx(4e-4, rel=0.12)  # what was measured
+        assert got[False][c][inner].mean() < 0.85 * 4e-4  # drawn as measured, the codec loses some
+    assert got[True][0][inner].mean() == pytest.approx(got[False][0][inner].mean(), rel=0.02)  # luma as it was
+
+
 def test_a_bad_spectrum_names_its_key(tmp_path):
     g = np.linspace(0, 1, 9)
     doc = colour_document(np.stack([g, g, g]), np.eye(3), np.zeros(3), noise_spectrum=peaked_spectrum())
