@@ -7,16 +7,16 @@ the input). Stages run in physical order:
 1. printer   tone curve ``print_gamma``, gamut squeezed into ``[ink_black, paper_white]``; with
              ``calibration`` (``physical calibrate colour``) the fitted printer-to-camera colour model
              (:mod:`physical.calibrate.model`: tone curves, 3x3 + bias and residual table in linear
-             light, the clamp) replaces it, every range the file measured replaces the config's (:meth:`Channel.measured`: blur, noise, JPEG,
-             exposure as contrast, white balance, light gradient, rotation, tilt, and with
-             :meth:`Channel.for_photo` the scale, from the photos' pixels per millimetre)
+             light, the clamp) replaces it, every range the file measured replaces the config's
+             (:meth:`Channel.measured`: blur, noise, JPEG, exposure as contrast, white balance, light
+             gradient, rotation, tilt; with :meth:`Channel.for_photo` the scale, from the photos' px/mm)
 2. geometry  one homography per sample: in-plane rotation, perspective tilt, scale, translation;
              the image is placed into an ``out_size`` frame, uncovered area = background
 3. optics    gaussian blur, per-sample sigma
 4. lighting  smooth light gradient, per-channel white balance gain, contrast, brightness
 5. sensor    gaussian noise, per-sample sigma; with a calibration that measured the photos' noise
-             texture (:mod:`physical.calibrate.texture`), noise of that spectrum (its chroma raised
-             where the codec will drop some, if the photos were JPEGs), its level by colour
+             texture (:mod:`physical.calibrate.texture`), noise that shows that spectrum when measured
+             as the chart was (after this channel's codec too), its level by colour
 6. JPEG      a differentiable codec (:mod:`physical.jpeg`), per-sample quality
 7. clamp     to [0, 1]
 
@@ -70,7 +70,7 @@ import torch
 
 from .calibrate.files import load_colour
 from .calibrate.model import ColourModel
-from .calibrate.texture import level_table, pre_codec, textured_noise
+from .calibrate.texture import drawn_spectrum, level_table, textured_noise
 from .config import ChannelConfig
 from .jpeg import jpeg as jpeg_codec
 from .transforms.ops import gaussian_blur, per_sample_normal
@@ -121,8 +121,8 @@ class Channel(torch.nn.Module):
             self.calibration = load_colour(self.cfg.calibration)
             self.colour = ColourModel.from_calibration(self.calibration)
             if self.calibration.noise_spectrum is not None:
-                jpegs = "jpeg_quality" in self.calibration.channel  # the photos' codec dropped some chroma
-                self.texture = torch.as_tensor(pre_codec(self.calibration.noise_spectrum, jpegs), dtype=torch.float32)
+                drawn = drawn_spectrum(self.calibration.noise_spectrum, "jpeg_quality" in self.calibration.channel)
+                self.texture = torch.as_tensor(drawn, dtype=torch.float32)  # photos measured as the chart
                 self.texture_table = level_table(self.calibration.texture_by_colour, self.calibration.noise_spectrum)
                 lo, hi = self.ranges(1.0)["noise_sigma"]
                 self.texture_level = max((lo + hi) / 2, 1e-12)  # noise_sigma of gain 1

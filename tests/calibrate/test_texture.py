@@ -92,6 +92,30 @@ def test_calibrated_channel_draws_the_texture(tmp_path):
     assert torch.allclose(out, x[:1], atol=1e-4)
 
 
+def test_a_narrow_line_comes_back_at_its_measured_height(tmp_path):
+    """A halftone's moire is a narrow line; the Hann windows spread it over neighbouring bins when it
+    is measured. The channel undoes that spreading, so its photos, measured the same way, show the
+    line about as high as the chart's photos did (drawn as measured, it came back at 0.53)."""
+    n = 512
+    f = np.fft.fftfreq(n)
+    # a moire-like texture: luma and chroma power in a band 0.01 cycles wide at +-0.135 cycles along x
+    bump = np.exp(-((np.abs(f)[None, :] - 0.135) ** 2 + f[:, None] ** 2) / (2 * 0.01 ** 2))
+    white = np.random.default_rng(1).normal(0, 1, (n, n, 3))
+    tex = np.real(np.fft.ifft2(np.fft.fft2(white, axes=(0, 1)) * np.sqrt(bump)[..., None], axes=(0, 1)))
+    measured, k = patch_spectra(0.5 + tex * 0.02 / tex.std(), [(0, 0, n, n)])
+    measured /= k
+    doc = colour_document(np.stack([np.linspace(0, 1, 9)] * 3), np.eye(3), np.zeros(3), [0.0, 0.0],
+                          [0.02, 0.02], noise_spectrum=measured)
+    ch = Channel(ChannelConfig(calibration=str(write_json(tmp_path / "colour.json", doc))))
+    params = ch.identity_params(8)
+    params["noise_sigma"] = torch.full((8,), 0.02)  # the range's middle: gain 1
+    params["noise_seed"] = torch.arange(8)
+    y = ch.sensor(torch.full((8, 3, 256, 256), 0.5), params) - 0.5
+    got = np.mean([measure(y[i: i + 1]) for i in range(8)], 0)
+    assert 0.75 < got[0].max() / measured[0].max() < 1.15
+    assert got[0].mean() == pytest.approx(measured[0].mean(), rel=0.1)  # the variance is kept
+
+
 def test_the_channels_photos_show_the_chroma_texture_measured_on_jpegs(tmp_path):
     """Measured on JPEG photos, the chroma texture already went through a 4:2:0 codec once; the
     channel draws it before its own codec, so it draws more where the codec drops some."""
