@@ -15,7 +15,8 @@ sharpening and JPEG) that shares no code with physical's channel. Then, as a lab
    EOT-BIM's printed images are predicted too; also the default channel (no calibration, the
    `phone` preset) for reference;
 5. per attack: top-1 destruction rate predicted vs measured, with n and Wilson 95 % intervals, and
-   photo-clean top-1.
+   photo-clean top-1 over every clean cell of every print group (n counts cells; the interval is a
+   bootstrap over images, whose cells are not independent).
 
     python benchmarks/fidelity.py [--images 64] [--chart 6] [--out /tmp/physical-fidelity] [--skip-default] [--rounds 1]
 """
@@ -80,11 +81,16 @@ def print_groups(n_images: int) -> list[list[dict]]:
 
 
 def merged(parts: list[dict]) -> dict:
-    """One row from the runs of the print groups: every attack's figures; the clean figures of the
-    first run (each run photographs the same clean images again)."""
+    """One row from the runs of the print groups: every attack's figures; photo-clean over the clean
+    cells of every run (each printed and photographed the same clean images again); digital clean
+    from the first."""
     out = dict(parts[0])
-    for part in parts[1:]:
+    each: dict = {}
+    for part in parts:
         out.update({k: v for k, v in part.items() if "clean" not in k})
+        for image, cells in part["photo clean top-1"]["each"].items():
+            each.setdefault(image, []).extend(cells)
+    out["photo clean top-1"] = {"k": sum(map(sum, each.values())), "n": sum(map(len, each.values())), "each": each}
     return out
 
 
@@ -97,8 +103,8 @@ def rounds_of(rows: list[dict]) -> dict:
             o = out.setdefault(label, {"k": 0, "n": 0, "each": {}, "rounds": len(rows)})
             o["k"] += v["k"]
             o["n"] += v["n"]
-            for image, ok in v["each"].items():
-                o["each"].setdefault(image, []).append(bool(ok))
+            for image, ok in v["each"].items():  # one outcome, or a list (photo-clean's cells)
+                o["each"].setdefault(image, []).extend(map(bool, ok) if isinstance(ok, list) else [bool(ok)])
     return out
 
 
@@ -140,13 +146,13 @@ def figures(run_root: Path) -> dict:
             row["n"] += 1
             row["k"] += int(t)
             row["each"][r["image"]] = bool(t)
-    clean = {}
-    for r in recs:  # one clean image per source image (every attack's record holds its photo-clean)
+    clean: dict = {}
+    for r in recs:  # every attack's pair has its own printed, photographed clean cell: all of them count
         c = correct(r["pred"].get("photo_clean"), r["label"], 1)
         if c is not None:
-            clean.setdefault(r["image"], c)
+            clean.setdefault(r["image"], []).append(bool(c))
     dig = {r["image"]: correct(r["pred"]["digital_clean"], r["label"], 1) for r in recs}
-    out["photo clean top-1"] = {"k": sum(clean.values()), "n": len(clean), "each": clean}
+    out["photo clean top-1"] = {"k": sum(map(sum, clean.values())), "n": sum(map(len, clean.values())), "each": clean}
     out["digital clean top-1"] = {"k": sum(dig.values()), "n": len(dig), "each": dig}
     return out
 
@@ -310,6 +316,12 @@ def survival(runs: list, labels: list[str], draws: int) -> None:
               f"Brier {brier(ps, obs):.3f}  constant {brier([rate] * len(obs), obs):.3f}")
 
 
+def repeated(v: dict) -> bool:
+    """Whether an image counts more than once in a row (rounds, or photo-clean's cells): its
+    interval then resamples images (bootstrap), not outcomes (Wilson)."""
+    return v["rounds"] > 1 or any(len(x) > 1 for x in v["each"].values())
+
+
 def report(rows: dict) -> None:
     """The table: per attack, each channel's rate [Wilson 95 %] (n); then predicted - measured for the
     calibrated channel with McNemar's paired test on the images both photographed (the same
@@ -317,14 +329,15 @@ def report(rows: dict) -> None:
     measured, predicted = list(rows.values())[:2]
     keys = [k for k in measured if "clean" not in k] + ["photo clean top-1", "digital clean top-1"]
     print("\ntop-1 destruction rate per attack (photo-clean / digital-clean: top-1 accuracy); "
-          "rate [95 % interval: Wilson; with --rounds > 1 a bootstrap over images] (n)")
+          "rate [95 % interval: Wilson; a bootstrap over images where an image counts more than once: "
+          "--rounds > 1, photo-clean's cells] (n)")
     print(f"{'':<24}" + "".join(f"{name:>36}" for name in rows) + f"{'predicted - measured':>22}{'McNemar p / 95 %':>17}")
     for k in keys:
         cells, rates = [], []
         for name, r in rows.items():
             v = r.get(k, {"k": 0, "n": 0, "each": {}, "rounds": 1})
             rate = v["k"] / v["n"] if v["n"] else float("nan")
-            if v["n"] and v["rounds"] > 1:
+            if v["n"] and repeated(v):
                 lo, hi = bootstrap(v["each"])
             else:
                 lo, hi = wilson(v["k"], v["n"]) or (float("nan"), float("nan"))
@@ -333,7 +346,7 @@ def report(rows: dict) -> None:
         m, p = measured.get(k, {}).get("each", {}), predicted.get(k, {}).get("each", {})
         both = sorted(set(m) & set(p))
         diff = rates[1] - rates[0] if len(rates) > 1 else float("nan")
-        if both and measured[k]["rounds"] == 1:
+        if both and not repeated(measured[k]):
             test = mcnemar([m[i][0] for i in both], [p[i][0] for i in both])
             sig = f"{test['p']:.3f}{' *' if test['significant'] else '  '}"
         elif both:
@@ -342,8 +355,9 @@ def report(rows: dict) -> None:
         else:
             sig = ""
         print(f"{k:<24}" + "".join(f"{c:>36}" for c in cells) + f"{diff:>+22.2f}{sig:>17}")
-    print("(* the paired test calls the calibrated prediction and the measurement different at the 5 % level; with "
-          "--rounds > 1 the intervals resample images and the last column is the difference's 95 % interval)")
+    print("(* the paired test calls the calibrated prediction and the measurement different at the 5 % level; where "
+          "an image counts more than once the intervals resample images and the last column is the difference's "
+          "95 % interval)")
 
 
 if __name__ == "__main__":
