@@ -187,3 +187,30 @@ def test_independent_simulator_end_to_end(tmp_path, small_indepsim, capsys):
     cv2.imwrite(str(other / "zzz.jpg"), far)
     assert main(["calibrate", "colour", "--source", str(other), "--out", str(tmp_path / "x.json")]) == 2
     assert "photograph the chart from one distance" in capsys.readouterr().err
+
+
+def test_fidelity_counts_every_clean_cell_and_resamples_images(capsys):
+    """benchmarks/fidelity.py's photo-clean row pools the clean cells of every print group and round;
+    its interval resamples images (an image's cells are not independent), not cells."""
+    import fidelity
+
+    def part(clean: dict, destroyed: dict) -> dict:
+        return {"bim_eps16": {"k": sum(destroyed.values()), "n": len(destroyed), "each": destroyed},
+                "photo clean top-1": {"k": sum(map(sum, clean.values())), "n": sum(map(len, clean.values())),
+                                      "each": clean},
+                "digital clean top-1": {"k": 2, "n": 2, "each": {"a": True, "b": True}}}
+
+    one = fidelity.merged([part({"a": [True, True], "b": [False, True]}, {"a": True}),
+                           part({"a": [True, False], "b": [False, False]}, {"b": False})])
+    assert one["photo clean top-1"]["each"] == {"a": [True, True, True, False], "b": [False, True, False, False]}
+    assert (one["photo clean top-1"]["k"], one["photo clean top-1"]["n"]) == (4, 8)
+    rows = fidelity.rounds_of([one, one])
+    clean = rows["photo clean top-1"]
+    assert (clean["k"], clean["n"], len(clean["each"]["a"])) == (8, 16, 8)
+    assert fidelity.repeated(clean)
+    assert not fidelity.repeated({"rounds": 1, "each": {"a": [True], "b": [False]}})
+    # two images: the bootstrap's interval is far wider than Wilson's over 16 cells would be
+    lo, hi = fidelity.bootstrap(clean["each"])
+    assert lo <= 0.25 and hi >= 0.75
+    fidelity.report({"measured": rows, "predicted": rows})
+    assert "photo clean top-1" in capsys.readouterr().out
