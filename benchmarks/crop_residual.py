@@ -34,7 +34,7 @@ def _read(path: Path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
 
 
-def linear_part(digital: np.ndarray, crop: np.ndarray) -> np.ndarray:
+def linear_fit(digital: np.ndarray, crop: np.ndarray) -> np.ndarray:
     """The crop's least-squares fit by a TAPS x TAPS filter of the digital image, per channel, plus an offset."""
     h = TAPS // 2
     padded = np.pad(digital, ((h, h), (h, h), (0, 0)), mode="reflect")
@@ -119,7 +119,7 @@ def main() -> None:
     if not rows:
         raise SystemExit(f"{a.out}: no measured-G / predicted-G runs with clean crops")
     for row in rows:
-        row["fit_m"], row["fit_p"] = linear_part(row["digital"], row["m"]), linear_part(row["digital"], row["p"])
+        row["fit_m"], row["fit_p"] = linear_fit(row["digital"], row["m"]), linear_fit(row["digital"], row["p"])
     model = load_model(a.model).eval()
     labels = torch.tensor([row["label"] for row in rows])
 
