@@ -107,7 +107,7 @@ def codec_transfer() -> np.ndarray:
     measured on white noise with the windows of :func:`patch_spectra` (quantisation left out: at
     the qualities phones write it removes little of a texture this strong)."""
     gen = torch.Generator().manual_seed(0)
-    opp = torch.randn(8, 3, 16 * SIZE, 16 * SIZE, generator=gen, dtype=torch.float64) * 0.02
+    opp = torch.randn(4, 3, 8 * SIZE, 8 * SIZE, generator=gen, dtype=torch.float64) * 0.02
     inv = torch.as_tensor(np.linalg.inv(OPPONENT))
     rgb = torch.einsum("ij,njhw->nihw", inv, opp) + 0.5
     out = torch.einsum("ij,njhw->nihw", torch.as_tensor(OPPONENT), linear_part(rgb.float()).double() - 0.5)
