@@ -80,6 +80,11 @@ def print_groups(n_images: int) -> list[list[dict]]:
     return groups + [cur] if cur else groups
 
 
+def cells_row(each: dict) -> dict:
+    """A row whose images count several times: {k, n, each} from image -> list of outcomes."""
+    return {"k": sum(map(sum, each.values())), "n": sum(map(len, each.values())), "each": each}
+
+
 def merged(parts: list[dict]) -> dict:
     """One row from the runs of the print groups: every attack's figures; photo-clean over the clean
     cells of every run (each printed and photographed the same clean images again); digital clean
@@ -90,7 +95,7 @@ def merged(parts: list[dict]) -> dict:
         out.update({k: v for k, v in part.items() if "clean" not in k})
         for image, cells in part["photo clean top-1"]["each"].items():
             each.setdefault(image, []).extend(cells)
-    out["photo clean top-1"] = {"k": sum(map(sum, each.values())), "n": sum(map(len, each.values())), "each": each}
+    out["photo clean top-1"] = cells_row(each)
     return out
 
 
@@ -152,7 +157,7 @@ def figures(run_root: Path) -> dict:
         if c is not None:
             clean.setdefault(r["image"], []).append(bool(c))
     dig = {r["image"]: correct(r["pred"]["digital_clean"], r["label"], 1) for r in recs}
-    out["photo clean top-1"] = {"k": sum(map(sum, clean.values())), "n": sum(map(len, clean.values())), "each": clean}
+    out["photo clean top-1"] = cells_row(clean)
     out["digital clean top-1"] = {"k": sum(dig.values()), "n": len(dig), "each": dig}
     return out
 

@@ -50,9 +50,8 @@ photos, measured as the chart's were, show the texture that was measured (the ch
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional
-
 import functools
+from typing import Iterable, Optional
 
 import numpy as np
 import torch
@@ -104,8 +103,8 @@ def patch_spectra(img: np.ndarray, boxes: Iterable[tuple[int, int, int, int]]) -
 def codec_transfer() -> np.ndarray:
     """(3, SIZE, SIZE) the share of each opponent component's power the channel's JPEG passes at each
     frequency: its linear part (colour transforms, the chroma's 2 x 2 averaging and upsampling),
-    measured on white noise with the windows of :func:`patch_spectra` (quantisation left out: at
-    the qualities phones write it removes little of a texture this strong)."""
+    measured on white noise in SIZE x SIZE windows, the grid of :func:`patch_spectra` (quantisation
+    left out: at the qualities phones write it removes little of a texture this strong)."""
     gen = torch.Generator().manual_seed(0)
     opp = torch.randn(4, 3, 8 * SIZE, 8 * SIZE, generator=gen, dtype=torch.float64) * 0.02
     inv = torch.as_tensor(np.linalg.inv(OPPONENT))

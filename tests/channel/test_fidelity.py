@@ -196,8 +196,7 @@ def test_fidelity_counts_every_clean_cell_and_resamples_images(capsys):
 
     def part(clean: dict, destroyed: dict) -> dict:
         return {"bim_eps16": {"k": sum(destroyed.values()), "n": len(destroyed), "each": destroyed},
-                "photo clean top-1": {"k": sum(map(sum, clean.values())), "n": sum(map(len, clean.values())),
-                                      "each": clean},
+                "photo clean top-1": fidelity.cells_row(clean),
                 "digital clean top-1": {"k": 2, "n": 2, "each": {"a": True, "b": True}}}
 
     one = fidelity.merged([part({"a": [True, True], "b": [False, True]}, {"a": True}),
