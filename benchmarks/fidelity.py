@@ -208,6 +208,8 @@ def main() -> None:
     p.add_argument("--groups", default=None, help="only these print groups (comma-separated indices; default all)")
     p.add_argument("--rounds", type=int, default=1, help="photograph every sheet this many times through each "
                    "channel (independent draws); a rate is then the mean over rounds, its interval a bootstrap over images")
+    p.add_argument("--halftone-lpi", type=float, default=None, help="the simulator prints with this halftone screen "
+                   "(channel.halftone_lpi: the printer's lines per inch, from its specification)")
     p.add_argument("--reuse", action="store_true", help="keep what --out holds (the generated and printed run, "
                    "the photos, the rows already classified) and add what is missing")
     a = p.parse_args()
@@ -244,7 +246,8 @@ def main() -> None:
                             prefix="chart", variant=a.variant)
     subprocess.run(["physical", "calibrate", "colour", "--source", str(out / "chart"), "--out",
                     str(out / "colour.json")], check=True)
-    calibrated = {"source": "simulate", "channel": {"calibration": str(out / "colour.json")}}
+    calibrated = {"source": "simulate", "channel": {"calibration": str(out / "colour.json"),
+                                                    "halftone_lpi": a.halftone_lpi}}
     if not a.skip_before:
         # the channel as it was before the calibration set the frame, scale, pose, JPEG and light: only
         # the colour model, blur and noise from the file; the old defaults' 2400 x 1800 frame, any

@@ -4,6 +4,7 @@ The same module serves the simulator (a whole sheet becomes a photo, ``out_size`
 EOT attacks (a batch of model-size images becomes N transformed copies, gradients flowing back to
 the input). Stages run in physical order:
 
+0. halftone  only in the simulator's printed pages (``halftone_lpi``, physical.transforms.halftone)
 1. printer   tone curve ``print_gamma``, gamut squeezed into ``[ink_black, paper_white]``; with
              ``calibration`` (``physical calibrate colour``) the fitted printer-to-camera colour model
              (:mod:`physical.calibrate.model`: tone curves, 3x3 + bias and residual table in linear
@@ -50,12 +51,10 @@ colour_mix          0        only with a calibration: the fitted colour model bl
                              input, ``x + colour_mix (model(x) - x)``; drawn as ``strength``
 =================  ==========================================================================
 
-Why kornia, and where not: kornia's ``warp_perspective`` warps a batch by pixel homographies
-(OpenCV's convention), differentiably. The blur is :func:`physical.transforms.ops.gaussian_blur`
-(one separable depthwise convolution, one sigma per sample: kornia's pads twice, a quarter slower
-on every EOT step). JPEG is :mod:`physical.jpeg` (IJG tables, 4:2:0, per-sample quality; about
-0.004 from OpenCV's encoder on photos, kornia's codec 0.005, and 4-8x cheaper; rounding passes
-gradients straight through); the simulator writes a real JPEG file instead (``jpeg=False``).
+Why kornia, and where not: kornia's ``warp_perspective`` warps a batch by pixel homographies,
+differentiably. The blur is one separable depthwise convolution with a sigma per sample (kornia's
+pads twice, a quarter slower per EOT step). JPEG is :mod:`physical.jpeg` (IJG tables, 4:2:0,
+per-sample quality; 4-8x cheaper than kornia's codec); the simulator writes a real JPEG file instead.
 
 Determinism: parameters come from the caller's ``torch.Generator``; the sensor noise of every
 sample is drawn from a generator seeded by its own ``params["noise_seed"]`` on the input's device,
@@ -69,6 +68,7 @@ from typing import NamedTuple, Optional, Union
 import torch
 
 from .calibrate.files import load_colour
+from .calibrate.halftone import without_halftone
 from .calibrate.model import ColourModel
 from .calibrate.texture import drawn_spectrum, level_table, textured_noise
 from .config import ChannelConfig
@@ -117,6 +117,7 @@ class Channel(torch.nn.Module):
         self.colour = None  # its colour model, replacing the printer stage
         self.texture = self.texture_table = None  # its noise texture (3 x SIZE x SIZE) and level by colour
         self.photo: Optional[tuple[float, float, int, int]] = None  # (page mm W, H, frame px W, H): see for_photo
+        self.halftone_lpi = self.cfg.halftone_lpi  # the simulator's printer screens its pages (for_printed_pages)
         if self.cfg.calibration:
             self.calibration = load_colour(self.cfg.calibration)
             self.colour = ColourModel.from_calibration(self.calibration)
@@ -132,6 +133,18 @@ class Channel(torch.nn.Module):
         then set the scale range (the page's share of the frame), so cells have the user's size in
         pixels and the measured blur and noise (in photo pixels) act at the scale they were measured."""
         self.photo = (float(page_mm[0]), float(page_mm[1]), int(frame[0]), int(frame[1]))
+        return self
+
+    def for_printed_pages(self) -> "Channel":
+        """Photos of pages the simulator printed with the ``halftone_lpi`` screen: they carry the
+        screen's texture, so a measured noise texture draws only the rest (calibrate/halftone.py).
+        EOT's images are not screened and keep the whole measured texture."""
+        if self.halftone_lpi is not None and self.texture is not None:
+            rest = without_halftone(self.calibration, self.halftone_lpi)
+            if rest is not None:
+                self.texture = torch.as_tensor(drawn_spectrum(rest[0], "jpeg_quality" in self.calibration.channel),
+                                               dtype=torch.float32)
+                self.texture_table = level_table(rest[1], rest[0])
         return self
 
     def measured(self) -> dict:
@@ -169,6 +182,8 @@ class Channel(torch.nn.Module):
         if self.texture is not None:
             level = ", level by colour" if self.texture_table is not None else ""
             out["noise texture (power spectrum)"] = "calibration" + level
+        if self.halftone_lpi is not None:
+            out["halftone screen (simulated pages)"] = "config"
         return out
 
     # -- parameters -----------------------------------------------------------------------------
@@ -241,33 +256,6 @@ class Channel(torch.nn.Module):
         if self.colour is not None:
             out["colour_mix"] = torch.zeros(n, device=device)
         return out
-
-    def describe(self, strength: float = 1.0) -> str:
-        """One line per parameter: its range, or 'off' where it collapses onto the identity, and where
-        it comes from (calibration, preset or config)."""
-        lines = []
-        r = self.ranges(strength)
-        if self.calibration is not None:
-            lines.append(f"printer: fitted colour calibration {self.calibration.path} (strength {strength:g})")
-        if self.texture is not None:
-            by = " and by the colour printed" if self.texture_table is not None else ""
-            lines.append(f"noise: the photos' measured texture (power spectrum), its level scaled by noise_sigma{by}")
-        src = self.sources()
-        for name, (lo, hi) in r.items():
-            if name == "light_angle_deg" and r["light_gradient"] == (0.0, 0.0):
-                continue  # a direction of no gradient
-            if self.calibration is not None and name in ("print_gamma", "paper_white", "ink_black"):
-                continue  # replaced by the calibration
-            key = {"tilt_x": "tilt", "tilt_y": "tilt", "translate_x": "translate", "translate_y": "translate",
-                   "wb_r": "white_balance", "wb_g": "white_balance", "wb_b": "white_balance"}.get(name, name)
-            where = f" ({src[key]})" if key in src else ""
-            if lo == hi == IDENTITY[name]:
-                lines.append(f"{name}: off{where}")
-            elif lo == hi:
-                lines.append(f"{name}: {lo:g}{where}")
-            else:
-                lines.append(f"{name}: {lo:g} .. {hi:g}{where}")
-        return "\n".join(lines)
 
     # -- stages ---------------------------------------------------------------------------------
     def printer(self, x: torch.Tensor, params: Optional[dict[str, torch.Tensor]] = None) -> torch.Tensor:

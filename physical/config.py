@@ -127,6 +127,8 @@ class ChannelConfig:
     paper_white: Optional[float] = rng(0.0, 1.0, default=None)  # printer gamut: paper white ...
     ink_black: Optional[float] = rng(0.0, 1.0, default=None)  # ... and darkest ink
     print_gamma: Optional[float] = rng(0.2, 5.0, default=None)  # dot gain as a tone curve
+    # the printer's halftone screen, lines per inch (the simulator's pages; null: continuous tone)
+    halftone_lpi: Optional[float] = rng(50.0, 300.0, default=None)
     calibration: Optional[str] = None  # colour.json (`physical calibrate colour`): printer + ranges it measured
 
     def __post_init__(self):

@@ -31,6 +31,7 @@ from .channel import Channel, params_at, params_to_json
 from . import runfiles
 from .models import pick_device
 from .rundir import RunDir, write_image, write_json
+from .transforms.halftone import halftone
 
 MM_PER_INCH = 25.4
 # A printer renders a page at its device resolution (600 dpi: office lasers and inkjets) and the lens
@@ -63,15 +64,20 @@ def rasterize_pdf(path: str | Path, dpi: float) -> Iterator[np.ndarray]:
         pdf.close()
 
 
-def printed_pages(path: str | Path, dpi: float, printer_dpi: float = PRINTER_DPI) -> Iterator[np.ndarray]:
+def printed_pages(path: str | Path, dpi: float, printer_dpi: float = PRINTER_DPI,
+                  halftone_lpi: Optional[float] = None) -> Iterator[np.ndarray]:
     """Every page as printed at (at least) `printer_dpi` and area-averaged to `dpi`: the same size
     and pixel grid as :func:`rasterize_pdf` at `dpi`, each pixel the mean of k x k printed pixels
-    (an integer k, so the geometry stays exact)."""
+    (an integer k, so the geometry stays exact). With `halftone_lpi` the printer screens its inks
+    (physical.transforms.halftone) before the average."""
     k = max(1, math.ceil(printer_dpi / dpi - 1e-9))
     if k == 1:
-        yield from rasterize_pdf(path, dpi)
+        for page in rasterize_pdf(path, dpi):
+            yield page if halftone_lpi is None else halftone(page, dpi, halftone_lpi)
         return
     for fine in rasterize_pdf(path, dpi * k):
+        if halftone_lpi is not None:
+            fine = halftone(fine, dpi * k, halftone_lpi)
         # pdfium's size at dpi is ceil(points * dpi / 72) = ceil(its size at k * dpi / k) for an integer k
         h, w = -(-fine.shape[0] // k), -(-fine.shape[1] // k)
         pad = np.full((h * k, w * k, 3), 255, np.uint8)  # paper beyond the page's last full pixel
@@ -118,7 +124,7 @@ def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> d
         device = pick_device(cfg.run.device)
     page_mm = ((float(printed.layout.page_w), float(printed.layout.page_h)) if printed
                else (float(cfg.sheet.width_mm), float(cfg.sheet.height_mm)))
-    channel = Channel(cap.channel).for_photo(page_mm, frame)
+    channel = Channel(cap.channel).for_photo(page_mm, frame).for_printed_pages()
     dpi = float(cap.dpi) if cap.dpi else auto_dpi(channel, page_mm, frame)
     generator = torch.Generator().manual_seed(int(cfg.run.seed))
     photos_dir = run.photos_dir
@@ -128,7 +134,7 @@ def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> d
         planned = [{"file": f"capture/photos/sheet{i:03d}-{k}.jpg"} for i in range(n) for k in range(cap.photos_per_sheet)]
         write_json(run.root / "capture" / "simulated.json", {"source": "simulate", "complete": False, "photos": planned})
 
-    for i, page in enumerate(printed_pages(pdf_path, dpi)):
+    for i, page in enumerate(printed_pages(pdf_path, dpi, halftone_lpi=channel.halftone_lpi)):
         sheet = torch.from_numpy(page).to(device).permute(2, 0, 1)[None].float().div_(255)
         params = channel.sample(cap.photos_per_sheet, generator=generator, device=device)
         for k in range(cap.photos_per_sheet):

@@ -15,6 +15,7 @@ import torch
 from physical.calibrate.files import CalibrationError, colour_document, load_colour
 from physical.calibrate.model import srgb_decode
 from physical.channel import Channel
+from physical.channel_report import describe
 from physical.config import ChannelConfig, ConfigError
 from physical.checks import from_dict
 from physical.rundir import read_image, write_json
@@ -44,7 +45,7 @@ def test_default_channel_is_a_careful_phone_capture_and_presets_are_selectable()
     assert ch.ranges()["blur_sigma"] == (1.0, 2.0) and ch.ranges()["jpeg_quality"] == (75.0, 90.0)
     src = ch.sources()
     assert src["blur_sigma"] == "config" and src["jpeg_quality"] == "preset webcam"
-    assert "blur_sigma: 1 .. 2 (config)" in ch.describe()
+    assert "blur_sigma: 1 .. 2 (config)" in describe(ch)
 
     hurried = from_dict({"capture": {"channel": {"preset": "hurried"}, "frame": [1600, 1200]}})
     assert hurried.capture.frame == [1600, 1200] and Channel(hurried.capture.channel).ranges()["rotation_deg"] == (-180, 180)

@@ -1,0 +1,105 @@
+"""The printer's halftone (channel.halftone_lpi): clustered dots that keep the tone, on the simulator's
+pages, and the screen's own texture taken off a calibration's measured texture."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from reportlab.lib.units import mm
+from reportlab.pdfgen import canvas
+
+from physical.calibrate.files import colour_document, load_colour
+from physical.calibrate.halftone import halftone_texture, without_halftone
+from physical.calibrate.texture import SIZE
+from physical.channel import Channel
+from physical.channel_report import describe
+from physical.checks import from_dict
+from physical.config import ChannelConfig, ConfigError
+from physical.rundir import write_json
+from physical.simulate import printed_pages
+from physical.transforms.halftone import ANGLES, halftone
+
+
+@pytest.mark.parametrize("dpi,lpi", [(600.0, 150.0), (634.0, 133.0), (400.0, 100.0)])
+def test_halftone_prints_dots_that_keep_the_tone(dpi, lpi):
+    """Every pixel is ink or paper, and over the page every channel keeps its mean: also at 0 deg
+    with a whole-pixel period (600 dpi / 150 lpi), where most pixels share a spot value."""
+    levels = np.array([0, 13, 64, 100, 128, 191, 242, 255], np.uint8)
+    rgb = np.repeat(np.repeat(np.stack([levels, levels[::-1], levels], 1)[:, None, None, :], 96, 1), 96, 2)
+    for tile, level in zip(rgb, levels):
+        out = halftone(np.ascontiguousarray(tile), dpi, lpi)
+        assert set(np.unique(out)) <= {0, 255}
+        assert out.reshape(-1, 3).mean(0) == pytest.approx(tile.reshape(-1, 3).mean(0).astype(float), abs=2.0), level
+
+
+def test_halftone_screens_at_its_frequency_and_angle():
+    """A mid grey's cyan screen (the R channel) has its strongest frequency at lpi / dpi cycles per
+    pixel, along the screen's angle (15 deg)."""
+    dpi, lpi, n = 600.0, 100.0, 480
+    out = halftone(np.full((n, n, 3), 128, np.uint8), dpi, lpi)[..., 0].astype(float)
+    power = np.abs(np.fft.fft2(out - out.mean())) ** 2
+    f = np.fft.fftfreq(n)
+    iy, ix = np.unravel_index(np.argmax(power), power.shape)
+    assert np.hypot(f[iy], f[ix]) == pytest.approx(lpi / dpi, abs=1.5 / n)
+    angle = np.degrees(np.arctan2(f[iy], f[ix])) % 90
+    assert min(abs(angle - ANGLES[0]), abs(angle - (ANGLES[0] + 90) % 90)) < 3
+
+
+def test_a_raster_too_coarse_for_the_screen_is_refused():
+    with pytest.raises(ValueError, match="150-lpi screen needs a raster of at least 300 dpi"):
+        halftone(np.zeros((8, 8, 3), np.uint8), 200, 150)
+
+
+def _grey_pdf(path) -> None:
+    c = canvas.Canvas(str(path), pagesize=(60 * mm, 60 * mm))
+    c.setFillColorRGB(0.45, 0.5, 0.55)
+    c.rect(10 * mm, 10 * mm, 40 * mm, 40 * mm, stroke=0, fill=1)
+    c.showPage()
+    c.save()
+
+
+def test_the_simulators_printer_screens_its_pages(tmp_path):
+    """printed_pages with a halftone: the page averaged to the photo's resolution keeps its colour and
+    gains the screen's texture; without one a flat patch stays flat."""
+    _grey_pdf(tmp_path / "grey.pdf")
+    flat = next(printed_pages(tmp_path / "grey.pdf", 150.0)).astype(float)
+    dots = next(printed_pages(tmp_path / "grey.pdf", 150.0, halftone_lpi=120.0)).astype(float)
+    assert flat.shape == dots.shape
+    inner = (slice(80, 200), slice(80, 200))
+    assert dots[inner].reshape(-1, 3).mean(0) == pytest.approx(flat[inner].reshape(-1, 3).mean(0), abs=1.5)
+    assert flat[inner].std((0, 1)).max() < 1.0
+    assert dots[inner].std((0, 1)).min() > 5.0
+
+
+def test_halftone_lpi_is_checked_and_reported(tmp_path):
+    with pytest.raises(ConfigError, match="halftone_lpi"):
+        from_dict({"capture": {"channel": {"halftone_lpi": 20}}})
+    ch = Channel(ChannelConfig(halftone_lpi=150))
+    assert ch.sources()["halftone screen (simulated pages)"] == "config"
+    assert "150-lpi screens" in describe(ch)
+
+
+def _calibration(tmp_path, psd, rows):
+    g = np.linspace(0, 1, 9)
+    doc = colour_document(np.stack([g, g, g]), np.eye(3), np.zeros(3), [0.8, 1.0], [0.01, 0.01],
+                          noise_spectrum=psd, texture_by_colour=rows)
+    doc["channel"] = {"px_per_mm": [11.8, 11.8]}
+    return load_colour(write_json(tmp_path / "colour.json", doc))
+
+
+def test_the_screens_own_texture_is_taken_off_the_measured_one(tmp_path):
+    """A calibration whose measured texture is a 150-lpi screen's plus white noise: the simulator,
+    which prints that screen, draws the white noise only; EOT's channel keeps the whole texture."""
+    white = np.full((3, SIZE, SIZE), 2e-5)
+    probe = _calibration(tmp_path, white, None)
+    psd_h, camera, var_h = halftone_texture(probe, 150.0)
+    assert psd_h.reshape(3, -1).mean(1).min() > 1e-5  # the screen does show in the photo
+    rows = np.column_stack([camera, var_h + 2e-5])
+    cal = _calibration(tmp_path, psd_h + white, rows)
+    psd, rest = without_halftone(cal, 150.0)
+    assert psd.reshape(3, -1).mean(1) == pytest.approx([2e-5] * 3, rel=0.1)
+    assert rest[:, 3:] == pytest.approx(np.full_like(var_h, 2e-5), rel=0.1)
+
+    cfg = ChannelConfig(calibration=str(tmp_path / "colour.json"), halftone_lpi=150.0)
+    eot = Channel(cfg)
+    printed = Channel(cfg).for_printed_pages()
+    assert float(printed.texture.mean()) < 0.5 * float(eot.texture.mean())
