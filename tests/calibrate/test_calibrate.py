@@ -18,6 +18,7 @@ from physical.calibrate.model import ColourModel, srgb_decode
 from physical.calibrate.target_photos import render_board_views, simulate_target_photos
 from physical.calibrate.targets import BoardSpec, chart_colours, write_targets
 from physical.channel import Channel
+from physical.channel_report import describe
 from physical.config import ChannelConfig, ConfigError
 from physical.checks import from_dict
 from physical.rundir import read_image, write_json
@@ -229,7 +230,7 @@ def test_channel_uses_the_calibration(tmp_path):
     ch = Channel(ChannelConfig(calibration=str(path)))
     r = ch.ranges()
     assert r["blur_sigma"] == (0.4, 0.9) and r["noise_sigma"] == (0.002, 0.004)
-    assert r["print_gamma"] == (1.0, 1.0) and "fitted colour calibration" in ch.describe()
+    assert r["print_gamma"] == (1.0, 1.0) and "fitted colour calibration" in describe(ch)
 
     x = torch.rand(2, 3, 24, 32)
     # strength 0 is still the identity channel

@@ -10,6 +10,7 @@ import torch
 from physical.calibrate.files import CalibrationError, colour_document, load_colour
 from physical.calibrate.texture import OPPONENT, SIZE, patch_spectra, rgb_std, textured_noise
 from physical.channel import Channel
+from physical.channel_report import describe
 from physical.config import ChannelConfig
 from physical.rundir import write_json
 
@@ -76,7 +77,7 @@ def test_calibrated_channel_draws_the_texture(tmp_path):
                           noise_spectrum=peaked_spectrum())
     path = write_json(tmp_path / "colour.json", doc)
     ch = Channel(ChannelConfig(calibration=str(path)))
-    assert ch.texture is not None and "measured texture" in ch.describe()
+    assert ch.texture is not None and "measured texture" in describe(ch)
     assert ch.sources()["noise texture (power spectrum)"] == "calibration"
     x = torch.full((9, 3, 256, 256), 0.5)
     params = ch.identity_params(9)

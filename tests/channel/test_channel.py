@@ -10,6 +10,7 @@ import torch
 
 from physical.capture import CaptureError, capture_stage, parse_source
 from physical.channel import IDENTITY, Channel
+from physical.channel_report import describe
 from physical.config import ChannelConfig, Config
 from physical.rundir import RunDir, read_image, read_json, write_image
 from physical.simulate import simulate_stage
@@ -51,7 +52,7 @@ def test_off_ranges_give_the_identity_and_are_described_as_off():
     x = torch.rand(2, 3, 33, 47)  # sizes that are not multiples of 16
     y, _ = ch(x, ch.sample(2, generator=gen(1)))
     assert torch.allclose(y, x, atol=1e-4)
-    text = ch.describe()
+    text = describe(ch)
     for name in IDENTITY:
         if name != "light_angle_deg":
             assert f"{name}: off" in text
