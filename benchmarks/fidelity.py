@@ -11,7 +11,9 @@ sharpening and JPEG) that shares no code with physical's channel. Then, as a lab
 3. measured: the sheets are photographed through the independent simulator and the run goes on
    from capture (folder of photos) through the real align and classify stages;
 4. predicted: the same printed sheets photographed by physical's simulator with the calibrated
-   channel (its noise texture included), then read like the independent photos (a folder), so
+   channel (its noise texture included; with `--halftone-lpi N` its printer screens the pages,
+   channel.halftone_lpi: the printer's specification, which a lab reads off its printer), then
+   read like the independent photos (a folder), so
    EOT-BIM's printed images are predicted too; also the default channel (no calibration, the
    `phone` preset) for reference;
 5. per attack: top-1 destruction rate predicted vs measured, with n and Wilson 95 % intervals, and
@@ -19,6 +21,7 @@ sharpening and JPEG) that shares no code with physical's channel. Then, as a lab
    bootstrap over images, whose cells are not independent).
 
     python benchmarks/fidelity.py [--images 64] [--chart 6] [--out /tmp/physical-fidelity] [--skip-default] [--rounds 1]
+        [--halftone-lpi N]
 """
 from __future__ import annotations
 
