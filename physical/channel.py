@@ -73,6 +73,7 @@ from .calibrate.model import ColourModel
 from .calibrate.texture import drawn_spectrum, level_table, textured_noise
 from .config import ChannelConfig
 from .jpeg import jpeg as jpeg_codec
+from .transforms.halftone import through
 from .transforms.ops import gaussian_blur, per_sample_normal
 
 # the scalar parameters, in the order they are drawn (keep the order: it fixes the random stream)
@@ -414,6 +415,7 @@ class Channel(torch.nn.Module):
         background: Background = None,
         jpeg: bool = True,
         photo_px: float = 1.0,
+        screen: Optional[torch.Tensor] = None,
     ) -> ChannelOutput:
         """Send N images through the channel with N parameter sets, or B images with N = B x k
         parameter sets (image-major: image i takes sets i*k .. i*k+k-1, as EOT draws them).
@@ -424,6 +426,7 @@ class Channel(torch.nn.Module):
         to N x C x H x W. jpeg=False skips the codec whatever the quality. photo_px: photo pixels per
         output pixel (1: the photo; more in an EOT crop smaller than the photo's cell), for a measured
         noise texture. With B < N the printer (fixed values, no random range) runs once per image.
+        screen: B x C x H x W, what the printer's halftone changed in `x` (physical.simulate.printed_pages).
         """
         n, b = params["scale"].shape[0], x.shape[0]
         if n % b:
@@ -435,7 +438,8 @@ class Channel(torch.nn.Module):
         k = n // b
         if k > 1 and not self._printer_uniform(params, b):
             x, k = x.repeat_interleave(k, 0), 1
-        y = self.printer(x, {key: v[::k] for key, v in params.items()} if k > 1 else params)
+        p = {key: v[::k] for key, v in params.items()} if k > 1 else params
+        y = self.printer(x, p) if screen is None else through(lambda z: self.printer(z, p), x, screen)
         if k > 1:
             y = y.repeat_interleave(k, 0)
         y = self.geometry(y, hom, out_size, self._background(background, y, params))

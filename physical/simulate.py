@@ -65,25 +65,25 @@ def rasterize_pdf(path: str | Path, dpi: float) -> Iterator[np.ndarray]:
 
 
 def printed_pages(path: str | Path, dpi: float, printer_dpi: float = PRINTER_DPI,
-                  halftone_lpi: Optional[float] = None) -> Iterator[np.ndarray]:
+                  halftone_lpi: Optional[float] = None) -> Iterator:
     """Every page as printed at (at least) `printer_dpi` and area-averaged to `dpi`: the same size
     and pixel grid as :func:`rasterize_pdf` at `dpi`, each pixel the mean of k x k printed pixels
     (an integer k, so the geometry stays exact). With `halftone_lpi` the printer screens its inks
-    (physical.transforms.halftone) before the average."""
+    (physical.transforms.halftone): every page is then (page, screen), the screened page averaged
+    the same way minus the page (float32, [0, 1] units, zero on average)."""
     k = max(1, math.ceil(printer_dpi / dpi - 1e-9))
-    if k == 1:
-        for page in rasterize_pdf(path, dpi):
-            yield page if halftone_lpi is None else halftone(page, dpi, halftone_lpi)
-        return
     for fine in rasterize_pdf(path, dpi * k):
-        if halftone_lpi is not None:
-            fine = halftone(fine, dpi * k, halftone_lpi)
         # pdfium's size at dpi is ceil(points * dpi / 72) = ceil(its size at k * dpi / k) for an integer k
         h, w = -(-fine.shape[0] // k), -(-fine.shape[1] // k)
         pad = np.full((h * k, w * k, 3), 255, np.uint8)  # paper beyond the page's last full pixel
         pad[:fine.shape[0], :fine.shape[1]] = fine
         del fine
-        yield cv2.resize(pad, (w, h), interpolation=cv2.INTER_AREA)  # an integer factor: block means
+        page = cv2.resize(pad, (w, h), interpolation=cv2.INTER_AREA)  # an integer factor: block means
+        if halftone_lpi is None:
+            yield page
+            continue
+        dots = cv2.resize(halftone(pad, dpi * k, halftone_lpi), (w, h), interpolation=cv2.INTER_AREA)
+        yield page, (dots.astype(np.float32) - page.astype(np.float32)) / 255
 
 
 def mm_to_px(dpi: float) -> np.ndarray:
@@ -135,13 +135,16 @@ def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> d
         write_json(run.root / "capture" / "simulated.json", {"source": "simulate", "complete": False, "photos": planned})
 
     for i, page in enumerate(printed_pages(pdf_path, dpi, halftone_lpi=channel.halftone_lpi)):
+        page, screen = page if channel.halftone_lpi is not None else (page, None)
         sheet = torch.from_numpy(page).to(device).permute(2, 0, 1)[None].float().div_(255)
+        if screen is not None:
+            screen = torch.from_numpy(screen).to(device).permute(2, 0, 1)[None]
         params = channel.sample(cap.photos_per_sheet, generator=generator, device=device)
         for k in range(cap.photos_per_sheet):
             p = params_at(params, k)
             background = desk(frame, generator).to(device)
             with torch.no_grad():
-                out = channel(sheet, p, out_size=frame, background=background, jpeg=False)
+                out = channel(sheet, p, out_size=frame, background=background, jpeg=False, screen=screen)
             photo = out.images[0].mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
             quality = int(round(float(p["jpeg_quality"][0])))
             name = f"sheet{i:03d}-{k}.jpg"

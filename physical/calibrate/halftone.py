@@ -6,8 +6,8 @@ the simulator prints its pages with a halftone (``channel.halftone_lpi``,
 physical.transforms.halftone), its photos already carry that screen's texture; drawing the whole
 measured texture on top would count the screen twice. So :func:`without_halftone` prints every chart
 colour as a flat tile the way the simulator prints a page (the screen at the printer's resolution,
-averaged to the photo's pixels per millimetre the chart measured, the colour model, the measured
-blur, the codec's passband where the chart's photos were JPEGs), measures the tiles as the chart's
+averaged to the photo's pixels per millimetre the chart measured, the colour model with the screen
+through its slope (transforms.halftone.through, as the simulator's channel), the measured blur, the codec's passband where the chart's photos were JPEGs), measures the tiles as the chart's
 patches were measured, and takes their texture off the measured one: pooled, and per patch colour
 (nearest camera colour). What is left is what the camera adds; at least FLOOR of every bin and
 every patch's variance is kept (a screen the photos did not resolve as simulated must not leave a
@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..transforms.halftone import halftone
+from ..transforms.halftone import halftone, through
 from ..transforms.ops import gaussian_blur
 from .model import ColourModel
 from .targets import chart_colours
@@ -48,10 +48,12 @@ def halftone_texture(cal, lpi: float) -> Optional[tuple[np.ndarray, np.ndarray, 
     fine = np.empty((len(colours), side * k, side * k, 3), np.uint8)
     fine[:] = colours[:, None, None, :]
     printed = np.stack([halftone(t, dpi * k, lpi) for t in fine]).astype(np.float32) / 255
-    page = printed.reshape(len(colours), side, k, side, k, 3).mean((2, 4))  # the printer's area average
+    dots = printed.reshape(len(colours), side, k, side, k, 3).mean((2, 4))  # the printer's area average
+    page = np.broadcast_to(colours[:, None, None, :].astype(np.float32) / 255, dots.shape)
     model = ColourModel.from_calibration(cal)
     with torch.no_grad():
-        x = model(torch.from_numpy(page).permute(0, 3, 1, 2)).clamp(0, 1)
+        x, screen = (torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2) for a in (page, dots - page))
+        x = through(lambda z: model(z.clamp(0, 1)), x, screen).clamp(0, 1)
         if cal.blur_sigma:
             x = gaussian_blur(x, sum(cal.blur_sigma) / 2)
         camera = model(torch.from_numpy(colours.astype(np.float32) / 255)).numpy()

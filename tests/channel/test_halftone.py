@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas
 
 from physical.calibrate.files import colour_document, load_colour
 from physical.calibrate.halftone import halftone_texture, without_halftone
+from physical.calibrate.model import ColourModel
 from physical.calibrate.texture import SIZE
 from physical.channel import Channel
 from physical.channel_report import describe
@@ -16,7 +18,7 @@ from physical.checks import from_dict
 from physical.config import ChannelConfig, ConfigError
 from physical.rundir import write_json
 from physical.simulate import printed_pages
-from physical.transforms.halftone import ANGLES, halftone
+from physical.transforms.halftone import ANGLES, halftone, through
 
 
 @pytest.mark.parametrize("dpi,lpi", [(600.0, 150.0), (634.0, 133.0), (400.0, 100.0)])
@@ -58,16 +60,36 @@ def _grey_pdf(path) -> None:
 
 
 def test_the_simulators_printer_screens_its_pages(tmp_path):
-    """printed_pages with a halftone: the page averaged to the photo's resolution keeps its colour and
-    gains the screen's texture; without one a flat patch stays flat."""
+    """printed_pages with a halftone: the continuous page and the screen, which keeps the page's colour
+    on average and adds the screen's texture; without one a flat patch stays flat."""
     _grey_pdf(tmp_path / "grey.pdf")
     flat = next(printed_pages(tmp_path / "grey.pdf", 150.0)).astype(float)
-    dots = next(printed_pages(tmp_path / "grey.pdf", 150.0, halftone_lpi=120.0)).astype(float)
-    assert flat.shape == dots.shape
+    page, screen = next(printed_pages(tmp_path / "grey.pdf", 150.0, halftone_lpi=120.0))
+    assert np.array_equal(page, flat)
+    dots = page + 255 * screen.astype(float)
     inner = (slice(80, 200), slice(80, 200))
     assert dots[inner].reshape(-1, 3).mean(0) == pytest.approx(flat[inner].reshape(-1, 3).mean(0), abs=1.5)
     assert flat[inner].std((0, 1)).max() < 1.0
     assert dots[inner].std((0, 1)).min() > 5.0
+
+
+def test_the_printer_stage_keeps_the_screened_pages_tone():
+    """A curved colour model applied to the screened raster itself would lighten the mid-tones by the
+    screen's variance; through() carries the screen through the model's slope and keeps the mean."""
+    model = ColourModel(np.stack([np.linspace(0, 1, 17) ** 0.45] * 3), np.eye(3) * 0.9, np.full(3, 0.02))
+    levels = np.array([40, 90, 128, 170, 220], np.uint8)
+    tiles = np.repeat(np.repeat(levels[:, None, None, None], 128, 1), 128, 2).repeat(3, 3)
+    dots = np.stack([halftone(np.ascontiguousarray(t), 634.0, 150.0) for t in tiles]).astype(np.float32) / 255
+    dots = dots.reshape(len(levels), 64, 2, 64, 2, 3).mean((2, 4))  # averaged to 317 dpi
+    page = torch.from_numpy(levels.astype(np.float32) / 255).view(-1, 1, 1, 1).expand(-1, 3, 64, 64)
+    screen = torch.from_numpy(dots).permute(0, 3, 1, 2) - page
+    with torch.no_grad():
+        want = model(page + screen.mean((2, 3), keepdim=True)).mean((2, 3))  # the tile's own mean tone
+        naive = model(page + screen).mean((2, 3))
+        got = through(model, page, screen)
+    assert (255 * (naive - want)).abs().max() > 3  # what the curvature does to a screened raster
+    assert (255 * (got.mean((2, 3)) - want)).abs().max() < 0.5
+    assert float(got.std()) > 0.02  # the screen's texture is still there
 
 
 def test_halftone_lpi_is_checked_and_reported(tmp_path):
@@ -103,3 +125,42 @@ def test_the_screens_own_texture_is_taken_off_the_measured_one(tmp_path):
     eot = Channel(cfg)
     printed = Channel(cfg).for_printed_pages()
     assert float(printed.texture.mean()) < 0.5 * float(eot.texture.mean())
+
+
+def test_a_run_prints_its_simulated_sheets_with_the_halftone(tmp_path):
+    """`physical run` with capture.channel.halftone_lpi: the simulator's photos are of screened pages
+    (their cells carry the screen's texture: more fine detail than the same draw of continuous-tone
+    pages, at the same tone), and simulated.json says where the screen came from."""
+    import json
+
+    import cv2
+    import yaml
+
+    from physical.cli import main
+
+    def run(name, channel):
+        cfg = {"run": {"name": name, "output": "runs", "seed": 1}, "images": {"limit": 1},
+               "attacks": [{"name": "fgsm", "eps": [16]}],
+               "sheet": {"paper": "custom", "width_mm": 130, "height_mm": 110, "cell_mm": 30, "marker_mm": 6,
+                         "margin_mm": 5},
+               "capture": {"dpi": 300, "frame": [1300, 1100], "channel": channel},
+               "experiments": {"enabled": False}, "report": {"gallery": 0, "html": False}}
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
+        assert main(["run", str(tmp_path / f"{name}.yaml"), "--until", "capture"]) == 0
+        root = tmp_path / "runs" / name
+        photo = cv2.imread(str(sorted((root / "capture" / "photos").glob("*.jpg"))[0]), cv2.IMREAD_GRAYSCALE)
+        return root, photo.astype(float)
+
+    still = {"rotation_deg": 0, "tilt": 0, "translate": 0, "blur_sigma": [0, 0], "noise_sigma": [0, 0],
+             "jpeg_quality": [100, 100], "scale": [0.95, 0.95]}
+    root, dots = run("dots", dict(still, halftone_lpi=100))
+    _, flat = run("flat", still)
+    sim = json.loads((root / "capture" / "simulated.json").read_text())
+    assert sim["channel"]["halftone screen (simulated pages)"] == "config"
+
+    def fine(img):
+        return float(np.abs(img - cv2.GaussianBlur(img, (0, 0), 2)).mean())
+
+    diff = dots - flat  # the same draw of the same geometry: what the screen changed
+    assert fine(dots) > 1.5 * fine(flat)
+    assert abs(diff.mean()) < 0.5  # the tone kept (0..255 levels)
