@@ -64,13 +64,23 @@ def source_digests(cfg) -> dict:
             "models": [model_id(m) for m in cfg.models]}
 
 
+# capture.channel keys EOT does not read: the simulator's halftone (EOT's images are not screened);
+# left out of EOT's keys, so setting them neither remakes EOT's images nor makes older ones stale
+SIMULATOR_ONLY = ("halftone_lpi",)
+
+
+def eot_channel(channel: dict) -> dict:
+    """The capture.channel keys an EOT attack draws from."""
+    return {k: v for k, v in channel.items() if k not in SIMULATOR_ONLY}
+
+
 def attack_reads(cfg, a) -> dict:
     """The parts of the config outside `attacks` that an attack entry's images depend on."""
     out = {}
     if cfg.run.precision != "fp32":  # bf16 autocast makes other images
         out["precision"] = cfg.run.precision
     if a.eot is not None:  # EOT draws from the channel, at the cell's size in the simulator's photos
-        out["channel"] = dataclasses.asdict(cfg.capture.channel)
+        out["channel"] = eot_channel(dataclasses.asdict(cfg.capture.channel))
         out["frame"] = list(cfg.capture.frame)
         out["sheet"] = dataclasses.asdict(cfg.sheet)
     if (a.eot is not None or a.printability > 0) and cfg.capture.channel.calibration:

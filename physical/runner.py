@@ -47,7 +47,7 @@ from .config import Config, to_dict
 from .distributed import announce, current, device_for
 from .errors import UserError
 from .experiments import stage as experiments
-from .generate import source_digests
+from .generate import eot_channel, source_digests
 from .images import check_source
 from .log import say
 from .rundir import STAGES, RunDir, RunLock, digest, discarding_writes, file_digest, remove_temp_files
@@ -98,6 +98,8 @@ def section_hash(cfg_dict: dict, stage: str) -> str:
     """Digest of the config sections `stage` reads, with the content of the calibration files they name."""
     keys = section_keys(cfg_dict, stage)
     parts = {key: _get(cfg_dict, key) for key in keys}
+    if stage == "generate" and isinstance(parts.get("capture.channel"), dict):
+        parts["capture.channel"] = eot_channel(parts["capture.channel"])
     for key in CALIBRATION_KEYS:
         path = _get(cfg_dict, key)
         if isinstance(path, str) and path and any(key == k or key.startswith(k + ".") for k in keys):

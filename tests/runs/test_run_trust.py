@@ -159,8 +159,26 @@ def test_eot_images_follow_the_channel_they_draw_from():
 
     cfg = from_dict({"attacks": [{"name": "bim", "eps": [8], "eot": {"samples": 2}}, {"name": "fgsm", "eps": [8]}]})
     eot, plain = (attack_reads(cfg, a) for a in cfg.attacks)
+    cfg.capture.channel.halftone_lpi = 150.0  # the simulator's pages only: EOT's images are not screened
+    assert attack_reads(cfg, cfg.attacks[0]) == eot and "halftone_lpi" not in eot["channel"]
     cfg.capture.channel.tilt = 0.2
     assert attack_reads(cfg, cfg.attacks[0]) != eot and attack_reads(cfg, cfg.attacks[1]) == plain == {}
+
+
+def test_the_simulators_halftone_redoes_capture_not_eots_generate():
+    """An EOT run's finished generate stays up to date when only the simulator's halftone is set (its
+    images are not screened, and runs made before the key existed stay valid); capture is redone."""
+    from physical.checks import from_dict
+    from physical.config import to_dict
+    from physical.runner import section_hash
+
+    raw = {"attacks": [{"name": "bim", "eps": [8], "eot": {"samples": 2}}]}
+    before = to_dict(from_dict(raw))
+    after = to_dict(from_dict(dict(raw, capture={"channel": {"halftone_lpi": 150}})))
+    assert section_hash(after, "generate") == section_hash(before, "generate")
+    assert section_hash(after, "capture") != section_hash(before, "capture")
+    del before["capture"]["channel"]["halftone_lpi"]  # a run made before the key existed
+    assert section_hash(after, "generate") == section_hash(before, "generate")
 
 
 def test_more_images_after_print_and_a_deleted_output(lab, capsys):
