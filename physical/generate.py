@@ -194,13 +194,19 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
                         channel = build_channel(cfg, device)
                     attack = attacks_mod.make_attack(a, model, eps, channel=channel, seed=cfg.run.seed, cfg=cfg)
                     work = attack.steps * attack.eot_samples if attack.iterative else 1
-                    for j in tqdm(range(0, len(todo), bs), desc=f"generate {model.name} {label}", unit="batch", leave=False):
-                        sel = todo[j : j + bs]
+                    # the batches are fixed over this rank's images, each with its own random stream, and a
+                    # batch with an image missing is made again whole: a resumed run writes the bytes an
+                    # uninterrupted one would (a conv's sums, and so a sign near zero, follow the batch)
+                    left = set(todo)
+                    batches = [(j, mine[j : j + bs]) for j in range(0, len(mine), bs) if left & set(mine[j : j + bs])]
+                    for j, sel in tqdm(batches, desc=f"generate {model.name} {label}", unit="batch", leave=False):
+                        attack.reseed(j)
                         x = to_tensor(clean[sel], device)  # one batch on the device at a time
                         adv = to_uint8(attack(x, torch.as_tensor(y_all[sel], device=device)))
                         infos = attack.item_info() if hasattr(attack, "item_info") else [{}] * len(sel)
                         for i, img, extra in zip(sel, adv, infos):  # extra: what the attack reports (square: queries)
-                            write_item(run, keys[i], rels[i], img, extra)
+                            if i in left:
+                                write_item(run, keys[i], rels[i], img, extra)
                         eta.done(len(sel) * work)
                     made += len(todo)
                 for info, rel, key, lab in zip(images_info, rels, keys, y_all):

@@ -41,6 +41,8 @@ after the last step (one sync per batch), and the error still names the first ba
 """
 from __future__ import annotations
 
+import hashlib
+
 import math
 from typing import Callable, Optional
 
@@ -246,6 +248,14 @@ class Attack:
 
     def _nan_error(self, step: int) -> FloatingPointError:
         return FloatingPointError(f"attack {self.name!r}: gradient has NaN or Inf at step {step}")
+
+    def reseed(self, batch: int) -> None:
+        """The random stream of the batch that starts at image `batch` (0: the attack's own seed), so a
+        batch's draws do not depend on which batches ran before it (a resumed run)."""
+        seed = self.seed if batch == 0 else int.from_bytes(
+            hashlib.sha256(f"{self.seed}/batch/{int(batch)}".encode()).digest()[:7], "little")
+        self.generator.manual_seed(seed)
+        self._device_generators = {k: g.manual_seed(seed + 1) for k, g in self._device_generators.items()}
 
     def device_generator(self, device: torch.device) -> torch.Generator:
         """A generator on `device`, seeded from the attack's seed (random starts, drawn in place)."""

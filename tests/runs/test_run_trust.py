@@ -552,3 +552,22 @@ def test_sigkill_anywhere_then_rerun_gives_the_uninterrupted_report(tmp_path):
     assert _tables(lab / "runs" / "trust") == _tables(ref / "runs" / "trust")
     assert not temp_files(lab) and not (lab / "runs" / "trust" / "run.lock").exists()
     assert not (lab / "runs" / "trust" / "archive").exists()  # the simulator's photos are not kept as a lab's
+
+
+def test_a_resumed_generate_remakes_the_bytes_of_an_uninterrupted_one(tmp_path):
+    """Images lost after generate (b in the first batch of 2, c alone in the second) are made again
+    with the batch they were made in and that batch's own random stream (PGD's random start): the
+    same bytes as the uninterrupted run, not a new draw nor a batch of one."""
+    make_images(tmp_path / "images", names=("a", "b", "c"), samples=("chelsea", "coffee", "astronaut"))
+    write_config(tmp_path, attacks=[{"name": "pgd", "eps": [EPS], "steps": 2}],
+                 run={**CONFIG["run"], "batch_size": 2})
+    r = _physical(["run", "pipeline.yaml", "--until", "generate"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    made = tmp_path / "runs" / "trust" / "generate" / "efficientnet_lite0" / f"pgd_eps{EPS}"
+    first = {p.name: p.read_bytes() for p in made.glob("*.png")}
+    assert sorted(first) == ["a.png", "b.png", "c.png"]
+    (made / "b.png").unlink()
+    (made / "c.png").unlink()
+    r = _physical(["run", "pipeline.yaml", "--until", "generate"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert {p.name: p.read_bytes() for p in made.glob("*.png")} == first
