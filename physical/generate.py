@@ -110,10 +110,23 @@ def is_done(run: RunDir, key: str, rel: str) -> bool:
         return False
 
 
-def mark_done(run: RunDir, key: str, rel: str, extra: dict | None = None) -> None:
-    """`extra`: what the attack reported of this image (square: its queries), kept for the index."""
-    write_json(run.root / DONE / f"{key}.json", {"path": rel, "sha256": file_digest(run.root / rel),
-                                                 "extra": extra or {}})
+def mark_done(run: RunDir, key: str, rel: str, extra: dict | None = None, batch: dict | None = None) -> None:
+    """`extra`: what the attack reported of this image (square: its queries), kept for the index;
+    `batch`: the batch it was made in ({start, images: source digests}), to make it again the same."""
+    rec = {"path": rel, "sha256": file_digest(run.root / rel), "extra": extra or {}}
+    write_json(run.root / DONE / f"{key}.json", rec if batch is None else dict(rec, batch=batch))
+
+
+def made_in(run: RunDir, key: str, where: dict) -> tuple | None:
+    """(start, image indices) of the batch an image was made in, when its record says and every image
+    of that batch is still there (`where`: source digest -> index)."""
+    try:
+        b = read_json(run.root / DONE / f"{key}.json").get("batch")
+    except (OSError, ValueError):
+        return None
+    if not b or not all(d in where for d in b["images"]):
+        return None
+    return int(b["start"]), [where[d] for d in b["images"]]
 
 
 def item_extra(run: RunDir, key: str) -> dict:
@@ -124,9 +137,10 @@ def item_extra(run: RunDir, key: str) -> dict:
         return {}
 
 
-def write_item(run: RunDir, key: str, rel: str, img: np.ndarray, extra: dict | None = None) -> None:
+def write_item(run: RunDir, key: str, rel: str, img: np.ndarray, extra: dict | None = None,
+               batch: dict | None = None) -> None:
     write_image(run.root / rel, img)
-    mark_done(run, key, rel, extra)
+    mark_done(run, key, rel, extra, batch)
 
 
 def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
@@ -194,19 +208,26 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
                         channel = build_channel(cfg, device)
                     attack = attacks_mod.make_attack(a, model, eps, channel=channel, seed=cfg.run.seed, cfg=cfg)
                     work = attack.steps * attack.eot_samples if attack.iterative else 1
-                    # the batches are fixed over this rank's images, each with its own random stream, and a
-                    # batch with an image missing is made again whole: a resumed run writes the bytes an
-                    # uninterrupted one would (a conv's sums, and so a sign near zero, follow the batch)
-                    left = set(todo)
-                    batches = [(j, mine[j : j + bs]) for j in range(0, len(mine), bs) if left & set(mine[j : j + bs])]
-                    for j, sel in tqdm(batches, desc=f"generate {model.name} {label}", unit="batch", leave=False):
+                    # a conv's sums, and so a gradient's sign near zero, follow the batch: an image is made
+                    # again in the batch it was made in (its record), else in the fixed batch over this
+                    # rank's images an uninterrupted run makes it in, each batch with its own random stream
+                    left, where = set(todo), {src.digest: i for i, src in enumerate(sources)}
+                    batches: dict[tuple, int] = {}
+                    for i in todo:
+                        j, sel = made_in(run, keys[i], where) or next(
+                            (j, mine[j : j + bs]) for j in range(0, len(mine), bs) if i in mine[j : j + bs])
+                        batches.setdefault(tuple(sel), j)
+                    for sel, j in tqdm(batches.items(), desc=f"generate {model.name} {label}", unit="batch", leave=False):
+                        sel = list(sel)
+                        made_with = {"start": j, "images": [sources[i].digest for i in sel]}
                         attack.reseed(j)
                         x = to_tensor(clean[sel], device)  # one batch on the device at a time
                         adv = to_uint8(attack(x, torch.as_tensor(y_all[sel], device=device)))
                         infos = attack.item_info() if hasattr(attack, "item_info") else [{}] * len(sel)
                         for i, img, extra in zip(sel, adv, infos):  # extra: what the attack reports (square: queries)
                             if i in left:
-                                write_item(run, keys[i], rels[i], img, extra)
+                                left.discard(i)  # once, should two recorded batches hold it
+                                write_item(run, keys[i], rels[i], img, extra, made_with)
                         eta.done(len(sel) * work)
                     made += len(todo)
                 for info, rel, key, lab in zip(images_info, rels, keys, y_all):
