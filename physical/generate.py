@@ -214,8 +214,8 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
                     left, where = set(todo), {src.digest: i for i, src in enumerate(sources)}
                     batches: dict[tuple, int] = {}
                     for i in todo:
-                        j, sel = made_in(run, keys[i], where) or next(
-                            (j, mine[j : j + bs]) for j in range(0, len(mine), bs) if i in mine[j : j + bs])
+                        j = mine.index(i) // bs * bs
+                        j, sel = made_in(run, keys[i], where) or (j, mine[j : j + bs])
                         batches.setdefault(tuple(sel), j)
                     for sel, j in tqdm(batches.items(), desc=f"generate {model.name} {label}", unit="batch", leave=False):
                         sel = list(sel)

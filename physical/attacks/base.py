@@ -41,8 +41,6 @@ after the last step (one sync per batch), and the error still names the first ba
 """
 from __future__ import annotations
 
-import hashlib
-
 import math
 from typing import Callable, Optional
 
@@ -52,6 +50,7 @@ import torch.nn.functional as F
 from ..calibrate.model import non_printability
 from ..errors import ConfigError
 from ..runtime import TRANSIENT, budget_is_set, chunk_size, memory_budget, saved_bytes, too_small
+from ..transforms.ops import seed_of
 from .tv import total_variation
 
 
@@ -252,8 +251,7 @@ class Attack:
     def reseed(self, batch: int) -> None:
         """The random stream of the batch that starts at image `batch` (0: the attack's own seed), so a
         batch's draws do not depend on which batches ran before it (a resumed run)."""
-        seed = self.seed if batch == 0 else int.from_bytes(
-            hashlib.sha256(f"{self.seed}/batch/{int(batch)}".encode()).digest()[:7], "little")
+        seed = self.seed if batch == 0 else seed_of(self.seed, "batch", int(batch))
         self.generator.manual_seed(seed)
         self._device_generators = {k: g.manual_seed(seed + 1) for k, g in self._device_generators.items()}
 

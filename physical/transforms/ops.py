@@ -80,10 +80,14 @@ def straight_through(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return _StraightThrough.apply(x, y)
 
 
+def seed_of(*parts) -> int:
+    """A seed from any parts (stable across processes)."""
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:7], "little")
+
+
 def seeded_generator(*parts) -> torch.Generator:
     """A CPU generator seeded from any parts (stable across processes)."""
-    digest = hashlib.sha256(repr(parts).encode()).digest()
-    return torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:7], "little"))
+    return torch.Generator(device="cpu").manual_seed(seed_of(*parts))
 
 
 def randn_like(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
