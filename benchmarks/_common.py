@@ -27,7 +27,7 @@ def load_batch(model, n: int, source: str | None = None, correct_only: bool = Fa
     """n images at the model's input size as [0,1] tensors with their labels, from ../shared/imagenet-100
     when it is there (true labels), else scikit-image's photos with flips and shifted crops (labels =
     the clean top-1). With correct_only, only images the model gets right (top-1) are kept."""
-    from physical.images import load_images
+    from physical.data.images import load_images
     from physical.models import predict, preprocess, to_tensor
 
     folder = Path(source) if source else IMAGENET_100.resolve()

@@ -1,6 +1,6 @@
 """Align throughput and recovery on photos of printed sheets (issues #5, #14).
 
-A run's real sheets (A4, 45 mm cells, 12 cells each: `physical.sheets.posed_photos.cell_images`,
+A run's real sheets (A4, 45 mm cells, 12 cells each: `physical.sim.posed_photos.cell_images`,
 printed by the print stage) are rasterized at 300 dpi and photographed into JPEGs at the levels of
 `posed_photos.LEVELS`: mild, medium and hard are 4000 x 3000 (12 MP; rotation over the full circle at
 every level, then growing perspective tilt, blur, noise, lighting gradient, JPEG loss, smaller
@@ -33,16 +33,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from physical.stats import wilson
+from physical.measure.stats import wilson
 
 
 def make_sheet(root: Path, pairs: int = 6):
     """A printed run of `pairs` pairs (6: one full A4 sheet): (layout, tag, cells, references, pdf path)."""
     from physical.align import reference_images
     from physical.rundir import read_json
-    from physical.sheets import print_stage
+    from physical.stages.printing import print_stage
     from physical.sheets.layout import Layout
-    from physical.sheets.posed_photos import make_run
+    from physical.sim.posed_photos import make_run
 
     run, cfg = make_run(root, "bench", pairs)
     print_stage(run, cfg)
@@ -65,8 +65,8 @@ def main(argv=None) -> int:
 
     from physical.align import align_photo, read_photo
     from physical.config import AlignConfig
-    from physical.sheets import posed_photos
-    from physical.simulate import rasterize_pdf
+    from physical.sim import posed_photos
+    from physical.sim.print_camera import rasterize_pdf
 
     tmp_dir = tempfile.TemporaryDirectory(prefix="bench-align-")  # 12 MP JPEGs: removed at the end
     tmp = Path(tmp_dir.name)

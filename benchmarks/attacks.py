@@ -56,8 +56,8 @@ def main(argv=None) -> int:
         return 0
 
     from physical.attacks import BIM, PGD
-    from physical.attacks.eot import CropChannel, cell_px_for
-    from physical.channel import Channel
+    from physical.channel.crop import CropChannel, cell_px_for
+    from physical.channel.core import Channel
     from physical.config import Config, EOTConfig
     from physical.models import load_model
 
@@ -187,8 +187,8 @@ def memory_rows(a, argv) -> None:
 
 def child(a, conf: dict) -> int:
     from physical.attacks import BIM, PGD
-    from physical.attacks.eot import CropChannel, cell_px_for
-    from physical.channel import Channel
+    from physical.channel.crop import CropChannel, cell_px_for
+    from physical.channel.core import Channel
     from physical.config import Config, EOTConfig
     from physical.models import load_model
     from physical.runtime import memory_budget

@@ -53,8 +53,8 @@ def top1(model, x, bs=32):
 
 def channel_view(x, seed):
     """One draw per image of the shared channel as EOT sees a cell (printed, photographed, aligned)."""
-    from physical.attacks.eot import CropChannel, cell_px_for
-    from physical.channel import Channel
+    from physical.channel.crop import CropChannel, cell_px_for
+    from physical.channel.core import Channel
     from physical.config import Config
 
     cc = CropChannel(Channel(), cell_px_for(Config()))
@@ -68,7 +68,7 @@ def q8(x):
 
 
 def entry(d):
-    from physical.checks import from_dict
+    from physical.runs.checks import from_dict
 
     cfg = from_dict({"attacks": [d]})
     return cfg.attacks[0], cfg

@@ -34,7 +34,7 @@ TRUE_CHANNEL = dict(print_gamma=1.4, paper_white=0.86, ink_black=0.14, blur_sigm
 
 def camera(seeds: int) -> None:
     from physical.calibrate.camera import collect_views, fit_camera
-    from physical.calibrate.target_photos import render_board_views
+    from physical.sim.target_photos import render_board_views
     from physical.calibrate.targets import BoardSpec
 
     k_true = np.array([[560.0, 0, 322.0], [0, 555.0, 236.0], [0, 0, 1]])
@@ -55,10 +55,10 @@ def camera(seeds: int) -> None:
 
 def colour(out: Path) -> None:
     from physical.calibrate.colour import delta_e2000, fit_colour, predict
-    from physical.calibrate.files import load_colour
-    from physical.calibrate.target_photos import simulate_target_photos
+    from physical.channel.files import load_colour
+    from physical.sim.target_photos import simulate_target_photos
     from physical.calibrate.targets import write_targets
-    from physical.channel import Channel
+    from physical.channel.core import Channel
     from physical.config import ChannelConfig
     from physical.rundir import read_image, write_json
 
@@ -87,7 +87,7 @@ def colour(out: Path) -> None:
 
 
 def _cfg(root: Path, name: str, channel: dict, seed: int, images: str, limit: int, eps: list, photos: int):
-    from physical.checks import from_dict
+    from physical.runs.checks import from_dict
 
     return from_dict({
         "run": {"name": name, "output": str(root), "seed": seed, "device": "cpu"},
@@ -100,7 +100,7 @@ def _cfg(root: Path, name: str, channel: dict, seed: int, images: str, limit: in
 
 
 def _figures(root: Path, name: str, cfg, model) -> dict:
-    from physical.calibrate.predict import channel_figures
+    from physical.runs.chart_prediction import channel_figures
     from physical.rundir import RunDir
 
     shutil.copytree(root / "base", root / name)
@@ -110,12 +110,12 @@ def _figures(root: Path, name: str, cfg, model) -> dict:
 
 def destruction(out: Path, images: str, limit: int, eps: list, photos: int) -> None:
     from physical.calibrate.colour import fit_colour
-    from physical.calibrate.target_photos import simulate_target_photos
+    from physical.sim.target_photos import simulate_target_photos
     from physical.calibrate.targets import write_targets
-    from physical.channel import Channel
+    from physical.channel.core import Channel
     from physical.config import ChannelConfig
     from physical.models import load_model
-    from physical.pipeline import run_pipeline
+    from physical.runs.pipeline import run_pipeline
     from physical.rundir import read_image, write_json
 
     t0 = time.time()
@@ -145,9 +145,9 @@ def destruction(out: Path, images: str, limit: int, eps: list, photos: int) -> N
 def cost(out: Path, images: int = 2, draws: int = 8, repeats: int = 12) -> None:
     import torch
 
-    from physical.calibrate.files import colour_document
-    from physical.calibrate.tables import kernel_table
-    from physical.channel import Channel
+    from physical.channel.files import colour_document
+    from physical.channel.tables import kernel_table
+    from physical.channel.core import Channel
     from physical.config import ChannelConfig
     from physical.rundir import write_json
 

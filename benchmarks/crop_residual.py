@@ -49,7 +49,7 @@ def linear_fit(digital: np.ndarray, crop: np.ndarray) -> np.ndarray:
 
 def cells(out: Path, groups: list[int], rounds: int) -> list[dict]:
     """Every clean cell both runs of a pair hold: label, image, run, digital, measured and predicted crops."""
-    from physical.classify import load_records
+    from physical.stages.classify import load_records
     from physical.rundir import RunDir
     from physical.runfiles import load_layout
 
@@ -107,7 +107,7 @@ def locked(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 def main() -> None:
     from physical.models import load_model
-    from physical.stats import wilson
+    from physical.measure.stats import wilson
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("out", type=Path, help="benchmarks/fidelity.py's --out folder")

@@ -43,7 +43,7 @@ def _radial(a: np.ndarray) -> np.ndarray:
 
 
 def spectra(runs: list[Path]) -> dict:
-    from physical.classify import load_records
+    from physical.stages.classify import load_records
     from physical.rundir import RunDir
     from physical.runfiles import load_layout
 

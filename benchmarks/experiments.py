@@ -25,10 +25,10 @@ import torch
 
 def build_run(root: Path, n_images: int, source: str, device: str, batch: int):
     import physical.experiments  # noqa: F401
-    from physical.classify import classify_stage
+    from physical.stages.classify import classify_stage
     from physical.config import to_dict
-    from physical.checks import from_dict
-    from physical.generate import generate_stage
+    from physical.runs.checks import from_dict
+    from physical.stages.generate import generate_stage
     from physical.rundir import RunDir
 
     data = {"run": {"name": f"bench{n_images}", "output": str(root), "device": device, "batch_size": batch},
@@ -45,7 +45,7 @@ def build_run(root: Path, n_images: int, source: str, device: str, batch: int):
 
 
 def experiment_cfg(data: dict, strengths: int, targets: int):
-    from physical.checks import from_dict
+    from physical.runs.checks import from_dict
 
     sweeps = {"blur": [1.0, 2.0][:strengths], "jpeg": [70, 30][:strengths], "noise": [0.02, 0.05][:strengths]}
     models = ["efficientnet_lite1"][: targets - 1]
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from physical.experiments.stage import experiments_stage
+    from physical.stages.experiments import experiments_stage
     from physical.models import load_model
     from physical.rundir import read_json
 

@@ -38,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import IMAGENET_100, setup  # noqa: E402
 import indepsim  # noqa: E402
-from physical.stats import mcnemar, wilson  # noqa: E402
+from physical.measure.stats import mcnemar, wilson  # noqa: E402
 
 ATTACKS = [{"name": "fgsm", "eps": [8, 16]}, {"name": "bim", "eps": [8, 16]}, {"name": "ill", "eps": [8, 16]},
            {"name": "bim", "eps": [16], "eot": {"samples": 8}}]
@@ -50,7 +50,7 @@ OLD_DEFAULTS = dict(rotation_deg=180.0, tilt=0.12, scale=[0.7, 0.95], translate=
 
 
 def config(root: Path, name: str, images: str, limit: int, capture: dict, attacks=None, seed: int = 0):
-    from physical.checks import from_dict
+    from physical.runs.checks import from_dict
 
     return from_dict({
         "run": {"name": name, "output": str(root), "seed": seed, "device": "cpu"},
@@ -140,8 +140,8 @@ def bootstrap(each: dict, other: dict | None = None, seed: int = 0) -> tuple[flo
 def figures(run_root: Path) -> dict:
     """Per attack label: destruction {k, n, each: {image: destroyed}}; and photo-clean /
     digital-clean top-1 {k, n, each}."""
-    from physical.classify import load_records
-    from physical.metrics import correct
+    from physical.stages.classify import load_records
+    from physical.measure.metrics import correct
     from physical.rundir import RunDir
 
     recs = load_records(RunDir(run_root))
@@ -166,7 +166,7 @@ def figures(run_root: Path) -> dict:
 
 
 def capture_and_classify(out: Path, name: str, cfg, base: str = "base") -> dict:
-    from physical.pipeline import run_pipeline
+    from physical.runs.pipeline import run_pipeline
 
     if (out / name / "classify" / "predictions.json").is_file():  # kept by --reuse
         return figures(out / name)
@@ -182,7 +182,7 @@ def simulated_photos(base: Path, where: Path, cfg) -> Path:
     """Photos of `base`'s printed sheets through physical's simulator with `cfg`'s capture channel
     (kept when complete: --reuse)."""
     from physical.rundir import RunDir
-    from physical.simulate import simulate_stage
+    from physical.sim.print_camera import simulate_stage
 
     photos, done = where / "capture" / "photos", where / "capture" / "simulated.json"
     if not done.is_file() or "seed" not in json.loads(done.read_text()):  # the final file has the seed
@@ -217,7 +217,7 @@ def main() -> None:
                    "the photos, the rows already classified) and add what is missing")
     a = p.parse_args()
     setup()
-    from physical.pipeline import run_pipeline
+    from physical.runs.pipeline import run_pipeline
 
     if a.no_eot:
         del ATTACKS[-1]
@@ -304,10 +304,10 @@ def survival(runs: list, labels: list[str], draws: int) -> None:
     """Predicted survival (the report's `survival` section, K draws of the calibrated channel)
     against what the independent simulator's photos showed, per attack: Brier score next to a
     forecaster that knows only the observed survival rate."""
-    from physical.classify import load_records
+    from physical.stages.classify import load_records
     from physical.rundir import RunDir
-    from physical.stats import brier
-    from physical.survival import predict_items, works
+    from physical.measure.stats import brier
+    from physical.measure.survival import predict_items, works
 
     recs, pred, t = [], [], time.time()
     for root, cfg in runs:  # (a measured run, the calibrated config) per print group

@@ -48,8 +48,8 @@ def make_frames(tmp: Path, n_poses: int) -> tuple[list[bytes], Path]:
 
     from physical.capture.replay import encode_jpegs
     from physical.capture.simulated_stream import SimulatedSource
-    from physical.cli import main
-    from physical.checks import load_config
+    from physical.cli.main import main
+    from physical.runs.checks import load_config
 
     cfg_path = tmp / "bench.yaml"
     cfg_path.write_text(yaml.safe_dump({

@@ -35,8 +35,8 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/physical-predict")
     a = ap.parse_args()
     setup(a.threads)
-    from physical.checks import from_dict
-    from physical.pipeline import run_pipeline
+    from physical.runs.checks import from_dict
+    from physical.runs.pipeline import run_pipeline
     from physical.rundir import read_json
 
     src = IMAGENET_100.resolve()

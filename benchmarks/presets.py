@@ -17,11 +17,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import IMAGENET_100, setup  # noqa: E402
 from fidelity import figures  # noqa: E402
-from physical.stats import wilson  # noqa: E402
+from physical.measure.stats import wilson  # noqa: E402
 
 
 def config(root: Path, name: str, images: str, limit: int, preset: str):
-    from physical.checks import from_dict
+    from physical.runs.checks import from_dict
 
     return from_dict({
         "run": {"name": name, "output": str(root), "seed": 0, "device": "cpu"},
@@ -38,7 +38,7 @@ def main() -> None:
     p.add_argument("--out", default="/tmp/physical-presets")
     a = p.parse_args()
     setup()
-    from physical.pipeline import run_pipeline
+    from physical.runs.pipeline import run_pipeline
 
     out = Path(a.out)
     shutil.rmtree(out, ignore_errors=True)

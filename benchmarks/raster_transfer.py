@@ -3,7 +3,7 @@
 The simulated capture rasterizes the run's PDF (pdfium) at ``capture.dpi`` (by default the photo's
 own resolution on the page) before the channel. This renders page 1 of a run's sheets at several
 resolutions, directly (pdfium resamples the images to the raster) and as the simulator does it
-(printed at 600 dpi and area-averaged to the raster, `physical.simulate.printed_pages`), cuts every cell out, area-averages it back to the image's own pixels and measures the
+(printed at 600 dpi and area-averaged to the raster, `physical.sim.print_camera.printed_pages`), cuts every cell out, area-averages it back to the image's own pixels and measures the
 transfer against the digital image (cross-spectrum over its power) in bands of cycles per image
 pixel: 1 everywhere would be a raster that keeps all of the image.
 
@@ -34,7 +34,7 @@ def transfer(digital: np.ndarray, crop: np.ndarray) -> np.ndarray:
 def main() -> None:
     from physical.rundir import RunDir, read_image
     from physical.runfiles import load_layout
-    from physical.simulate import printed_pages, rasterize_pdf
+    from physical.sim.print_camera import printed_pages, rasterize_pdf
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run", type=Path)

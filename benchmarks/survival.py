@@ -36,7 +36,8 @@ def _augmented_samples(folder: Path, n: int) -> None:
     """scikit-image's few photos, flipped and cropped, as a folder of n unlabelled images."""
     import cv2
 
-    from physical.images import load_images
+    from physical.channel.build import crop_view
+    from physical.data.images import load_images
 
     folder.mkdir(parents=True, exist_ok=True)
     imgs = load_images("samples", 0)
@@ -75,13 +76,13 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     setup(a.threads)
 
-    from physical.attacks.eot import CropChannel
-    from physical.channel import Channel
-    from physical.classify import load_records
-    from physical.checks import from_dict
-    from physical.generate import load_index
+    from physical.channel.crop import CropChannel
+    from physical.channel.core import Channel
+    from physical.stages.classify import load_records
+    from physical.runs.checks import from_dict
+    from physical.runfiles import load_index
     from physical.models import load_model
-    from physical.pipeline import run_pipeline
+    from physical.runs.pipeline import run_pipeline
     from physical.rundir import read_image
 
     out = Path(a.out)
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
         adv = np.stack([read_image(run.root / items[r["key"]]["adv"]) for r in recs])
         x = torch.from_numpy(adv).permute(0, 3, 1, 2).float().div(255).to(a.device)
         eot = attack_cfg["eot-bim"].eot
-        view = CropChannel.from_config(channel, eot, cfg)
+        view = crop_view(cfg, eot, channel)
         k = a.draws
         photo = []
         with torch.no_grad():

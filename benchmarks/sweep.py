@@ -37,7 +37,7 @@ def image_folder(n: int, root: Path) -> Path:
     and shifted crops, so that no two files are the same."""
     import cv2
 
-    from physical.images import load_images
+    from physical.data.images import load_images
 
     src = IMAGENET_100.resolve()
     imgs = load_images(str(src), 0) if src.is_dir() else load_images("samples", 0)

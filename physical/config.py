@@ -17,11 +17,11 @@ from typing import Literal, Optional, Union
 
 import yaml
 
-from .log import warn
-from .presets import PRESETS, fill_from_preset
+from physical.log import warn
+from physical.presets import PRESETS, fill_from_preset
 
 
-from .errors import ConfigError, UserError  # noqa: F401  (re-exported: UserError is the base of every error the user can fix)
+from physical.errors import ConfigError, UserError  # noqa: F401  (re-exported: UserError is the base of every error the user can fix)
 
 
 def rng(lo=None, hi=None, *, default=dataclasses.MISSING, default_factory=dataclasses.MISSING, doc=""):

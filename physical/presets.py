@@ -1,7 +1,7 @@
 """Named print-and-camera channels (``capture.channel.preset``): the ranges a channel starts from.
 
 A value given in ``capture.channel`` replaces the preset's; a colour calibration
-(``capture.channel.calibration``) replaces what it measured (see :mod:`physical.channel`).
+(``capture.channel.calibration``) replaces what it measured (see :mod:`physical.channel.core`).
 ``frame`` is the simulated photo's (W, H) unless ``capture.frame`` is given. Ranges are drawn
 uniformly. Figures behind the ``phone`` default:
 

@@ -15,7 +15,7 @@ Layout of one run (``<output>/<name>/``)::
 Every write goes to a temporary file in the same folder (``.partial-*``) and is renamed into place,
 so an interrupted run never leaves a half-written file that a later stage would trust; the next run
 removes the temporary files an interrupted one left. A stage is marked done in the manifest only
-after all its outputs are written, with the digest of every output file (see physical.runner).
+after all its outputs are written, with the digest of every output file (see physical.runs.runner).
 One process writes a run directory at a time: ``run.lock`` names the holder (`RunLock`).
 
 ``PHYSICAL_FAULT_AT=N`` (tests) makes the process SIGKILL itself at its N-th durable write, after the
@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import tempfile
 import time
 import warnings
@@ -38,14 +37,52 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 import yaml
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import UserError
+from physical.errors import UserError
 
-STAGES = ["generate", "print", "capture", "align", "classify", "experiments", "report"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the pipeline, declared once: the runner, the run directory, torchrun's sharding,
+    the command line and ARCHITECTURE.md all read this table.
+
+    The function ``module:function`` is ``(run, cfg[, device]) -> summary``; it writes under
+    ``<run>/<name>/`` only (``outputs``), with this module's atomic writers. It is looked up when the
+    stage runs, so a test or a plug-in that puts another function in its module's place runs that one.
+    """
+    name: str
+    module: str
+    function: str
+    sections: tuple[str, ...]  # the config sections it reads: a change there makes it stale
+    sharded: bool = False  # every rank of a torchrun job runs it on its share of the images
+    takes_device: bool = False  # called with the run's device as a third argument
+
+    @property
+    def outputs(self) -> str:
+        return self.name
+
+
+PIPELINE = (
+    Stage("generate", "physical.stages.generate", "generate_stage",
+          ("models", "images", "attacks", "run.seed", "run.precision"), sharded=True, takes_device=True),
+    Stage("print", "physical.stages.printing", "print_stage", ("sheet",)),
+    Stage("capture", "physical.stages.capture", "capture_stage", ("capture",)),
+    Stage("align", "physical.stages.align", "align_stage", ("align",)),
+    Stage("classify", "physical.stages.classify", "classify_stage", ("classify", "run.precision"),
+          sharded=True, takes_device=True),
+    Stage("experiments", "physical.stages.experiments", "experiments_stage", ("experiments",),
+          sharded=True, takes_device=True),
+    Stage("report", "physical.stages.report", "report_stage", ("report",), takes_device=True),
+)
+STAGES = [s.name for s in PIPELINE]
+STAGE = {s.name: s for s in PIPELINE}
 TEMP_PREFIX = ".partial-"
 
 
@@ -61,7 +98,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-_DISCARD = {"on": False}  # a rank other than 0 running a stage whose files rank 0 writes (physical.distributed)
+_DISCARD = {"on": False}  # a rank other than 0 running a stage whose files rank 0 writes (physical.runs.distributed)
 
 
 @contextmanager
@@ -387,7 +424,7 @@ class RunDir:
         self._update(fn)
 
     def record(self, stage: str, entry: dict) -> None:
-        """Replace a stage's status with `entry` (a finished stage: see physical.runner) and clear its attempt."""
+        """Replace a stage's status with `entry` (a finished stage: see physical.runs.runner) and clear its attempt."""
         def fn(m):
             m.setdefault("stages", {})[stage] = {**entry, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
             m.get("attempts", {}).pop(stage, None)
@@ -400,72 +437,3 @@ class RunDir:
             m.setdefault("attempts", {})[stage] = {"state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}
 
         self._update(fn)
-
-
-# ----------------------------------------------------------------------------------------------
-# one writer per run directory
-
-
-class RunLocked(UserError):
-    """Another process holds the run directory."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
-class RunLock:
-    """``run.lock`` in a run directory: holder pid, host and start time. A second writer is refused,
-    naming the holder; a lock whose process is gone (same host) is taken over and `taken_over` says
-    whose it was. Use as a context manager."""
-
-    def __init__(self, root: Path, command: str = ""):
-        self.path = Path(root) / "run.lock"
-        self.command = command
-        self.taken_over: dict | None = None
-
-    def _holder(self) -> dict:
-        try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def acquire(self) -> "RunLock":
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-              "command": self.command}
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_UMASK)
-            except FileExistsError:
-                h = self._holder()
-                same_host = h.get("host") == me["host"]
-                if isinstance(h.get("pid"), int) and (not same_host or _alive(h["pid"])):
-                    raise RunLocked(f"{self.path.parent}: in use by pid {h['pid']} on {h.get('host')} since "
-                                    f"{h.get('started')} ({h.get('command') or 'physical'}); wait for it to finish, "
-                                    f"or remove {self.path} if that process is gone") from None
-                if not h and time.time() - self.path.stat().st_mtime < 5:
-                    time.sleep(0.2)  # a lock being written this moment
-                    continue
-                self.taken_over = h or {"pid": None}
-                self.path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            return self
-        raise RunLocked(f"{self.path}: could not take the run's lock; remove it if no physical command is running")
-
-    def release(self) -> None:
-        if self._holder().get("pid") == os.getpid():
-            self.path.unlink(missing_ok=True)
-
-    def __enter__(self) -> "RunLock":
-        return self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()

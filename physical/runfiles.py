@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .rundir import RunDir, read_json, write_json
-from .sheets.layout import Layout
+import numpy as np
+
+from physical.rundir import RunDir, read_image, read_json, write_json
+from physical.sheets.layout import Layout
 
 INDEX = "generate/index.json"
 LAYOUT = "print/layout.json"
@@ -174,3 +176,8 @@ def load_predictions(run: RunDir) -> Predictions:
 
 def save_predictions(run: RunDir, predictions: Predictions) -> Path:
     return write_json(path(run, PREDICTIONS), predictions.to_json())
+
+
+def load_item_images(run: RunDir, items: list[dict], role: str) -> np.ndarray:
+    """The 8-bit images of `role` ('clean' or 'adv') of items, as uint8 NHWC."""
+    return np.stack([read_image(run.root / it[role]) for it in items])

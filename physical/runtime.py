@@ -23,7 +23,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .log import say
+from physical.log import say
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 INT_MAX = 2**31 - 1  # mallopt's value is a C int: 1 << 40 would arrive as 0, i.e. trim on every free

@@ -21,7 +21,7 @@ def sample_batch(lite0):
     """Four scikit-image photos at Lite0's input size, as [0,1] tensors, with labels (true or top-1)."""
     import numpy as np
 
-    from physical.images import load_images
+    from physical.data.images import load_images
     from physical.models import predict, preprocess, to_tensor
 
     imgs = load_images("samples", 4)

@@ -19,7 +19,7 @@ EXPERIMENTS = {
 
 def config(root: Path, experiments=None, **over):
     import physical.experiments  # noqa: F401  (registers the section)
-    from physical.checks import from_dict
+    from physical.runs.checks import from_dict
 
     data = {"run": {"name": "tiny", "output": str(root), "batch_size": 8}, "images": {"limit": 2},
             "attacks": [{"name": "bim", "eps": [4], "steps": 2, "alpha": 2}],
@@ -30,7 +30,7 @@ def config(root: Path, experiments=None, **over):
 
 def fake_photos(run) -> None:
     """align/crops.json with every cell 'photographed' (a JPEG at quality 60 of its digital image)."""
-    from physical.generate import load_index
+    from physical.runfiles import load_index
     from physical.rundir import read_image, write_image, write_json
 
     crops = []
@@ -50,11 +50,11 @@ def fake_photos(run) -> None:
 
 def tiny_run(root: Path):
     """(run, cfg) with generate, (fake) align, classify, experiments and report done."""
-    from physical.classify import classify_stage
+    from physical.stages.classify import classify_stage
     from physical.config import to_dict
-    from physical.experiments.stage import experiments_stage
-    from physical.generate import generate_stage
-    from physical.report import report_stage
+    from physical.stages.experiments import experiments_stage
+    from physical.stages.generate import generate_stage
+    from physical.stages.report import report_stage
     from physical.rundir import RunDir
 
     cfg = config(root)

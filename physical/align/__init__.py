@@ -38,9 +38,8 @@ only that one.
 """
 from __future__ import annotations
 
-from .photo import align_photo
-from .photos import read_photo, undistort
-from .quality import compare, sharpness_of
-from .stage import align_stage, reference_images
+from physical.align.one_photo import align_photo
+from physical.align.photo_files import read_photo, reference_images, undistort
+from physical.align.quality import compare, sharpness_of
 
-__all__ = ["align_photo", "align_stage", "compare", "read_photo", "reference_images", "sharpness_of", "undistort"]
+__all__ = ["align_photo", "compare", "read_photo", "reference_images", "sharpness_of", "undistort"]

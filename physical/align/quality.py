@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..sheets.markers import project
+from physical.sheets.markers import project
 
 INSIDE_GRID = 16  # inside = fraction of a INSIDE_GRID x INSIDE_GRID grid of cell points in the photo
 SHARPNESS_SIGMA = 1.0  # gaussian before the Laplacian of the sharpness figure (tames pixel noise)

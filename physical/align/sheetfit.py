@@ -10,8 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..sheets.layout import TAG_BASE, Layout
-from ..sheets.markers import Marker, find_marker, marker_side_px, project
+from physical.sheets.layout import TAG_BASE, Layout
+from physical.sheets.markers import Marker, find_marker, marker_side_px, project
 
 MIN_SHEET_MARKERS = 1  # lattice markers that start a sheet instance (one that stays alone is dropped)
 

@@ -14,7 +14,7 @@ square     Square Attack (Andriushchenko et al. 2020): score-based, output proba
 =========  ====================================================================================
 
 `uap` and `patch` are *fitted* attacks (`fitted.FittedAttack`): fitted once on some images, applied to
-others (see `physical.fitted`). A family's own parameters are declared in its `params`
+others (see `physical.stages.generate_fitted`). A family's own parameters are declared in its `params`
 ({key: (type, default, lo, hi)}, as `transforms.defences.Defence` does) and written as plain keys of
 the attack entry; a key no family field or parameter knows is a config error.
 
@@ -30,25 +30,25 @@ import hashlib
 from dataclasses import fields
 from pathlib import Path
 
-from ..calibrate.files import load_colour
-from ..calibrate.model import printable_palette
-from ..channel import Channel
-from ..config import AttackConfig, coerce
-from ..errors import ConfigError
-from ..models import class_index
-from .base import Attack
-from .labels import AttackLabel
-from .bim import BIM
-from .difgsm import DIFGSM
-from .eot import CropChannel
-from .fgsm import FGSM
-from .ill import IterativeLeastLikely
-from .mifgsm import MIFGSM
-from .patch import Patch
-from .pgd import PGD
-from .square import Square
-from .tifgsm import TIFGSM
-from .uap import UAP
+from physical.channel.build import crop_view
+from physical.channel.files import load_colour
+from physical.channel.colour import printable_palette
+from physical.channel.core import Channel
+from physical.config import AttackConfig, coerce
+from physical.errors import ConfigError
+from physical.models import class_index
+from physical.attacks.base import Attack
+from physical.attacks.labels import AttackLabel
+from physical.attacks.bim import BIM
+from physical.attacks.difgsm import DIFGSM
+from physical.attacks.fgsm import FGSM
+from physical.attacks.ill import IterativeLeastLikely
+from physical.attacks.mifgsm import MIFGSM
+from physical.attacks.patch import Patch
+from physical.attacks.pgd import PGD
+from physical.attacks.square import Square
+from physical.attacks.tifgsm import TIFGSM
+from physical.attacks.uap import UAP
 
 ATTACKS: dict[str, type[Attack]] = {
     "fgsm": FGSM,
@@ -149,10 +149,8 @@ def make_attack(a: AttackConfig, model, eps: float, channel=None, seed: int = 0,
     EOT view of it); a plain Channel is viewed through `eot.CropChannel` (cell_px from `cfg`)."""
     cls = ATTACKS[canonical(a.name)]
     if a.eot is not None:
-        if channel is None:
-            channel = Channel(cfg.capture.channel if cfg is not None else None)
-        if isinstance(channel, Channel):
-            channel = CropChannel.from_config(channel, a.eot, cfg)
+        if channel is None or isinstance(channel, Channel):
+            channel = crop_view(cfg, a.eot, channel)
     palette = None
     if a.printability > 0:  # the config check made sure a colour calibration is there
         path = Path(cfg.capture.channel.calibration)

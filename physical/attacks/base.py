@@ -47,11 +47,11 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from ..calibrate.model import non_printability
-from ..errors import ConfigError
-from ..runtime import TRANSIENT, budget_is_set, chunk_size, memory_budget, saved_bytes, too_small
-from ..transforms.ops import seed_of
-from .tv import total_variation
+from physical.channel.colour import non_printability
+from physical.errors import ConfigError
+from physical.runtime import TRANSIENT, budget_is_set, chunk_size, memory_budget, saved_bytes, too_small
+from physical.transforms.ops import seed_of
+from physical.attacks.tv import total_variation
 
 
 class Attack:

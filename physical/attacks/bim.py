@@ -2,7 +2,7 @@
 the eps ball after every step, min(eps + 4, 1.25 eps) steps unless configured."""
 from __future__ import annotations
 
-from .base import Attack
+from physical.attacks.base import Attack
 
 
 class BIM(Attack):

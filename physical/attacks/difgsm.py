@@ -10,8 +10,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from .mifgsm import MIFGSM
+from physical.errors import ConfigError
+from physical.attacks.mifgsm import MIFGSM
 
 
 class DIFGSM(MIFGSM):

@@ -1,7 +1,7 @@
 """The fast method (FGSM, Goodfellow et al. 2015): one step of size eps along the gradient's sign."""
 from __future__ import annotations
 
-from .base import Attack
+from physical.attacks.base import Attack
 
 
 class FGSM(Attack):

@@ -7,7 +7,7 @@ is a control of the same size (random signs, a noise patch), applied the same wa
 what any perturbation of that size does, the baseline the artifact is measured against. `perturb`
 (fit, then apply to the same images) keeps a fitted attack usable wherever an ordinary one is.
 
-The generate stage (`physical.fitted`) splits the run's images into fit and unseen ones (the `fit`
+The generate stage (`physical.stages.generate_fitted`) splits the run's images into fit and unseen ones (the `fit`
 fraction, or a separate `fit_source`), stores the artifact in the run directory and writes the
 adversarial and the control images of every image.
 
@@ -22,8 +22,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from .base import Attack
+from physical.errors import ConfigError
+from physical.attacks.base import Attack
 
 FIT_PARAMS = {
     "fit": (float, 0.5, 0.0, 1.0),  # fraction of the run's images the artifact is fitted on; the rest are unseen

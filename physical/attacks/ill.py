@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack
+from physical.attacks.base import Attack
 
 
 class IterativeLeastLikely(Attack):

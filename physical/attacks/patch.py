@@ -41,8 +41,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from .fitted import FIT_PARAMS, FittedAttack, augment
+from physical.errors import ConfigError
+from physical.attacks.fitted import FIT_PARAMS, FittedAttack, augment
 
 TOASTER = 859
 

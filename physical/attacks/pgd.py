@@ -6,7 +6,7 @@ from typing import Optional
 
 import torch
 
-from .base import Attack
+from physical.attacks.base import Attack
 
 
 class PGD(Attack):

@@ -20,8 +20,8 @@ import math
 
 import torch
 
-from ..errors import ConfigError
-from .base import Attack
+from physical.errors import ConfigError
+from physical.attacks.base import Attack
 
 # the paper's schedule: p halves at these iterations (of a 10,000-query budget; rescaled to the budget)
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)

@@ -10,8 +10,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from .difgsm import DIFGSM
+from physical.errors import ConfigError
+from physical.attacks.difgsm import DIFGSM
 
 
 def gaussian_kernel(size: int, nsig: float = 3.0) -> torch.Tensor:

@@ -24,7 +24,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .fitted import FIT_PARAMS, FittedAttack, augment
+from physical.attacks.fitted import FIT_PARAMS, FittedAttack, augment
 
 
 class UAP(FittedAttack):

@@ -15,7 +15,7 @@ a printed run, pooled over every photo), :mod:`.cli`.
 """
 from __future__ import annotations
 
-from .files import CalibrationError, load_camera, load_colour
+from physical.channel.files import CalibrationError, load_camera, load_colour
 
 
 __all__ = ["CalibrationError", "load_camera", "load_colour"]

@@ -21,9 +21,9 @@ from typing import Iterable, Optional
 import cv2
 import numpy as np
 
-from ..sheets.markers import detector_parameters
-from .files import CAMERA_KIND, VERSION, CalibrationError
-from .targets import DICTIONARY, BoardSpec
+from physical.sheets.markers import detector_parameters
+from physical.channel.files import CAMERA_KIND, VERSION, CalibrationError
+from physical.calibrate.targets import DICTIONARY, BoardSpec
 
 MIN_CORNERS = 6  # ChArUco corners in one view
 MIN_VIEWS = 10

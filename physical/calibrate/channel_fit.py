@@ -26,9 +26,9 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..log import say
-from .files import CalibrationError
-from .model import srgb_decode
+from physical.log import say
+from physical.channel.files import CalibrationError
+from physical.channel.colour import srgb_decode
 
 SCALE_SPREAD = 1.6  # photos whose px/mm differ more than this factor were not taken like one another
 A4_LONG_MM = 297.0  # the chart's page; the channel's tilt is relative to half its long side

@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import torch
 
-from ..sheets.markers import detect_markers, detector_parameters, project, sharpen
-from .model import srgb_decode
-from .texture import patch_spectra
-from .targets import (
+from physical.sheets.markers import detect_markers, detector_parameters, project, sharpen
+from physical.channel.colour import srgb_decode
+from physical.channel.texture import patch_spectra
+from physical.calibrate.targets import (
     CHART_ID0, GRID, aruco_dictionary, chart_markers, edge_square, grid_size_mm, patch_quad, white_points,
 )
 

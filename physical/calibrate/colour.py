@@ -22,7 +22,7 @@ Per photo (:func:`measure_chart`):
 
 Then (:func:`fit_colour`): the patches seen (mean over photos) are split into a training set and a
 held-out set (HOLDOUT of the patches, never the cube's corners or the grey ramp's ends, which
-bound the gamut); the model of :mod:`physical.calibrate.model` is fitted on the training set
+bound the gamut); the model of :mod:`physical.channel.colour` is fitted on the training set
 (least squares in linear light to start, then L-BFGS on the mean CIELAB distance with a smoothness
 penalty on the curves) and scored on the held-out set in CIEDE2000; the residual table (model.py)
 fitted on the training set is kept only if it lowers that score; the model that is saved is
@@ -41,14 +41,14 @@ import torch
 from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-from ..log import say
-from .channel_fit import measured_channel
-from .chart import NOISE_MARGIN_PX, ChartPhoto, measure_chart, normalised_patches  # noqa: F401  (measure_chart: public here too)
-from .files import CalibrationError, colour_document
-from .model import ColourModel, srgb_decode, srgb_encode
-from .tables import kernel_table
-from .texture import SIZE as TEXTURE_PX, rgb_std
-from .targets import CHART_VERSION, GRID, chart_colours, grid_size_mm
+from physical.log import say
+from physical.calibrate.channel_fit import measured_channel
+from physical.calibrate.chart import NOISE_MARGIN_PX, ChartPhoto, measure_chart, normalised_patches  # noqa: F401  (measure_chart: public here too)
+from physical.channel.files import CalibrationError, colour_document
+from physical.channel.colour import ColourModel, srgb_decode, srgb_encode
+from physical.channel.tables import kernel_table
+from physical.channel.texture import SIZE as TEXTURE_PX, rgb_std
+from physical.calibrate.targets import CHART_VERSION, GRID, chart_colours, grid_size_mm
 
 HOLDOUT = 0.2
 KNOTS = 12

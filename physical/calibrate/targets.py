@@ -29,15 +29,13 @@ import cv2
 import numpy as np
 from reportlab.pdfgen import canvas
 
-from ..rundir import write_bytes
-from ..sheets.layout import PAPERS_MM
+from physical.channel.chart import GRID, chart_colours  # noqa: F401  (chart_colours: part of the targets' interface)
+from physical.rundir import write_bytes
+from physical.sheets.layout import PAPERS_MM
 
 DICTIONARY = "DICT_4X4_250"
 CHART_VERSION = 1
 CHART_ID0 = 200  # chart marker ids: CHART_ID0 .. CHART_ID0 + 9
-CUBE_LEVELS = 5
-GREY_STEPS = 19
-GRID = 12  # patches per row and column
 PITCH_MM = 13.5
 GAP_MM = 3.0
 PATCH_MM = PITCH_MM - GAP_MM
@@ -48,7 +46,6 @@ EDGE_DEG = 5.0
 EDGE_BAND_MM = 36.0  # height of the band below the markers under the grid: the edge target
 CAPTION_MM = 16.0
 MARGIN_MM = 10.0
-SHUFFLE_SEED = 7
 
 
 @lru_cache(maxsize=1)
@@ -130,17 +127,6 @@ def _black_squares(spec: BoardSpec) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------------
 # the colour chart
-
-
-def chart_colours() -> np.ndarray:
-    """(144, 3) uint8 patch colours in slot order (row-major over the 12 x 12 grid)."""
-    lv = np.round(np.linspace(0, 255, CUBE_LEVELS)).astype(int)
-    cube = np.array([(r, g, b) for r in lv for g in lv for b in lv])
-    grey = np.round(np.linspace(0, 255, GREY_STEPS)).astype(int)
-    colours = np.concatenate([cube, np.repeat(grey[:, None], 3, 1)])
-    assert len(colours) == GRID * GRID
-    order = np.random.default_rng(SHUFFLE_SEED).permutation(len(colours))
-    return colours[order].astype(np.uint8)
 
 
 def patch_rect(slot: int) -> tuple[float, float, float, float]:

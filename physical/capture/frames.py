@@ -9,7 +9,7 @@ from typing import Iterator, Optional
 import cv2
 import numpy as np
 
-from ..errors import UserError
+from physical.errors import UserError
 
 
 class CaptureError(UserError, RuntimeError):

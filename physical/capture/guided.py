@@ -36,14 +36,14 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
-from ..log import say
-from ..rundir import RunDir, read_json, write_image, write_json
-from ..sheets.markers import Marker
-from .keep import set_aside_photos
-from . import draw
-from .view import (PREBLUR_SIGMA, PrintedRun, SheetView, align_frame, find_markers, fit_sheet,  # noqa: F401
+from physical.log import say
+from physical.rundir import RunDir, read_json, write_image, write_json
+from physical.sheets.markers import Marker
+from physical.capture.keep import set_aside_photos
+from physical.capture import draw
+from physical.capture.view import (PREBLUR_SIGMA, PrintedRun, SheetView, align_frame, find_markers, fit_sheet,  # noqa: F401
                    refined, sheet_sharpness, sheets_in_view)
-from .sources import CaptureError, FrameSource, Grabber, SourceSpec, StreamLost, open_source, parse_source
+from physical.capture.sources import CaptureError, FrameSource, Grabber, SourceSpec, StreamLost, open_source, parse_source
 
 
 GUIDED_JSON = "capture/guided.json"

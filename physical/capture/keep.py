@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from ..log import say
-from ..rundir import RunDir, file_digest, read_json
+from physical.log import say
+from physical.rundir import RunDir, file_digest, read_json
 
 
 def _simulated(run: RunDir) -> set[str]:

@@ -19,9 +19,9 @@ from typing import Callable, Iterable, Union
 
 import numpy as np
 
-from .. import mjpeg
-from ..log import say
-from .sources import CaptureError, open_source, parse_source
+from physical.capture import mjpeg
+from physical.log import say
+from physical.capture.sources import CaptureError, open_source, parse_source
 
 Frames = Union[list[bytes], Callable[[], Iterable[bytes]]]
 

@@ -1,7 +1,7 @@
 """A simulated camera filming printed sheets: a frame source for dry runs, demos and tests.
 
 Each sheet of a run's PDF is seen from `poses` viewpoints. A viewpoint is one draw of the
-print-and-camera channel (:class:`physical.channel.Channel`: printer, rotation, tilt, scale, light,
+print-and-camera channel (:class:`physical.channel.core.Channel`: printer, rotation, tilt, scale, light,
 blur, sensor noise) rendered once; the frames around it are made from that rendering the way a
 hand-held camera makes them, cheaply enough for a 30 fps stream:
 
@@ -25,12 +25,12 @@ import cv2
 import numpy as np
 import torch
 
-from .. import runfiles
-from ..channel import Channel
-from ..config import Config
-from ..rundir import RunDir
-from ..simulate import desk, printed_pages
-from .frames import FrameSource, Pacer
+from physical import runfiles
+from physical.channel.build import build_channel
+from physical.config import Config
+from physical.rundir import RunDir
+from physical.sim.print_camera import desk, printed_pages
+from physical.capture.frames import FrameSource, Pacer
 
 MM_PER_INCH = 25.4
 
@@ -98,7 +98,7 @@ class SimulatedSource(FrameSource):
             sheet_index, _ = self._poses[k]
             page = self.pages[sheet_index]
             g = torch.Generator().manual_seed(self.seed * 7919 + k)
-            channel = Channel(self.channel_cfg)
+            channel = build_channel(self.channel_cfg)
             params = channel.sample(1, generator=g)
             x = torch.from_numpy(page).permute(2, 0, 1)[None].float().div_(255)
             with torch.no_grad():

@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from ..config import CameraConfig
-from ..log import say, warn
-from .frames import CaptureError, FrameSource, Pacer, StreamLost, quiet_opencv
+from physical.config import CameraConfig
+from physical.log import say, warn
+from physical.capture.frames import CaptureError, FrameSource, Pacer, StreamLost, quiet_opencv
 
 WEBCAM_PROBE = range(10)  # indices tried when the requested camera does not open
 

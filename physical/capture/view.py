@@ -10,11 +10,11 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ..align import align_photo, reference_images
-from .. import runfiles
-from ..rundir import RunDir
-from ..sheets.layout import Layout
-from ..sheets.markers import Marker, detect_all, marker_side_px, refine
+from physical.align import align_photo, reference_images
+from physical import runfiles
+from physical.rundir import RunDir
+from physical.sheets.layout import Layout
+from physical.sheets.markers import Marker, detect_all, marker_side_px, refine
 
 PREBLUR_SIGMA = 0.8  # the Gaussian before the Laplacian of the sheet sharpness
 

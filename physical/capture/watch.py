@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..align import align_photo, read_photo
-from ..log import say
-from ..rundir import RunDir, atomic_path
-from . import clear_photos
-from .frames import CaptureError
-from .guided import PrintedRun
-from .sources import HEIC_SUFFIXES, IMAGE_SUFFIXES
+from physical.align import align_photo, read_photo
+from physical.log import say
+from physical.rundir import RunDir, atomic_path
+from physical.capture.folder import clear_photos
+from physical.capture.frames import CaptureError
+from physical.capture.guided import PrintedRun
+from physical.capture.sources import HEIC_SUFFIXES, IMAGE_SUFFIXES
 
 POLL_S = 0.5  # how often the folder is looked at
 

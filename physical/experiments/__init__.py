@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from .. import models as zoo
-from ..attacks import ATTACKS, canonical, names_attack
-from ..config import build, register_section, rng
-from ..errors import ConfigError
-from ..transforms.artificial import TRANSFORMATIONS, check_name, check_strength
-from ..transforms.defences import check_defence, make_defence
+from physical import models as zoo
+from physical.attacks import ATTACKS, canonical, names_attack
+from physical.config import build, rng
+from physical.errors import ConfigError
+from physical.transforms.artificial import TRANSFORMATIONS, check_name, check_strength
+from physical.transforms.defences import check_defence, make_defence
 
 
 @dataclass
@@ -138,8 +138,6 @@ class ExperimentsConfig:
                 raise ConfigError(f"{path}.attacks[{i}]: {a!r} is neither an attack name nor an attack label "
                                   f"(like bim_eps16); attacks: {', '.join(ATTACKS)}")
 
-
-register_section("experiments", ExperimentsConfig)
 
 
 def section(cfg) -> ExperimentsConfig:

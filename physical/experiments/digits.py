@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..report.experiments import digits_csv, digits_html
-from ..rundir import write_json, write_text
+from physical.report.experiments import digits_csv, digits_html
+from physical.rundir import write_json, write_text
 
 GRID = [round(0.02 * i, 2) for i in range(51)]  # 0 .. 1
 

@@ -33,19 +33,19 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 import torch
 
-from .. import runfiles
-from ..capture.guided import PrintedRun, align_frame
-from ..capture.sources import LatestFrame
-from ..classify import classify_images
-from ..config import AlignConfig, register_section, rng
-from ..errors import ConfigError
-from ..log import say
-from ..models import class_names, preprocess
-from ..rundir import RunDir
-from ..sheets.markers import detect_all
-from ..transforms.defences import Defended, check_defence, make_defence
-from .overlay import annotate, cell_style, cells_now  # noqa: F401  (cell_style: part of live mode's interface)
-from .server import CYCLE, MjpegServer, Recorder
+from physical import runfiles
+from physical.capture.guided import PrintedRun, align_frame
+from physical.capture.sources import LatestFrame
+from physical.models.classify import classify_images
+from physical.config import AlignConfig, rng
+from physical.errors import ConfigError
+from physical.log import say
+from physical.models import class_names, preprocess
+from physical.rundir import RunDir
+from physical.sheets.markers import detect_all
+from physical.transforms.defences import Defended, check_defence, make_defence
+from physical.live.overlay import annotate, cell_style, cells_now  # noqa: F401  (cell_style: part of live mode's interface)
+from physical.live.server import CYCLE, MjpegServer, Recorder
 
 
 @dataclass
@@ -64,8 +64,6 @@ class LiveConfig:
         if self.defence is not None:
             self.defence = check_defence(self.defence, f"{path}.defence")
 
-
-register_section("live", LiveConfig)
 
 
 def parse_defence(text: Optional[str]) -> Optional[dict]:

@@ -7,8 +7,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ..align.sheetfit import sheet_instances
-from ..capture import draw
+from physical.align.sheetfit import sheet_instances
+from physical.capture import draw
 
 TRACK_NEAR = 6  # markers nearest to a cell that place its outline on the displayed frame
 

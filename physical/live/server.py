@@ -12,9 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 import numpy as np
 
-from .. import mjpeg
-from ..capture.sources import LatestFrame
-from ..errors import ConfigError
+from physical.capture import mjpeg
+from physical.capture.sources import LatestFrame
+from physical.errors import ConfigError
 
 CYCLE = [None, "blur", "jpeg", "binarize", "multicrop"]  # the `d` key and the HTML page's switches
 

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ConfigError, UserError
-from ..runtime import TRANSIENT, budget_is_set, chunk_size, memory_budget, saved_bytes, too_small
-from .efficientnet_lite import build, weights_path
+from physical.errors import ConfigError, UserError
+from physical.runtime import TRANSIENT, budget_is_set, chunk_size, memory_budget, saved_bytes, too_small
+from physical.models.efficientnet_lite import build, weights_path
 
 LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 ALIASES = {n.replace("_", "-"): n for n in LITE}

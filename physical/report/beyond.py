@@ -3,7 +3,7 @@
 as HTML blocks. Fields are listed in README.md ("report.json").
 
 Every rate is ``{rate, k, n, ci}``: a fraction, its count, the images it is over, and the 95 % Wilson
-interval (`physical.stats.proportion`, as every rate of the report).
+interval (`physical.measure.stats.proportion`, as every rate of the report).
 
 - *fooling* (universal): top-1 differs from the clean image's top-1; digitally (adversarial against
   clean image) and from photos (photo of the adversarial cell against photo of the clean cell);
@@ -22,11 +22,11 @@ from statistics import mean, median
 
 import numpy as np
 
-from ..attacks.labels import AttackLabel
-from .. import runfiles
-from ..rundir import RunDir, read_image, read_json
-from ..stats import proportion
-from .html import _ENV, data_uri
+from physical.attacks.labels import AttackLabel
+from physical import runfiles
+from physical.rundir import RunDir, read_image, read_json
+from physical.measure.stats import proportion
+from physical.report.html import _ENV, data_uri
 
 SECTIONS = ("universal", "patch", "black_box", "tv")
 

@@ -10,10 +10,10 @@ import csv
 import io
 import json
 
-from ..rundir import RunDir, read_json
-from . import plots
-from .html import _ENV
-from .intervals import add_intervals
+from physical.rundir import RunDir, read_json
+from physical.report import plots
+from physical.report.html import _ENV
+from physical.report.intervals import add_intervals
 
 SECTIONS = ("transformations", "defences", "transfer", "generalisation", "digits")
 

@@ -7,9 +7,9 @@ import cv2
 import jinja2
 import numpy as np
 
-from ..metrics import CONDITIONS
-from .plots import reliability_plot
-from .tables import rate as value
+from physical.measure.metrics import CONDITIONS
+from physical.report.plots import reliability_plot
+from physical.report.tables import rate as value
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("physical.report", "templates"),

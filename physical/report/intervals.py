@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from ..stats import wilson
+from physical.measure.stats import wilson
 
 RATE = re.compile(r"^(?P<base>.+)_top(?P<k>[15])$")
 

@@ -10,8 +10,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..attacks.labels import AttackLabel
-from .tables import rate
+from physical.attacks.labels import AttackLabel
+from physical.report.tables import rate
 
 _STYLE = {"figure.dpi": 100, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "legend.fontsize": 8}
 

@@ -6,7 +6,7 @@ import csv
 import io
 from typing import Optional
 
-from ..metrics import CONDITIONS
+from physical.measure.metrics import CONDITIONS
 
 MEASURES = ("destruction", "physical_success")
 

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from .layout import ARUCO_DICT
+from physical.sheets.layout import ARUCO_DICT
 
 MIN_SIDE_PX = 10.0  # smaller candidates are not looked at (cost grows with noise otherwise)
 SMALL_PX = 32.0  # below this median side, markers are looked for again in a sharpened image ...

@@ -15,10 +15,10 @@ import numpy as np
 from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas
 
-from ..rundir import write_bytes
-from .layout import TAG_BASE
-from .markers import detect_all
-from .pdf import FONT, _Page, _scale_bar
+from physical.rundir import write_bytes
+from physical.sheets.layout import TAG_BASE
+from physical.sheets.markers import detect_all
+from physical.sheets.pdf import FONT, _Page, _scale_bar
 
 PATCH_IDS = tuple(range(TAG_BASE - 4, TAG_BASE))  # the last lattice ids: sheets of small runs never use them
 A4 = (210.0, 297.0)

@@ -20,9 +20,9 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen import canvas
 
-from ..rundir import write_bytes
-from .layout import Layout, run_tag
-from .markers import marker_bits
+from physical.rundir import write_bytes
+from physical.sheets.layout import Layout, run_tag
+from physical.sheets.markers import marker_bits
 
 FONT = "Helvetica"
 FONT_BOLD = "Helvetica-Bold"

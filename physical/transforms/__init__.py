@@ -9,8 +9,8 @@
 
 Both registries are shared with the live view, which applies the same defences by name.
 """
-from .artificial import TRANSFORMATIONS, apply_transformation, check_strength
-from .defences import DEFENCES, Defended, Expectation, check_defence, make_defence
+from physical.transforms.artificial import TRANSFORMATIONS, apply_transformation, check_strength
+from physical.transforms.defences import DEFENCES, Defended, Expectation, check_defence, make_defence
 
 __all__ = ["TRANSFORMATIONS", "apply_transformation", "check_strength", "DEFENCES", "Defended", "Expectation",
            "check_defence", "make_defence"]

@@ -23,8 +23,8 @@ from typing import Callable, Optional
 
 import torch
 
-from ..errors import ConfigError
-from . import ops
+from physical.errors import ConfigError
+from physical.transforms import ops
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
-from . import ops
+from physical.errors import ConfigError
+from physical.transforms import ops
 
 
 class Defence(nn.Module):

@@ -13,7 +13,7 @@ import torch
 
 from physical import models
 from physical.attacks import ATTACKS, make_attack
-from physical.checks import from_dict
+from physical.runs.checks import from_dict
 
 # What every attack is held to unless its row says otherwise.
 DEFAULT = {

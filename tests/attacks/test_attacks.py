@@ -8,7 +8,7 @@ from physical import models
 from physical.attacks import ATTACKS, DIFGSM, PGD, TIFGSM, label_of, make_attack
 from physical.attacks.tifgsm import gaussian_kernel
 from physical.config import AttackConfig, ConfigError
-from physical.checks import from_dict
+from physical.runs.checks import from_dict
 
 
 def err(data):

@@ -12,9 +12,9 @@ from torch import nn
 
 from physical.attacks import make_attack
 from physical.attacks.tv import total_variation
-from physical.cli import main
+from physical.cli.main import main
 from physical.config import ConfigError
-from physical.checks import from_dict
+from physical.runs.checks import from_dict
 from physical.models import Classifier
 
 

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from physical.attacks import BIM, make_attack
-from physical.attacks.eot import CropChannel, cell_px_for
-from physical.channel import Channel
+from physical.channel.crop import CropChannel, cell_px_for
+from physical.channel.core import Channel
 from physical.config import ChannelConfig, Config, EOTConfig
-from physical.checks import from_dict
+from physical.runs.checks import from_dict
 from physical.models import to_uint8
 
 

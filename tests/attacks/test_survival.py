@@ -1,10 +1,10 @@
 """Predict, then measure: the predicted survival of an adversarial image through K draws of the channel."""
 import torch
 
-from physical.attacks.eot import CropChannel
-from physical.channel import Channel
+from physical.channel.crop import CropChannel
+from physical.channel.core import Channel
 from physical.config import ChannelConfig
-from physical.survival import fooled, survival_probabilities
+from physical.measure.survival import fooled, survival_probabilities
 
 IDENTITY = ChannelConfig(rotation_deg=0, tilt=0, scale=[1, 1], translate=0, blur_sigma=[0, 0], noise_sigma=[0, 0],
                          brightness=[0, 0], contrast=[1, 1], white_balance=0, light_gradient=0,
@@ -12,7 +12,7 @@ IDENTITY = ChannelConfig(rotation_deg=0, tilt=0, scale=[1, 1], translate=0, blur
 
 
 def _images(model):
-    from physical.images import load_images
+    from physical.data.images import load_images
     from physical.models import preprocess, to_tensor
 
     src = load_images("samples", 3)
@@ -50,7 +50,7 @@ def test_a_destructive_channel_changes_the_prediction_and_draws_set_the_resoluti
 
 
 def test_predict_command_before_printing(tmp_path, capsys):
-    from physical.cli import main
+    from physical.cli.main import main
 
     cfg = tmp_path / "p.yaml"
     cfg.write_text(f"run: {{name: pre, output: {tmp_path / 'runs'}, batch_size: 8}}\nimages: {{limit: 3}}\n"

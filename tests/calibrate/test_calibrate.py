@@ -13,16 +13,16 @@ import torch
 
 from physical.calibrate.camera import collect_views, detect_view, fit_camera
 from physical.calibrate.colour import delta_e2000, fit_colour, measure_chart, predict
-from physical.calibrate.files import CalibrationError, colour_document, load_camera, load_colour
-from physical.calibrate.model import ColourModel, srgb_decode
-from physical.calibrate.target_photos import render_board_views, simulate_target_photos
+from physical.channel.files import CalibrationError, colour_document, load_camera, load_colour
+from physical.channel.colour import ColourModel, srgb_decode
+from physical.sim.target_photos import render_board_views, simulate_target_photos
 from physical.calibrate.targets import BoardSpec, chart_colours, write_targets
-from physical.channel import Channel
-from physical.channel_report import describe
+from physical.channel.core import Channel
+from physical.channel.report import describe
 from physical.config import ChannelConfig, ConfigError
-from physical.checks import from_dict
+from physical.runs.checks import from_dict
 from physical.rundir import read_image, write_json
-from physical.simulate import rasterize_pdf
+from physical.sim.print_camera import rasterize_pdf
 
 torch.set_num_threads(2)
 
@@ -252,7 +252,7 @@ def test_channel_uses_the_calibration(tmp_path):
     # the config resolves the path against the config's folder and checks the file
     cfg = from_dict({"capture": {"channel": {"calibration": "colour.json"}}}, tmp_path)
     assert Path(cfg.capture.channel.calibration) == path.resolve()
-    from physical.attacks.eot import CropChannel
+    from physical.channel.crop import CropChannel
 
     assert isinstance(CropChannel(Channel(cfg.capture.channel)).channel.colour, ColourModel)
 
@@ -308,7 +308,7 @@ def test_bad_calibration_files_name_the_bad_key(tmp_path):
 
 
 def test_cli_targets_and_a_clear_error(tmp_path, capsys):
-    from physical.cli import main
+    from physical.cli.main import main
 
     assert main(["calibrate", "targets", "--out", str(tmp_path / "cal"), "--paper", "letter"]) == 0
     assert (tmp_path / "cal" / "charuco.pdf").is_file() and (tmp_path / "cal" / "colour-chart.pdf").is_file()
@@ -352,7 +352,7 @@ def _cfg(root: Path, name: str, channel: dict, seed: int):
 def _photo_figures(root: Path, name: str, channel: dict, seed: int, model) -> dict:
     """Simulated capture of the base run's sheets through `channel`, aligned and classified; the
     top-1 destruction rate and photo accuracies pooled over every photo's crops."""
-    from physical.calibrate.predict import channel_figures
+    from physical.runs.chart_prediction import channel_figures
     from physical.rundir import RunDir
 
     shutil.copytree(root / "base", root / name)
@@ -363,7 +363,7 @@ def _photo_figures(root: Path, name: str, channel: dict, seed: int, model) -> di
 
 @pytest.mark.slow  # attacks and channel draws on the real model
 def test_fitted_channel_predicts_the_destruction_rate(tmp_path, targets, lite0):
-    from physical.pipeline import run_pipeline
+    from physical.runs.pipeline import run_pipeline
 
     run_pipeline(_cfg(tmp_path, "base", TRUE_CHANNEL, 0), until="print", log=lambda *a: None)
     chart = simulate_target_photos(targets / "colour-chart.pdf", tmp_path / "chart", Channel(ChannelConfig(**TRUE_CHANNEL)),
@@ -381,7 +381,7 @@ def test_fitted_channel_predicts_the_destruction_rate(tmp_path, targets, lite0):
 
 
 def test_non_printability_score(tmp_path):
-    from physical.calibrate.model import non_printability, printable_palette
+    from physical.channel.colour import non_printability, printable_palette
 
     path = write_json(tmp_path / "colour.json", truth_document())
     palette = printable_palette(load_colour(path))
@@ -398,7 +398,7 @@ def test_non_printability_score(tmp_path):
 def test_cli_camera_from_a_video(tmp_path, capsys):
     """A stream (here a video file) is read through physical.capture's frame sources; repeated
     frames of one pose count once."""
-    from physical.cli import main
+    from physical.cli.main import main
 
     video = tmp_path / "board.avi"
     w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, SIZE)
@@ -419,9 +419,9 @@ def test_printability_penalty_keeps_the_perturbation_printable(tmp_path, lite0):
     """`printability: W` in an attack entry: the generate stage's adversarial images are closer to
     the printer's printable colours than the same attack's without it, and still fool the model; it
     needs a colour calibration, and the config error says so."""
-    from physical.calibrate.model import non_printability, printable_palette
+    from physical.channel.colour import non_printability, printable_palette
     from physical.models import predict, to_tensor
-    from physical.pipeline import run_pipeline
+    from physical.runs.pipeline import run_pipeline
 
     colour = write_json(tmp_path / "colour.json", truth_document())
     bim = {"name": "bim", "eps": [16], "steps": 10}
@@ -432,7 +432,7 @@ def test_printability_penalty_keeps_the_perturbation_printable(tmp_path, lite0):
         from_dict(data, tmp_path)
     data["capture"] = {"channel": {"calibration": str(colour)}}
     run_pipeline(from_dict(data, tmp_path), until="generate", log=lambda *a: None)
-    from physical.generate import load_item_images
+    from physical.runfiles import load_item_images
     from physical.rundir import RunDir
 
     run = RunDir(tmp_path / "np")

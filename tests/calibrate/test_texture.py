@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from physical.calibrate.files import CalibrationError, colour_document, load_colour
-from physical.calibrate.texture import OPPONENT, SIZE, patch_spectra, rgb_std, textured_noise
-from physical.channel import Channel
-from physical.channel_report import describe
+from physical.channel.files import CalibrationError, colour_document, load_colour
+from physical.channel.texture import OPPONENT, SIZE, patch_spectra, rgb_std, textured_noise
+from physical.channel.core import Channel
+from physical.channel.report import describe
 from physical.config import ChannelConfig
 from physical.rundir import write_json
 
@@ -168,7 +168,7 @@ def test_calibration_measures_the_texture_of_chart_photos(tmp_path):
     """A printer-and-camera channel with a moire-like texture photographs the chart; `physical calibrate
     colour` measures the texture where it was put, and the fitted channel draws it again."""
     from physical.calibrate.colour import fit_colour
-    from physical.calibrate.target_photos import simulate_target_photos
+    from physical.sim.target_photos import simulate_target_photos
     from physical.calibrate.targets import write_targets
     from physical.rundir import read_image
 
@@ -203,9 +203,9 @@ def test_texture_level_follows_the_colour_printed(tmp_path):
     """A channel whose texture is heavier in mid-tone greys photographs the chart; the calibration
     measures each patch's level, and the fitted channel draws noise at that level by colour."""
     from physical.calibrate.colour import fit_colour
-    from physical.calibrate.target_photos import simulate_target_photos
+    from physical.sim.target_photos import simulate_target_photos
     from physical.calibrate.targets import write_targets
-    from physical.calibrate.texture import level_table
+    from physical.channel.texture import level_table
     from physical.rundir import read_image
 
     write_targets(tmp_path / "targets")

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from physical.capture.replay import ReplayServer, encode_jpegs
-from physical.cli import main
+from physical.cli.main import main
 from physical.rundir import write_image
 
 pytestmark = pytest.mark.slow  # a run filmed through the channel, then streamed in real time
@@ -69,7 +69,7 @@ def printed(tmp_path_factory):
 def filmed(printed):
     """Frames of the simulated camera filming both sheets (two viewpoints each), and what each shows."""
     from physical.capture.simulated_stream import SimulatedSource
-    from physical.checks import load_config
+    from physical.runs.checks import load_config
 
     tmp, cfg_path, root = printed
     cfg, _ = load_config(cfg_path)
@@ -149,7 +149,7 @@ def test_guided_capture_from_mjpeg_stream_then_align_and_classify(printed, filme
 def test_guided_capture_from_video_in_the_pipeline(printed, filmed, video):
     """capture.source: video:PATH in pipeline.yaml runs guided capture headless, every frame looked at."""
     tmp, cfg_path, _ = printed
-    from physical.checks import load_config
+    from physical.runs.checks import load_config
 
     data = yaml.safe_load(cfg_path.read_text())
     data["run"]["name"] = "cam-video"
@@ -170,7 +170,7 @@ def test_guided_capture_from_video_in_the_pipeline(printed, filmed, video):
 def test_stream_lost_mid_capture_keeps_photos_and_resumes(printed, filmed):
     from physical.capture.guided import guided_capture
     from physical.capture.sources import StreamLost
-    from physical.checks import load_config
+    from physical.runs.checks import load_config
     from physical.rundir import RunDir
 
     frames, truth = filmed
@@ -207,7 +207,7 @@ def test_stream_lost_mid_capture_keeps_photos_and_resumes(printed, filmed):
 
 def test_live_headless_on_video_logs_what_the_classifier_says(printed, filmed, video, lite0):
     from physical.align import align_photo
-    from physical.classify import classify_images
+    from physical.models.classify import classify_images
     from physical.config import AlignConfig
     from physical.live import RunCells
     from physical.models import preprocess
@@ -386,7 +386,7 @@ def test_bad_video_folder_and_webcam_say_so(tmp_path):
 def test_sources_parse_from_config_and_command_line(tmp_path):
     from physical.capture.sources import parse_source
     from physical.config import ConfigError
-    from physical.checks import from_dict
+    from physical.runs.checks import from_dict
 
     assert parse_source("webcam:1").kind == "webcam" and parse_source("webcam:1").target == 1
     assert parse_source("0").kind == "webcam"
@@ -423,7 +423,7 @@ def test_replay_serves_a_video_as_a_phone_does(printed, filmed, video, tmp_path,
     import sys
 
     frames, _ = filmed
-    proc = subprocess.Popen([sys.executable, "-m", "physical.cli", "replay", f"video:{video}", "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "physical.cli.main", "replay", f"video:{video}", "--port", "0",
                              "--fps", "20", "--seconds", "60"], stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()

@@ -10,12 +10,12 @@ import time
 import cv2
 import numpy as np
 
-from physical.cli import main
+from physical.cli.main import main
 from physical.rundir import read_json
-from physical.sheets import print_stage
-from physical.sheets import posed_photos as syn
+from physical.stages.printing import print_stage
+from physical.sim import posed_photos as syn
 from physical.sheets.layout import Layout
-from physical.simulate import rasterize_pdf
+from physical.sim.print_camera import rasterize_pdf
 
 
 def test_watch_aligns_photos_as_they_arrive(tmp_path, capsys):

@@ -24,7 +24,7 @@ import cv2
 import pytest
 
 from physical.capture.replay import encode_jpegs
-from physical.cli import main
+from physical.cli.main import main
 from test_capture_live import (FPS, FRAME, check_aligned_and_classified, check_picked_sharp, copy_run, filmed,  # noqa: F401
                                free_port, printed)
 
@@ -140,8 +140,8 @@ def capture_then_live(printed, filmed, name: str, serve, capsys) -> None:
     import torch
 
     from physical.align import align_stage
-    from physical.classify import classify_stage
-    from physical.checks import load_config
+    from physical.stages.classify import classify_stage
+    from physical.runs.checks import load_config
     from physical.rundir import RunDir
 
     cfg, _ = load_config(printed[1])

@@ -2,7 +2,7 @@
 on stderr, from the stages as from the commands."""
 import numpy as np
 
-from physical.capture import copy_folder
+from physical.capture.folder import copy_folder
 from physical.rundir import RunDir, write_image
 
 

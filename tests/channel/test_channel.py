@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from physical.capture import CaptureError, capture_stage, parse_source
-from physical.channel import IDENTITY, Channel
-from physical.channel_report import describe
+from physical.capture.sources import CaptureError, parse_source
+from physical.stages.capture import capture_stage
+from physical.channel.core import IDENTITY, Channel
+from physical.channel.report import describe
 from physical.config import ChannelConfig, Config
 from physical.rundir import RunDir, read_image, read_json, write_image
-from physical.simulate import simulate_stage
+from physical.sim.print_camera import simulate_stage
 
 torch.set_num_threads(2)
 
@@ -122,7 +123,7 @@ def test_b_images_with_k_draws_each_match_the_repeated_batch():
 def test_jpeg_gradient_is_the_straight_through_gradient_of_the_codec():
     """The codec's backward is written out (the DCTs cancel under straight-through rounding); it
     must equal autograd through the codec step by step, for block-aligned and padded sizes."""
-    from physical.jpeg import codec, jpeg
+    from physical.channel.jpeg import codec, jpeg
 
     for shape in ((3, 3, 64, 48), (2, 3, 37, 50)):
         x = torch.rand(*shape, requires_grad=True)
@@ -316,8 +317,8 @@ def test_other_sources_are_recognised(tmp_path, source, kind):
 
 def test_simulated_photos_of_printed_sheets_align(tmp_path):
     """print -> simulate -> align: every cell of a real sheet is found in the simulated photos."""
-    from physical.align import align_stage
-    from physical.sheets import print_stage
+    from physical.stages.align import align_stage
+    from physical.stages.printing import print_stage
 
     cfg = Config(base_dir=str(tmp_path))
     cfg.run.name, cfg.run.device = "t", "cpu"

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from physical.calibrate.files import CalibrationError, colour_document, load_colour
-from physical.calibrate.model import srgb_decode
-from physical.channel import Channel
-from physical.channel_report import describe
+from physical.channel.files import CalibrationError, colour_document, load_colour
+from physical.channel.colour import srgb_decode
+from physical.channel.core import Channel
+from physical.channel.report import describe
 from physical.config import ChannelConfig, ConfigError
-from physical.checks import from_dict
+from physical.runs.checks import from_dict
 from physical.rundir import read_image, write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -80,7 +80,7 @@ def test_calibration_sets_every_measured_channel_range_and_the_frame(tmp_path):
     assert from_dict({"capture": {"frame": [800, 600], "channel": {"calibration": str(path)}}}).capture.frame == [800, 600]
 
     # the report's section says the same
-    from physical.channel_report import channel_report
+    from physical.channel.report import channel_report
 
     rep = channel_report(cfg)
     assert rep["calibration"] == str(path.resolve()) and rep["parameters"]["jpeg_quality"] == {
@@ -95,7 +95,7 @@ def test_calibration_sets_every_measured_channel_range_and_the_frame(tmp_path):
 def test_a_channel_whose_calibration_is_the_identity_predicts_zero_destruction(tmp_path, lite0, sample_batch):
     from physical.attacks import make_attack
     from physical.config import AttackConfig
-    from physical.metrics import destruction
+    from physical.measure.metrics import destruction
     from physical.models import predict
 
     path = write_json(tmp_path / "identity.json", identity_document())
@@ -141,8 +141,8 @@ def test_independent_simulator_end_to_end(tmp_path, small_indepsim, capsys):
     """A run printed, photographed by benchmarks/indepsim.py, aligned and classified by the real stages;
     its chart photos calibrate the channel (the CLI says what it set); photos of two cameras stop it."""
     from physical.calibrate.targets import write_targets
-    from physical.cli import main
-    from physical.pipeline import run_pipeline
+    from physical.cli.main import main
+    from physical.runs.pipeline import run_pipeline
 
     data = {"run": {"name": "r", "output": str(tmp_path), "seed": 0, "device": "cpu"},
             "models": ["efficientnet_lite0"], "images": {"source": "samples", "limit": 2},

@@ -8,17 +8,17 @@ import torch
 from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas
 
-from physical.calibrate.files import colour_document, load_colour
-from physical.calibrate.halftone import halftone_texture, without_halftone
-from physical.calibrate.model import ColourModel
-from physical.calibrate.texture import SIZE
-from physical.channel import Channel
-from physical.channel_report import describe
-from physical.checks import from_dict
+from physical.channel.files import colour_document, load_colour
+from physical.channel.halftone_texture import halftone_texture, without_halftone
+from physical.channel.colour import ColourModel
+from physical.channel.texture import SIZE
+from physical.channel.core import Channel
+from physical.channel.report import describe
+from physical.runs.checks import from_dict
 from physical.config import ChannelConfig, ConfigError
 from physical.rundir import write_json
-from physical.simulate import printed_pages
-from physical.transforms.halftone import ANGLES, halftone, through
+from physical.sim.print_camera import printed_pages
+from physical.channel.halftone import ANGLES, halftone, through
 
 
 @pytest.mark.parametrize("dpi,lpi", [(600.0, 150.0), (634.0, 133.0), (400.0, 100.0)])
@@ -136,7 +136,7 @@ def test_a_run_prints_its_simulated_sheets_with_the_halftone(tmp_path):
     import cv2
     import yaml
 
-    from physical.cli import main
+    from physical.cli.main import main
 
     def run(name, channel):
         cfg = {"run": {"name": name, "output": "runs", "seed": 1}, "images": {"limit": 1},

@@ -10,7 +10,7 @@ from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 
-from physical.simulate import printed_pages, rasterize_pdf
+from physical.sim.print_camera import printed_pages, rasterize_pdf
 
 DPI = 100.0
 

@@ -8,12 +8,12 @@ import torch
 
 from exp_fixtures import config
 from physical.config import ConfigError
-from physical.metrics import kurakin_table
+from physical.measure.metrics import kurakin_table
 from physical.rundir import read_json
 
 
 def _ctx(run, cfg):
-    from physical.experiments.stage import Context
+    from physical.stages.experiments import Context
 
     return Context(run, cfg, torch.device("cpu"))
 
@@ -23,7 +23,7 @@ def _ctx(run, cfg):
 
 def test_transformations_at_identity_strength_destroy_nothing(tiny):
     from physical.experiments import section
-    from physical.experiments.stage import transformations
+    from physical.stages.experiments import transformations
 
     run, _ = tiny
     cfg = config(run.root.parent, {"transformations": {"sweeps": {"brightness": [0], "contrast": [1], "blur": [0],
@@ -42,7 +42,7 @@ def test_transformations_at_identity_strength_destroy_nothing(tiny):
 
 def test_transformation_that_erases_the_image_makes_clean_and_adversarial_alike(tiny):
     from physical.experiments import section
-    from physical.experiments.stage import transformations
+    from physical.stages.experiments import transformations
 
     run, _ = tiny
     cfg = config(run.root.parent, {"transformations": {"sweeps": {"contrast": [0]}}})
@@ -53,7 +53,7 @@ def test_transformation_that_erases_the_image_makes_clean_and_adversarial_alike(
 
 def test_identity_defences_change_nothing(tiny, lite0):
     from physical.experiments import section
-    from physical.experiments.stage import defences
+    from physical.stages.experiments import defences
     from physical.transforms import Defended, make_defence
 
     run, _ = tiny
@@ -166,7 +166,7 @@ def test_generalisation_own_perturbation_is_the_white_box_attack(tiny):
 
 
 def test_second_run_of_the_stage_comes_from_the_cache(tiny):
-    from physical.experiments.stage import experiments_stage
+    from physical.stages.experiments import experiments_stage
 
     run, cfg = tiny
     before = read_json(run.root / "experiments" / "defences.json")["rows"]
@@ -208,8 +208,8 @@ def test_bad_experiment_config_names_the_key_path(tmp_path):
 
 
 def test_default_experiments_are_valid_and_cli_errors_before_work(tmp_path, capsys):
-    from physical.cli import main
-    from physical.checks import from_dict
+    from physical.cli.main import main
+    from physical.runs.checks import from_dict
 
     import physical.experiments  # noqa: F401
 
@@ -224,7 +224,7 @@ def test_default_experiments_are_valid_and_cli_errors_before_work(tmp_path, caps
 
 
 def test_stage_order():
-    from physical.pipeline import STAGE_SECTIONS
+    from physical.runs.pipeline import STAGE_SECTIONS
     from physical.rundir import STAGES
 
     assert STAGES.index("classify") < STAGES.index("experiments") < STAGES.index("report")
@@ -235,8 +235,8 @@ def test_stage_order():
 
 
 def test_compare_lists_changed_values(tiny, tmp_path, capsys):
-    from physical.cli import main
-    from physical.experiments.compare import compare, load_report
+    from physical.cli.main import main
+    from physical.report.compare import compare, load_report
 
     run, _ = tiny
     a = load_report(run.root)
@@ -254,7 +254,7 @@ def test_compare_lists_changed_values(tiny, tmp_path, capsys):
 
 
 def test_digits_experiment_measures_the_claims(tmp_path):
-    from physical.cli import main
+    from physical.cli.main import main
     from physical.experiments import DigitsConfig
     from physical.experiments.digits import GRID, run_digits
 

@@ -3,8 +3,8 @@ McNemar's paired test on the same images when both runs' predictions are there, 
 intervals."""
 import json
 
-from physical.experiments.compare import compare, load_report
-from physical.metrics import kurakin_table
+from physical.report.compare import compare, load_report
+from physical.measure.metrics import kurakin_table
 
 
 def _run(root, photo_right: list[bool]):

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from physical.metrics import comparisons, destruction, kurakin_table, physical_success, prefiltered, summarize, targeted
-from physical.stats import binom_two_sided, brier, mcnemar, reliability, wilson
+from physical.measure.metrics import comparisons, destruction, kurakin_table, physical_success, prefiltered, summarize, targeted
+from physical.measure.stats import binom_two_sided, brier, mcnemar, reliability, wilson
 
 
 def rec(label, clean, adv, photo_adv, photo_clean=None, pc=0.9, pa=0.9, image="a", attack="bim_eps16", target=None):

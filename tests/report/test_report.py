@@ -136,8 +136,8 @@ def test_switched_off_experiment_leaves_no_stale_table(tiny, tmp_path):
     import torch
 
     from exp_fixtures import EXPERIMENTS, config
-    from physical.experiments.stage import experiments_stage
-    from physical.report import report_stage
+    from physical.stages.experiments import experiments_stage
+    from physical.stages.report import report_stage
     from physical.rundir import RunDir
 
     run0, _ = tiny
@@ -243,7 +243,7 @@ def test_experiments_rates_carry_intervals(page):
 
 
 def test_targeted_rows_render_with_their_success_rates():
-    from physical.metrics import comparisons, kurakin_table
+    from physical.measure.metrics import comparisons, kurakin_table
     from physical.report.html import render_html
     from physical.report.tables import text_table
 

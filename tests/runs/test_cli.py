@@ -5,13 +5,13 @@ import sys
 
 import pytest
 
-from physical.cli import PLUGINS, main, plugin_commands
+from physical.cli.main import PLUGINS, main, plugin_commands
 
 
 @pytest.mark.parametrize("verb", sorted(PLUGINS))
 def test_every_verb_registers_its_table_entry(verb, capsys):
     help, add, handler = plugin_commands(verb)[verb]
-    assert help == PLUGINS[verb][1], f"{verb}: the help line in physical.cli.PLUGINS differs from its module's"
+    assert help == PLUGINS[verb][1], f"{verb}: the help line in physical.cli.main.PLUGINS differs from its module's"
     assert callable(add) and callable(handler)
     with pytest.raises(SystemExit) as e:
         main([verb, "--help"])
@@ -20,8 +20,8 @@ def test_every_verb_registers_its_table_entry(verb, capsys):
 
 
 def _imports_after(args: list[str]) -> tuple[int, str]:
-    code = ("import sys\nfrom physical.cli import main\ntry:\n    rc = main(%r)\nexcept SystemExit as e:\n    rc = e.code\n"
-            "print('TORCH', 'torch' in sys.modules, 'physical.commands' in sys.modules)\nsys.exit(rc)" % (args,))
+    code = ("import sys\nfrom physical.cli.main import main\ntry:\n    rc = main(%r)\nexcept SystemExit as e:\n    rc = e.code\n"
+            "print('TORCH', 'torch' in sys.modules, 'physical.cli.commands' in sys.modules)\nsys.exit(rc)" % (args,))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     return r.returncode, r.stdout + r.stderr
 

@@ -1,8 +1,8 @@
 import pytest
 
-from physical.cli import main
+from physical.cli.main import main
 from physical.config import ConfigError, set_override
-from physical.checks import from_dict, load_config
+from physical.runs.checks import from_dict, load_config
 
 
 def err(data):

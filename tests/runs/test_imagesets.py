@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from physical.config import ConfigError
-from physical.images import load_images
-from physical.imagesets import detect, stratified, wnids
+from physical.data.images import load_images
+from physical.data.imagesets import detect, stratified, wnids
 from physical.rundir import write_image
 
 TABBY, ESPRESSO, ANALOG_CLOCK = 281, 967, 409
@@ -113,7 +113,7 @@ def test_nips2017_bad_labels_name_the_file(tmp_path, rows, extra, match):
 
 
 def test_labels_csv_out_of_range_and_the_command_line(tmp_path, capsys):
-    from physical.cli import main
+    from physical.cli.main import main
 
     _img(tmp_path / "a.png")
     (tmp_path / "labels.csv").write_text("file,class_index\na.png,1500\n")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from physical.cli import main
+from physical.cli.main import main
 
 TINY = {
     "run": {"name": "tiny", "output": "runs", "seed": 1},
@@ -80,7 +80,7 @@ def test_rerun_redoes_nothing_and_from_redoes_the_rest(tiny_run, capsys):
 
 def test_interrupted_stage_resumes_without_redoing_finished_ones(tmp_path, monkeypatch):
     cfg = write_config(tmp_path)
-    import physical.classify as classify
+    import physical.stages.classify as classify
 
     def boom(*a, **k):
         raise KeyboardInterrupt
@@ -106,9 +106,9 @@ def test_lab_day_stop_after_print_then_photos_from_a_folder(tmp_path):
     root = tmp_path / "runs" / "tiny"
     assert not (root / "capture").exists()
     # the phone's photos: any names, any order
-    from physical.checks import load_config
-    from physical.pipeline import run_dir_for
-    from physical.simulate import simulate_stage
+    from physical.runs.checks import load_config
+    from physical.runs.pipeline import run_dir_for
+    from physical.sim.print_camera import simulate_stage
 
     c, _ = load_config(cfg)
     run = run_dir_for(c)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from physical.cli import main
+from physical.cli.main import main
 from physical.rundir import read_image, write_image
 
 pytestmark = pytest.mark.slow  # a whole run in a fixture, then the command line again and again per test
@@ -133,7 +133,7 @@ def test_every_attack_parameter_is_in_the_item_key():
     """Each field of an attack entry (present or added later) changes the key of its images."""
     from physical.attacks import key_params
     from physical.config import AttackConfig, EOTConfig
-    from physical.generate import item_key
+    from physical.stages.generate import item_key
 
     base = key_params(AttackConfig(name="bim"))
     key = item_key("img", 1, {"model": "m"}, base, 8, 0)
@@ -154,8 +154,8 @@ def test_every_attack_parameter_is_in_the_item_key():
 
 
 def test_eot_images_follow_the_channel_they_draw_from():
-    from physical.checks import from_dict
-    from physical.generate import attack_reads
+    from physical.runs.checks import from_dict
+    from physical.stages.generate import attack_reads
 
     cfg = from_dict({"attacks": [{"name": "bim", "eps": [8], "eot": {"samples": 2}}, {"name": "fgsm", "eps": [8]}]})
     eot, plain = (attack_reads(cfg, a) for a in cfg.attacks)
@@ -168,9 +168,9 @@ def test_eot_images_follow_the_channel_they_draw_from():
 def test_the_simulators_halftone_redoes_capture_not_eots_generate():
     """An EOT run's finished generate stays up to date when only the simulator's halftone is set (its
     images are not screened, and runs made before the key existed stay valid); capture is redone."""
-    from physical.checks import from_dict
+    from physical.runs.checks import from_dict
     from physical.config import to_dict
-    from physical.runner import section_hash
+    from physical.runs.runner import section_hash
 
     raw = {"attacks": [{"name": "bim", "eps": [8], "eot": {"samples": 2}}]}
     before = to_dict(from_dict(raw))
@@ -251,7 +251,7 @@ def test_a_run_too_large_to_print_stops_before_generate(tmp_path, capsys):
 
 
 def test_two_bim_entries_with_their_own_labels_both_run(tmp_path):
-    from physical.checks import from_dict
+    from physical.runs.checks import from_dict
 
     cfg = from_dict({"attacks": [{"name": "bim", "eps": [8], "steps": 1, "label": "bim1"},
                                  {"name": "bim", "eps": [8], "steps": 20}]})
@@ -278,7 +278,7 @@ def test_a_bad_input_touches_no_status(lab, capsys):
 
 def test_a_stage_that_fails_is_marked_failed_and_the_rest_stays(lab, capsys, monkeypatch):
     tmp, cfg, root = lab
-    import physical.report as report
+    import physical.stages.report as report
 
     def boom(*a, **k):
         raise ValueError("broken on purpose")

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from physical.attacks import BIM, DIFGSM
-from physical.attacks.eot import CropChannel
-from physical.channel import Channel, params_at
+from physical.channel.crop import CropChannel
+from physical.channel.core import Channel, params_at
 from physical.config import ConfigError, EOTConfig
 from physical.models import predict
 from physical.runtime import GB, chunk_size, memory_budget

@@ -11,11 +11,11 @@ import os
 import numpy as np
 import yaml
 
-from physical.cli import main
+from physical.cli.main import main
 from physical.rundir import read_json, write_image
-from physical.sheets import posed_photos as syn
+from physical.sim import posed_photos as syn
 from physical.sheets.layout import Layout
-from physical.simulate import rasterize_pdf
+from physical.sim.print_camera import rasterize_pdf
 
 TINY = {
     "run": {"name": "lab", "output": "runs", "seed": 1},

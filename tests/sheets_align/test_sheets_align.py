@@ -1,5 +1,5 @@
 """Sheets and alignment, on pixels: the real PDF, rasterized (pypdfium2), placed into larger photos
-with known homographies (`physical.sheets.posed_photos`), then blur, lighting, noise and a real JPEG.
+with known homographies (`physical.sim.posed_photos`), then blur, lighting, noise and a real JPEG.
 The align stage must find every cell of this run's sheets, with its identity, and rectify it.
 
 ENVELOPE, held by `test_envelope_*` (every cell recovered, identity right, nothing else claimed):
@@ -26,15 +26,17 @@ import numpy as np
 import pypdfium2 as pdfium
 import pytest
 
-from physical.align import align_photo, align_stage, read_photo, reference_images, sharpness_of, undistort
+from physical.align import align_photo, read_photo, reference_images, sharpness_of, undistort
+from physical.stages.align import align_stage
 from physical.config import AlignConfig, Config
 from physical.rundir import RunDir, read_json, write_image
-from physical.sheets import assign_cells, print_stage
-from physical.sheets import posed_photos as syn
+from physical.sheets.cells import assign_cells
+from physical.stages.printing import print_stage
+from physical.sim import posed_photos as syn
 from physical.sheets.layout import Layout, layout_for, run_tag
 from physical.sheets.markers import detect_all, dictionary, marker_bits
 from physical.sheets.pdf import write_sheets
-from physical.simulate import rasterize_pdf
+from physical.sim.print_camera import rasterize_pdf
 
 N_ITEMS = 8  # 16 cells: a full A4 sheet of 12 (45 mm cells, 3 x 4) and a second sheet of 4
 CORNER_PX = 1.5  # largest error of a cell corner in the photo, px (measured: median 0.4, max 1.1)
@@ -605,8 +607,8 @@ def test_undistortion_before_alignment(printed, tmp_path):
 
 def test_crop_rejections_are_codes_with_text():
     """Why a crop is not used is kept as codes (counted by the summary) with the sentence shown to the user."""
-    from physical.align.photo import judge, rejection
-    from physical.align.stage import _exclusions, _judge_unread_tags
+    from physical.align.one_photo import judge, rejection
+    from physical.stages.align import _exclusions, _judge_unread_tags
 
     def crop(sheet, tag, *rej, match=0.9):
         c = {"sheet": sheet, "run_tag": tag, "match": match, "rejections": list(rej)}

@@ -1,0 +1,116 @@
+"""`physical live`: the command line."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from physical import runfiles
+from physical.capture import draw
+from physical.capture.sources import open_source, parse_source
+from physical.runs.checks import load_for_command
+from physical.errors import UserError
+from physical.log import say
+from physical.models import load_model, pick_device
+from physical.runs.pipeline import run_dir_for
+from physical.rundir import write_json
+from physical.live import LiveConfig, LiveModel, LiveView, MjpegServer, Recorder, RunCells, parse_defence
+
+
+
+def _add_live(p):
+    p.add_argument("config", nargs="?", help="pipeline YAML (its `live` section and run; default: the embedded default)")
+    p.add_argument("--source", help="webcam:N, http(s):// or rtsp:// URL, video:PATH, folder:PATH, or simulate "
+                                    "(default: live.source, webcam:0)")
+    p.add_argument("--run", help="run directory whose printed sheets get per-cell overlays (default: the config's run, "
+                                 "when printed)")
+    p.add_argument("--model", help="classifier (default: the run's model, else models[0])")
+    p.add_argument("--defence", help="a defence in front of the model: blur, jpeg, binarize, multicrop, median, "
+                                     "bitdepth, noise, with parameters as NAME:K=V,... (e.g. jpeg:quality=50)")
+    p.add_argument("--serve", type=int, metavar="PORT", help="serve the annotated stream as MJPEG with an HTML page "
+                                                             "on 127.0.0.1:PORT (0: any free port)")
+    p.add_argument("--record", metavar="FILE.mp4", help="write the annotated stream to a video (mp4v; .avi: MJPG)")
+    p.add_argument("--log", metavar="FILE.json", help="write every result (frame, top-k, cells) and which result each "
+                                                      "displayed frame shows")
+    p.add_argument("--frames", type=int, metavar="N", help="stop after N displayed frames")
+    p.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--loop", action="store_true", help="play a video (or folder) source again and again")
+    p.add_argument("--headless", action="store_true", help="no window even where there is a display")
+    p.add_argument("--no-cells", action="store_true", help="no per-cell overlays")
+    p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override one config value (repeatable)")
+
+
+def _live(args) -> int:
+    if args.frames is not None and args.frames < 1:
+        raise UserError(f"--frames {args.frames}: must be >= 1")
+    if args.seconds is not None and not args.seconds > 0:
+        raise UserError(f"--seconds {args.seconds:g}: must be > 0")
+    if args.serve is not None and not 0 <= args.serve <= 65535:
+        raise UserError(f"--serve {args.serve}: a port must be in 0 .. 65535 (0: any free port)")
+    cfg = load_for_command(args.config, args.set or [])
+    lc: LiveConfig = cfg.extra_sections.get("live") or LiveConfig()
+    cells = None
+    run_root: Optional[Path] = None
+    if args.run:
+        run_root = Path(args.run)
+        if not runfiles.has_layout(run_root):
+            raise FileNotFoundError(f"--run {run_root}: not a printed run (no print/layout.json)")
+    elif lc.run:
+        run_root = cfg.resolve(lc.run)
+    else:
+        guess = run_dir_for(cfg).root
+        run_root = guess if runfiles.has_layout(guess) else None
+    if run_root is not None and lc.cells and not args.no_cells:
+        cells = RunCells.load(run_root)
+    model_name = args.model or lc.model or (cells.model if cells and cells.model else cfg.models[0])
+    device = pick_device(cfg.run.device)
+    classifier = load_model(model_name, device)
+    defence = parse_defence(args.defence) if args.defence is not None else lc.defence
+    model = LiveModel(classifier, defence)
+
+    spec = parse_source(args.source or lc.source, Path if args.source else cfg.resolve)
+    # cameras and streams as they come; videos and folders played at their frame rate (a folder: one
+    # photo a second); a simulated camera filming the run's sheets, over and over
+    source = open_source(spec, cfg.capture.camera, realtime=True, run=run_root, cfg=cfg,
+                         **({"loop": True, "hold": 15, "move": 8, "defocus": 3} if spec.kind == "simulate"
+                            else {"loop": args.loop}))
+    window = None
+    if not args.headless:
+        if draw.has_display():
+            window = draw.Window("physical live")
+        elif args.serve is None and not args.record and not args.log:
+            say("live: no display here; running headless (use --serve PORT to watch in a browser, "
+                "--record FILE.mp4 to keep the view)")
+    title = f"{classifier.name}" + (f" + run {run_root.name}" if cells else "")
+    view = LiveView(source, model, cells=cells, align_cfg=cfg.align, top_k=lc.top_k, title=title,
+                    keep_log=bool(args.log))
+    server = None
+    if args.serve is not None:
+        try:
+            server = MjpegServer(args.serve, quality=lc.jpeg_quality, status=view.stats,
+                                 set_defence=lambda n: model.set_defence(parse_defence(n)), title=title)
+        except OSError as e:  # the port is taken (or not ours to use)
+            source.close()
+            raise UserError(f"--serve {args.serve}: cannot listen on 127.0.0.1:{args.serve}: {e.strerror or e}") from None
+        say(f"live: serving {server.url} (stream: {server.url}stream.mjpg)")
+    recorder = Recorder(args.record, getattr(source, "fps", None)) if args.record else None
+    try:
+        summary = view.run(frames=args.frames, seconds=args.seconds, window=window, server=server, recorder=recorder,
+                           status_every=None if window else 5.0)
+    finally:
+        if window is not None:
+            window.close()
+        if server is not None:
+            server.close()
+        if recorder is not None:
+            recorder.close()
+    if args.log:
+        write_json(args.log, view.log_data(summary))
+    say(f"live: {summary['stopped']}: {summary['frames_shown']} frames shown ({summary['display_fps']:.1f} fps), "
+        f"{summary['frames_classified']} classified ({summary['classified_fps']:.1f}/s, "
+        f"{summary['mean_infer_ms'] or 0:.0f} ms each)" + (f"; recorded {args.record}" if args.record else ""))
+    return 0
+
+
+def register_cli(commands: dict) -> None:
+    commands["live"] = ("classify a camera, phone stream or video live; draw the top-5 and, on a run's sheets, "
+                        "whether each adversarial cell still fools the model", _add_live, _live)

@@ -1,0 +1,85 @@
+"""The `physical` command line: run, models, doctor, and the lab's other verbs.
+
+Every verb is in PLUGINS (verb -> (module, help)); its module, imported only when the verb runs,
+registers (help, add_arguments, handler), and a handler returns an exit code. Errors the user can
+fix (bad config, missing file, unavailable model or device) print one line naming the bad value and
+exit with 2.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import importlib
+import sys
+
+from physical.errors import UserError
+
+# verb -> (module, help). A deliberate lazy plug-in registry: a verb's module is imported only when
+# that verb runs, since most of them load torch (about 2 s) and `physical --help` or a mistyped verb
+# should not wait for it. The module's `register_cli(commands)`
+# adds (help, add_arguments, handler); tests/runs/test_cli.py checks that the help lines agree.
+PLUGINS = {
+    "run": ("physical.cli.commands", "run a pipeline (generate, print, capture, align, classify, report)"),
+    "models": ("physical.cli.commands", "list models and whether each is available here"),
+    "doctor": ("physical.cli.commands", "show versions, devices and models of this machine"),
+    "print": ("physical.cli.sheets", "write a run's sheets (PDF) and say how many there are and where"),
+    "capture": ("physical.cli.capture", "take the photos of a printed run: guided capture from a webcam, phone "
+                "stream or video (or copy a folder)"),
+    "replay": ("physical.capture.replay", "serve a video or a folder of photos as a phone camera app does (MJPEG "
+               "over HTTP), to rehearse live mode and guided capture"),
+    "live": ("physical.cli.live", "classify a camera, phone stream or video live; draw the top-5 and, on a run's "
+             "sheets, whether each adversarial cell still fools the model"),
+    "calibrate": ("physical.cli.calibrate", "calibration targets, camera and printer-to-camera colour (calibration/)"),
+    "experiment": ("physical.cli.experiments", "run a stand-alone experiment (digits: training-side mitigations)"),
+    "compare": ("physical.cli.experiments", "print the differences between two runs' tables"),
+    "predict": ("physical.cli.predict", "before printing: each adversarial image's predicted survival of the channel"),
+}
+
+
+def plugin_commands(verb: str) -> dict:
+    """What the module of a plug-in verb registers: {verb: (help, add_arguments, handler)}."""
+    commands: dict = {}
+    importlib.import_module(PLUGINS[verb][0]).register_cli(commands)
+    return commands
+
+
+def _verb(argv: list[str]) -> str | None:
+    """The verb on a command line: its first word that is not an option."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The parser; the arguments of a plug-in verb are known only for `verb` (its module is imported)."""
+    parser = argparse.ArgumentParser(prog="physical", description="Physical-world adversarial examples.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help) in PLUGINS.items():
+        p = sub.add_parser(name, help=help, description=help)
+        if name == verb:
+            _, add, fn = plugin_commands(name)[name]
+            add(p)
+            p.set_defaults(handler=fn)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_verb(argv)).parse_args(argv)
+    args.argv = argv
+    try:
+        return args.handler(args) or 0
+    except (UserError, FileNotFoundError) as e:  # models.ModelUnavailable is a UserError
+        print(f"physical: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+            raise
+        # a folder that cannot be written (read-only run directory, full disk): finished files are kept
+        print(f"physical: error: {e.filename or ''}: {e.strerror}; nothing finished was lost", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("physical: interrupted; finished stages and files are kept, run again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""The align stage over a run's photos: crops, the best crop per cell, what is missing and why."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+
+from physical.config import Config
+from physical import runfiles
+from physical.log import say
+from physical.rundir import RunDir, write_image
+from physical.align.one_photo import REJECTIONS, align_photo, judge, rejection
+from physical.align.photo_files import _calibration, read_photo, reference_images, undistort
+
+MIN_MATCH = 0.5  # a crop of a sheet whose tag a photo does not show must show its image at least this well
+
+
+def _crop_stems(files: list[Path]) -> list[str]:
+    """A distinct, file-name-safe stem per photo, for the crops' names."""
+    out: list[str] = []
+    for p in files:
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", p.stem) or "photo"
+        stem, k = base, 2
+        while stem in out:
+            stem, k = f"{base}-{k}", k + 1
+        out.append(stem)
+    return out
+
+
+def _rank(c: dict) -> tuple:
+    return (c["accepted"], c["placed"] == "cell", c["sharpness"] or 0.0, -c["reprojection_px"])
+
+
+def _other_runs(run: RunDir) -> dict[tuple[int, int], str]:
+    """Run tag -> name of every other run printed beside this one (same output folder)."""
+    out = {}
+    for lay in sorted(run.root.parent.glob(f"*/{runfiles.LAYOUT}")):
+        root = lay.parent.parent
+        if root.resolve() == run.root.resolve():
+            continue
+        try:
+            other = runfiles.load_layout(root)
+            out[other.tag] = f"'{root.name}' ({other.run_id or '?'}, {root})"
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def _judge_unread_tags(crops: list[dict]) -> None:
+    """Crops of sheets whose run tag a photo did not show: accepted when another photo proves the
+    sheet (its tag read) and the cell shows its printed image (match >= MIN_MATCH); else their
+    reason says which is missing. In place."""
+    proven = {c["sheet"] for c in crops if c["run_tag"] == "read"}
+    for c in crops:
+        if c["run_tag"] == "read":
+            continue
+        first, rest = c["rejections"][0], c["rejections"][1:]
+        assert first["code"] == "run_tag"
+        if c["sheet"] not in proven:
+            rest = [rejection("run_tag", first["text"] + " nor in any other photo of this sheet")] + rest
+        elif c["match"] is not None and c["match"] < MIN_MATCH:
+            rest = [rejection("run_tag", first["text"] + ", and the cell does not show its printed image "
+                              f"(match {c['match']:.2f} < {MIN_MATCH:g})")] + rest
+        c["rejections"] = rest
+        judge(c)
+
+
+def _exclusions(crops: list[dict]) -> dict[str, int]:
+    """How many crops each threshold excluded (a crop may fail several)."""
+    out: dict[str, int] = {}
+    for c in crops:
+        if not c["accepted"]:
+            for r in c["rejections"]:
+                k = REJECTIONS[r["code"]]
+                out[k] = out.get(k, 0) + 1
+    return out
+
+
+def align_stage(run: RunDir, cfg: Config) -> dict:
+    """Align every photo in capture/photos/; write align/crops/*.png and align/crops.json.
+
+    crops.json: `crops` (every crop of every photo, its quality figures, `accepted`/`reason` and
+    `best` for the one used per cell), `photos` (status ok/skipped, reason, sheets, cells,
+    problems), `missing` (cells with no accepted crop, with the reason), `excluded` (crops each
+    threshold excluded). One line is printed for every photo skipped and every sheet ignored.
+    """
+    printed = runfiles.load_layout(run, "run the print stage first")
+    layout, tag, cells, images_px = printed.layout, printed.tag, printed.cells, printed.images_px
+    references = reference_images(run.root, cells)
+    other_runs = _other_runs(run)
+    calibration = cfg.resolve(cfg.align.camera_calibration) if cfg.align.camera_calibration else None
+    if calibration is not None:
+        _calibration(str(calibration))  # a bad calibration stops the stage, not every photo
+
+    crops_dir = run.stage_dir("align") / "crops"
+    crops_dir.mkdir(parents=True, exist_ok=True)
+    for old in crops_dir.glob("s*-c*-*.png"):  # crops of an earlier pass
+        old.unlink()
+
+    photo_files = sorted(p for p in run.photos_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not photo_files:
+        say(f"align: no photos in {run.photos_dir}")
+    all_crops: list[dict] = []
+    photos: list[dict] = []
+    for path, stem in zip(photo_files, _crop_stems(photo_files)):
+        entry = {"photo": path.name, "status": "ok", "reason": "", "sheets": [], "cells": 0, "problems": []}
+        photos.append(entry)
+        try:
+            photo = read_photo(path)
+            if calibration is not None:
+                photo = undistort(photo, calibration)
+        except ValueError as e:
+            entry.update(status="skipped", reason=str(e).split(": ", 1)[-1])
+            say(f"align: skipped {path.name}: {entry['reason']}")
+            continue
+        crops, problems = align_photo(photo, layout, tag, images_px, cfg.align,
+                                      references=references, other_runs=other_runs)
+        entry["problems"] = problems
+        if not crops:
+            sheet_level = [p for p in problems if " cell " not in p]
+            entry.update(status="skipped", reason="; ".join(sheet_level or problems) or "no cells found")
+            say(f"align: skipped {path.name}: {entry['reason']}")
+            continue
+        for p in problems:
+            if " cell " not in p:
+                say(f"align: {path.name}: {p}")
+        entry["sheets"] = sorted({c["sheet"] for c in crops})
+        entry["cells"] = len(crops)
+        for c in crops:
+            rel = f"align/crops/s{c['sheet']:03d}-c{c['slot']:02d}-{stem}.png"
+            write_image(run.root / rel, c.pop("image"))
+            cell = cells[(c["sheet"], c["slot"])]
+            all_crops.append({"photo": path.name, "sheet": c["sheet"], "slot": c["slot"], "item": cell["item"],
+                              "role": cell["role"], "path": rel, **{k: c[k] for k in (
+                                  "run_tag", "markers", "placed", "placed_by", "reprojection_px", "sharpness", "match", "inside",
+                                  "rejections", "accepted", "reason", "corners_px")}, "best": False})
+    _judge_unread_tags(all_crops)
+
+    best: dict[tuple[int, int], dict] = {}
+    for c in all_crops:
+        k = (c["sheet"], c["slot"])
+        if k not in best or _rank(c) > _rank(best[k]):
+            best[k] = c
+    for c in best.values():
+        c["best"] = True
+    missing = []
+    for k, cell in sorted(cells.items()):
+        b = best.get(k)
+        if b is None or not b["accepted"]:
+            missing.append({"sheet": k[0], "slot": k[1], "item": cell["item"], "role": cell["role"],
+                            "reason": "not found in any photo" if b is None else f"rejected: {b['reason']}"})
+    excluded = _exclusions(all_crops)
+    if excluded:
+        n = sum(not c["accepted"] for c in all_crops)
+        say(f"align: {n} of {len(all_crops)} crops excluded by the align thresholds: "
+              + ", ".join(f"{v} by {k}" for k, v in sorted(excluded.items())))
+    runfiles.save_crops(run, runfiles.AlignedCrops(all_crops, photos, missing, excluded))
+    return {"photos": len(photo_files), "skipped": sum(p["status"] == "skipped" for p in photos),
+            "cells_found": len(cells) - len(missing), "cells_expected": len(cells),
+            "crops": len(all_crops), "crops_excluded": sum(not c["accepted"] for c in all_crops)}
