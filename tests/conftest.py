@@ -34,7 +34,7 @@ def sample_batch(lite0):
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
     """(run, cfg): a tiny run with generate, (fake) align, classify, experiments and report done,
-    shared by the experiments and report tests (see exp_fixtures.py)."""
-    from exp_fixtures import tiny_run
+    shared by the experiments and report tests (see experiment_run.py)."""
+    from tests.experiment_run import tiny_run
 
     return tiny_run(tmp_path_factory.mktemp("exp"))

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from physical.cli.main import main
-from test_capture_live import FRAME, filmed, free_port, printed, video  # noqa: F401
+from tests.capture_live.test_capture_live import FRAME, filmed, free_port, printed, video  # noqa: F401
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")

@@ -25,7 +25,7 @@ import pytest
 
 from physical.capture.replay import encode_jpegs
 from physical.cli.main import main
-from test_capture_live import (FPS, FRAME, check_aligned_and_classified, check_picked_sharp, copy_run, filmed,  # noqa: F401
+from tests.capture_live.test_capture_live import (FPS, FRAME, check_aligned_and_classified, check_picked_sharp, copy_run, filmed,  # noqa: F401
                                free_port, printed)
 
 pytestmark = pytest.mark.slow  # third-party servers paced in real time

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from exp_fixtures import config
+from tests.experiment_run import config
 from physical.config import ConfigError
 from physical.measure.metrics import kurakin_table
 from physical.rundir import read_json

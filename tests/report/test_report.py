@@ -135,7 +135,7 @@ def test_switched_off_experiment_leaves_no_stale_table(tiny, tmp_path):
 
     import torch
 
-    from exp_fixtures import EXPERIMENTS, config
+    from tests.experiment_run import EXPERIMENTS, config
     from physical.stages.experiments import experiments_stage
     from physical.stages.report import report_stage
     from physical.rundir import RunDir

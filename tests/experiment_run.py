@@ -30,8 +30,8 @@ def config(root: Path, experiments=None, **over):
 
 def fake_photos(run) -> None:
     """align/crops.json with every cell 'photographed' (a JPEG at quality 60 of its digital image)."""
-    from physical.runfiles import load_index
-    from physical.rundir import read_image, write_image, write_json
+    from physical.runfiles import AlignedCrops, load_index, save_crops
+    from physical.rundir import read_image, write_image
 
     crops = []
     for it in load_index(run).items:
@@ -44,8 +44,7 @@ def fake_photos(run) -> None:
             write_image(run.root / rel, cv2.imdecode(buf, cv2.IMREAD_COLOR))
             crops.append({"item": it["key"], "role": role, "path": rel, "best": True, "accepted": True,
                           "photo": "fake.jpg", "sheet": 0, "slot": 0, "reason": None})
-    write_json(run.root / "align" / "crops.json", {"crops": crops, "photos": [{"photo": "fake.jpg", "status": "ok"}],
-                                                   "missing": []})
+    save_crops(run, AlignedCrops(crops, [{"photo": "fake.jpg", "status": "ok"}], []))
 
 
 def tiny_run(root: Path):
