@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 from physical.capture.keep import set_aside_photos
-from physical.capture.sources import list_photos, not_available, parse_source
+from physical.capture.sources import SOURCES, list_photos, not_available, parse_source
 from physical.log import warn
 from physical.rundir import RunDir, atomic_path
 
@@ -15,7 +15,7 @@ def check_capture_source(cfg) -> None:
     spec = parse_source(cfg.capture.source, cfg.resolve)
     if spec.kind == "folder":
         list_photos(Path(spec.target))
-    elif spec.kind not in ("simulate", "webcam", "url", "video"):
+    elif spec.kind not in SOURCES:
         raise not_available(spec)
 
 

@@ -193,25 +193,45 @@ class FolderSource(FrameSource):
 # choosing a source
 
 
+def _folder(spec: SourceSpec, o: dict) -> FrameSource:
+    return FolderSource(Path(str(spec.target)), fps=1.0 if o["realtime"] else None, loop=o["loop"])
+
+
+def _webcam(spec: SourceSpec, o: dict) -> FrameSource:
+    return WebcamSource(int(str(spec.target)), o["camera"])
+
+
+def _url(spec: SourceSpec, o: dict) -> FrameSource:
+    return UrlSource(str(spec.target), o["camera"])
+
+
+def _video(spec: SourceSpec, o: dict) -> FrameSource:
+    return VideoSource(Path(str(spec.target)), o["camera"], realtime=o["realtime"], loop=o["loop"])
+
+
+def _simulate(spec: SourceSpec, o: dict) -> FrameSource:
+    if o["run"] is None:
+        raise CaptureError("a simulated stream films a run's printed sheets: give the run (--run RUN)")
+    return SimulatedSource.for_run(o["run"], o["cfg"], realtime=o["realtime"], loop=o["loop"], **o["simulate"])
+
+
+# the frame sources, by the kind `parse_source` reads off capture.source: kind -> opener
+SOURCES: dict[str, Callable[[SourceSpec, dict], FrameSource]] = {
+    "simulate": _simulate, "folder": _folder, "webcam": _webcam, "url": _url, "video": _video,
+}
+
+
 def open_source(spec: SourceSpec, camera=None, *, realtime: bool = False, loop: bool = False, run=None, cfg=None,
                 **simulate) -> FrameSource:
     """The FrameSource for a spec (not opened yet). `camera` is a CameraConfig; `realtime` plays a
     video at its frame rate and a folder at one photo a second; `loop` starts a video or a folder
     over; a ``simulate`` stream needs the run (and its config) whose sheets it films, `simulate`
     goes to `SimulatedSource.for_run`."""
-    if spec.kind == "folder":
-        return FolderSource(Path(spec.target), fps=1.0 if realtime else None, loop=loop)
-    if spec.kind == "webcam":
-        return WebcamSource(int(spec.target), camera)
-    if spec.kind == "url":
-        return UrlSource(str(spec.target), camera)
-    if spec.kind == "video":
-        return VideoSource(Path(spec.target), camera, realtime=realtime, loop=loop)
-    if spec.kind == "simulate":
-        if run is None:
-            raise CaptureError("a simulated stream films a run's printed sheets: give the run (--run RUN)")
-        return SimulatedSource.for_run(run, cfg, realtime=realtime, loop=loop, **simulate)
-    raise not_available(spec)
+    opener = SOURCES.get(spec.kind)
+    if opener is None:
+        raise not_available(spec)
+    return opener(spec, {"camera": camera, "realtime": realtime, "loop": loop, "run": run, "cfg": cfg,
+                         "simulate": simulate})
 
 
 def not_available(spec: SourceSpec) -> SourceNotAvailable:
