@@ -62,7 +62,6 @@ so the same parameters give the same output on the same device, in whatever batc
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple, Optional, Union
 
 import torch
@@ -70,34 +69,19 @@ import torch
 from physical.channel.files import load_colour
 from physical.channel.halftone_texture import without_halftone
 from physical.channel.colour import ColourModel
-from physical.channel.texture import drawn_spectrum, level_table, textured_noise
+from physical.channel.steps.params import col
+from physical.channel.steps import STEPS, codec, geometry, lighting, optics, printer, sensor
+from physical.channel.texture import drawn_spectrum, level_table
 from physical.config import ChannelConfig
-from physical.channel.jpeg import jpeg as jpeg_codec
 from physical.channel.halftone import through
-from physical.transforms.ops import gaussian_blur, per_sample_normal
 
-# the scalar parameters, in the order they are drawn (keep the order: it fixes the random stream)
-SCALARS = (
-    "print_gamma", "paper_white", "ink_black",
-    "rotation_deg", "tilt_x", "tilt_y", "scale", "translate_x", "translate_y",
-    "blur_sigma",
-    "light_gradient", "light_angle_deg", "wb_r", "wb_g", "wb_b", "contrast", "brightness",
-    "noise_sigma",
-    "jpeg_quality",
-)
-IDENTITY = {
-    "print_gamma": 1.0, "paper_white": 1.0, "ink_black": 0.0,
-    "rotation_deg": 0.0, "tilt_x": 0.0, "tilt_y": 0.0, "scale": 1.0, "translate_x": 0.0, "translate_y": 0.0,
-    "blur_sigma": 0.0,
-    "light_gradient": 0.0, "light_angle_deg": 0.0, "wb_r": 1.0, "wb_g": 1.0, "wb_b": 1.0,
-    "contrast": 1.0, "brightness": 0.0,
-    "noise_sigma": 0.0,
-    "jpeg_quality": 100.0,
-}
-MAX_TILT = 0.4
+# the scalar parameters, in the order they are drawn: the steps' in physical order (keep the order:
+# it fixes the random stream)
+SCALARS = tuple(name for step in STEPS for name in step.NAMES)
+IDENTITY = {name: value for step in STEPS for name, value in step.IDENTITY.items()}
+MAX_TILT = geometry.MAX_TILT
 # the channel ranges a colour calibration may set from its `channel` section (besides blur, noise, scale)
 CALIBRATED = ("jpeg_quality", "contrast", "white_balance", "light_gradient", "rotation_deg", "tilt")
-MIN_SIGMA = 1e-3  # sigma > 0 (it divides); a kernel this narrow is a delta
 
 Background = Union[None, float, torch.Tensor]
 
@@ -189,45 +173,18 @@ class Channel(torch.nn.Module):
 
     # -- parameters -----------------------------------------------------------------------------
     def ranges(self, strength: float = 1.0) -> dict[str, tuple[float, float]]:
-        """(low, high) of every scalar parameter, scaled by `strength` around its identity value."""
-        c, k = self.cfg, float(strength)
+        """(low, high) of every scalar parameter, scaled by `strength` around its identity value;
+        a fitted calibration replaces the printer model and every range it measured."""
+        measured = self.measured()
 
-        def around(name: str, lo: float, hi: float, lo_clip=-math.inf, hi_clip=math.inf):
-            i = IDENTITY[name]
-            a, b = i + (lo - i) * k, i + (hi - i) * k
-            return (min(max(a, lo_clip), hi_clip), min(max(b, lo_clip), hi_clip))
+        def get(key: str):
+            return measured.get(key, getattr(self.cfg, key))
 
-        # a fitted calibration replaces the printer model and every range it measured
-        m = self.measured()
-
-        def get(key):
-            return m.get(key, getattr(c, key))
-
-        wb, tilt = get("white_balance"), get("tilt")
-        gamma, white, black = (1.0, 1.0, 0.0) if self.calibration else (c.print_gamma, c.paper_white, c.ink_black)
-        blur, noise, scale = get("blur_sigma"), get("noise_sigma"), get("scale")
-        rot, contrast, brightness, jpeg = get("rotation_deg"), get("contrast"), get("brightness"), get("jpeg_quality")
-        return {
-            "print_gamma": around("print_gamma", gamma, gamma, 0.05),
-            "paper_white": around("paper_white", white, white, 0.0, 1.0),
-            "ink_black": around("ink_black", black, black, 0.0, 1.0),
-            "rotation_deg": around("rotation_deg", -rot, rot),
-            "tilt_x": around("tilt_x", -tilt, tilt, -MAX_TILT, MAX_TILT),
-            "tilt_y": around("tilt_y", -tilt, tilt, -MAX_TILT, MAX_TILT),
-            "scale": around("scale", scale[0], scale[1], 0.01),
-            "translate_x": around("translate_x", -c.translate, c.translate),
-            "translate_y": around("translate_y", -c.translate, c.translate),
-            "blur_sigma": around("blur_sigma", blur[0], blur[1], 0.0),
-            "light_gradient": around("light_gradient", 0.0, get("light_gradient"), 0.0, 0.95),
-            "light_angle_deg": (-180.0, 180.0),  # a direction: not scaled
-            "wb_r": around("wb_r", 1 - wb, 1 + wb, 0.0),
-            "wb_g": around("wb_g", 1 - wb, 1 + wb, 0.0),
-            "wb_b": around("wb_b", 1 - wb, 1 + wb, 0.0),
-            "contrast": around("contrast", contrast[0], contrast[1], 0.0),
-            "brightness": around("brightness", brightness[0], brightness[1]),
-            "noise_sigma": around("noise_sigma", noise[0], noise[1], 0.0),
-            "jpeg_quality": around("jpeg_quality", jpeg[0], jpeg[1], 1.0, 100.0),
-        }
+        k = float(strength)
+        out = printer.ranges(get, k, calibrated=self.calibration is not None)
+        for step in STEPS[1:]:
+            out.update(step.ranges(get, k))
+        return out
 
     def sample(
         self,
@@ -258,153 +215,23 @@ class Channel(torch.nn.Module):
             out["colour_mix"] = torch.zeros(n, device=device)
         return out
 
-    # -- stages ---------------------------------------------------------------------------------
+    # -- steps (physical.channel.steps) ---------------------------------------------------------------
     def printer(self, x: torch.Tensor, params: Optional[dict[str, torch.Tensor]] = None) -> torch.Tensor:
-        """Digital image -> printed reflectance: tone curve, then gamut [ink_black, paper_white].
-
-        Without `params` the config's printer is used. With a fitted colour calibration
-        (``calibration``), its colour model replaces this: digital RGB -> the camera's RGB of the
-        print, blended with the input by ``params["colour_mix"]`` (the strength; 1 = the model).
-        """
-        if self.colour is not None:
-            if x.shape[1] == 3:
-                y = self.colour(x.clamp(0.0, 1.0))
-            else:  # grey images: the model's response to neutral greys
-                y = self.colour(x.clamp(0.0, 1.0).mean(1, keepdim=True).expand(-1, 3, -1, -1)).mean(1, keepdim=True)
-            mix = None if params is None else params.get("colour_mix")
-            if mix is None:
-                return y
-            k = _col(mix, x)
-            return torch.where(k == 1, y, x + k * (y - x))
+        """Digital image -> printed reflectance (the config's printer when `params` is None); with a
+        fitted colour calibration its colour model, blended by ``params["colour_mix"]``."""
         if params is None:
             r = self.ranges(1.0)
-            params = {k: torch.full((x.shape[0],), r[k][0]) for k in ("print_gamma", "paper_white", "ink_black")}
-        g = _col(params["print_gamma"], x)
-        white = _col(params["paper_white"], x)
-        black = _col(params["ink_black"], x)
-        # the floor of 1e-6 keeps the gradient of x**g finite at 0 when g < 1
-        return black + (white - black) * x.clamp(1e-6, 1.0).pow(g)
+            params = {} if self.colour is not None else {
+                k: torch.full((x.shape[0],), r[k][0]) for k in printer.NAMES}
+        return printer.apply(x, params, self.colour)
 
     def homographies(self, params: dict[str, torch.Tensor], in_size: tuple[int, int],
                      out_size: tuple[int, int]) -> torch.Tensor:
         """N x 3 x 3 float64 (cpu): input pixel -> output pixel. Sizes are (width, height)."""
-        w, h = in_size
-        W, H = out_size
-        p = {k: v.detach().to("cpu", torch.float64) for k, v in params.items() if k != "noise_seed"}
-        n = p["scale"].shape[0]
-        eye = torch.eye(3, dtype=torch.float64).repeat(n, 1, 1)
-
-        def shift(tx, ty):
-            m = eye.clone()
-            m[:, 0, 2], m[:, 1, 2] = tx, ty
-            return m
-
-        # centre the image, rotate it on the desk, then the camera's perspective tilt
-        half = torch.ones(n, dtype=torch.float64)
-        centre = shift(-(w - 1) / 2 * half, -(h - 1) / 2 * half)
-        t = torch.deg2rad(p["rotation_deg"])
-        rot = eye.clone()
-        rot[:, 0, 0], rot[:, 0, 1], rot[:, 1, 0], rot[:, 1, 1] = t.cos(), t.sin(), -t.sin(), t.cos()
-        r = max(w, h) / 2
-        tilt = eye.clone()
-        tilt[:, 2, 0], tilt[:, 2, 1] = p["tilt_x"] / r, p["tilt_y"] / r
-        a = tilt @ rot @ centre
-
-        # bounding box of the image's outline (pixel edges at -0.5 and size - 0.5)
-        corners = torch.tensor([[-0.5, -0.5, 1], [w - 0.5, -0.5, 1], [w - 0.5, h - 0.5, 1], [-0.5, h - 0.5, 1]],
-                               dtype=torch.float64)
-        q = torch.einsum("nij,kj->nki", a, corners)
-        q = q[..., :2] / q[..., 2:]
-        lo, hi = q.amin(1), q.amax(1)
-        size, mid = hi - lo, (hi + lo) / 2
-
-        # scale 1 = the bounding box just fills the frame; translation stays inside the free margin
-        sc = p["scale"] * torch.minimum(W / size[:, 0], H / size[:, 1])
-        slack_x = ((W - sc * size[:, 0]) / 2).clamp_min(0)
-        slack_y = ((H - sc * size[:, 1]) / 2).clamp_min(0)
-        tx = torch.maximum(torch.minimum(p["translate_x"] * W, slack_x), -slack_x)
-        ty = torch.maximum(torch.minimum(p["translate_y"] * H, slack_y), -slack_y)
-        scale = eye.clone()
-        scale[:, 0, 0], scale[:, 1, 1] = sc, sc
-        return shift((W - 1) / 2 + tx, (H - 1) / 2 + ty) @ scale @ shift(-mid[:, 0], -mid[:, 1]) @ a
-
-    def geometry(self, x: torch.Tensor, hom: torch.Tensor, out_size: tuple[int, int],
-                 background: torch.Tensor) -> torch.Tensor:
-        """Warp every image with its homography into an out_size (W, H) frame over `background`."""
-        # deferred: kornia takes ~0.4 s to import, and config checks (a typo's error exit) load this module
-        from kornia.geometry.transform import warp_perspective
-
-        W, H = out_size
-        n, c = x.shape[:2]
-        # anti-aliasing before a downscale (a camera pixel integrates over its area): f is the local
-        # scale at the image centre (|det J| = |det H| / w^3 for a homography),
-        # sigma = (1/f - 1) / 2 as in scikit-image's resize
-        h, w = x.shape[-2:]
-        w_c = hom[:, 2] @ torch.tensor([(w - 1) / 2, (h - 1) / 2, 1.0], dtype=hom.dtype)
-        f = (hom.det().abs() / w_c.abs() ** 3).sqrt().to(x.device, x.dtype)
-        sigma = ((1 / f - 1) / 2).clamp_min(MIN_SIGMA)
-        if float(sigma.max()) > 0.05:
-            x = gaussian_blur(x, sigma)
-        hom = hom.to(x.device, x.dtype)
-        if background.shape[-2:] == (1, 1):
-            # a flat background b: warp(x - b) + b is warp(x) + (1 - cover) b exactly (bilinear
-            # weights sum to the cover), one warp of C channels instead of C + 1
-            b = background.expand(n, c, 1, 1)
-            return warp_perspective(x - b, hom, (H, W), mode="bilinear", padding_mode="zeros", align_corners=True) + b
-        ones = torch.ones_like(x[:, :1])
-        warped = warp_perspective(torch.cat([x, ones], 1), hom, (H, W), mode="bilinear", padding_mode="zeros",
-                                  align_corners=True)
-        cover = warped[:, c:]
-        return warped[:, :c] + (1 - cover) * background
-
-    def optics(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        sigma = params["blur_sigma"].to(x.device, x.dtype).clamp_min(MIN_SIGMA)
-        if float(sigma.max()) <= MIN_SIGMA:
-            return x
-        return gaussian_blur(x, sigma)
-
-    def lighting(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Light gradient x white balance on the scene, then the camera's contrast and brightness:
-        an affine map per pixel, x * scale + offset, applied in one pass."""
-        n, c, hh, ww = x.shape
-        contrast = _col(params["contrast"], x)
-        scale = contrast  # N x 1 x 1 x 1, grown by what applies
-        if c == 3:
-            gain = torch.stack([params["wb_r"], params["wb_g"], params["wb_b"]], 1).to(x.device, x.dtype)
-            scale = scale * gain.view(n, 3, 1, 1)
-        amp = _col(params["light_gradient"], x)
-        if float(amp.abs().max()) > 0:
-            ang = torch.deg2rad(params["light_angle_deg"].to(x.device, x.dtype))
-            dx, dy = ang.cos(), ang.sin()
-            norm = dx.abs() + dy.abs()
-            u = torch.linspace(-1, 1, ww, device=x.device, dtype=x.dtype).view(1, 1, 1, ww)
-            v = torch.linspace(-1, 1, hh, device=x.device, dtype=x.dtype).view(1, 1, hh, 1)
-            ramp = _col(dx / norm, x) * u + _col(dy / norm, x) * v  # in [-1, 1], peak at a corner
-            scale = scale * (1 + amp * ramp)
-        offset = 0.5 - 0.5 * contrast + _col(params["brightness"], x)
-        return torch.addcmul(offset, x, scale)
+        return geometry.homographies(params, in_size, out_size)
 
     def sensor(self, x: torch.Tensor, params: dict[str, torch.Tensor], photo_px: float = 1.0) -> torch.Tensor:
-        """White Gaussian noise of sigma ``noise_sigma``, or a calibration's measured noise texture
-        (calibrate/texture.py) scaled by ``noise_sigma`` / its range's middle; `photo_px`: photo
-        pixels per output pixel (the texture is measured in photo pixels)."""
-        sigma = params["noise_sigma"]
-        if float(sigma.max()) <= 0:
-            return x
-        if self.texture is not None:
-            return x + textured_noise(tuple(x.shape), self.texture, params["noise_seed"].tolist(),
-                                      sigma / self.texture_level, x.device, x.dtype, photo_px, self.texture_table, x)
-        noise = per_sample_normal(x.shape, params["noise_seed"].tolist(), x.device, x.dtype)
-        return torch.addcmul(x, _col(sigma, x), noise)
-
-    def jpeg(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        q = params["jpeg_quality"].to(x.device, x.dtype)
-        on = q < 100
-        if x.shape[1] != 3 or not bool(on.any()):
-            return x
-        x = x.clamp(0.0, 1.0)
-        coded = jpeg_codec(x, q.clamp(1.0, 100.0))
-        return coded if bool(on.all()) else torch.where(on.view(-1, 1, 1, 1), coded, x)
+        return sensor.apply(x, params, photo_px, self.texture, getattr(self, "texture_level", 1.0), self.texture_table)
 
     # -- the whole channel ------------------------------------------------------------------------
     def forward(
@@ -442,12 +269,12 @@ class Channel(torch.nn.Module):
         y = self.printer(x, p) if screen is None else through(lambda z: self.printer(z, p), x, screen)
         if k > 1:
             y = y.repeat_interleave(k, 0)
-        y = self.geometry(y, hom, out_size, self._background(background, y, params))
-        y = self.optics(y, params)
-        y = self.lighting(y, params)
+        y = geometry.apply(y, hom, out_size, self._background(background, y, params))
+        y = optics.apply(y, params)
+        y = lighting.apply(y, params)
         y = self.sensor(y, params, photo_px)
         if jpeg:
-            y = self.jpeg(y, params)
+            y = codec.apply(y, params)
         return ChannelOutput(y.clamp(0.0, 1.0), hom)
 
     def eot(self, x: torch.Tensor, n: int, *, generator: torch.Generator, strength: float = 1.0) -> torch.Tensor:
@@ -470,7 +297,7 @@ class Channel(torch.nn.Module):
         if background is None:
             if self.colour is not None:  # blank paper through the fitted model
                 return self.printer(torch.ones_like(x[:, :, :1, :1]), params)
-            return _col(params["paper_white"], x)
+            return col(params["paper_white"], x)
         b = torch.as_tensor(background, device=x.device, dtype=x.dtype)
         if b.ndim == 1:  # a colour
             b = b.view(1, -1, 1, 1)
@@ -486,7 +313,3 @@ def params_to_json(params: dict[str, torch.Tensor], i: int) -> dict:
     """The i-th parameter set as plain numbers."""
     return {k: (int(v[i]) if k == "noise_seed" else round(float(v[i]), 6)) for k, v in params.items()}
 
-
-def _col(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """A per-sample (N,) value shaped to broadcast against N x C x H x W."""
-    return v.to(x.device, x.dtype).view(-1, 1, 1, 1)

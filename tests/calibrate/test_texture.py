@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from physical.channel.steps import codec
 from physical.channel.files import CalibrationError, colour_document, load_colour
 from physical.channel.texture import OPPONENT, SIZE, patch_spectra, rgb_std, textured_noise
 from physical.channel.core import Channel
@@ -137,7 +138,7 @@ def test_the_channels_photos_show_the_chroma_texture_measured_on_jpegs(tmp_path)
         params["noise_seed"] = torch.arange(8)
         y = ch.sensor(x, params)
         params["jpeg_quality"] = torch.full((8,), 99.0)  # the codec's averaging, next to no quantisation
-        z = ch.jpeg(y, params) - 0.5
+        z = codec.apply(y, params) - 0.5
         got[jpeg] = np.mean([measure(z[i: i + 1]) for i in range(8)], 0)
     inner = np.hypot(f[:, None], f[None, :]) < 0.15
     for c in (1, 2):
