@@ -13,12 +13,9 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from physical.runs.checks import from_dict, load_config
-from physical.config import load_raw, set_override
 from physical.errors import ConfigError
 from physical.log import say
-from physical.runs.pipeline import run_dir_for
-from physical.rundir import RunDir
+from physical.runs.pipeline import load_run
 from physical.runs.runner import run_stages
 from physical.capture.folder import copy_folder
 from physical.capture.sources import parse_source
@@ -46,24 +43,6 @@ def _add(p):
                                                         "phone syncing), print the sheets and cells still missing, "
                                                         "until every cell is captured, --timeout, or Ctrl-C")
     p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override one config value (repeatable)")
-
-
-def load_run(target: str, overrides: list[str] | None = None):
-    """(RunDir, Config) for a run directory or a pipeline YAML."""
-    path = Path(target)
-    if path.is_file():
-        cfg, _ = load_config(path, overrides or [])
-        return run_dir_for(cfg), cfg
-    if path.is_dir():
-        cfg_path = path / "config.yaml"
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"{path}: not a run directory (no config.yaml); give runs/NAME or the pipeline YAML")
-        data = load_raw(cfg_path)
-        for o in overrides or []:
-            set_override(data, o)
-        run = RunDir(path)
-        return run, from_dict(data, run.config_dir(str((data.get("run") or {}).get("output", "runs"))))
-    raise FileNotFoundError(f"{path}: no such run directory or pipeline file")
 
 
 def _capture(args) -> int:

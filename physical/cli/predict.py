@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from physical.cli.capture import load_run
+from physical.runs.pipeline import load_run
 from physical.errors import ConfigError
 from physical import runfiles
 from physical.log import say

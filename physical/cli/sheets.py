@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from physical.cli.capture import load_run
+from physical.runs.pipeline import load_run
 from physical.log import say
 from physical.rundir import STAGES
 from physical.runs.runner import run_stages
