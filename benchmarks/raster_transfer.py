@@ -44,7 +44,8 @@ def main() -> None:
     cells = [(slot, c) for (sheet, slot), c in printed.cells.items() if sheet == 0]
     print("bands (cycles per image pixel): " + ", ".join(f"{lo:g}-{hi:g}" for lo, hi in BANDS))
     for dpi in (float(v) for v in a.dpi.split(",")):
-        for how, pages in (("pdfium at the raster", rasterize_pdf), ("printed at 600 dpi", printed_pages)):
+        for how, pages in (("pdfium at the raster", rasterize_pdf),
+                           ("printed at 600 dpi", lambda pdf, d: (p.page for p in printed_pages(pdf, d)))):
             page = next(pages(a.run / printed.pdf, dpi))
             k = dpi / 25.4
             acc = 0

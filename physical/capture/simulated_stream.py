@@ -88,7 +88,7 @@ class SimulatedSource(FrameSource):
             frame = tuple(res) if res else (1280, 720)
         page_h_in = printed.layout.page_h / MM_PER_INCH
         dpi = float(min(cfg.capture.dpi or 600.0, max(50.0, 1.25 * frame[1] / page_h_in)))
-        pages = list(printed_pages(pdf, dpi))
+        pages = [p.page for p in printed_pages(pdf, dpi)]
         kw.setdefault("seed", cfg.run.seed)
         return cls(pages, cfg.capture.channel, frame, realtime=realtime, name=f"simulated camera on {run.root}", **kw)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, NamedTuple, Optional
 
 import cv2
 import numpy as np
@@ -65,13 +65,18 @@ def rasterize_pdf(path: str | Path, dpi: float) -> Iterator[np.ndarray]:
         pdf.close()
 
 
+class PrintedPage(NamedTuple):
+    page: np.ndarray  # H x W x 3 uint8, the printed page as the camera's optics see it
+    screen: Optional[np.ndarray]  # what the printer's halftone changed in it, or None (no screen)
+
+
 def printed_pages(path: str | Path, dpi: float, printer_dpi: float = PRINTER_DPI,
-                  halftone_lpi: Optional[float] = None) -> Iterator:
+                  halftone_lpi: Optional[float] = None) -> Iterator[PrintedPage]:
     """Every page as printed at (at least) `printer_dpi` and area-averaged to `dpi`: the same size
     and pixel grid as :func:`rasterize_pdf` at `dpi`, each pixel the mean of k x k printed pixels
     (an integer k, so the geometry stays exact). With `halftone_lpi` the printer screens its inks
-    (physical.channel.halftone): every page is then (page, screen), the screened page averaged
-    the same way minus the page (float32, [0, 1] units, zero on average)."""
+    (physical.channel.halftone): its ``screen`` is the screened page averaged the same way minus
+    the page (float32, [0, 1] units, zero on average); None without a screen."""
     k = max(1, math.ceil(printer_dpi / dpi - 1e-9))
     for fine in rasterize_pdf(path, dpi * k):
         # pdfium's size at dpi is ceil(points * dpi / 72) = ceil(its size at k * dpi / k) for an integer k
@@ -81,10 +86,10 @@ def printed_pages(path: str | Path, dpi: float, printer_dpi: float = PRINTER_DPI
         del fine
         page = cv2.resize(pad, (w, h), interpolation=cv2.INTER_AREA)  # an integer factor: block means
         if halftone_lpi is None:
-            yield page
+            yield PrintedPage(page, None)
             continue
         dots = cv2.resize(halftone(pad, dpi * k, halftone_lpi), (w, h), interpolation=cv2.INTER_AREA)
-        yield page, (dots.astype(np.float32) - page.astype(np.float32)) / 255
+        yield PrintedPage(page, (dots.astype(np.float32) - page.astype(np.float32)) / 255)
 
 
 def mm_to_px(dpi: float) -> np.ndarray:
@@ -135,8 +140,7 @@ def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> d
         planned = [{"file": f"capture/photos/sheet{i:03d}-{k}.jpg"} for i in range(n) for k in range(cap.photos_per_sheet)]
         write_json(run.root / "capture" / "simulated.json", {"source": "simulate", "complete": False, "photos": planned})
 
-    for i, page in enumerate(printed_pages(pdf_path, dpi, halftone_lpi=channel.halftone_lpi)):
-        page, screen = page if channel.halftone_lpi is not None else (page, None)
+    for i, (page, screen) in enumerate(printed_pages(pdf_path, dpi, halftone_lpi=channel.halftone_lpi)):
         sheet = torch.from_numpy(page).to(device).permute(2, 0, 1)[None].float().div_(255)
         if screen is not None:
             screen = torch.from_numpy(screen).to(device).permute(2, 0, 1)[None]

@@ -105,7 +105,7 @@ def simulate_target_photos(pdf: str | Path, folder: str | Path, channel, n: int,
                            dpi: float = 100.0, frame: tuple[int, int] = (1200, 900), prefix: str = "chart") -> list[Path]:
     """Photograph page 1 of `pdf` `n` times through `channel` (a physical.channel.core.Channel) into
     `folder` as JPEGs at the sampled quality, the way the simulator photographs sheets."""
-    page = next(printed_pages(pdf, dpi))
+    page = next(printed_pages(pdf, dpi)).page
     x = torch.from_numpy(page).permute(2, 0, 1)[None].float().div_(255)
     gen = torch.Generator().manual_seed(int(seed))
     params = channel.sample(n, generator=gen)

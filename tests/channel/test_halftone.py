@@ -63,7 +63,7 @@ def test_the_simulators_printer_screens_its_pages(tmp_path):
     """printed_pages with a halftone: the continuous page and the screen, which keeps the page's colour
     on average and adds the screen's texture; without one a flat patch stays flat."""
     _grey_pdf(tmp_path / "grey.pdf")
-    flat = next(printed_pages(tmp_path / "grey.pdf", 150.0)).astype(float)
+    flat = next(printed_pages(tmp_path / "grey.pdf", 150.0)).page.astype(float)
     page, screen = next(printed_pages(tmp_path / "grey.pdf", 150.0, halftone_lpi=120.0))
     assert np.array_equal(page, flat)
     dots = page + 255 * screen.astype(float)

@@ -43,7 +43,7 @@ def test_printed_page_grid_colours_and_detail(tmp_path):
     pdf = tmp_path / "page.pdf"
     _pdf(pdf, detail)
     direct = next(rasterize_pdf(pdf, DPI))
-    printed = next(printed_pages(pdf, DPI))
+    printed = next(printed_pages(pdf, DPI)).page
     assert printed.shape == direct.shape and printed.dtype == np.uint8
     # the flat patch keeps its colour and its edges stay on the same pixels (exact geometry)
     k = DPI / 25.4
@@ -56,4 +56,4 @@ def test_printed_page_grid_colours_and_detail(tmp_path):
     kept_printed, kept_direct = _detail_kept(printed, detail), _detail_kept(direct, detail)
     assert kept_printed > kept_direct + 0.07, (kept_printed, kept_direct)  # 0.62 against 0.51
     # at the printer's own resolution nothing is averaged
-    assert np.array_equal(next(printed_pages(pdf, 600.0)), next(rasterize_pdf(pdf, 600.0)))
+    assert np.array_equal(next(printed_pages(pdf, 600.0)).page, next(rasterize_pdf(pdf, 600.0)))
