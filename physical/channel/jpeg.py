@@ -77,7 +77,7 @@ def _code(p: torch.Tensor, table: torch.Tensor, dct: torch.Tensor) -> torch.Tens
     return b.reshape(n, c, h // 8, w // 8, 8, 8).permute(0, 1, 2, 4, 3, 5).reshape(n, c, h, w)
 
 
-def jpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+def differentiable_jpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     """Encode and decode N x 3 x H x W images in [0, 1] at per-sample `quality` (N,) in 1..100.
 
     Differentiable with straight-through rounding; the gradient is that of the codec's linear part

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from physical.channel.jpeg import jpeg as jpeg_codec
+from physical.channel.jpeg import differentiable_jpeg
 from physical.channel.steps.params import Getter, Ranges, around
 
 NAMES = ("jpeg_quality",)
@@ -22,5 +22,5 @@ def apply(x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
     if x.shape[1] != 3 or not bool(on.any()):
         return x
     x = x.clamp(0.0, 1.0)
-    coded = jpeg_codec(x, q.clamp(1.0, 100.0))
+    coded = differentiable_jpeg(x, q.clamp(1.0, 100.0))
     return coded if bool(on.all()) else torch.where(on.view(-1, 1, 1, 1), coded, x)
