@@ -79,8 +79,8 @@ def main(argv=None) -> int:
 
     fns = {
         "bare forward+backward": bare,
-        "physical BIM": lambda: (BIM(model, a.eps, alpha=1, steps=s)(x, y), sync()),
-        "physical PGD": lambda: (PGD(model, a.eps, alpha=1, steps=s, random_start=True)(x, y), sync()),
+        "physical BIM": lambda: (BIM(model, a.eps / 255, alpha=1 / 255, steps=s)(x, y), sync()),
+        "physical PGD": lambda: (PGD(model, a.eps / 255, alpha=1 / 255, steps=s, random_start=True)(x, y), sync()),
     }
     try:
         import torchattacks
@@ -95,8 +95,8 @@ def main(argv=None) -> int:
     channel = CropChannel(Channel(cfg.capture.channel).to(dev), cell_px_for(cfg), EOTConfig().misalign)
     eot = EOTConfig(samples=n)
     k = a.eot_steps
-    fns[f"physical EOT-BIM N={n}, {k} step(s)"] = lambda: (BIM(model, a.eps, alpha=1, steps=k, eot=eot, channel=channel)(x, y), sync())
-    fns[f"physical BIM, {n * k} steps"] = lambda: (BIM(model, a.eps, alpha=1, steps=n * k)(x, y), sync())
+    fns[f"physical EOT-BIM N={n}, {k} step(s)"] = lambda: (BIM(model, a.eps / 255, alpha=1 / 255, steps=k, eot=eot, channel=channel)(x, y), sync())
+    fns[f"physical BIM, {n * k} steps"] = lambda: (BIM(model, a.eps / 255, alpha=1 / 255, steps=n * k)(x, y), sync())
     fns[f"bare forward+backward, {n * k} passes"] = lambda: bare(n * k)
     xn, yn = x.repeat_interleave(n, 0), y.repeat_interleave(n, 0)
 
@@ -217,7 +217,7 @@ def child(a, conf: dict) -> int:
     else:
         cfg = Config()
         channel = CropChannel(Channel(cfg.capture.channel).to(dev), cell_px_for(cfg), EOTConfig().misalign)
-        attack = BIM(model, a.eps, alpha=1, steps=steps, eot=EOTConfig(samples=conf["samples"]), channel=channel,
+        attack = BIM(model, a.eps / 255, alpha=1 / 255, steps=steps, eot=EOTConfig(samples=conf["samples"]), channel=channel,
                      memory_gb=conf["memory_gb"])
         run = lambda: attack(x, y)  # noqa: E731
         if conf["memory_gb"]:  # one batch: only where the machine has the memory (never push it into swap)

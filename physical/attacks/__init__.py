@@ -29,15 +29,20 @@ import functools
 import hashlib
 from dataclasses import fields
 from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
 
 from physical.channel.build import crop_view
 from physical.channel.files import load_colour
 from physical.channel.colour import printable_palette
 from physical.channel.core import Channel
-from physical.config import AttackConfig, coerce
+from physical.channel.crop import CropChannel
+from physical.config import AttackConfig, EOTConfig, build, coerce
 from physical.errors import ConfigError
 from physical.models import class_index
-from physical.attacks.base import Attack
+from physical.attacks.base import Attack, AttackResult, Target
+from physical.attacks.model import Normalized, as_model, model_device
 from physical.attacks.labels import AttackLabel
 from physical.attacks.bim import BIM
 from physical.attacks.difgsm import DIFGSM
@@ -83,6 +88,10 @@ def check_config(a: AttackConfig, path: str) -> None:
     check_params(ATTACKS[name], a, path)
     if not a.eps:
         raise ConfigError(f"{path}.eps: at least one eps is required")
+    for j, eps in enumerate(a.eps):
+        if 0 < eps < 1:
+            raise ConfigError(f"{path}.eps[{j}]: {eps:g} is below 1: the YAML's eps is in 0..255 pixel levels "
+                              f"(Kurakin's units: 8, not 8/255 = {8 / 255:.4f}); the Python API takes [0, 1]")
     if a.alpha is not None and a.alpha <= 0:
         raise ConfigError(f"{path}.alpha: {a.alpha:g} must be > 0 (a step size in 0..255 units)")
     if a.target is not None:
@@ -155,8 +164,12 @@ def make_attack(a: AttackConfig, model, eps: float, channel=None, seed: int = 0,
     if a.printability > 0:  # the config check made sure a colour calibration is there
         path = Path(cfg.capture.channel.calibration)
         palette = _palette(str(path), path.stat().st_mtime_ns)
-    return cls(model, eps, steps=a.steps, tv=a.tv, family_params=a.family_params, alpha=a.alpha, target=a.target, eot=a.eot, channel=channel,
-               seed=attack_seed(seed, label_of(a, eps)), printability=a.printability, palette=palette)
+    # the YAML's 0..255 units -> the classes' [0, 1] (the same floats the attacks always used)
+    steps = a.steps if a.steps is not None else cls.kurakin_steps(eps)
+    alpha = float(a.alpha) / 255.0 if a.alpha is not None else None
+    return cls(model, float(eps) / 255.0, steps=steps, tv=a.tv, family_params=a.family_params, alpha=alpha,
+               target=_target(a), eot=a.eot, channel=channel, seed=attack_seed(seed, label_of(a, eps)),
+               printability=a.printability, palette=palette)
 
 
 @functools.lru_cache(maxsize=4)
@@ -164,6 +177,12 @@ def _palette(path: str, mtime_ns: int):
     """The printable colours of a colour calibration, read once per file version (every attack and
     eps of a run asks for them)."""
     return printable_palette(load_colour(path))
+
+
+def _target(a: AttackConfig) -> Optional[int]:
+    """An entry's target as a class index (check_config makes a class name its index)."""
+    t = a.target
+    return t if t is None or isinstance(t, int) else class_index(t, "target")
 
 
 def label_of(a: AttackConfig, eps: float) -> str:
@@ -174,7 +193,7 @@ def label_of(a: AttackConfig, eps: float) -> str:
     if getattr(a, "label", None):
         return str(AttackLabel(None, eps, custom=a.label))
     cls = ATTACKS[canonical(a.name)]
-    target = a.target if a.target is not None else cls.default_target
+    target = _target(a) if a.target is not None else cls.default_target
     return str(AttackLabel(canonical(a.name), eps, eot=a.eot is not None, printability=a.printability > 0, tv=a.tv,
                            target=target, **cls.label_fields(a)))
 
@@ -190,4 +209,51 @@ def eps_list(a: AttackConfig) -> list[float]:
     return list(a.eps) if cls.fixed_eps is None else [cls.fixed_eps]
 
 
-__all__ = ["ATTACKS", "Attack", "check_config", "make_attack", "label_of", "eps_list", "attack_seed"]
+def make(name: str, model: Any, eps: Optional[float] = None, *, steps: Optional[int] = None,
+         alpha: Optional[float] = None, target: Union[Target, str] = None, seed: int = 0,
+         mean: Optional[Any] = None, std: Optional[Any] = None, eot: Union[None, int, dict, EOTConfig] = None,
+         channel: Union[None, Channel, CropChannel] = None, tv: float = 0.0, memory_gb: Optional[float] = None,
+         **params: Any) -> Attack:
+    """An attack by name (or alias) for the Python API, in the images' [0, 1] units: `eps` and `alpha`
+    as 8/255 (above 1 is an error naming the unit); any `nn.Module` taking [0,1] NCHW (with `mean`/`std`
+    it is normalised first; its device is its parameters'); `target` a class index, a class name or a
+    tensor of one class per image; `eot` the EOT samples per step (or an `EOTConfig` / its keys) drawn
+    from `channel` (a `Channel`, default the phone preset's); the family's own parameters as keywords
+    (`decay=0.5`, `queries=500`). Same floats as the YAML path: make("bim", m, 8/255) makes the images of
+    YAML eps 8 at the same seed (`attack_seed` gives a run's)."""
+    key = canonical(name)
+    if key not in ATTACKS:
+        raise ConfigError(f"name: unknown attack {name!r}; allowed: {', '.join(ATTACKS)}")
+    cls = ATTACKS[key]
+    if eps is None:
+        if cls.fixed_eps is None:
+            raise ConfigError(f"eps: {key} needs an L-inf budget in [0, 1] units, e.g. eps=8/255")
+        eps = cls.fixed_eps / 255.0
+    for k, value in params.items():
+        if k not in cls.params:
+            raise ConfigError(f"{k}: not a parameter of {key}; its own: {', '.join(cls.params) or 'none'}")
+        tp, _, lo, hi = cls.params[k]
+        params[k] = coerce(value, tp, k, {"lo": lo, "hi": hi})
+    if isinstance(target, str):
+        target = class_index(target, "target")
+    eot_cfg = _eot_config(eot)
+    if eot_cfg is not None and not cls.iterative:
+        raise ConfigError(f"eot: {key} is a single-step attack; EOT needs an iterative one")
+    model = as_model(model, mean, std)
+    if eot_cfg is not None and not isinstance(channel, CropChannel):
+        channel = crop_view(None, eot_cfg, channel, device=model_device(model) if channel is None else None)
+    return cls(model, eps, steps=steps, alpha=alpha, target=target, eot=eot_cfg, channel=channel, seed=seed, tv=tv,
+               family_params=params, memory_gb=memory_gb)
+
+
+def _eot_config(eot: Union[None, int, dict, EOTConfig]) -> Optional[EOTConfig]:
+    """`make`'s eot: None, the samples per step, the EOT keys (as in the YAML) or an EOTConfig."""
+    if eot is None or isinstance(eot, EOTConfig):
+        return eot
+    if isinstance(eot, bool) or not isinstance(eot, (int, dict)):
+        raise ConfigError(f"eot: {eot!r}; give the samples per step (8), the EOT keys ({{'samples': 8}}) or None")
+    return build(EOTConfig, {"samples": eot} if isinstance(eot, int) else eot, "eot")
+
+
+__all__ = ["ATTACKS", "Attack", "AttackResult", "Normalized", "make", "check_config", "make_attack", "label_of",
+           "eps_list", "attack_seed"]

@@ -1,10 +1,20 @@
 """The one small base every attack family builds on.
 
 An attack takes a batch of [0,1] images and their labels and returns adversarial images in [0,1]
-within the L-inf ball of radius eps (given in 0..255 units, as in Kurakin et al.). Rounding to
-8 bits is the caller's job (`physical.models.to_uint8`): what is printed is what is evaluated.
+within the L-inf ball of radius eps. Units: the classes and `physical.attacks.make` take `eps` and
+`alpha` in the images' [0, 1] units (torchattacks', foolbox's and ART's: 8/255), and refuse a value
+above 1 naming the unit; the YAML keeps Kurakin's 0..255 pixel levels and
+`physical.attacks.make_attack` divides by 255 (YAML eps 8 makes the very images of API eps 8/255).
+Rounding to 8 bits is the caller's job (`physical.models.to_uint8`): what is printed is what is
+evaluated.
 
-Three hooks keep the families small (torchattacks' layout, one file per family):
+The model: any `nn.Module` (or callable) taking [0,1] RGB NCHW; with `mean`/`std` it is wrapped to
+normalise first (`physical.attacks.model.as_model`), and its device is the one its parameters are on.
+
+The call is final (`Attack.__call__`, `Attack.generate`: devices, labels, per-call targets, the
+deferred NaN check); a family implements one typed hook, `perturb(x, labels) -> x_adv` (as foolbox's
+`run`), and may use the shared pieces below. Three of those keep the families small (torchattacks'
+layout, one file per family):
 
 - `inputs(x)`: what the model sees of x in one step (DI-FGSM's input diversity);
 - `iterate(..., direction=f)`: the signed-step loop; `f(grad)` reshapes the gradient before its
@@ -42,7 +52,8 @@ after the last step (one sync per batch), and the error still names the first ba
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Union, final
 
 import torch
 import torch.nn.functional as F
@@ -52,10 +63,45 @@ from physical.errors import ConfigError
 from physical.runtime import TRANSIENT, budget_is_set, chunk_size, memory_budget, saved_bytes, too_small
 from physical.transforms.ops import seed_of
 from physical.attacks.tv import total_variation
+from physical.attacks.model import as_model, model_device
+
+Target = Union[int, torch.Tensor, None]  # one class for the batch, or one per image (N,)
+
+
+@dataclass
+class AttackResult:
+    """What `Attack.generate` returns: the adversarial images (N x C x H x W in [0, 1], float, on the
+    model's device), whether each fooled the model (`success`: the target reached when targeted, else
+    a prediction other than `labels`), the model's top-1 on them and the labels attacked."""
+
+    adv: torch.Tensor
+    success: torch.Tensor  # (N,) bool
+    predictions: torch.Tensor  # (N,) top-1 class of adv
+    labels: torch.Tensor  # (N,) the true (or given) labels
+    target: Optional[torch.Tensor] = None  # (N,) the classes aimed at, when targeted
+
+    @property
+    def success_rate(self) -> float:
+        return float(self.success.float().mean()) if len(self.success) else 0.0
+
+
+def check_unit(value: float, key: str) -> float:
+    """An API eps or alpha in the images' [0, 1] units; above 1 (Kurakin's 0..255 habit) or below 0 is a
+    ConfigError naming the unit."""
+    v = float(value)
+    if not 0 <= v <= 1:
+        raise ConfigError(f"{key}: {v:g} is outside [0, 1]: the Python API takes {key} in the images' [0, 1] units "
+                          f"(Kurakin's 8 pixel levels are 8/255 = {8 / 255:.4f}); the YAML's attacks[].{key} is in "
+                          "0..255")
+    return v
 
 
 class Attack:
-    """Base of all attacks. Subclasses implement `perturb(x, y)`."""
+    """Base of all attacks: `attack(x, y)` -> adversarial images, `attack.generate(x, y)` -> an
+    `AttackResult`. Families implement the one hook `perturb(x, labels)`; the call itself is final.
+
+    `eps` and `alpha` in [0, 1] units; `target`: a class for the whole batch or a tensor of one class
+    per image; `mean`/`std`: the model's normalisation when it does not carry it."""
 
     name = "attack"
     iterative = True
@@ -70,16 +116,17 @@ class Attack:
         """What the family adds to its label (`labels.AttackLabel`'s fields; a patch: its fraction)."""
         return {}
 
-    def __init__(self, model, eps: float, *, steps: Optional[int] = None, alpha: Optional[float] = None,
-                 target: Optional[int] = None, eot=None, channel=None, seed: int = 0,
+    def __init__(self, model: Any, eps: float, *, steps: Optional[int] = None, alpha: Optional[float] = None,
+                 target: Target = None, eot=None, channel=None, seed: int = 0,
                  printability: float = 0.0, palette: Optional[torch.Tensor] = None, tv: float = 0.0,
-                 family_params: Optional[dict] = None, memory_gb: Optional[float] = None):
-        self.model = model
-        self.eps = float(eps) / 255.0
-        self.eps255 = float(eps)
-        self.steps = int(steps) if steps is not None else self.kurakin_steps(eps)
-        self.alpha = (float(alpha) if alpha is not None else self.default_alpha) / 255.0
-        self.target = target if target is not None else self.default_target  # a class index: targeted attack
+                 family_params: Optional[dict] = None, memory_gb: Optional[float] = None,
+                 mean: Optional[Any] = None, std: Optional[Any] = None):
+        self.model = as_model(model, mean, std)
+        self.eps = check_unit(eps, "eps")
+        self.eps255 = round(self.eps * 255.0, 9)  # Kurakin's units, for his step count
+        self.steps = int(steps) if steps is not None else self.kurakin_steps(self.eps255)
+        self.alpha = check_unit(alpha, "alpha") if alpha is not None else self.default_alpha / 255.0
+        self.target: Target = target if target is not None else self.default_target  # targeted attack
         self.tv = float(tv)
         self.family_params = dict(family_params or {})
         self.clean: Optional[torch.Tensor] = None  # the batch being attacked (the TV penalty's reference)
@@ -119,18 +166,71 @@ class Attack:
         return a.family_params.get(key, cls.params[key][1])
 
     # -- API ---------------------------------------------------------------------------------
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        x = x.detach().to(self.model.device)
-        y = y.to(self.model.device)
-        self._flags = []
-        self.clean = x
-        with torch.enable_grad():
-            adv = self.perturb(x, y)
-        self._raise_deferred()
+    @final
+    def __call__(self, x: torch.Tensor, y: Optional[torch.Tensor] = None, *, target: Target = None) -> torch.Tensor:
+        """Adversarial images of x (N x C x H x W in [0, 1]) for labels y (N,; None: the model's own
+        top-1). `target` replaces the attack's own for this call. Not for a family to override:
+        families implement `perturb`."""
+        x, y = self.prepare(x, y)
+        saved = self.target
+        if target is not None:
+            self.target = target
+        try:
+            self._flags = []
+            self.clean = x
+            with torch.enable_grad():
+                adv = self.perturb(x, y)
+            self._raise_deferred()
+        finally:
+            self.target = saved
         return adv.detach().clamp(0, 1)
 
+    @final
+    def generate(self, x: torch.Tensor, y: Optional[torch.Tensor] = None, *, target: Target = None) -> AttackResult:
+        """`__call__` and what came of it: an `AttackResult` with a success mask (the target reached
+        when targeted, else a top-1 other than y) and the model's predictions on the images."""
+        x, y = self.prepare(x, y)
+        adv = self(x, y, target=target)
+        aim = target if target is not None else self.target
+        with torch.no_grad():
+            pred = self.model(adv).argmax(1)
+        if aim is None:
+            return AttackResult(adv, pred != y, pred, y)
+        t = self.per_image(aim, y)
+        return AttackResult(adv, pred == t, pred, y, t)
+
     def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """The family's hook: adversarial images of x (on the model's device) for labels y."""
         raise NotImplementedError
+
+    def prepare(self, x: torch.Tensor, y: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """x and y on the model's device, x checked (N x C x H x W in [0, 1]); y None: the model's top-1."""
+        device = model_device(self.model)
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            raise ConfigError(f"x: expected a tensor of N x C x H x W images in [0, 1], got "
+                              f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        x = x.detach().to(device)
+        lo, hi = torch.aminmax(x)
+        if float(lo) < 0 or float(hi) > 1:
+            raise ConfigError(f"x: values from {float(lo):g} to {float(hi):g}; images must be in [0, 1] "
+                              "(divide 8-bit images by 255)")
+        if y is None:
+            with torch.no_grad():
+                return x, self.model(x).argmax(1)
+        y = torch.as_tensor(y, device=device).long().reshape(-1)
+        if len(y) != len(x):
+            raise ConfigError(f"y: {len(y)} labels for {len(x)} images")
+        return x, y
+
+    @staticmethod
+    def per_image(target: Union[int, torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+        """A target as one class per image of the batch of labels y."""
+        if isinstance(target, torch.Tensor) and target.dim() > 0:
+            t = target.to(y.device).long().reshape(-1)
+            if len(t) != len(y):
+                raise ConfigError(f"target: {len(t)} classes for {len(y)} images (give one class, or one per image)")
+            return t
+        return torch.full_like(y, int(target))
 
     # -- shared pieces ------------------------------------------------------------------------
     @property
@@ -141,7 +241,7 @@ class Attack:
     def target_labels(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, bool]:
         """Labels the loss uses, and whether the attack moves towards them (targeted)."""
         if self.target is not None:
-            return torch.full_like(y, int(self.target)), True
+            return self.per_image(self.target, y), True
         return y, False
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -210,8 +310,8 @@ class Attack:
         params = self.draw(x_adv.shape[0], x_adv.device)
         total = x_adv.shape[0] * self.eot_samples
         k = self.micro_batch(x_adv, labels, params)
-        state = self.generator.get_state() if k < total else None
-        grad = None
+        state = self.generator.get_state()  # (a copy: cheap) restored before every micro-batch but the first
+        grad: Optional[torch.Tensor] = None
         for start in range(0, total, k):
             stop = min(total, start + k)
             if start:  # inputs() draws the same for every micro-batch, as for one batch
@@ -220,13 +320,15 @@ class Attack:
             if stop - start < total:
                 loss = loss * ((stop - start) / total)
             if stop == total and self.printability > 0:
+                assert self.palette is not None  # checked in __init__
                 nps = non_printability(x_adv, self.palette).mean()
                 loss = loss + self.printability * nps if targeted else loss - self.printability * nps
             if stop == total and self.tv > 0:
-                tv = total_variation(x_adv - self.clean).mean()
+                tv = total_variation(x_adv - (self.clean if self.clean is not None else x_adv.detach())).mean()
                 loss = loss + self.tv * tv if targeted else loss - self.tv * tv
             (g,) = torch.autograd.grad(loss, x_adv)
             grad = g if grad is None else grad.add_(g)
+        assert grad is not None  # total >= 1 sample
         self.check_finite(grad)
         return grad
 

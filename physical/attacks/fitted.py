@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from physical.errors import ConfigError
 from physical.attacks.base import Attack
+from physical.attacks.model import model_device
 
 FIT_PARAMS = {
     "fit": (float, 0.5, 0.0, 1.0),  # fraction of the run's images the artifact is fitted on; the rest are unseen
@@ -83,6 +84,7 @@ class FittedAttack(Attack):
         return int(self.param("epochs")) * math.ceil(n / int(self.param("batch")))
 
     def fit(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """The fitted family's hook: the artifact learnt from images x with labels y."""
         raise NotImplementedError
 
     def placement(self, n: int, generator: torch.Generator) -> Optional[torch.Tensor]:
@@ -97,13 +99,14 @@ class FittedAttack(Attack):
 
     def fit_images(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """`fit` with the base's bookkeeping (device, gradient mode, deferred NaN checks)."""
-        x, y = x.detach().to(self.model.device), y.to(self.model.device)
+        device = model_device(self.model)
+        x, y = x.detach().to(device), y.to(device)
         self._flags = []
         with torch.enable_grad():
             art = self.fit(x, y)
         self._raise_deferred()
         return art.detach()
 
-    def perturb(self, x, y):
+    def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         art = self.fit(x, y)
         return self.apply(x, art, self.placement(len(x), self.generator))

@@ -10,12 +10,12 @@ from physical.attacks.base import Attack
 class IterativeLeastLikely(Attack):
     name = "ill"
 
-    def target_labels(self, x, y):
+    def target_labels(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, bool]:
         if self.target is not None:
             return super().target_labels(x, y)
         with torch.no_grad():
             return self.model(x).argmin(1), True
 
-    def perturb(self, x, y):
+    def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         labels, targeted = self.target_labels(x, y)
         return self.iterate(x, x.clone(), labels, targeted)

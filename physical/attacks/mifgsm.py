@@ -39,6 +39,6 @@ class MIFGSM(Attack):
 
         return direction
 
-    def perturb(self, x, y):
+    def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         labels, targeted = self.target_labels(x, y)
         return self.iterate(x, x.clone(), labels, targeted, direction=self.momentum())

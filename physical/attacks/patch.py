@@ -118,7 +118,7 @@ class Patch(FittedAttack):
             return lr
         return lr * 0.5 * (1 + math.cos(math.pi * step / total))
 
-    def fit(self, x, y):
+    def fit(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         labels, targeted = self.target_labels(x, y)
         patch = torch.rand(x.shape[1], self.side, self.side, generator=self.generator).to(x.device).requires_grad_(True)
         zoom, total = float(self.param("augment")), self.total_steps(len(x))

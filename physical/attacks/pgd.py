@@ -25,6 +25,6 @@ class PGD(Attack):
         noise = torch.empty_like(x).uniform_(-self.eps, self.eps, generator=self.device_generator(x.device))
         return (x + noise).clamp(0, 1)
 
-    def perturb(self, x, y):
+    def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         labels, targeted = self.target_labels(x, y)
         return self.iterate(x, self.start(x), labels, targeted)

@@ -62,7 +62,7 @@ class Square(Attack):
         others = logp.scatter(1, labels[:, None], float("-inf")).amax(1)
         return others - own if targeted else own - others
 
-    def perturb(self, x, y):
+    def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         labels, targeted = self.target_labels(x, y)
         with torch.no_grad():
             return self._search(x, labels, targeted)

@@ -44,7 +44,7 @@ class UAP(FittedAttack):
     def loss(self, logits, labels):
         return F.cross_entropy(logits, labels, reduction="none").clamp(max=float(self.param("clip"))).mean()
 
-    def fit(self, x, y):
+    def fit(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         labels, targeted = self.target_labels(x, y)
         zoom = float(self.param("augment"))
         delta = torch.zeros_like(x[:1])

@@ -62,7 +62,8 @@ so the same parameters give the same output on the same device, in whatever batc
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Union
+from pathlib import Path
+from typing import Any, NamedTuple, Optional, Union
 
 import torch
 
@@ -72,7 +73,8 @@ from physical.channel.colour import ColourModel
 from physical.channel.steps.params import col
 from physical.channel.steps import STEPS, codec, geometry, lighting, optics, printer, sensor
 from physical.channel.texture import drawn_spectrum, level_table
-from physical.config import ChannelConfig
+from physical.config import ChannelConfig, build
+from physical.errors import UserError
 from physical.channel.halftone import through
 
 # the scalar parameters, in the order they are drawn: the steps' in physical order (keep the order:
@@ -112,6 +114,24 @@ class Channel(torch.nn.Module):
                 self.texture_table = level_table(self.calibration.texture_by_colour, self.calibration.noise_spectrum)
                 lo, hi = self.ranges(1.0)["noise_sigma"]
                 self.texture_level = max((lo + hi) / 2, 1e-12)  # noise_sigma of gain 1
+
+    @classmethod
+    def from_calibration(cls, path: Union[str, Path, None] = None, *, preset: str = "phone",
+                         paper_mm: Optional[tuple[float, float]] = None, frame: Optional[tuple[int, int]] = None,
+                         **ranges: Any) -> "Channel":
+        """The Python API's channel: a colour calibration (`physical calibrate colour`'s colour.json;
+        None: the preset alone) over `preset`'s ranges, any ``capture.channel`` key as a keyword
+        (``blur_sigma=[0, 1]``), checked as the YAML's are. With `paper_mm` and `frame` it sees photos
+        of that page in that frame (the calibration's pixels per mm set the scale), as a run's does."""
+        data: dict[str, Any] = {"preset": preset, **ranges}
+        if path is not None:
+            if not Path(path).is_file():
+                raise UserError(f"{path}: no such calibration file; make one with `physical calibrate colour`")
+            data["calibration"] = str(path)
+        channel = cls(build(ChannelConfig, data, "channel"))
+        if paper_mm is not None and frame is not None:
+            channel.for_photo(paper_mm, frame)
+        return channel
 
     def for_photo(self, page_mm: tuple[float, float], frame: tuple[int, int]) -> "Channel":
         """Photos of a page of `page_mm` in a `frame`: a calibration's measured pixels per millimetre

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from physical import models
-from physical.attacks import ATTACKS, make_attack
+from physical.attacks import ATTACKS, Attack, make_attack
 from physical.runs.checks import from_dict
 
 # What every attack is held to unless its row says otherwise.
@@ -135,3 +135,15 @@ def test_nan_gradient_names_attack_and_step(sample_batch, name):
         attack = attack_for(name, Poisoned(bad=bad), eps=4, entry=r["nan_entry"])
         with pytest.raises(FloatingPointError, match=f"'{name}'.*step {step}"):
             attack(x[:1], torch.tensor([1]))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_the_call_is_final_and_the_family_implements_the_one_hook(name):
+    # issue 25: the base's call (devices, labels, per-call targets, the deferred NaN check) is no
+    # family's to change; a family implements `perturb` (a fitted one `fit`, under FittedAttack's perturb)
+    assert getattr(Attack.__call__, "__final__", False) and getattr(Attack.generate, "__final__", False)
+    cls = ATTACKS[name]
+    for method in ("__call__", "generate", "prepare"):
+        assert getattr(cls, method) is getattr(Attack, method), f"{name} overrides Attack.{method}"
+    assert cls.perturb is not Attack.perturb, f"{name} implements no perturb"
+    assert cls.perturb.__annotations__.get("return") in ("torch.Tensor", torch.Tensor), f"{name}.perturb is untyped"

@@ -34,31 +34,31 @@ def test_targeted_attack_by_class_name_reaches_the_class(lite0, sample_batch):
 
 def test_pgd_random_start_is_seeded_and_inside_the_ball(sample_batch):
     x, _ = sample_batch
-    a, b, c = (PGD(None, 8, seed=s) for s in (1, 1, 2))
+    a, b, c = (PGD(None, 8 / 255, seed=s) for s in (1, 1, 2))
     sa, sb, sc = a.start(x), b.start(x), c.start(x)
     assert torch.equal(sa, sb) and not torch.equal(sa, sc)
     assert (sa - x).abs().max() <= 8 / 255 + 1e-6 and sa.min() >= 0 and sa.max() <= 1
-    assert torch.equal(PGD(None, 8, random_start=False).start(x), x)
+    assert torch.equal(PGD(None, 8 / 255, random_start=False).start(x), x)
 
 
 def test_input_diversity_resizes_and_pads_at_random(sample_batch):
     x, _ = sample_batch
-    di = DIFGSM(None, 8, diversity_prob=1.0, resize_rate=1.1, seed=0)
+    di = DIFGSM(None, 8 / 255, diversity_prob=1.0, resize_rate=1.1, seed=0)
     sizes = {tuple(di.inputs(x).shape[-2:]) for _ in range(6)}
     assert sizes == {(246, 246)}  # resized into [224, 246), padded to 246
-    assert DIFGSM(None, 8, diversity_prob=0.0).inputs(x) is x
+    assert DIFGSM(None, 8 / 255, diversity_prob=0.0).inputs(x) is x
 
 
 def test_ti_kernel_is_a_normalised_odd_gaussian_and_smooths():
     k = gaussian_kernel(7)
     assert k.shape == (7, 7) and abs(float(k.sum()) - 1) < 1e-12 and k.argmax() == 24
-    ti = TIFGSM(None, 8, kernel_size=7)
+    ti = TIFGSM(None, 8 / 255, kernel_size=7)
     g = torch.zeros(1, 3, 32, 32)
     g[..., 16, 16] = 1
     s = ti.smooth(g)
     assert torch.allclose(s[0, 0, 13:20, 13:20], k.float(), atol=1e-7) and s.sum().item() == pytest.approx(3, abs=1e-5)
     with pytest.raises(ValueError, match="odd"):
-        TIFGSM(None, 8, kernel_size=6)
+        TIFGSM(None, 8 / 255, kernel_size=6)
 
 
 def test_bad_attack_config_names_the_key_path():

@@ -31,14 +31,14 @@ def _ours_theirs(lite0, x, y, ours, theirs, target=None):
 
 
 CASES = {
-    "fgsm": (lambda m, **k: FGSM(m, EPS, **k), lambda m: torchattacks.FGSM(m, eps=EPS / 255)),
-    "bim": (lambda m, **k: BIM(m, EPS, alpha=ALPHA, steps=STEPS, **k),
+    "fgsm": (lambda m, **k: FGSM(m, EPS / 255, **k), lambda m: torchattacks.FGSM(m, eps=EPS / 255)),
+    "bim": (lambda m, **k: BIM(m, EPS / 255, alpha=ALPHA / 255, steps=STEPS, **k),
             lambda m: torchattacks.BIM(m, eps=EPS / 255, alpha=ALPHA / 255, steps=STEPS)),
-    "pgd": (lambda m, **k: PGD(m, EPS, alpha=ALPHA, steps=STEPS, random_start=False, **k),
+    "pgd": (lambda m, **k: PGD(m, EPS / 255, alpha=ALPHA / 255, steps=STEPS, random_start=False, **k),
             lambda m: torchattacks.PGD(m, eps=EPS / 255, alpha=ALPHA / 255, steps=STEPS, random_start=False)),
-    "mifgsm": (lambda m, **k: MIFGSM(m, EPS, alpha=ALPHA, steps=STEPS, decay=1.0, **k),
+    "mifgsm": (lambda m, **k: MIFGSM(m, EPS / 255, alpha=ALPHA / 255, steps=STEPS, decay=1.0, **k),
                lambda m: torchattacks.MIFGSM(m, eps=EPS / 255, alpha=ALPHA / 255, steps=STEPS, decay=1.0)),
-    "tifgsm": (lambda m, **k: TIFGSM(m, EPS, alpha=ALPHA, steps=STEPS, decay=1.0, kernel_size=7, diversity_prob=0.0, **k),
+    "tifgsm": (lambda m, **k: TIFGSM(m, EPS / 255, alpha=ALPHA / 255, steps=STEPS, decay=1.0, kernel_size=7, diversity_prob=0.0, **k),
                lambda m: torchattacks.TIFGSM(m, eps=EPS / 255, alpha=ALPHA / 255, steps=STEPS, decay=1.0,
                                              len_kernel=7, nsig=3, diversity_prob=0.0)),
 }

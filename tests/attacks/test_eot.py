@@ -67,7 +67,7 @@ def test_eot_runs_the_n_samples_of_every_image_as_one_batch(lite0, sample_batch)
             return lite0(z)
 
     view = CropChannel(Channel(), cell_px=120)
-    attack = BIM(Spy(), 4, steps=2, eot=EOTConfig(samples=3), channel=view, memory_gb=1000)  # a budget that holds them
+    attack = BIM(Spy(), 4 / 255, steps=2, eot=EOTConfig(samples=3), channel=view, memory_gb=1000)  # a budget that holds them
     adv = attack(x[:2], y[:2])
     # the memory probe (one sample, once per attack), then 2 images x 3 samples, one forward per step
     assert seen == [1, 6, 6]
@@ -97,10 +97,10 @@ def test_eot_bim_survives_the_channel_better_than_bim(lite0, sample_batch):
     cfg.capture.channel = ChannelConfig(preset="hurried", tilt=0.12, scale=[0.7, 0.95], blur_sigma=[0.3, 1.2],
                                         light_gradient=0.15)
     view = CropChannel(Channel(cfg.capture.channel), cell_px_for(cfg), EOTConfig().misalign)
-    plain = q8(BIM(lite0, 16, alpha=2, steps=8)(x, y))
+    plain = q8(BIM(lite0, 16 / 255, alpha=2 / 255, steps=8)(x, y))
     # seed 1: since every draw's sensor noise comes from its own seed the draws differ from before; at seed 5
     # EOT-BIM's 8 steps no longer fooled the coffee cup digitally (it still survived the held-out draws)
-    robust = q8(BIM(lite0, 16, alpha=2, steps=8, eot=EOTConfig(samples=4), channel=view, seed=1)(x, y))
+    robust = q8(BIM(lite0, 16 / 255, alpha=2 / 255, steps=8, eot=EOTConfig(samples=4), channel=view, seed=1)(x, y))
     k = 6
     p = view.sample(len(x) * k, generator=gen(12345))
     with torch.no_grad():

@@ -54,7 +54,7 @@ def test_eot_gradient_in_micro_batches_equals_one_batch():
     view = CropChannel(Channel(), cell_px=48, misalign=0.03)
 
     def attack(memory_gb):
-        return BIM(model, 16, alpha=2, steps=3, eot=EOTConfig(samples=4), channel=view, seed=5, memory_gb=memory_gb)
+        return BIM(model, 16 / 255, alpha=2 / 255, steps=3, eot=EOTConfig(samples=4), channel=view, seed=5, memory_gb=memory_gb)
 
     one = attack(1000.0)
     g_one = one.gradient(x, y)
@@ -74,7 +74,7 @@ def test_input_diversity_draws_the_same_for_every_micro_batch():
     model = Tiny()
 
     def attack(memory_gb):
-        return DIFGSM(model, 8, steps=4, diversity_prob=1.0, resize_rate=1.3, seed=2, memory_gb=memory_gb)
+        return DIFGSM(model, 8 / 255, steps=4, diversity_prob=1.0, resize_rate=1.3, seed=2, memory_gb=memory_gb)
 
     adv_one = attack(1000.0)(x, y)
     adv_cut = attack(_budget_for(attack(None), x, y, 3))(x, y)
@@ -97,7 +97,7 @@ def test_a_sample_goes_through_the_channel_alike_in_any_batch():
 
 def test_budget_too_small_names_the_smallest_that_works():
     x, y = _images(2)
-    a = BIM(Tiny(), 8, steps=1, memory_gb=1e-9)
+    a = BIM(Tiny(), 8 / 255, steps=1, memory_gb=1e-9)
     with pytest.raises(ConfigError, match=r"run\.memory_gb: .* too small for one image of tiny .* smallest budget that works is"):
         a(x, y)
     assert chunk_size(10, 100) == 10 and chunk_size(10, 9) == 0 and memory_budget("cpu", 2.0) == 2 * GB
@@ -143,7 +143,7 @@ def test_bf16_precision_runs_attacks_and_classification_on_the_cpu():
     top32, _ = predict(fp32, x)
     top16, _ = predict(bf16, x)
     assert top16.shape == top32.shape
-    adv = BIM(bf16, 8, steps=2)(x, y)
+    adv = BIM(bf16, 8 / 255, steps=2)(x, y)
     assert adv.dtype == torch.float32 and 0 < (adv - x).abs().max() <= 8 / 255 + 1e-6
     lite = load_model("efficientnet_lite0", "cpu", "bf16")  # the run's models take run.precision
     assert lite.precision == "bf16" and lite is not load_model("efficientnet_lite0", "cpu")
