@@ -65,4 +65,4 @@ def run(config: ConfigLike = None, overrides: Sequence[str] = (), *, from_stage:
     rd = run_pipeline(cfg, from_stage=from_stage, until=until, force=force, log=sink)
     path = Path(rd.root) / "report" / "report.json"
     report: Optional[dict[str, Any]] = json.loads(path.read_text()) if path.is_file() else None
-    return RunResult(Path(rd.root), report)
+    return RunResult(Path(rd.root).resolve(), report)
