@@ -5,7 +5,7 @@ The Python API (docs/api.md), loaded on first use (PEP 562), so ``import physica
 - ``physical.make`` is ``physical.attacks.make``: an attack by name for any ``nn.Module``,
   eps in [0, 1] units; ``physical.AttackResult``: adversarial images, success mask, predictions;
 - ``physical.Channel``: the print-and-camera channel (``Channel.from_calibration``);
-- ``physical.load_model``: a classifier of the model zoo;
+- ``physical.load_model``: a classifier of the model zoo; ``physical.load_batch``: labelled images as tensors;
 - ``physical.run``: a whole run (config, overrides) -> ``RunResult`` (run directory, report).
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from physical.attacks import Attack, AttackResult, make
     from physical.channel.core import Channel
     from physical.errors import ConfigError, UserError
+    from physical.data.batch import load_batch
     from physical.models import load_model
     from physical.runs.api import RunResult, run
 
@@ -29,6 +30,7 @@ _LAZY = {
     "AttackResult": ("physical.attacks", "AttackResult"),
     "Channel": ("physical.channel.core", "Channel"),
     "load_model": ("physical.models", "load_model"),
+    "load_batch": ("physical.data.batch", "load_batch"),
     "run": ("physical.runs.api", "run"),
     "RunResult": ("physical.runs.api", "RunResult"),
     "UserError": ("physical.errors", "UserError"),
