@@ -39,6 +39,14 @@ camera (a 12-megapixel phone, hand-held, good light)
 A second printer and camera, ``--variant office`` (VARIANTS): a 100-lpi screen with 22 % dot gain,
 the sheet at 60-75 % of the frame, defocus radius 1-2 px, shake up to 2.5 px, sharpening 0.3, JPEG 80-90.
 
+A third, ``--variant inkjet``, with what physical's channel does not model: an inkjet printer whose
+driver screens by error diffusion (Floyd-Steinberg at 600 dpi on each of C, M, Y, K: a stochastic
+dot pattern without a screen frequency, its noise at the highest frequencies), dye inks that spread
+more in plain paper (45 um) with 10 % dot gain, and a 1080p webcam (1920 x 1080, the sheet filling
+85-95 % of the frame's height: about 3.5 px per mm) whose small sensor (full well 2500 e-, read
+noise 5 e-) goes through the webcam's own processing: no bilateral denoise, a strong, wide unsharp
+mask (amount 1.0, sigma 1.6, the halo a webcam shows) and MJPEG at quality 70-85.
+
     python benchmarks/indepsim.py SHEETS.pdf OUT_FOLDER [--photos 1] [--seed 0] [--variant phone|office]
 """
 from __future__ import annotations
@@ -62,6 +70,10 @@ VARIANTS = {
               "sharpen": 0.5, "quality": (88, 96)},
     "office": {"lpi": 100, "dot_gain": 0.22, "fill": (0.60, 0.75), "defocus": (1.0, 2.0), "motion": 2.5,
                "sharpen": 0.3, "quality": (80, 91)},
+    # a third, fixed before any comparison (issue 29): error diffusion, dye ink, a 1080p webcam
+    "inkjet": {"screen": "error_diffusion", "dot_gain": 0.10, "scatter_mm": 0.045, "frame": (1920, 1080),
+               "fill": (0.85, 0.95), "defocus": (0.6, 1.2), "motion": 1.0, "full_well": 2500.0,
+               "read_noise": 5.0, "denoise": False, "sharpen": 1.0, "sharpen_sigma": 1.6, "quality": (70, 86)},
 }
 ANGLES = {"c": 15.0, "m": 75.0, "y": 0.0, "k": 45.0}
 # band transmittance of each toner layer for (R, G, B) light (double pass included)
@@ -117,9 +129,58 @@ def _spot_to_threshold(spot: np.ndarray) -> np.ndarray:
     return np.interp(spot, levels, table).astype(np.float32)
 
 
+def _error_diffusion(cov: np.ndarray) -> np.ndarray:
+    """Floyd-Steinberg on one ink's coverage (0..1): binary dots, the error pushed right and down."""
+    # deferred: numba is needed by the inkjet variant only
+    from numba import njit
+
+    @njit(cache=True)
+    def diffuse(c):
+        h, w = c.shape
+        out = np.zeros((h, w), np.float32)
+        for y in range(h):
+            for x in range(w):
+                old = c[y, x]
+                new = 1.0 if old >= 0.5 else 0.0
+                out[y, x] = new
+                err = old - new
+                if x + 1 < w:
+                    c[y, x + 1] += err * 0.4375
+                if y + 1 < h:
+                    if x > 0:
+                        c[y + 1, x - 1] += err * 0.1875
+                    c[y + 1, x] += err * 0.3125
+                    if x + 1 < w:
+                        c[y + 1, x + 1] += err * 0.0625
+        return out
+
+    return diffuse(np.ascontiguousarray(cov, np.float32).copy())
+
+
+def _print_error_diffusion(rgb: np.ndarray, paper: np.ndarray, v: dict) -> np.ndarray:
+    """The inkjet: each ink's coverage (with dot gain) screened by error diffusion over the whole
+    page (no strips: the error runs across them), the drops spread by the paper."""
+    x = rgb.astype(np.float32) / 255.0
+    cmy = 1.0 - x
+    k = GCR * cmy.min(2)
+    cmy = (cmy - k[..., None]) / np.maximum(1 - k[..., None], 1e-3)
+    refl = np.ones(x.shape, np.float32) * paper
+    sigma = v["scatter_mm"] / 25.4 * PRINT_DPI
+    for i, name in enumerate("cmyk"):
+        cov = k if name == "k" else cmy[..., i]
+        cov = np.clip(cov + v["dot_gain"] * 4 * cov * (1 - cov), 0, 1)
+        dots = cv2.GaussianBlur(_error_diffusion(cov), (0, 0), sigma)
+        refl *= 1.0 - dots[..., None] * (1.0 - INKS[name])
+    return refl
+
+
 def print_page(rgb: np.ndarray, rng: np.random.Generator, v: dict = VARIANTS["phone"]) -> np.ndarray:
     """600 dpi sRGB page -> linear reflectance (H', W', 3) float32 at PAGE_DPI."""
     paper = np.array([0.87, 0.88, 0.90], np.float32) * rng.uniform(0.985, 1.015)
+    f = PAGE_DPI / PRINT_DPI
+    if v.get("screen") == "error_diffusion":
+        page = _print_error_diffusion(rgb, paper, v)
+        return cv2.resize(page, (round(page.shape[1] * f), round(page.shape[0] * f)), interpolation=cv2.INTER_AREA)
     out = []
     sigma = PAPER_SCATTER_MM / 25.4 * PRINT_DPI
     strip = 512
@@ -137,7 +198,6 @@ def print_page(rgb: np.ndarray, rng: np.random.Generator, v: dict = VARIANTS["ph
             refl *= 1.0 - dots[..., None] * (1.0 - INKS[name])
         out.append(refl)
     page = np.concatenate(out, 0)
-    f = PAGE_DPI / PRINT_DPI
     return cv2.resize(page, (round(page.shape[1] * f), round(page.shape[0] * f)), interpolation=cv2.INTER_AREA)
 
 
@@ -171,11 +231,13 @@ def _motion(length: float, angle: float) -> np.ndarray:
 
 
 def placement(page_wh: tuple[int, int], rng: np.random.Generator,
-              fill_range: tuple[float, float] = (0.80, 0.92)) -> tuple[np.ndarray, tuple[int, int]]:
-    """Homography page px -> photo px, and the frame (W, H): a hand-held phone over the sheet."""
+              fill_range: tuple[float, float] = (0.80, 0.92),
+              sensor: tuple[int, int] = FRAME) -> tuple[np.ndarray, tuple[int, int]]:
+    """Homography page px -> photo px, and the frame (W, H): a hand-held phone over the sheet (a
+    landscape webcam frame turns the sheet rather than itself)."""
     pw, ph = page_wh
-    portrait = rng.random() < 0.5
-    frame = (FRAME[1], FRAME[0]) if portrait else FRAME
+    portrait = rng.random() < 0.5 and sensor == FRAME
+    frame = (sensor[1], sensor[0]) if portrait else sensor
     turn = 0.0 if portrait else 90.0 * rng.choice([-1, 1])
     angle = math.radians(turn + rng.uniform(-4, 4))
     fill = rng.uniform(*fill_range)
@@ -200,7 +262,7 @@ def camera(refl: np.ndarray, rng: np.random.Generator, quality: int | None = Non
            v: dict = VARIANTS["phone"]) -> tuple[bytes, np.ndarray]:
     """Page reflectance (PAGE_DPI) -> JPEG bytes of a phone photo, and the page px -> photo px homography."""
     ph, pw = refl.shape[:2]
-    hom, (W, H) = placement((pw, ph), rng, v["fill"])
+    hom, (W, H) = placement((pw, ph), rng, v["fill"], v.get("frame", FRAME))
     # the lens integrates before sampling: spread the page to the photo's pixel size first
     scale = math.sqrt(abs(np.linalg.det(hom[:2, :2])))
     if scale < 1:
@@ -225,15 +287,16 @@ def camera(refl: np.ndarray, rng: np.random.Generator, quality: int | None = Non
     k = cv2.filter2D(_disk(rng.uniform(*v["defocus"])), -1, _motion(rng.uniform(0, v["motion"]), rng.uniform(0, np.pi)))
     scene = cv2.filter2D(scene, -1, k, borderType=cv2.BORDER_REFLECT)
     # sensor: RGGB mosaic of electrons
-    expose = 0.8 * FULL_WELL / 0.9
+    full_well = v.get("full_well", FULL_WELL)
+    expose = 0.8 * full_well / 0.9
     e = np.empty((H, W), np.float32)
     e[0::2, 0::2] = scene[0::2, 0::2, 0] * RAW_GAIN[0]
     e[0::2, 1::2] = scene[0::2, 1::2, 1] * RAW_GAIN[1]
     e[1::2, 0::2] = scene[1::2, 0::2, 1] * RAW_GAIN[1]
     e[1::2, 1::2] = scene[1::2, 1::2, 2] * RAW_GAIN[2]
     e = np.clip(e, 0, None) * expose
-    e = rng.poisson(e).astype(np.float32) + rng.normal(0, READ_NOISE, e.shape).astype(np.float32)
-    raw = np.clip(np.round(e / FULL_WELL * 1023), 0, 1023)
+    e = rng.poisson(e).astype(np.float32) + rng.normal(0, v.get("read_noise", READ_NOISE), e.shape).astype(np.float32)
+    raw = np.clip(np.round(e / full_well * 1023), 0, 1023)
     # white balance on the raw (gray-world on the page's paper would be the phone's; the gains
     # undo the raw sensitivities and the illuminant's tint as an auto white balance does)
     wb = 1.0 / (RAW_GAIN * illum)
@@ -251,8 +314,9 @@ def camera(refl: np.ndarray, rng: np.random.Generator, quality: int | None = Non
     # phone processing: chroma and luma denoise, sharpen
     ycc = cv2.cvtColor(img, cv2.COLOR_RGB2YCrCb)
     y = ycc[..., 0]
-    y = cv2.bilateralFilter(y, 5, 10, 1.5)
-    blur = cv2.GaussianBlur(y, (0, 0), 1.0)
+    if v.get("denoise", True):
+        y = cv2.bilateralFilter(y, 5, 10, 1.5)
+    blur = cv2.GaussianBlur(y, (0, 0), v.get("sharpen_sigma", 1.0))
     y = cv2.addWeighted(y, 1 + v["sharpen"], blur, -v["sharpen"], 0)
     ycc[..., 0] = y
     ycc[..., 1:] = cv2.GaussianBlur(ycc[..., 1:], (0, 0), 1.5)
