@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-IMAGENET_100 = Path(__file__).resolve().parents[1] / ".." / "shared" / "imagenet-100"
+# the 100 ImageNet validation photos beside the checkout; PHYSICAL_IMAGENET_100 names another copy
+IMAGENET_100 = Path(os.environ.get("PHYSICAL_IMAGENET_100") or Path(__file__).resolve().parents[1] / ".." / "shared" / "imagenet-100")
 
 
 def setup(threads: int = 2, allocator: bool = True) -> None:

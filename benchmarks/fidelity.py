@@ -49,11 +49,14 @@ OLD_DEFAULTS = dict(rotation_deg=180.0, tilt=0.12, scale=[0.7, 0.95], translate=
                     light_gradient=0.15, jpeg_quality=[75.0, 95.0])
 
 
+DEVICE = "cpu"  # --device
+
+
 def config(root: Path, name: str, images: str, limit: int, capture: dict, attacks=None, seed: int = 0):
     from physical.runs.checks import from_dict
 
     return from_dict({
-        "run": {"name": name, "output": str(root), "seed": seed, "device": "cpu"},
+        "run": {"name": name, "output": str(root), "seed": seed, "device": DEVICE},
         "models": ["efficientnet_lite0"], "images": {"source": images, "limit": limit},
         "attacks": attacks or ATTACKS, "capture": capture, "report": {"html": False},
     }, root)
@@ -215,8 +218,12 @@ def main() -> None:
                    "(channel.halftone_lpi: the printer's lines per inch, from its specification)")
     p.add_argument("--reuse", action="store_true", help="keep what --out holds (the generated and printed run, "
                    "the photos, the rows already classified) and add what is missing")
+    p.add_argument("--device", default="cpu", help="run.device of every run (cpu, cuda, ...)")
+    p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
-    setup()
+    setup(a.threads)
+    global DEVICE
+    DEVICE = a.device
     from physical.runs.pipeline import run_pipeline
 
     if a.no_eot:
