@@ -36,7 +36,8 @@ _LAZY = {
     "UserError": ("physical.errors", "UserError"),
     "ConfigError": ("physical.errors", "ConfigError"),
 }
-__all__ = ["__version__", *_LAZY]
+__all__ = ["Attack", "AttackResult", "Channel", "ConfigError", "RunResult", "UserError", "__version__", "load_batch",
+           "load_model", "make", "run"]
 
 
 def __getattr__(name: str) -> Any:

@@ -31,8 +31,6 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import torch
-
 from physical.channel.build import crop_view
 from physical.channel.files import load_colour
 from physical.channel.colour import printable_palette
@@ -240,7 +238,7 @@ def make(name: str, model: Any, eps: Optional[float] = None, *, steps: Optional[
     if eot_cfg is not None and not cls.iterative:
         raise ConfigError(f"eot: {key} is a single-step attack; EOT needs an iterative one")
     model = as_model(model, mean, std)
-    if eot_cfg is not None and not isinstance(channel, CropChannel):
+    if eot_cfg is not None and not isinstance(channel, CropChannel):  # a Channel (None: the phone preset's)
         channel = crop_view(None, eot_cfg, channel, device=model_device(model) if channel is None else None)
     return cls(model, eps, steps=steps, alpha=alpha, target=target, eot=eot_cfg, channel=channel, seed=seed, tv=tv,
                family_params=params, memory_gb=memory_gb)

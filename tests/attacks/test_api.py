@@ -112,3 +112,20 @@ def test_api_makes_the_png_the_run_made(tmp_path, lite0, monkeypatch):
     adv = to_uint8(attack(x.float() / 255, torch.tensor([it["label"] for it in items])))
     for it, img in zip(items, adv):
         assert np.array_equal(read_image(result.run_dir / it["adv"]), img), it["key"]
+
+
+def test_eot_through_the_api_is_the_yaml_entrys_eot():
+    """make(eot=2, channel=Channel.from_calibration(...)) draws what a YAML `eot: {samples: 2}` entry
+    draws from the same channel (the same crop view, the same seeded stream)."""
+    net, x = tiny_net(1000), images(2, 64)
+    y = torch.tensor([3, 4])
+    channel = physical.Channel.from_calibration(preset="webcam", blur_sigma=[0.5, 1.0])
+    a = from_dict({"attacks": [{"name": "bim", "eps": [8], "steps": 2, "eot": {"samples": 2}}]}).attacks[0]
+    yaml_attack = make_attack(a, net, 8, channel=channel, cfg=from_dict({}))
+    api_attack = make("bim", net, eps=8 / 255, steps=2, eot={"samples": 2}, channel=channel, seed=yaml_attack.seed)
+    assert api_attack.eot_samples == 2 and type(api_attack.channel) is type(yaml_attack.channel)
+    assert torch.equal(api_attack(x, y), yaml_attack(x, y))
+    plain = make("bim", net, eps=8 / 255, steps=2, seed=yaml_attack.seed)(x, y)
+    assert not torch.equal(plain, api_attack(x, y)), "EOT changed nothing"
+    with pytest.raises(ConfigError, match="eot: fgsm is a single-step attack"):
+        make("fgsm", net, eps=8 / 255, eot=2)
