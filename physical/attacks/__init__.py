@@ -211,13 +211,14 @@ def make(name: str, model: Any, eps: Optional[float] = None, *, steps: Optional[
          alpha: Optional[float] = None, target: Union[Target, str] = None, seed: int = 0,
          mean: Optional[Any] = None, std: Optional[Any] = None, eot: Union[None, int, dict, EOTConfig] = None,
          channel: Union[None, Channel, CropChannel] = None, tv: float = 0.0, memory_gb: Optional[float] = None,
-         **params: Any) -> Attack:
+         input_size: Optional[int] = None, **params: Any) -> Attack:
     """An attack by name (or alias) for the Python API, in the images' [0, 1] units: `eps` and `alpha`
     as 8/255 (above 1 is an error naming the unit); any `nn.Module` taking [0,1] NCHW (with `mean`/`std`
     it is normalised first; its device is its parameters'); `target` a class index, a class name or a
     tensor of one class per image; `eot` the EOT samples per step (or an `EOTConfig` / its keys) drawn
     from `channel` (a `Channel`, default the phone preset's); the family's own parameters as keywords
-    (`decay=0.5`, `queries=500`). Same floats as the YAML path: make("bim", m, 8/255) makes the images of
+    (`decay=0.5`, `queries=500`); `input_size` the images' side a plain module takes (a patch's size is a share
+    of it; default its `.input_size`, else 224). Same floats as the YAML path: make("bim", m, 8/255) makes the images of
     YAML eps 8 at the same seed (`attack_seed` gives a run's)."""
     key = canonical(name)
     if key not in ATTACKS:
@@ -237,7 +238,7 @@ def make(name: str, model: Any, eps: Optional[float] = None, *, steps: Optional[
     eot_cfg = _eot_config(eot)
     if eot_cfg is not None and not cls.iterative:
         raise ConfigError(f"eot: {key} is a single-step attack; EOT needs an iterative one")
-    model = as_model(model, mean, std)
+    model = as_model(model, mean, std, input_size)
     if eot_cfg is not None and not isinstance(channel, CropChannel):  # a Channel (None: the phone preset's)
         channel = crop_view(None, eot_cfg, channel, device=model_device(model) if channel is None else None)
     return cls(model, eps, steps=steps, alpha=alpha, target=target, eot=eot_cfg, channel=channel, seed=seed, tv=tv,

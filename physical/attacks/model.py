@@ -12,6 +12,9 @@ from typing import Any, Optional, Sequence, Union
 import torch
 from torch import nn
 
+from physical.errors import ConfigError
+from physical.log import warn
+
 Stats = Union[Sequence[float], torch.Tensor]
 
 
@@ -56,10 +59,21 @@ class Normalized(nn.Module):
         return self.mean.device
 
 
-def as_model(model: Any, mean: Optional[Stats] = None, std: Optional[Stats] = None) -> Any:
+def as_model(model: Any, mean: Optional[Stats] = None, std: Optional[Stats] = None,
+             input_size: Optional[int] = None) -> Any:
     """The model an attack uses: as given when it carries its device and needs no normalisation (the
     project's classifiers, test doubles, None for an attack that is only inspected), else wrapped in
-    `Normalized` (identity statistics without mean / std)."""
-    if model is None or (mean is None and std is None and isinstance(getattr(model, "device", None), torch.device)):
+    `Normalized` (identity statistics without mean / std). A model that normalises inside (it holds
+    `mean` and `std` buffers, as `physical.models.Classifier`) given `mean` / `std` again is an error;
+    a wrapped model in training mode is warned about (batch norm and dropout would change under the
+    attack)."""
+    given = mean is not None or std is not None
+    if model is None or (not given and input_size is None and isinstance(getattr(model, "device", None), torch.device)):
         return model
-    return Normalized(model, mean, std)
+    if given and isinstance(getattr(model, "mean", None), torch.Tensor) and isinstance(getattr(model, "std", None), torch.Tensor):
+        raise ConfigError(f"mean/std: {getattr(model, 'name', type(model).__name__)} normalises its inputs itself; "
+                          "give mean and std only for a network that expects normalised inputs")
+    if isinstance(model, nn.Module) and model.training:
+        warn(f"{type(model).__name__} is in training mode (batch norm and dropout change under the attack); "
+             "call model.eval() first")
+    return Normalized(model, mean, std, input_size)

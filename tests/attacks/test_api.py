@@ -129,3 +129,20 @@ def test_eot_through_the_api_is_the_yaml_entrys_eot():
     assert not torch.equal(plain, api_attack(x, y)), "EOT changed nothing"
     with pytest.raises(ConfigError, match="eot: fgsm is a single-step attack"):
         make("fgsm", net, eps=8 / 255, eot=2)
+
+
+def test_model_mistakes_are_named(lite0, capsys):
+    with pytest.raises(ConfigError, match="mean/std: efficientnet_lite0 normalises its inputs itself"):
+        make("fgsm", lite0, eps=8 / 255, mean=[0.5] * 3, std=[0.5] * 3)
+    net = tiny_net().train()
+    make("fgsm", net, eps=8 / 255)
+    assert "Sequential is in training mode" in capsys.readouterr().err
+
+
+def test_a_fitted_patch_on_a_plain_module_at_its_input_size():
+    net, x = tiny_net(), images(4, 32)
+    attack = make("patch", net, input_size=32, target=3, epochs=2, batch=4, fraction=0.1, seed=0)
+    assert attack.eps == 1.0 and attack.side == round(0.1 ** 0.5 * 32)
+    adv = attack(x, torch.zeros(4, dtype=torch.long))
+    changed = (adv != x).any(1)  # the pixels the patch covers
+    assert 0 < changed.float().mean(dim=(1, 2)).max() <= 0.2
