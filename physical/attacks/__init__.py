@@ -18,6 +18,10 @@ others (see `physical.stages.generate_fitted`). A family's own parameters are de
 ({key: (type, default, lo, hi)}, as `transforms.defences.Defence` does) and written as plain keys of
 the attack entry; a key no family field or parameter knows is a config error.
 
+Units: the YAML's `eps` and `alpha` are Kurakin's 0..255 pixel levels (`make_attack` divides by 255);
+the classes and `make` (the Python API, docs/api.md) take the images' [0, 1] units, and either side
+refuses the other's (an API eps above 1, a YAML eps between 0 and 1) with the unit named.
+
 Every attack is untargeted, or targeted with `target` (a class index or name). Every iterative
 attack takes `eot: {samples: N, ...}` (Expectation over Transformation through the shared channel;
 see `eot.CropChannel`).

@@ -146,3 +146,14 @@ def test_a_fitted_patch_on_a_plain_module_at_its_input_size():
     adv = attack(x, torch.zeros(4, dtype=torch.long))
     changed = (adv != x).any(1)  # the pixels the patch covers
     assert 0 < changed.float().mean(dim=(1, 2)).max() <= 0.2
+
+
+def test_cli_yaml_eps_in_api_units_is_one_line_and_exit_2(tmp_path, capsys):
+    from physical.cli.main import main
+
+    p = tmp_path / "pipeline.yaml"
+    p.write_text("attacks:\n  - {name: bim, eps: [0.0314]}\n")
+    assert main(["run", str(p)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "attacks[0].eps[0]: 0.0314 is below 1: the YAML's eps is in 0..255" in err[0]
+    assert not (tmp_path / "runs").exists()
