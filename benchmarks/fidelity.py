@@ -253,7 +253,7 @@ def main() -> None:
     subprocess.run(["physical", "calibrate", "targets", "--out", str(out / "targets")], check=True,
                    stdout=subprocess.DEVNULL)
     indepsim.photograph_pdf(out / "targets" / "colour-chart.pdf", out / "chart", photos=a.chart, seed=1000,
-                            prefix="chart", variant=a.variant)
+                            prefix="chart", variant=a.variant, workers=a.threads)
     subprocess.run(["physical", "calibrate", "colour", "--source", str(out / "chart"), "--out",
                     str(out / "colour.json")], check=True)
     calibrated = {"source": "simulate", "channel": {"calibration": str(out / "colour.json"),
@@ -276,7 +276,7 @@ def main() -> None:
             t = time.time()
             photos = indepsim.photograph_pdf(out / f"base-{g}" / "print" / "sheets.pdf", out / f"photos-{g}{rnd}",
                                              photos=1, seed=2000 + 100 * g + 10000 * r, prefix="sheet",
-                                             variant=a.variant)  # resumes: pages photographed are kept
+                                             variant=a.variant, workers=a.threads)  # resumes: pages photographed are kept
             print(f"independent simulator: {len(photos)} sheet photos in {time.time() - t:.0f} s", flush=True)
 
             def row(name: str, capture: dict):

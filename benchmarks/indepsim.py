@@ -327,30 +327,60 @@ def camera(refl: np.ndarray, rng: np.random.Generator, quality: int | None = Non
     return buf.tobytes(), hom
 
 
+def _page_count(pdf: str | Path) -> int:
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(str(pdf))
+    try:
+        return len(doc)
+    finally:
+        doc.close()
+
+
+def _photograph_page(pdf: str, i: int, mine: list[Path], seed: int, variant: str) -> None:
+    """Print page i of `pdf` and photograph it into the paths `mine` (its own generator: seed, page)."""
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(pdf)
+    try:
+        page = doc[i]
+        bmp = page.render(scale=PRINT_DPI / 72.0, rev_byteorder=True)
+        rgb = np.ascontiguousarray(bmp.to_numpy()[..., :3])
+    finally:
+        doc.close()
+    v = VARIANTS[variant]
+    rng = np.random.default_rng([seed, i])
+    refl = print_page(rgb, rng, v)
+    del rgb
+    for p in mine:
+        data, _ = camera(refl, rng, v=v)
+        tmp = p.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.rename(p)
+
+
 def photograph_pdf(pdf: str | Path, out: str | Path, photos: int = 1, seed: int = 0, prefix: str = "photo",
-                   pages: int | None = None, variant: str = "phone") -> list[Path]:
+                   pages: int | None = None, variant: str = "phone", workers: int = 1) -> list[Path]:
     """Print every page of `pdf` and photograph it `photos` times with the `variant` printer and
     camera; the JPEG paths. Each page draws from its own generator (seed, page), so a page whose
-    photos exist is skipped (a resumed run)."""
-    v = VARIANTS[variant]
+    photos exist is skipped (a resumed run) and `workers` processes give the same photos."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, rgb in enumerate(render_pdf(pdf)):
-        if pages is not None and i >= pages:
-            break
+    n = _page_count(pdf) if pages is None else min(pages, _page_count(pdf))
+    todo, paths = [], []
+    for i in range(n):
         mine = [out / f"{prefix}{i:03d}-{k}.jpg" for k in range(photos)]
         paths += mine
-        if all(p.is_file() for p in mine):
-            continue
-        rng = np.random.default_rng([seed, i])
-        refl = print_page(rgb, rng, v)
-        del rgb
-        for p in mine:
-            data, _ = camera(refl, rng, v=v)
-            tmp = p.with_suffix(".part")
-            tmp.write_bytes(data)
-            tmp.rename(p)
+        if not all(p.is_file() for p in mine):
+            todo.append((str(pdf), i, mine, seed, variant))
+    if workers > 1 and len(todo) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(workers, len(todo))) as pool:
+            list(pool.map(_photograph_page, *zip(*todo)))
+    else:
+        for job in todo:
+            _photograph_page(*job)
     return paths
 
 
@@ -361,8 +391,9 @@ def main() -> None:
     p.add_argument("--photos", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variant", choices=sorted(VARIANTS), default="phone")
+    p.add_argument("--workers", type=int, default=1, help="processes (the photos do not depend on it)")
     a = p.parse_args()
-    for path in photograph_pdf(a.pdf, a.out, a.photos, a.seed, variant=a.variant):
+    for path in photograph_pdf(a.pdf, a.out, a.photos, a.seed, variant=a.variant, workers=a.workers):
         print(path)
 
 
