@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Union
 import numpy as np
 
 from physical.capture import mjpeg
-from physical.log import say
+from physical.log import say, warn
 from physical.capture.sources import CaptureError, open_source, parse_source
 
 Frames = Union[list[bytes], Callable[[], Iterable[bytes]]]
@@ -50,10 +50,15 @@ class ReplayServer:
         self.sent = 0
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        self.guard = mjpeg.Guard(host)  # beyond loopback: the token on every request (in `url`)
         server = self
 
         class Handler(mjpeg.Handler):
+            guard = self.guard
+
             def do_GET(self):
+                if self.refused():
+                    return
                 if self.path.split("?")[0] not in (server.path, "/"):
                     self.send_error(404)
                     return
@@ -69,7 +74,7 @@ class ReplayServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}{self.path}"
+        return f"http://{self.host}:{self.port}{self.path}{self.guard.query()}"
 
     def _passes(self) -> Iterable[bytes]:
         while True:
@@ -110,7 +115,8 @@ class ReplayServer:
 def _add(p) -> None:
     p.add_argument("source", help="video:PATH or folder:PATH (a path alone: a folder or a video file)")
     p.add_argument("--fps", type=float, default=15.0, help="frames per second (default 15)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: the whole network, "
+                                                        "then the URL carries a random access token)")
     p.add_argument("--port", type=int, default=8080, help="port (0: any free port; default 8080)")
     p.add_argument("--loop", action="store_true", help="start over when the frames run out")
     p.add_argument("--quality", type=int, default=90, help="JPEG quality of the stream (default 90)")
@@ -143,6 +149,9 @@ def _replay(args) -> int:
     except (OSError, OverflowError) as e:  # port taken, address not on this machine
         raise CaptureError(f"replay: cannot listen on {args.host}:{args.port}: {getattr(e, 'strerror', None) or e}") from None
     with server:
+        if server.guard.token_everywhere:
+            warn(f"replay: listening on {args.host}, beyond this machine: anyone on the network who has the URL "
+                 f"(its token included) sees the frames")
         say(f"replay: serving {args.source} at {server.url} ({args.fps:g} fps{', looping' if args.loop else ''}); "
             f"Ctrl-C stops")
         deadline = None if args.seconds is None else time.monotonic() + args.seconds

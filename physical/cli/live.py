@@ -9,8 +9,8 @@ from physical.capture import draw
 from physical.capture.sources import open_source, parse_source
 from physical.runs.checks import load_for_command
 from physical.errors import UserError
-from physical.log import say
-from physical.models import load_model, pick_device
+from physical.log import say, warn
+from physical.models import load_model, model_names, pick_device
 from physical.runs.pipeline import run_dir_for
 from physical.rundir import write_json
 from physical.live import LiveConfig, LiveModel, LiveView, MjpegServer, Recorder, RunCells, parse_defence
@@ -28,6 +28,9 @@ def _add_live(p):
                                      "bitdepth, noise, with parameters as NAME:K=V,... (e.g. jpeg:quality=50)")
     p.add_argument("--serve", type=int, metavar="PORT", help="serve the annotated stream as MJPEG with an HTML page "
                                                              "on 127.0.0.1:PORT (0: any free port)")
+    p.add_argument("--host", metavar="ADDRESS", help="with --serve: the address to listen on (default 127.0.0.1; "
+                                                     "0.0.0.0 for a phone or a second screen: a warning, and the "
+                                                     "printed URL carries a random access token)")
     p.add_argument("--record", metavar="FILE.mp4", help="write the annotated stream to a video (mp4v; .avi: MJPG)")
     p.add_argument("--log", metavar="FILE.json", help="write every result (frame, top-k, cells) and which result each "
                                                       "displayed frame shows")
@@ -39,17 +42,19 @@ def _add_live(p):
     p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override one config value (repeatable)")
 
 
-def _live(args) -> int:
+def _check_args(args) -> None:
     if args.frames is not None and args.frames < 1:
         raise UserError(f"--frames {args.frames}: must be >= 1")
     if args.seconds is not None and not args.seconds > 0:
         raise UserError(f"--seconds {args.seconds:g}: must be > 0")
     if args.serve is not None and not 0 <= args.serve <= 65535:
         raise UserError(f"--serve {args.serve}: a port must be in 0 .. 65535 (0: any free port)")
-    cfg = load_for_command(args.config, args.set or [])
-    lc: LiveConfig = cfg.extra_sections.get("live") or LiveConfig()
-    cells = None
-    run_root: Optional[Path] = None
+    if args.host is not None and args.serve is None:
+        raise UserError(f"--host {args.host}: give --serve PORT too (the address the page is served on)")
+
+
+def _run_cells(args, cfg, lc: LiveConfig) -> tuple[Optional[Path], Optional[RunCells]]:
+    """The run whose sheets get per-cell overlays (--run, live.run, else the config's run when printed)."""
     if args.run:
         run_root = Path(args.run)
         if not runfiles.has_layout(run_root):
@@ -59,50 +64,70 @@ def _live(args) -> int:
     else:
         guess = run_dir_for(cfg).root
         run_root = guess if runfiles.has_layout(guess) else None
-    if run_root is not None and lc.cells and not args.no_cells:
-        cells = RunCells.load(run_root)
-    model_name = args.model or lc.model or (cells.model if cells and cells.model else cfg.models[0])
-    device = pick_device(cfg.run.device)
-    classifier = load_model(model_name, device)
+    cells = RunCells.load(run_root) if run_root is not None and lc.cells and not args.no_cells else None
+    return run_root, cells
+
+
+def _open(args, cfg, lc: LiveConfig, run_root: Optional[Path]):
+    """The frame source: cameras and streams as they come; videos and folders played at their frame rate
+    (a folder: one photo a second); a simulated camera filming the run's sheets, over and over."""
+    spec = parse_source(args.source or lc.source, Path if args.source else cfg.resolve)
+    return open_source(spec, cfg.capture.camera, realtime=True, run=run_root, cfg=cfg,
+                       **({"loop": True, "hold": 15, "move": 8, "defocus": 3} if spec.kind == "simulate"
+                          else {"loop": args.loop}))
+
+
+def _window(args):
+    if args.headless:
+        return None
+    if draw.has_display():
+        return draw.Window("physical live")
+    if args.serve is None and not args.record and not args.log:
+        say("live: no display here; running headless (use --serve PORT to watch in a browser, "
+            "--record FILE.mp4 to keep the view)")
+    return None
+
+
+def _serve(args, lc: LiveConfig, view: LiveView, model: LiveModel, title: str) -> MjpegServer:
+    host = args.host or "127.0.0.1"
+    try:
+        server = MjpegServer(args.serve, host=host, quality=lc.jpeg_quality, status=view.stats,
+                             set_defence=lambda n: model.set_defence(parse_defence(n)), title=title, top_k=lc.top_k)
+    except (OSError, OverflowError) as e:  # the port is taken, the address is not this machine's
+        raise UserError(f"--serve {args.serve}: cannot listen on {host}:{args.serve}: "
+                        f"{getattr(e, 'strerror', None) or e}") from None
+    if server.guard.token_everywhere:
+        warn(f"live: --host {host} serves the camera's view beyond this machine: anyone on the network with "
+             f"the URL below (its access token included) sees the stream and can switch the defence")
+    say(f"live: serving {server.url} (stream: {server.stream_url})")
+    return server
+
+
+def _live(args) -> int:
+    _check_args(args)
+    cfg = load_for_command(args.config, args.set or [])
+    lc: LiveConfig = cfg.extra_sections.get("live") or LiveConfig()
+    run_root, cells = _run_cells(args, cfg, lc)
+    model_name = args.model or lc.model or (cells.model if cells and cells.model else model_names(cfg.models)[0])
+    classifier = load_model(model_name, pick_device(cfg.run.device))
     defence = parse_defence(args.defence) if args.defence is not None else lc.defence
     model = LiveModel(classifier, defence)
-
-    spec = parse_source(args.source or lc.source, Path if args.source else cfg.resolve)
-    # cameras and streams as they come; videos and folders played at their frame rate (a folder: one
-    # photo a second); a simulated camera filming the run's sheets, over and over
-    source = open_source(spec, cfg.capture.camera, realtime=True, run=run_root, cfg=cfg,
-                         **({"loop": True, "hold": 15, "move": 8, "defocus": 3} if spec.kind == "simulate"
-                            else {"loop": args.loop}))
-    window = None
-    if not args.headless:
-        if draw.has_display():
-            window = draw.Window("physical live")
-        elif args.serve is None and not args.record and not args.log:
-            say("live: no display here; running headless (use --serve PORT to watch in a browser, "
-                "--record FILE.mp4 to keep the view)")
+    source = _open(args, cfg, lc, run_root)
+    window = _window(args)
     title = f"{classifier.name}" + (f" + run {run_root.name}" if cells else "")
     view = LiveView(source, model, cells=cells, align_cfg=cfg.align, top_k=lc.top_k, title=title,
                     keep_log=bool(args.log))
-    server = None
-    if args.serve is not None:
-        try:
-            server = MjpegServer(args.serve, quality=lc.jpeg_quality, status=view.stats,
-                                 set_defence=lambda n: model.set_defence(parse_defence(n)), title=title)
-        except OSError as e:  # the port is taken (or not ours to use)
-            source.close()
-            raise UserError(f"--serve {args.serve}: cannot listen on 127.0.0.1:{args.serve}: {e.strerror or e}") from None
-        say(f"live: serving {server.url} (stream: {server.url}stream.mjpg)")
-    recorder = Recorder(args.record, getattr(source, "fps", None)) if args.record else None
+    server = recorder = None
     try:
+        server = _serve(args, lc, view, model, title) if args.serve is not None else None
+        recorder = Recorder(args.record, getattr(source, "fps", None)) if args.record else None
         summary = view.run(frames=args.frames, seconds=args.seconds, window=window, server=server, recorder=recorder,
                            status_every=None if window else 5.0)
     finally:
-        if window is not None:
-            window.close()
-        if server is not None:
-            server.close()
-        if recorder is not None:
-            recorder.close()
+        for closing in (window, server, recorder):
+            if closing is not None:
+                closing.close()
+        source.close()
     if args.log:
         write_json(args.log, view.log_data(summary))
     say(f"live: {summary['stopped']}: {summary['frames_shown']} frames shown ({summary['display_fps']:.1f} fps), "

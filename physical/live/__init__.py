@@ -242,6 +242,7 @@ class LiveView:
         self._stop = threading.Event()
         self.displayed = 0
         self._infer_total = 0.0
+        self._next_status = 0.0
 
     # -- inference thread -----------------------------------------------------------------------
     def _infer_loop(self) -> None:
@@ -289,7 +290,7 @@ class LiveView:
             recorder.fps = float(self.source.fps)  # known once the source is open
         thread.start()
         t0 = time.perf_counter()
-        next_status = t0 + (status_every or 0)
+        self._next_status = t0 + (status_every or 0)
         stopped = "end of the source"
         try:
             while True:
@@ -299,38 +300,13 @@ class LiveView:
                 if frame is None:
                     break
                 now = time.perf_counter()
-                markers = detect_all(frame, thorough=False) if self.cells is not None else None
-                self.inbox.put((self.source.index, frame, markers))
-                r = self.result
-                if self.keep_log:
-                    self.shown.append(None if r is None else r["frame"])
-                if r is not None and markers is not None:  # each cell drawn where it is now
-                    r = {**r, "cells": cells_now(self.cells.printed.layout, markers, r["cells"])}
-                out = annotate(frame, r, self.stats(), self.title)
-                self.display_rate.tick(now)
-                self.displayed += 1
-                if server is not None:
-                    server.publish(out)
-                if recorder is not None:
-                    recorder.write(out, now)
-                if window is not None:
-                    key = window.show(out)
-                    if key in (ord("q"), 27) or window.closed:
-                        stopped = "stopped by the user"
-                        break
-                    if key == ord("d"):
-                        self.say(f"live: defence {self.model.cycle()}")
-                if status_every and now >= next_status:
-                    next_status = now + status_every
-                    top = f"{r['top'][0][1]} {100 * r['top'][0][2]:.0f}%" if r else "-"
-                    st = self.stats()
-                    self.say(f"live: display {st['display_fps']:.1f} fps, classified {st['classified_fps']:.1f}/s, "
-                             f"model {st['infer_ms']:.0f} ms: {top}")
-                if frames is not None and self.displayed >= frames:
-                    stopped = f"{frames} frames"
-                    break
-                if seconds is not None and now - t0 >= seconds:
-                    stopped = f"{seconds:g} s"
+                why = self._show(frame, now, window, server, recorder, status_every)
+                if why is None and frames is not None and self.displayed >= frames:
+                    why = f"{frames} frames"
+                if why is None and seconds is not None and now - t0 >= seconds:
+                    why = f"{seconds:g} s"
+                if why is not None:
+                    stopped = why
                     break
         except KeyboardInterrupt:
             stopped = "interrupted"
@@ -347,6 +323,37 @@ class LiveView:
                 "seconds": round(elapsed, 2), "display_fps": round(self.displayed / elapsed, 2) if elapsed > 0 else 0.0,
                 "classified_fps": round(n / elapsed, 2) if elapsed > 0 else 0.0,
                 "mean_infer_ms": round(self._infer_total / n, 1) if n else None}
+
+    def _show(self, frame, now: float, window, server, recorder, status_every) -> Optional[str]:
+        """One displayed frame: handed to the model, drawn with the newest result, served, recorded,
+        shown; the reason to stop when the user asked to."""
+        markers = detect_all(frame, thorough=False) if self.cells is not None else None
+        self.inbox.put((self.source.index, frame, markers))
+        r = self.result
+        if self.keep_log:
+            self.shown.append(None if r is None else r["frame"])
+        if r is not None and markers is not None:  # each cell drawn where it is now
+            r = {**r, "cells": cells_now(self.cells.printed.layout, markers, r["cells"])}
+        out = annotate(frame, r, self.stats(), self.title)
+        self.display_rate.tick(now)
+        self.displayed += 1
+        if server is not None:
+            server.publish(out)
+        if recorder is not None:
+            recorder.write(out, now)
+        if window is not None:
+            key = window.show(out)
+            if key in (ord("q"), 27) or window.closed:
+                return "stopped by the user"
+            if key == ord("d"):
+                self.say(f"live: defence {self.model.cycle()}")
+        if status_every and now >= self._next_status:
+            self._next_status = now + status_every
+            top = f"{r['top'][0][1]} {100 * r['top'][0][2]:.0f}%" if r else "-"
+            st = self.stats()
+            self.say(f"live: display {st['display_fps']:.1f} fps, classified {st['classified_fps']:.1f}/s, "
+                     f"model {st['infer_ms']:.0f} ms: {top}")
+        return None
 
     def log_data(self, summary: dict) -> dict:
         return {"source": self.source.name, "model": getattr(self.model.classifier, "name", "?"),

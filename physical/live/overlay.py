@@ -62,6 +62,30 @@ def cell_style(cell: dict) -> tuple[tuple, str]:
     return (draw.YELLOW, f"clean wrong: {name} {pct}") if cell["fooled"] else (draw.WHITE, f"clean ok: {name} {pct}")
 
 
+MIN_SCALE = 0.3  # below this a caption is cut rather than shrunk further
+
+
+def fit_caption(caption: str, width: float, scale: float) -> tuple[str, float]:
+    """The caption and font scale whose label box (text + 8 px) fits `width` px: shrunk down to
+    MIN_SCALE, then cut from the end ("..")."""
+    tw = cv2.getTextSize(draw.ascii_text(caption), draw.FONT, scale, 1)[0][0]
+    if tw + 8 <= width:
+        return caption, scale
+    scale = max(MIN_SCALE, scale * (width - 8) / max(tw, 1))
+    while len(caption) > 1 and cv2.getTextSize(draw.ascii_text(caption), draw.FONT, scale, 1)[0][0] + 8 > width:
+        caption = caption[:-3] + ".." if len(caption) > 3 else caption[:-1]
+    return caption, scale
+
+
+def cell_label(img: np.ndarray, caption: str, quad: np.ndarray, color, lw: int) -> None:
+    """A cell's caption inside its cell, at the top, never wider than the cell: neighbouring cells'
+    labels do not overlap (the full top-k is on the served page's table and on hover)."""
+    x0, y0 = quad[:, 0].min() + lw, quad[:, 1].min() + lw
+    width = quad[:, 0].max() - quad[:, 0].min() - 2 * lw
+    text, scale = fit_caption(caption, width, draw.scale_for(img) * 0.9)
+    draw.label_at(img, text, (x0, y0), color, scale)
+
+
 def annotate(frame: np.ndarray, result: Optional[dict], stats: dict, title: str = "") -> np.ndarray:
     """The frame with the top-k (confidence bars), the per-cell overlays and the frame rates."""
     img = frame.copy()
@@ -74,7 +98,7 @@ def annotate(frame: np.ndarray, result: Optional[dict], stats: dict, title: str 
             color, caption = cell_style(cell)
             q = np.asarray(cell["quad"])
             draw.poly(img, q, color, lw)
-            draw.label_at(img, caption, (q[:, 0].min() + lw, q[:, 1].min() + lw), color)  # inside, at the top
+            cell_label(img, caption, q, color, lw)
     # top-k panel with bars
     lh = int(28 * s) + 6
     x0, y0 = 8, 8
@@ -82,7 +106,7 @@ def annotate(frame: np.ndarray, result: Optional[dict], stats: dict, title: str 
     bar_w = int(160 * s)
     names = [t[1][:28] for t in top]
     tw = max([cv2.getTextSize(n, draw.FONT, s, 1)[0][0] for n in names] + [int(220 * s)])
-    head = title + (f"  (frame {result['frame']})" if result else "  (waiting for the model)")
+    head = f"whole frame: {title}" + (f"  (frame {result['frame']})" if result else "  (waiting for the model)")
     hw = cv2.getTextSize(draw.ascii_text(head), draw.FONT, s, 1)[0][0]
     w = max(tw + bar_w + int(90 * s), hw + 16)
     draw.shade(img, x0, y0, x0 + w, y0 + lh * (len(top) + 1) + 8)

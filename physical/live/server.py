@@ -21,92 +21,162 @@ CYCLE = [None, "blur", "jpeg", "binarize", "multicrop"]  # the `d` key and the H
 
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>physical live</title>
-<style>body{{background:#111;color:#ddd;font:14px sans-serif;margin:12px}}img{{max-width:100%;border:1px solid #333}}
-a{{color:#8cf;margin-right:10px}}.on{{color:#fff;font-weight:bold}}</style></head><body>
-<h3>physical live: {title}</h3><p><img src="/stream.mjpg" alt="live stream"></p>
-<p>defence: {links}</p><p><a href="/status.json">status.json</a> <a href="/frame.jpg">frame.jpg</a></p>
-</body></html>"""
+<link rel="icon" href="/favicon.ico{q}">
+<style>body{{background:#111;color:#ddd;font:14px sans-serif;margin:12px}}
+.wrap{{display:flex;gap:16px;flex-wrap:wrap;align-items:flex-start}}.view{{position:relative;max-width:100%}}
+.view img{{display:block;max-width:100%;border:1px solid #333}}#hot div{{position:absolute;cursor:help}}
+#hot div:hover{{outline:2px solid #8cf}}table{{border-collapse:collapse;font-size:13px}}
+td,th{{white-space:pre-line;padding:2px 6px;border-bottom:1px solid #333;text-align:left;vertical-align:top}}h4{{margin:6px 0}}
+a{{color:#8cf;margin-right:10px}}button{{background:#222;color:#ddd;border:1px solid #555;margin-right:6px}}
+button.on{{color:#fff;font-weight:bold;border-color:#8cf}}.side{{min-width:280px;max-width:520px}}</style></head><body>
+<h3>physical live: {title}</h3>
+<div class="wrap"><div class="view"><img id="stream" src="/stream.mjpg{q}" alt="live stream"><div id="hot"></div></div>
+<div class="side"><h4>whole frame (centre crop): top-{k}</h4><table id="frame"></table>
+<h4>cells of the run in view: top-{k}</h4><table id="cells"><tr><td>no cell in view</td></tr></table></div></div>
+<form method="post" action="/defence{q}"><input type="hidden" name="token" value="{token}">defence: {buttons}</form>
+<p><a href="/status.json{q}">status.json</a> <a href="/frame.jpg{q}">frame.jpg</a></p>
+<script>
+const Q = "{q}";
+function pct(p) {{ return (100 * p).toFixed(1) + "%"; }}
+function topText(top) {{ return top.map(t => t[1] + " " + pct(t[2])).join("\\n"); }}
+function cellName(c) {{ return "sheet " + c.sheet + " cell " + c.slot + " (" + c.role + ")"; }}
+function verdict(c) {{ return c.fooled === null ? "label unknown" : c.role === "adv"
+  ? (c.fooled ? "still fools" : "destroyed") : (c.fooled ? "wrong" : "correct"); }}
+function fill(id, rows) {{ const t = document.getElementById(id); t.replaceChildren();
+  for (const r of rows) {{ const tr = t.insertRow(); for (const v of r) {{ tr.insertCell().textContent = v; }} }} }}
+async function poll() {{
+  try {{
+    const st = await (await fetch("/status.json" + Q)).json(); const r = st.result;
+    fill("frame", r ? r.top.map(t => [t[1], pct(t[2])]) : [["waiting for the model"]]);
+    const cells = r ? r.cells : [];
+    fill("cells", cells.length ? cells.map(c => [cellName(c) + ": " + verdict(c), topText(c.top)])
+                               : [["no cell in view"]]);
+    const img = document.getElementById("stream"), hot = document.getElementById("hot");
+    const k = img.naturalWidth ? img.clientWidth / img.naturalWidth : 0; hot.replaceChildren();
+    for (const c of cells) {{ if (!c.quad || !k) continue;
+      const xs = c.quad.map(p => p[0]), ys = c.quad.map(p => p[1]), d = document.createElement("div");
+      d.style.left = k * Math.min(...xs) + "px"; d.style.top = k * Math.min(...ys) + "px";
+      d.style.width = k * (Math.max(...xs) - Math.min(...xs)) + "px";
+      d.style.height = k * (Math.max(...ys) - Math.min(...ys)) + "px";
+      d.title = cellName(c) + ": " + verdict(c) + "\\n" + topText(c.top); hot.appendChild(d); }}
+  }} catch (e) {{}}
+  setTimeout(poll, 1000);
+}}
+poll();
+</script></body></html>"""
+
+FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
+           b'fill="#111"/><rect x="3" y="3" width="10" height="10" fill="none" stroke="#4c4" stroke-width="2"/></svg>')
+
+
+def _handler(server: "MjpegServer") -> type:
+    """The request handler of one MjpegServer: GETs read, the one state change (the defence) is a POST
+    with the page's token, every request passes the server's guard (physical.capture.mjpeg)."""
+
+    class Handler(mjpeg.Handler):
+        protocol_version = "HTTP/1.0"
+        guard = server.guard
+
+        def do_GET(self):
+            if self.refused():
+                return
+            path = urlsplit(self.path).path
+            try:
+                if path in ("/", "/index.html"):
+                    self.send_body(200, "text/html; charset=utf-8", server.page().encode())
+                elif path in ("/stream.mjpg", "/video", "/stream"):
+                    server.stream_to(self)
+                elif path == "/frame.jpg":
+                    jpg = server.encode_last()
+                    self.send_body(200 if jpg else 503, "image/jpeg" if jpg else "text/plain", jpg or b"no frame yet")
+                elif path == "/status.json":
+                    self.send_body(200, "application/json", json.dumps(server.status()).encode())
+                elif path == "/favicon.ico":
+                    self.send_body(200, "image/svg+xml", FAVICON)
+                elif path == "/defence":
+                    self.send_body(405, "text/plain", b"switch the defence with a POST from the page")
+                else:
+                    self.send_body(404, "text/plain", b"not found")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            form = parse_qs(self.rfile.read(min(n, 4096)).decode("latin-1")) if n > 0 else {}
+            if self.refused(post=True, form=form):
+                return
+            if urlsplit(self.path).path != "/defence" or server.set_defence is None:
+                self.send_body(404, "text/plain", b"not found")
+                return
+            try:
+                server.set_defence(form.get("name", ["none"])[0])
+            except ConfigError as e:
+                self.send_body(400, "text/plain", str(e).encode())
+                return
+            self.send_response(303)
+            self.send_header("Location", "/" + server.guard.query())
+            self.end_headers()
+
+    return Handler
 
 
 class MjpegServer:
     """The annotated stream as MJPEG (``/stream.mjpg``, multipart/x-mixed-replace) with a small HTML
-    page (``/``), the newest frame (``/frame.jpg``), the newest result (``/status.json``) and defence
-    switches (``/defence?name=jpeg``). Frames are encoded only while someone watches."""
+    page (``/``: the stream, the whole frame's and each cell's top-k, the defence switches), the newest
+    frame (``/frame.jpg``), the newest result (``/status.json``) and the defence switch (POST
+    ``/defence`` with ``name`` and the page's token). Frames are encoded only while someone watches.
+    Bound beyond loopback, every URL wants the token (`url` carries it): see physical.capture.mjpeg."""
 
     def __init__(self, port: int, host: str = "127.0.0.1", quality: int = 80,
                  status: Callable[[], dict] = dict, set_defence: Optional[Callable[[Optional[str]], str]] = None,
-                 title: str = ""):
+                 title: str = "", top_k: int = 5):
         self.quality = int(quality)
         self.slot = LatestFrame()  # encoded JPEG bytes
         self.status = status
         self.set_defence = set_defence
         self.title = title
+        self.top_k = top_k
         self.watchers = 0
         self._lock = threading.Lock()
         self._last_rgb: Optional[np.ndarray] = None
-        server = self
-
-        class Handler(mjpeg.Handler):
-            protocol_version = "HTTP/1.0"
-
-            def do_GET(self):
-                u = urlsplit(self.path)
-                try:
-                    if u.path in ("/", "/index.html"):
-                        self.send_body(200, "text/html; charset=utf-8", server.page().encode())
-                    elif u.path in ("/stream.mjpg", "/video", "/stream"):
-                        self._stream()
-                    elif u.path == "/frame.jpg":
-                        jpg = server.encode_last()
-                        self.send_body(200 if jpg else 503, "image/jpeg" if jpg else "text/plain",
-                                   jpg or b"no frame yet")
-                    elif u.path == "/status.json":
-                        self.send_body(200, "application/json", json.dumps(server.status()).encode())
-                    elif u.path == "/defence" and server.set_defence is not None:
-                        name = parse_qs(u.query).get("name", ["none"])[0]
-                        try:
-                            server.set_defence(name)
-                        except ConfigError as e:
-                            self.send_body(400, "text/plain", str(e).encode())
-                            return
-                        self.send_response(303)
-                        self.send_header("Location", "/")
-                        self.end_headers()
-                    else:
-                        self.send_body(404, "text/plain", b"not found")
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def _stream(self):
-                self.start_stream()
-                with server._lock:
-                    server.watchers += 1
-                try:
-                    seen = 0
-                    while not server.slot.closed:
-                        seq, jpg = server.slot.get(seen, timeout=1.0)
-                        if jpg is None:
-                            continue
-                        seen = seq
-                        self.send_frame(jpg)
-                        self.wfile.flush()
-                finally:
-                    with server._lock:
-                        server.watchers -= 1
-
-        self.httpd, self._thread = mjpeg.serve(Handler, host, port, "mjpeg server")
+        self.guard = mjpeg.Guard(host)
+        self.httpd, self._thread = mjpeg.serve(_handler(self), host, port, "mjpeg server")
         self.port = self.httpd.server_address[1]
         self.host = host
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
+        return f"http://{self.host}:{self.port}/{self.guard.query()}"
+
+    @property
+    def stream_url(self) -> str:
+        return f"http://{self.host}:{self.port}/stream.mjpg{self.guard.query()}"
 
     def page(self) -> str:
         cur = self.status().get("defence", "none")
-        links = " ".join(f'<a class="{"on" if (n or "none") == cur.split("-")[0] else ""}" '
-                         f'href="/defence?name={n or "none"}">{n or "none"}</a>' for n in CYCLE)
-        return PAGE.format(title=escape(self.title), links=links)
+        buttons = " ".join(f'<button type="submit" name="name" value="{n or "none"}" '
+                           f'class="{"on" if (n or "none") == cur.split("-")[0] else ""}">{n or "none"}</button>'
+                           for n in CYCLE)
+        return PAGE.format(title=escape(self.title), buttons=buttons, q=self.guard.query(), token=self.guard.token,
+                           k=self.top_k)
+
+    def stream_to(self, handler) -> None:
+        """Send the stream to one watcher until the server closes or the watcher goes."""
+        handler.start_stream()
+        with self._lock:
+            self.watchers += 1
+        try:
+            seen = 0
+            while not self.slot.closed:
+                seq, jpg = self.slot.get(seen, timeout=1.0)
+                if jpg is None:
+                    continue
+                seen = seq
+                handler.send_frame(jpg)
+                handler.wfile.flush()
+        finally:
+            with self._lock:
+                self.watchers -= 1
 
     def publish(self, rgb: np.ndarray) -> None:
         self._last_rgb = rgb

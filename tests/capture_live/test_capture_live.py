@@ -11,6 +11,7 @@ cv2.VideoCapture.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import threading
@@ -286,7 +287,7 @@ def test_live_serves_mjpeg_and_a_page(printed, video):
             except OSError:
                 assert time.time() < deadline, "the live server did not come up"
                 time.sleep(0.2)
-        assert '<img src="/stream.mjpg"' in page and "jpeg" in page
+        assert 'src="/stream.mjpg"' in page and "jpeg" in page
         cap = cv2.VideoCapture(base + "/stream.mjpg", cv2.CAP_FFMPEG,
                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000])
         assert cap.isOpened()
@@ -295,7 +296,9 @@ def test_live_serves_mjpeg_and_a_page(printed, video):
         assert all(ok for ok, _ in got) and got[0][1].shape == (FRAME[1], FRAME[0], 3)
         status = json.loads(urllib.request.urlopen(base + "/status.json", timeout=2).read())
         assert status["frames_shown"] > 0 and status["defence"] == "none"
-        urllib.request.urlopen(base + "/defence?name=jpeg", timeout=2).read()  # switched, as from the page
+        token = re.search(r'name="token" value="([^"]+)"', page).group(1)  # switched, as from the page's form
+        urllib.request.urlopen(urllib.request.Request(base + "/defence", data=f"name=jpeg&token={token}".encode(),
+                                                      method="POST"), timeout=2).read()
         assert json.loads(urllib.request.urlopen(base + "/status.json", timeout=2).read())["defence"].startswith("jpeg")
     finally:
         t.join(timeout=40)

@@ -81,10 +81,10 @@ def test_live_page_in_headless_chromium(printed, video, browser):
             shots.append(img.screenshot_as_png)
         # the page's control switches the defence; the page comes back with it marked, status.json agrees
         assert status(base)["defence"] == "none"
-        browser.find_element(By.LINK_TEXT, "jpeg").click()
+        browser.find_element(By.CSS_SELECTOR, "button[value=jpeg]").click()
         deadline = time.time() + 10
-        while not browser.find_elements(By.CSS_SELECTOR, "a.on") or \
-                browser.find_element(By.CSS_SELECTOR, "a.on").text != "jpeg":
+        while not browser.find_elements(By.CSS_SELECTOR, "button.on") or \
+                browser.find_element(By.CSS_SELECTOR, "button.on").text != "jpeg":
             assert time.time() < deadline, "the page did not mark the new defence"
             time.sleep(0.2)
         browser.get(base + "/status.json")
@@ -98,6 +98,24 @@ def test_live_page_in_headless_chromium(printed, video, browser):
         for c in st["result"]["cells"]:
             q = c["quad"]
             assert isinstance(q, list) and len(q) == 4 and all(isinstance(v, float) for xy in q for v in xy)
+        # the page: the whole frame's panel says what it is; each cell in view has its top-5 in the table
+        # beside the stream and on hover (a region over the cell whose title lists them)
+        browser.get(base + "/")
+        assert "whole frame" in browser.find_element(By.TAG_NAME, "body").text
+        snapshot = ("return [Array.from(document.querySelectorAll('#cells tr')).map(r => [r.cells[0].innerText, "
+                    "r.cells.length > 1 ? r.cells[1].innerText : '']), "
+                    "Array.from(document.querySelectorAll('#hot div')).map(d => d.title)]")
+        deadline = time.time() + 30
+        while not (seen := browser.execute_script(snapshot))[1]:
+            assert time.time() < deadline, "no hover region over a cell"
+            time.sleep(0.5)
+        rows, titles = seen
+        assert rows and all(cell.startswith("sheet") for cell, _ in rows), rows
+        assert all(len(top.strip().splitlines()) == 5 for _, top in rows), rows  # the top-5, one class a line
+        assert all(len(t.splitlines()) == 6 and t.startswith("sheet") for t in titles)
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#frame tr")) == 5
+        # the favicon is served (no 404 in the console)
+        assert urllib.request.urlopen(base + "/favicon.ico", timeout=5).status == 200
     finally:
         t.join(timeout=120)
     assert rc == [0]
