@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import signal
 import tempfile
 import time
@@ -125,6 +126,10 @@ def atomic_path(path: str | Path, suffix: str | None = None):
             return
         _fault_point(path)
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename is None:  # a write into an open file (a full disk) does not say which file
+            raise OSError(e.errno, e.strerror, str(path)) from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -275,7 +280,10 @@ def _rgb(a: np.ndarray) -> np.ndarray:
 def _read_cv2(path: Path) -> np.ndarray | None:
     """OpenCV's decoding (any depth; EXIF orientation applied), as 8-bit RGB; None if it cannot."""
     data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR) if data.size else None
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR) if data.size else None
+    except cv2.error:  # a header past OpenCV's limits (2**30 pixels, CV_IO_MAX_IMAGE_PIXELS) raises, not None
+        img = None
     if img is None:
         return None
     if img.ndim == 3:
@@ -303,10 +311,13 @@ def read_image(path: str | Path) -> np.ndarray:
                 if im.mode in ("RGB", "L", "RGBA", "P", "CMYK", "YCbCr", "LA", "1"):
                     return np.array(im if im.mode == "RGB" else im.convert("RGB"))
                 return np.ascontiguousarray(_rgb(_to_8bit(np.array(im))))  # I;16, I, F: deeper than 8 bits
-    except Image.DecompressionBombError:
+    except Image.DecompressionBombError as e:
         img = _read_cv2(path)  # OpenCV refuses images past 2**30 pixels itself
         if img is None:
-            raise ValueError(f"{path}: an image too large to decode here") from None
+            size = re.search(r"\((\d+) pixels\)", str(e))
+            claims = f"its header claims {int(size.group(1)) / 1e6:,.0f} megapixels" if size else "too large"
+            raise ValueError(f"{path}: {claims}, more than the {MAX_PHOTO_PIXELS / 1e6:g} megapixels read "
+                             "(a damaged file, or not a photo): not decoded") from None
         if img.shape[0] * img.shape[1] > MAX_PHOTO_PIXELS:
             raise ValueError(f"{path}: {img.shape[1]} x {img.shape[0]} px, more than the "
                              f"{MAX_PHOTO_PIXELS / 1e6:g} megapixels read") from None

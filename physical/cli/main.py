@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import os
+import signal
 import sys
+import threading
 
 from physical.errors import UserError
 
@@ -61,10 +64,22 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_line(e: OSError) -> str:
+    """A write that failed, as one line: the file written (a copy's destination, not its source) and
+    what to do."""
+    where = e.filename2 or e.filename or "a file of the run"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        folder = os.path.dirname(str(where)) or "."
+        return (f"{where}: {e.strerror}; free space on the disk that holds {folder} (df -h {folder}: old runs, "
+                "photos, caches) and run again: nothing finished was lost")
+    return f"{where}: {e.strerror}; nothing finished was lost"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_verb(argv)).parse_args(argv)
     args.argv = argv
+    before = _stop_on_signals()
     try:
         return args.handler(args) or 0
     except (UserError, FileNotFoundError) as e:  # models.ModelUnavailable is a UserError
@@ -74,11 +89,29 @@ def main(argv: list[str] | None = None) -> int:
         if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
             raise
         # a folder that cannot be written (read-only run directory, full disk): finished files are kept
-        print(f"physical: error: {e.filename or ''}: {e.strerror}; nothing finished was lost", file=sys.stderr)
+        print(f"physical: error: {os_error_line(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("physical: interrupted; finished stages and files are kept, run again to resume", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        why = f" by {e.args[0]}" if e.args and str(e.args[0]).startswith("SIG") else ""
+        print(f"physical: interrupted{why}; finished stages and files are kept, run again to resume", file=sys.stderr)
         return 130
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _stop_on_signals() -> dict:
+    """SIGTERM (a scheduler, `docker stop`, `kill`) and SIGHUP (a closed terminal) stop a command the
+    way Ctrl-C does: the running stage is marked interrupted, the lock released, one line. Returns the
+    handlers to put back (none outside the main thread, where Python cannot set them)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    sigs = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
+    return {s: signal.signal(s, _interrupt) for s in sigs}
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ def check_config(cfg: Config) -> None:
     for i, a in enumerate(cfg.attacks):
         attacks.check_config(a, f"attacks[{i}]")
     attacks.check_labels(cfg.attacks)
+    check_output(cfg)
     d = cfg.run.device
     if d not in ("auto", "cpu", "mps", "cuda") and not (d.startswith("cuda:") and d[5:].isdigit()):
         raise ConfigError(f"run.device: {d!r} is not allowed; allowed: auto, cpu, cuda, cuda:N, mps")
@@ -53,6 +54,17 @@ def check_config(cfg: Config) -> None:
         layout_for(cfg.sheet)
     except ValueError as e:
         raise ConfigError(f"sheet: {e}") from None
+
+
+def check_output(cfg: Config) -> None:
+    """run.output must be a folder or not exist yet: a file there (or above it) is one line, not a traceback."""
+    out = Path(cfg.base_dir or ".") / Path(cfg.run.output).expanduser()
+    for p in [out, *out.parents]:
+        if p.exists():
+            if not p.is_dir():
+                raise ConfigError(f"run.output: {str(p)!r} is a file, not a folder; name a folder (made if missing) "
+                                  "or move the file away")
+            return
 
 
 def from_dict(data: dict, base_dir: str | Path = ".") -> Config:
