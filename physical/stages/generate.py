@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -140,6 +141,56 @@ def write_item(run: RunDir, key: str, rel: str, img: np.ndarray, extra: dict | N
     mark_done(run, key, rel, extra, batch)
 
 
+class _Labels:
+    """A model's true labels, asked for once: where the true class is unknown, the clean top-1
+    prediction stands in for it (each rank predicts its share; a collective when labels are missing)."""
+
+    def __init__(self, model, sources, clean: np.ndarray, mine: list, device, bs: int):
+        self.model, self.sources, self.clean, self.mine, self.device, self.bs = model, sources, clean, mine, device, bs
+        self.labels: np.ndarray | None = None
+
+    def __call__(self) -> np.ndarray:
+        if self.labels is None:
+            sources, bs = self.sources, self.bs
+            known = {i: s.label for i, s in enumerate(sources) if s.label is not None}
+            ask = [i for i in self.mine if i not in known]
+            top: dict = {}
+            for j in range(0, len(ask), bs):  # this rank's share, a batch on the device at a time
+                part = ask[j : j + bs]
+                x = to_tensor(self.clean[part], self.device)
+                top.update(zip(part, predict(self.model, x, bs)[0][:, 0].tolist()))
+            if len(known) < len(sources):
+                known.update(distributed.merge(top, "the clean predictions of generate"))
+            self.labels = np.array([int(known[i]) for i in range(len(sources))])
+        return self.labels
+
+
+@dataclasses.dataclass
+class _Job:
+    """What every model x attack x eps of one generate stage shares."""
+    run: RunDir
+    cfg: Any
+    device: Any
+    sources: list
+    mine: list  # this rank's share of the images
+    images_info: list
+    eta: Eta
+    keep: set = dataclasses.field(default_factory=lambda: {"generate/index.json"})
+    channel: Any = None  # the channel EOT draws from, built when an EOT entry first needs it
+
+    def channel_for(self, a):
+        if a.eot is not None and self.channel is None:
+            self.channel = run_channel(self.cfg, self.device)
+        return self.channel
+
+
+def _work_units(cfg, n: int) -> int:
+    """Units of work (image x step x EOT draw) for the time estimate, over every model, attack and eps."""
+    return n * len(cfg.models) * sum(
+        (1 if a.eot is None else a.eot.samples) * (a.steps or attacks_mod.Attack.kurakin_steps(e))
+        if attacks_mod.ATTACKS[a.name].iterative else 1 for a in cfg.attacks for e in a.eps)
+
+
 def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
     """Every rank of a torchrun job runs this on its share of the images (`distributed.shard`) and
     writes its own images; rank 0 then writes the index and removes what the config no longer makes."""
@@ -149,102 +200,16 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
     sources = load_images(cfg.images.source, cfg.images.limit, Path(cfg.base_dir))
     mine = distributed.shard(len(sources))
     images_info = [{"name": _safe(s.name), "label": s.label, "label_known": s.label is not None} for s in sources]
-    items, models_info, keep, made = [], {}, {"generate/index.json"}, 0
-    channel = None
-    bs = cfg.run.batch_size
-    # units of work (image x step x EOT draw) for the time estimate, over every model, attack and eps
-    eta = Eta("generate", len(mine) * len(cfg.models) * sum(
-        (1 if a.eot is None else a.eot.samples) * (a.steps or attacks_mod.Attack.kurakin_steps(e))
-        if attacks_mod.ATTACKS[a.name].iterative else 1 for a in cfg.attacks for e in a.eps))
+    job = _Job(run, cfg, device, sources, mine, images_info, Eta("generate", _work_units(cfg, len(mine))))
+    items: list[dict] = []
+    models_info: dict = {}
+    made = 0
     for model_name in cfg.models:
         model = load_model(model_name, device, cfg.run.precision)
-        mid = model_id(model.name)
         models_info[model.name] = {"input_size": model.input_size}
-        clean = np.stack([preprocess(s.rgb, model.input_size, model.resize_ratio) for s in sources])
-        for i, (s, info, img) in enumerate(zip(sources, images_info, clean)):
-            rel, key = f"generate/{model.name}/clean/{info['name']}.png", item_key(s.digest, None, mid, None, None, 0)
-            keep.update((rel, f"{DONE}/{key}.json"))
-            if i % distributed.current().world == distributed.current().rank and not is_done(run, key, rel):
-                write_item(run, key, rel, img)
-        labels = None
-
-        def true_labels():  # where the true class is unknown, the clean top-1 prediction stands in for it
-            nonlocal labels
-            if labels is None:
-                known = {i: s.label for i, s in enumerate(sources) if s.label is not None}
-                ask = [i for i in mine if i not in known]
-                top = {}
-                for j in range(0, len(ask), bs):  # this rank's share, a batch on the device at a time
-                    part = ask[j : j + bs]
-                    top.update(zip(part, predict(model, to_tensor(clean[part], device), bs)[0][:, 0].tolist()))
-                if len(known) < len(sources):
-                    known.update(distributed.merge(top, "the clean predictions of generate"))
-                labels = np.array([int(known[i]) for i in range(len(sources))])
-            return labels
-
-        for i_attack, a in enumerate(cfg.attacks):
-            params = attacks_mod.key_params(a)
-            reads = attack_reads(cfg, a)
-            if attacks_mod.ATTACKS[a.name].fitted:  # uap, patch: fitted once on some images, applied to all
-                if a.eot is not None and channel is None:
-                    channel = run_channel(cfg, device)
-                if distributed.current().main:  # one fit per entry: rank 0's, the other ranks go on
-                    items += generate_fitted(run, cfg, i_attack, a, model, mid, sources, clean, true_labels(),
-                                             images_info, channel, reads, DONE, keep)
-                continue
-            for eps in a.eps:
-                label = attacks_mod.label_of(a, eps)
-                rels = [f"generate/{model.name}/{label}/{info['name']}.png" for info in images_info]
-                keys = [item_key(s.digest, s.label, mid, params, eps, cfg.run.seed, reads) for s in sources]
-                keep.update(rels)
-                keep.update(f"{DONE}/{k}.json" for k in keys)
-                y_all = true_labels()  # every rank asks at the same point (a collective when labels are missing)
-                todo = [i for i in mine if not is_done(run, keys[i], rels[i])]
-                if todo:
-                    if a.eot is not None and channel is None:
-                        channel = run_channel(cfg, device)
-                    attack = attacks_mod.make_attack(a, model, eps, channel=channel, seed=cfg.run.seed, cfg=cfg)
-                    work = attack.steps * attack.eot_samples if attack.iterative else 1
-                    # a conv's sums, and so a gradient's sign near zero, follow the batch: an image is made
-                    # again in the batch it was made in (its record), else in the fixed batch over this
-                    # rank's images an uninterrupted run makes it in, each batch with its own random stream
-                    left, where = set(todo), {src.digest: i for i, src in enumerate(sources)}
-                    batches: dict[tuple, int] = {}
-                    for i in todo:
-                        j = mine.index(i) // bs * bs
-                        j, sel = made_in(run, keys[i], where) or (j, mine[j : j + bs])
-                        batches.setdefault(tuple(sel), j)
-                    for sel, j in tqdm(batches.items(), desc=f"generate {model.name} {label}", unit="batch", leave=False):
-                        sel = list(sel)
-                        made_with = {"start": j, "images": [sources[i].digest for i in sel]}
-                        attack.reseed(j)
-                        x = to_tensor(clean[sel], device)  # one batch on the device at a time
-                        adv = to_uint8(attack(x, torch.as_tensor(y_all[sel], device=device)))
-                        infos = attack.item_info() if hasattr(attack, "item_info") else [{}] * len(sel)
-                        for i, img, extra in zip(sel, adv, infos):  # extra: what the attack reports (square: queries)
-                            if i in left:
-                                left.discard(i)  # once, should two recorded batches hold it
-                                write_item(run, keys[i], rels[i], img, extra, made_with)
-                        eta.done(len(sel) * work)
-                    made += len(todo)
-                for info, rel, key, lab in zip(images_info, rels, keys, y_all):
-                    items.append({
-                        "key": f"{model.name}/{label}/{info['name']}",
-                        "model": model.name,
-                        "attack": a.name,
-                        "attack_label": label,
-                        "eot": a.eot is not None,
-                        "printability": a.printability,
-                        "tv": a.tv,
-                        "target": a.target,
-                        "eps": eps,
-                        "image": info["name"],
-                        "label": int(lab),
-                        "label_known": info["label_known"],
-                        "clean": f"generate/{model.name}/clean/{info['name']}.png",
-                        "adv": rel,
-                        "_key": key,  # for what the attack reported of it, read once every rank is done
-                    })
+        rows, n = _model_items(job, model)
+        items += rows
+        made += n
     made = sum(distributed.gather(made, "the end of generate"))  # every rank's images are written
     summary = {"images": len(sources), "items": len(items), "made": made,
                "unlabelled": sum(not i["label_known"] for i in images_info)}
@@ -253,9 +218,118 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
         if key is not None:
             it.update(item_extra(run, key))
     if distributed.current().main:
-        _remove_unlisted(run, keep)
+        _remove_unlisted(run, job.keep)
         runfiles.save_index(run, runfiles.RunIndex(models_info, images_info, items))
     return summary
+
+
+def _model_items(job: _Job, model) -> tuple[list[dict], int]:
+    """One model's clean images and every attack entry's images: (index rows, images made here)."""
+    cfg, sources = job.cfg, job.sources
+    mid = model_id(model.name)
+    clean = np.stack([preprocess(s.rgb, model.input_size, model.resize_ratio) for s in sources])
+    _write_clean(job, model, mid, clean)
+    true_labels = _Labels(model, sources, clean, job.mine, job.device, cfg.run.batch_size)
+    items: list[dict] = []
+    made = 0
+    for i_attack, a in enumerate(cfg.attacks):
+        reads = attack_reads(cfg, a)
+        if attacks_mod.ATTACKS[a.name].fitted:  # uap, patch: fitted once on some images, applied to all
+            channel = job.channel_for(a)
+            if distributed.current().main:  # one fit per entry: rank 0's, the other ranks go on
+                items += generate_fitted(job.run, cfg, i_attack, a, model, mid, sources, clean, true_labels(),
+                                         job.images_info, channel, reads, DONE, job.keep)
+            continue
+        params = attacks_mod.key_params(a)
+        for eps in a.eps:
+            rows, n = _eps_items(job, model, mid, clean, true_labels, a, params, eps, reads)
+            items += rows
+            made += n
+    return items, made
+
+
+def _write_clean(job: _Job, model, mid: dict, clean: np.ndarray) -> None:
+    """The clean images at the model's input size: each rank writes every world-th one."""
+    world = distributed.current()
+    for i, (s, info, img) in enumerate(zip(job.sources, job.images_info, clean, strict=True)):
+        rel, key = f"generate/{model.name}/clean/{info['name']}.png", item_key(s.digest, None, mid, None, None, 0)
+        job.keep.update((rel, f"{DONE}/{key}.json"))
+        if i % world.world == world.rank and not is_done(job.run, key, rel):
+            write_item(job.run, key, rel, img)
+
+
+def _eps_items(job: _Job, model, mid: dict, clean: np.ndarray, true_labels: _Labels, a, params: dict, eps,
+               reads: dict) -> tuple[list[dict], int]:
+    """One attack entry at one eps: this rank's images that are not done made, and the index rows of
+    every image (every rank's); (rows, images made here)."""
+    label = attacks_mod.label_of(a, eps)
+    rels = [f"generate/{model.name}/{label}/{info['name']}.png" for info in job.images_info]
+    keys = [item_key(s.digest, s.label, mid, params, eps, job.cfg.run.seed, reads) for s in job.sources]
+    job.keep.update(rels)
+    job.keep.update(f"{DONE}/{k}.json" for k in keys)
+    y_all = true_labels()  # every rank asks at the same point (a collective when labels are missing)
+    todo = [i for i in job.mine if not is_done(job.run, keys[i], rels[i])]
+    if todo:
+        channel = job.channel_for(a)
+        attack = attacks_mod.make_attack(a, model, eps, channel=channel, seed=job.cfg.run.seed, cfg=job.cfg)
+        _attack_batches(job, attack, f"{model.name} {label}", clean, y_all, todo, keys, rels)
+    rows = [_index_row(model.name, a, eps, label, info, rel, key, lab)
+            for info, rel, key, lab in zip(job.images_info, rels, keys, y_all, strict=True)]
+    return rows, len(todo)
+
+
+def _batches(job: _Job, todo: list, keys: list) -> dict[tuple, int]:
+    """The batches to make `todo` in, image indices -> start. A conv's sums, and so a gradient's sign
+    near zero, follow the batch: an image is made again in the batch it was made in (its record), else
+    in the fixed batch over this rank's images an uninterrupted run makes it in."""
+    bs, mine = job.cfg.run.batch_size, job.mine
+    where = {src.digest: i for i, src in enumerate(job.sources)}
+    batches: dict[tuple, int] = {}
+    for i in todo:
+        j = mine.index(i) // bs * bs
+        j, sel = made_in(job.run, keys[i], where) or (j, mine[j : j + bs])
+        batches.setdefault(tuple(sel), j)
+    return batches
+
+
+def _attack_batches(job: _Job, attack, desc: str, clean: np.ndarray, y_all: np.ndarray, todo: list,
+                    keys: list, rels: list) -> None:
+    """Make the images `todo` batch by batch, each batch with its own random stream."""
+    device, sources = job.device, job.sources
+    work = attack.steps * attack.eot_samples if attack.iterative else 1
+    left = set(todo)
+    for sel_t, j in tqdm(_batches(job, todo, keys).items(), desc=f"generate {desc}", unit="batch", leave=False):
+        sel = list(sel_t)
+        made_with = {"start": j, "images": [sources[i].digest for i in sel]}
+        attack.reseed(j)
+        x = to_tensor(clean[sel], device)  # one batch on the device at a time
+        adv = to_uint8(attack(x, torch.as_tensor(y_all[sel], device=device)))
+        infos = attack.item_info() if hasattr(attack, "item_info") else [{}] * len(sel)
+        for i, img, extra in zip(sel, adv, infos, strict=True):  # extra: what the attack reports (square: queries)
+            if i in left:
+                left.discard(i)  # once, should two recorded batches hold it
+                write_item(job.run, keys[i], rels[i], img, extra, made_with)
+        job.eta.done(len(sel) * work)
+
+
+def _index_row(model: str, a, eps, label: str, info: dict, rel: str, key: str, lab) -> dict:
+    return {
+        "key": f"{model}/{label}/{info['name']}",
+        "model": model,
+        "attack": a.name,
+        "attack_label": label,
+        "eot": a.eot is not None,
+        "printability": a.printability,
+        "tv": a.tv,
+        "target": a.target,
+        "eps": eps,
+        "image": info["name"],
+        "label": int(lab),
+        "label_known": info["label_known"],
+        "clean": f"generate/{model}/clean/{info['name']}.png",
+        "adv": rel,
+        "_key": key,  # for what the attack reported of it, read once every rank is done
+    }
 
 
 def _remove_unlisted(run: RunDir, keep: set[str]) -> None:
