@@ -53,7 +53,7 @@ from physical.stages.generate import eot_channel, source_digests
 from physical.data.images import check_source
 from physical.log import say
 from physical.runs.lock import RunLock
-from physical.rundir import PIPELINE, STAGE, STAGES, RunDir, digest, discarding_writes, file_digest, remove_temp_files
+from physical.rundir import PIPELINE, STAGE, CorruptFile, STAGES, RunDir, digest, discarding_writes, file_digest, remove_temp_files
 from physical.runtime import set_memory_gb
 from physical.sheets.layout import layout_for
 
@@ -193,8 +193,10 @@ def check_sheet_capacity(cfg: Config, n_images: int) -> None:
                         "list fewer attacks or eps, give a smaller sheet.cell_mm, or stop at generate (--until generate)")
 
 
-def check_run_dir(run: RunDir) -> None:
-    """The run directory is a run's (or new) and writable: never write into a folder of the user's."""
+def check_run_dir(run: RunDir, force: bool = False) -> None:
+    """The run directory is a run's (or new) and writable: never write into a folder of the user's.
+    A corrupt manifest.json stops with how to recover; with `force` it is set aside and the run's
+    record starts afresh (every stage redone)."""
     root = run.root
     if root.exists() and not root.is_dir():
         raise UserError(f"{root}: exists and is not a folder; choose another run.name or run.output")
@@ -209,7 +211,14 @@ def check_run_dir(run: RunDir) -> None:
     if run.manifest_path.is_file():
         if not os.access(run.manifest_path, os.W_OK):
             raise UserError(f"{run.manifest_path}: not writable; the run directory cannot be written")
-        run.manifest()  # a corrupt manifest is named now (CorruptFile)
+        try:
+            run.manifest()  # a corrupt manifest is named now (CorruptFile)
+        except CorruptFile as e:
+            if not force:
+                raise CorruptFile(f"{e}; the run's record is damaged: run again with --force to set it aside "
+                                  "(kept as manifest.json.corrupt) and redo every stage") from None
+            run.manifest_path.replace(run.root / "manifest.json.corrupt")
+            say(f"{run.manifest_path}: corrupt; set aside as manifest.json.corrupt, every stage is redone")
 
 
 def _rebuild_hint(stage: str, target: str) -> str:
@@ -254,7 +263,7 @@ def run_stages(cfg: Config, stages: list[str], *, force: bool = False, redo: tup
     device = device_for(cfg.run.device)
     set_memory_gb(cfg.run.memory_gb)
     run = run or run_dir_for(cfg)
-    check_run_dir(run)
+    check_run_dir(run, force)
     first = STAGES.index(stages[0])
     if first > 0 and not run.exists():
         raise PipelineError(f"stage {STAGES[0]!r} has not finished in {run.root}; run it first: "
