@@ -30,11 +30,32 @@ def _top5(pred, label) -> list[dict]:
     return [{"name": names[c], "prob": p, "hit": c == label} for c, p in zip(pred["top"], pred["prob"])]
 
 
+def gallery_records(records: list[dict], n: int) -> list[dict]:
+    """Up to `n` records, a sample of every (model, attack, eps) first and then more of each in turn, in
+    the run's order of attacks: every attack appears, even when there are more attacks than `n`."""
+    if n <= 0:  # report.gallery: 0, no gallery
+        return []
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r.get("model"), r.get("attack_label"), r.get("eps")), []).append(r)
+    n = max(n, len(groups))
+    picked: dict[tuple, list[dict]] = {g: [] for g in groups}
+    depth, count = 0, 0
+    while count < n and any(depth < len(rs) for rs in groups.values()):
+        for g, rs in groups.items():
+            if depth < len(rs) and count < n:
+                picked[g].append(rs[depth])
+                count += 1
+        depth += 1
+    return [r for rs in picked.values() for r in rs]
+
+
 def gallery(run: RunDir, records: list[dict], n: int) -> list[dict]:
-    """Cells for the HTML gallery: clean, adversarial, amplified perturbation, photo crops, top-5 of each."""
+    """Cells for the HTML gallery: clean, adversarial, amplified perturbation, photo crops, top-5 of each;
+    a sample of every attack and eps (gallery_records)."""
     index = runfiles.load_index(run).by_key()
     out = []
-    for r in records[:n]:
+    for r in gallery_records(records, n):
         it = index[r["key"]]
         clean = read_image(run.root / it["clean"])
         adv = read_image(run.root / it["adv"])
@@ -42,6 +63,7 @@ def gallery(run: RunDir, records: list[dict], n: int) -> list[dict]:
         amp = max(1, int(np.abs(diff).max()))
         pert = np.clip(127.5 + diff * (127.5 / amp), 0, 255).astype(np.uint8)
         entry = {"key": r["key"], "label": class_names()[r["label"]], "label_known": r["label_known"],
+                 "attack": r.get("attack_label"), "eps": r.get("eps"),
                  "panels": [
                      {"title": "clean", "img": _data_uri(clean), "top5": _top5(r["pred"]["digital_clean"], r["label"])},
                      {"title": "adversarial", "img": _data_uri(adv), "top5": _top5(r["pred"]["digital_adv"], r["label"])},
@@ -59,8 +81,15 @@ def gallery(run: RunDir, records: list[dict], n: int) -> list[dict]:
     return out
 
 
+def counted(records: list[dict]) -> list[dict]:
+    """The records Kurakin's table counts: those of images with a true label; all of them when no image
+    has one (then every label is the clean top-1 prediction, and the page and the table say so)."""
+    labelled = [r for r in records if r["label_known"]]
+    return labelled or records
+
+
 def kurakin_section(records: list[dict], cfg) -> list[dict]:
-    rows = kurakin_table(records, cfg.classify.prefilter_confidence)
+    rows = kurakin_table(counted(records), cfg.classify.prefilter_confidence)
     for r in rows:
         plain = AttackLabel.parse(r["attack_label"]).name == r["attack"]  # Kurakin's attack as published
         r["reference"] = reference_for(r["attack"], r["eps"]) if plain else None
@@ -100,8 +129,19 @@ def align_section(run: RunDir) -> dict:
 
 def labels_section(records: list[dict]) -> dict:
     unlabelled = sorted({r["image"] for r in records if not r["label_known"]})
+    labelled = sorted({r["image"] for r in records if r["label_known"]})
+    if unlabelled and labelled:
+        table = (f"Kurakin's table counts the {len(labelled)} image(s) with a true label; the "
+                 f"{len(unlabelled)} without one are left out of it")
+    elif unlabelled:
+        table = (f"no image has a true label: Kurakin's table counts all {len(unlabelled)}, each labelled with the "
+                 f"model's own clean top-1 prediction (digital clean accuracy 100 % by construction)")
+    else:
+        table = f"Kurakin's table counts all {len(labelled)} image(s), each with a true label"
     return {
+        "labelled_images": len(labelled),
         "unlabelled_images": unlabelled,
+        "table": table,
         "note": ("images without a known true class use the clean top-1 prediction as their label, so their "
                  "digital clean accuracy is 100 % by construction") if unlabelled else None,
     }
@@ -145,9 +185,10 @@ def report_stage(run: RunDir, cfg, device=None) -> dict:
             (out / f"{name}.csv").unlink(missing_ok=True)
     for name, text in csvs.items():
         write_text(out / name, text)
-    table = "\n\n".join([text_table(rows), comparisons_text(report["comparisons"]["rows"])]
+    table = "\n\n".join([report["labels"]["table"] + "\n" + text_table(rows), comparisons_text(report["comparisons"]["rows"])]
                          + ([survival_text(survival)] if survival else []))
     write_text(out / "table.txt", table + "\n")
     if cfg.report.html:
         write_text(out / "report.html", render_html(report, gallery(run, records, cfg.report.gallery), sections))
-    return {"table": table, "report": str(out / "report.json")}
+    return {"table": table, "report": str(out / "report.json"),
+            **({"html": str(out / "report.html")} if cfg.report.html else {})}
