@@ -205,9 +205,27 @@ class ReportConfig:
 
 
 @dataclass
+class ModelConfig:
+    """A model the user brings (docs/models.md): a torchvision or timm architecture with a local
+    weights file, a TorchScript file, or `module: package.module:callable`; normalised inside."""
+    name: str = ""  # required: the model's name in the run and the report
+    arch: Optional[str] = None  # torchvision (or timm) architecture; null: the name
+    weights: Optional[str] = None  # a state dict for arch (.pth, .pt, .safetensors)
+    library: Literal["torchvision", "timm"] = "torchvision"  # where arch comes from (timm: pip install physical[timm])
+    torchscript: Optional[str] = None  # a TorchScript file (torch.jit.save)
+    module: Optional[str] = None  # "package.module:callable" returning an nn.Module (its folder on sys.path)
+    input_size: Optional[int] = rng(16, 4096, default=None)  # null: the architecture's, else 224
+    mean: Optional[list[float]] = rng(-10.0, 10.0, default=None)  # null: the architecture's, else ImageNet's
+    std: Optional[list[float]] = rng(1e-6, 10.0, default=None)
+    resize_ratio: Optional[float] = rng(0.1, 1.0, default=None)  # clean image: shorter side to input_size / ratio
+    # checked with the files by physical.models.custom.register (name, one source, 3 means and stds)
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
-    models: list[str] = field(default_factory=lambda: ["efficientnet_lite0"])
+    # a zoo name (`physical models`) or a mapping (ModelConfig) for a model of one's own
+    models: list[Union[str, ModelConfig]] = field(default_factory=lambda: ["efficientnet_lite0"])
     images: ImagesConfig = field(default_factory=ImagesConfig)
     attacks: list[AttackConfig] = field(
         default_factory=lambda: [AttackConfig(name=n, eps=[8.0, 16.0]) for n in ("fgsm", "bim", "ill")]
@@ -299,6 +317,8 @@ def coerce(value, tp, path, meta):
             try:
                 return coerce(value, a, path, meta)
             except ConfigError as e:
+                if isinstance(value, dict) and dataclasses.is_dataclass(a):
+                    raise  # a mapping is the dataclass's: its own error names the bad key
                 errors.append(e)
         # a range error is more telling than a type error
         for e in errors:

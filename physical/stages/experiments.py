@@ -36,7 +36,7 @@ from physical.stages.classify import best_crops, load_records
 from physical.channel.build import run_channel
 from physical.log import say
 from physical.measure.metrics import accuracy, destruction
-from physical.models import load_model, predict, to_tensor, to_uint8
+from physical.models import load_model, model_names, predict, to_tensor, to_uint8
 from physical import runfiles
 from physical.rundir import RunDir, read_image, read_json, write_bytes, write_json
 from physical.runtime import Eta
@@ -337,7 +337,7 @@ def _diff(a, b):
 
 
 def transfer(ctx: Context, tc) -> dict:
-    targets = list(dict.fromkeys([*ctx.cfg.models, *tc.models]))
+    targets = list(dict.fromkeys([*model_names(ctx.cfg.models), *tc.models]))
     sources = list(ctx.by_model)
     rows = []
     for target in targets:
@@ -438,7 +438,7 @@ def planned(ctx: Context, subs: dict) -> int:
         tf, dc, tr, gc = (subs.get(k) for k in ("transformations", "defences", "transfer", "generalisation"))
         total += digital * sum(len(v) for v in tf.sweeps.values()) if tf else 0
         total += len(dc.use) * (digital + photo + len(items) * bool(_adaptive_specs(ctx, dc))) if dc else 0
-        others = [t for t in dict.fromkeys([*ctx.cfg.models, *tr.models]) if t != source] if tr else []
+        others = [t for t in dict.fromkeys([*model_names(ctx.cfg.models), *tr.models]) if t != source] if tr else []
         total += len(others) * (digital + photo // 2)
         total += sum(len(g) * (len(g) + gc.random_draws) for g in ctx.groups(items).values()) if gc else 0
     return total

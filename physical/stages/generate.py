@@ -27,7 +27,7 @@ from physical import attacks as attacks_mod
 from physical.channel.build import run_channel
 from physical.runs import distributed
 from physical.data.images import load_images, source_files
-from physical.models import availability, load_model, predict, preprocess, to_tensor, to_uint8
+from physical.models import availability, load_model, model_identity, model_names, predict, preprocess, to_tensor, to_uint8
 from physical import runfiles
 from physical.stages.generate_fitted import generate_fitted
 from physical.rundir import RunDir, digest, file_digest, read_json, write_image, write_json
@@ -44,22 +44,26 @@ _WEIGHTS: dict = {}
 
 
 def model_id(name: str) -> dict:
-    """A model as an input of the images it makes: its name and its weights file's digest."""
+    """A model as an input of the images it makes: its name, its weights file's digest (a model of
+    one's own: its TorchScript or module file's) and a model of one's own's settings."""
+    name = getattr(name, "name", name)  # a config entry of a model of one's own
     ok, path = availability(name)
+    own = model_identity(name)
+    out = {"model": name, **({"spec": own} if own else {})}
     if not ok or not Path(path).is_file():
-        return {"model": name}
+        return out
     stat = Path(path).stat()
     key = (path, stat.st_size, stat.st_mtime_ns)
     if key not in _WEIGHTS:
         _WEIGHTS[key] = file_digest(path)
-    return {"model": name, "weights": _WEIGHTS[key]}
+    return {**out, "weights": _WEIGHTS[key]}
 
 
 def source_digests(cfg) -> dict:
     """What generate reads from outside the run: the source files' bytes (and labels.csv) and the
     models' weights. Cheap (no decoding): it decides whether generate must look at its items at all."""
     return {"images": source_files(cfg.images.source, Path(cfg.base_dir)),
-            "models": [model_id(m) for m in cfg.models]}
+            "models": [model_id(m) for m in model_names(cfg.models)]}
 
 
 # capture.channel keys EOT does not read: the simulator's halftone (EOT's images are not screened);
