@@ -213,10 +213,25 @@ def _ranges(v: list[int]) -> str:
     return ", ".join(out)
 
 
-def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOUT, seed: int = 0,
-               knots: int = KNOTS, log=say, jpeg_qualities: Optional[dict] = None) -> ColourFit:
-    """Measure every photo, fit and score the colour model; CalibrationError saying what is missing."""
-    colours = chart_colours()
+@dataclass
+class _Scores:
+    """The colour model fitted on every patch (`final`, `residual`) and its scores: on the held-out
+    patches of a fit on the others (`fit_c`, `res_c`), on those others, and on every patch."""
+    final: tuple
+    residual: Optional[np.ndarray]
+    pred: np.ndarray
+    de_all: np.ndarray
+    fit_c: tuple
+    res_c: Optional[np.ndarray]
+    de_train: np.ndarray
+    de_plain: np.ndarray
+    de_held: np.ndarray
+    de_aff: np.ndarray
+    with_residual: bool
+
+
+def _measure_photos(frames: Iterable[tuple[str, np.ndarray]], colours: np.ndarray, log) -> list[ChartPhoto]:
+    """Every photo measured; what is skipped or missing said."""
     n = len(colours)
     photos: list[ChartPhoto] = []
     for name, image in frames:
@@ -229,6 +244,11 @@ def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOU
             why = sorted(set(p.missing.values()))
             log(f"calibrate colour: {name}: {len(slots)} of {n} patches missing ({'; '.join(why)}): "
                 f"{describe_missing(slots, colours)}; they are taken from the other photos")
+    return photos
+
+
+def _usable(photos: list[ChartPhoto]) -> list[ChartPhoto]:
+    """The photos that show the chart; CalibrationError when too few do."""
     used = [p for p in photos if p.ok]
     if not photos:
         raise CalibrationError("no photos of the colour chart were given")
@@ -236,17 +256,10 @@ def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOU
         reasons = "; ".join(f"{p.name}: {p.reason}" for p in photos[:4])
         raise CalibrationError(f"none of the {len(photos)} photos shows the colour chart ({reasons}); "
                                "print calibration/colour-chart.pdf (`physical calibrate targets`) and photograph it")
-    lin, light = normalised_patches(used)
-    seen = ~np.isnan(lin).any(2)
-    never = [s for s in range(n) if not seen[:, s].any()]
-    if never:
-        raise CalibrationError(
-            f"{len(never)} of the chart's {n} patches were not seen in any photo: {describe_missing(never, colours)}; "
-            "take at least one photo that shows the whole chart (every patch, all ten markers)")
-    y = srgb_encode(torch.as_tensor(np.nanmean(lin, 0))).numpy()
-    x = colours.astype(np.float64) / 255.0
+    return used
 
-    held = holdout_split(colours, holdout, seed)
+
+def _score(x: np.ndarray, y: np.ndarray, held: np.ndarray, knots: int) -> _Scores:
     tr = ~held
     final = fit_model(x, y, knots)
     if held.any():  # scored on patches the fit has not seen; the saved model is `final`
@@ -266,57 +279,94 @@ def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOU
     de_all = delta_e2000(pred, y)
     if not held.any():
         fit_c, res_c, de_train = final, None, de_all
+    return _Scores(final, residual, pred, de_all, fit_c, res_c, de_train, de_plain, de_held, de_aff, with_residual)
 
+
+def _heldout(s: _Scores, held: np.ndarray, holdout: float, seed: int, colours: np.ndarray, x: np.ndarray,
+             y: np.ndarray) -> dict:
+    some = bool(held.any())
+    worst = np.argsort(-s.de_held)[:5] if some else []
+    held_idx = np.nonzero(held)[0]
+    return {"fraction": holdout, "seed": seed, "delta_e2000": _stats(s.de_held) if some else None,
+            "without_residual_delta_e2000": _stats(s.de_plain) if some else None,
+            "residual": s.with_residual,
+            "affine_only_delta_e2000": _stats(s.de_aff) if some else None,
+            "worst": [{"rgb": colours[held_idx[i]].tolist(), "measured": np.round(y[held_idx[i]], 4).tolist(),
+                       "predicted": np.round(predict(*s.fit_c, x[held_idx[i]][None], s.res_c)[0], 4).tolist(),
+                       "delta_e2000": round(float(s.de_held[i]), 3)} for i in worst]}
+
+
+def _optics(used: list[ChartPhoto], y: np.ndarray, jpeg_qualities: Optional[dict], light: dict, log) -> dict:
+    """Blur, noise, noise texture and the measured channel of the photos, as colour_document's keys."""
     edge = [p.edge_sigma_px for p in used if p.edge_sigma_px is not None]
     blur = [math.sqrt(max(s * s - INHERENT_EDGE_PX ** 2, 0.0)) for s in edge]
     noise = [float(np.nanmedian(p.noise)) for p in used if np.isfinite(p.noise).any()]
-    blur_range = _spread_range(blur, 0.0, 20.0) if blur else None
-    noise_range = _spread_range(noise, 0.0, 0.5) if noise else None
     spectrum = noise_spectrum(used)
-    by_colour = texture_by_colour(used, y) if spectrum is not None else None
-    channel = measured_channel(used, grid_size_mm() / 2, jpeg_qualities, light["light_gradient"][1], log)
+    out = {"blur_sigma": _spread_range(blur, 0.0, 20.0) if blur else None,
+           "noise_sigma": _spread_range(noise, 0.0, 0.5) if noise else None, "noise_spectrum": spectrum,
+           "texture_by_colour": texture_by_colour(used, y) if spectrum is not None else None,
+           "channel": measured_channel(used, grid_size_mm() / 2, jpeg_qualities, light["light_gradient"][1], log)}
     if not noise:
         log("calibrate colour: the patches are too small in the photos to measure noise "
             f"(each needs {2 * NOISE_MARGIN_PX:g}+ px inside); the config's noise_sigma applies")
     elif spectrum is None:
         log(f"calibrate colour: no patch holds an upright {TEXTURE_PX} x {TEXTURE_PX} px window of the photo (the "
             "chart too small or turned in the photos): the noise texture is not measured, white noise applies")
-    worst = np.argsort(-de_held)[:5] if held.any() else []
-    held_idx = np.nonzero(held)[0]
+    out["blur"] = {"edge_sigma_px": [round(s, 4) for s in edge], "inherent_px": INHERENT_EDGE_PX,
+                   "note": "photo pixels; the chart should be photographed like the sheets (same camera, distance)"}
+    out["noise"] = {"per_photo": [round(v, 5) for v in noise],
+                    "note": "[0, 1] units, std about a plane inside flat patches, as the photo file holds it",
+                    "texture_rgb_std": None if spectrum is None else round(rgb_std(spectrum), 5)}
+    return out
+
+
+def _per_photo(used: list[ChartPhoto]) -> list[dict]:
+    return [{"name": p.name, "markers": p.markers, "patches_seen": int((~np.isnan(p.means).any(1)).sum()),
+             "edge_sigma_px": None if p.edge_sigma_px is None else round(p.edge_sigma_px, 4),
+             "noise": round(float(np.nanmedian(p.noise)), 5) if np.isfinite(p.noise).any() else None,
+             "px_per_mm": round(p.px_per_mm, 4)}
+            for p in used]
+
+
+def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOUT, seed: int = 0,
+               knots: int = KNOTS, log=say, jpeg_qualities: Optional[dict] = None) -> ColourFit:
+    """Measure every photo, fit and score the colour model; CalibrationError saying what is missing."""
+    colours = chart_colours()
+    n = len(colours)
+    photos = _measure_photos(frames, colours, log)
+    used = _usable(photos)
+    lin, light = normalised_patches(used)
+    seen = ~np.isnan(lin).any(2)
+    never = [s for s in range(n) if not seen[:, s].any()]
+    if never:
+        raise CalibrationError(
+            f"{len(never)} of the chart's {n} patches were not seen in any photo: {describe_missing(never, colours)}; "
+            "take at least one photo that shows the whole chart (every patch, all ten markers)")
+    y = srgb_encode(torch.as_tensor(np.nanmean(lin, 0))).numpy()
+    x = colours.astype(np.float64) / 255.0
+    held = holdout_split(colours, holdout, seed)
+    s = _score(x, y, held, knots)
+    optics = _optics(used, y, jpeg_qualities, light, log)
     doc = colour_document(
-        *final, residual=residual, blur_sigma=blur_range, noise_sigma=noise_range, noise_spectrum=spectrum,
-        texture_by_colour=by_colour, channel=channel,
+        *s.final, residual=s.residual,
+        **{k: optics[k] for k in ("blur_sigma", "noise_sigma", "noise_spectrum", "texture_by_colour", "channel")},
         chart={"version": CHART_VERSION, "patches": n},
         created=time.strftime("%Y-%m-%dT%H:%M:%S"),
         photos=len(used),
         photos_skipped={p.name: p.reason for p in photos if not p.ok},
-        heldout={"fraction": holdout, "seed": seed, "delta_e2000": _stats(de_held) if held.any() else None,
-                 "without_residual_delta_e2000": _stats(de_plain) if held.any() else None,
-                 "residual": with_residual,
-                 "affine_only_delta_e2000": _stats(de_aff) if held.any() else None,
-                 "worst": [{"rgb": colours[held_idx[i]].tolist(), "measured": np.round(y[held_idx[i]], 4).tolist(),
-                            "predicted": np.round(predict(*fit_c, x[held_idx[i]][None], res_c)[0], 4).tolist(),
-                            "delta_e2000": round(float(de_held[i]), 3)} for i in worst]},
-        train={"delta_e2000": _stats(de_train)},
-        all_patches={"delta_e2000": _stats(de_all), "note": "the saved model, fitted on every patch"},
-        gamut=gamut_report(*final, residual),
-        blur={"edge_sigma_px": [round(s, 4) for s in edge], "inherent_px": INHERENT_EDGE_PX,
-              "note": "photo pixels; the chart should be photographed like the sheets (same camera, distance)"},
-        noise={"per_photo": [round(v, 5) for v in noise],
-               "note": "[0, 1] units, std about a plane inside flat patches, as the photo file holds it",
-               "texture_rgb_std": None if spectrum is None else round(rgb_std(spectrum), 5)},
+        heldout=_heldout(s, held, holdout, seed, colours, x, y),
+        train={"delta_e2000": _stats(s.de_train)},
+        all_patches={"delta_e2000": _stats(s.de_all), "note": "the saved model, fitted on every patch"},
+        gamut=gamut_report(*s.final, s.residual),
+        blur=optics["blur"], noise=optics["noise"],
         light=light,
         px_per_mm=round(float(np.median([p.px_per_mm for p in used])), 4),
         jpeg_quality=jpeg_qualities or None,
         knots=knots,
-        patches=[{"rgb": colours[s].tolist(), "measured": np.round(y[s], 5).tolist(),
-                  "predicted": np.round(pred[s], 5).tolist(), "delta_e2000": round(float(de_all[s]), 3),
-                  "heldout": bool(held[s]), "photos": int(seen[:, s].sum())} for s in range(n)],
-        per_photo=[{"name": p.name, "markers": p.markers, "patches_seen": int((~np.isnan(p.means).any(1)).sum()),
-                    "edge_sigma_px": None if p.edge_sigma_px is None else round(p.edge_sigma_px, 4),
-                    "noise": round(float(np.nanmedian(p.noise)), 5) if np.isfinite(p.noise).any() else None,
-                    "px_per_mm": round(p.px_per_mm, 4)}
-                   for p in used],
+        patches=[{"rgb": colours[i].tolist(), "measured": np.round(y[i], 5).tolist(),
+                  "predicted": np.round(s.pred[i], 5).tolist(), "delta_e2000": round(float(s.de_all[i]), 3),
+                  "heldout": bool(held[i]), "photos": int(seen[:, i].sum())} for i in range(n)],
+        per_photo=_per_photo(used),
     )
     return ColourFit(doc, photos)
 
