@@ -143,6 +143,22 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
     h_img, w_img = image.shape[:2]
     out = ChartPhoto(name, (w_img, h_img))
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    h = _locate_chart(out, image, grey)
+    if h is None:
+        return out
+    img = image.astype(np.float64) / 255.0
+    means, spread, noise, boxes = _measure_patches(out, img, h)
+    _drop_not_uniform(out, means, spread, noise)
+    out.means, out.noise = means, noise
+    _measure_texture(out, img, noise, boxes)
+    _measure_white(out, img, h)
+    out.edge_sigma_px = _edge_sigma(grey, h)
+    return out
+
+
+def _locate_chart(out: ChartPhoto, image: np.ndarray, grey: np.ndarray) -> Optional[np.ndarray]:
+    """The chart's homography (chart mm -> photo px) from its markers, and the photo's scale;
+    None with `out.reason` set where the chart is not found."""
     found = _detect_chart_markers(grey)
     out.markers = len(found)
     if len(found) < MIN_MARKERS:
@@ -150,7 +166,7 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
             "is it the colour chart? Is it sharp and well lit?")
         out.reason = (f"{len(found)} of the colour chart's {len(chart_markers())} markers found, at least "
                       f"{MIN_MARKERS} are needed ({what})")
-        return out
+        return None
     ids = sorted(found)
     src = np.concatenate([chart_markers()[i] for i in ids])
     dst = np.concatenate([found[i] for i in ids])
@@ -158,11 +174,11 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
     h, mask = cv2.findHomography(src, dst, cv2.RANSAC, max(2.0, 0.1 * side))
     if h is None:
         out.reason = "the chart's markers do not fit one flat page"
-        return out
+        return None
     good = mask.ravel().reshape(-1, 4).all(1)
     if good.sum() < MIN_MARKERS:
         out.reason = f"only {int(good.sum())} of the chart's markers fit one flat page; is the page curled?"
-        return out
+        return None
     keep = np.repeat(good, 4)
     h, _ = cv2.findHomography(src[keep], dst[keep], 0)
     out.homography = h
@@ -170,8 +186,17 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
                               [grid_size_mm() / 2, grid_size_mm() / 2 + 1]]))
     (ax, ay), (bx, by) = c[1] - c[0], c[2] - c[0]
     out.px_per_mm = float(math.sqrt(abs(ax * by - ay * bx)))
+    return h
 
-    img = image.astype(np.float64) / 255.0
+
+def _outside(quad: np.ndarray, w_img: int, h_img: int) -> bool:
+    return bool((quad < 1).any() or (quad[:, 0] > w_img - 2).any() or (quad[:, 1] > h_img - 2).any())
+
+
+def _measure_patches(out: ChartPhoto, img: np.ndarray, h: np.ndarray) -> tuple:
+    """Per patch: its mean colour, its spread about a plane, its noise (in the grey image, away from
+    its edges by one JPEG block: their ringing) and the box of its noise quad (the texture's windows)."""
+    h_img, w_img = img.shape[:2]
     grey_f = img.mean(2)
     n = GRID * GRID
     means = np.full((n, 3), np.nan)
@@ -180,7 +205,7 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
     boxes = {}  # slot -> the axis-aligned box inside its noise quad (the texture's windows)
     for slot in range(n):
         quad = project(h, patch_quad(slot, INSET))
-        if (quad < 1).any() or (quad[:, 0] > w_img - 2).any() or (quad[:, 1] > h_img - 2).any():
+        if _outside(quad, w_img, h_img):
             out.missing[slot] = "outside the photo"
             continue
         if min(np.linalg.norm(quad - np.roll(quad, 1, 0), axis=1)) < MIN_PATCH_PX:
@@ -192,7 +217,6 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
             continue
         means[slot] = vals.mean(0)
         spread[slot] = _plane_std(vals, xy)
-        # noise: in the grey image, away from the patch's edges by one JPEG block (their ringing)
         full = min(np.linalg.norm(quad - np.roll(quad, 1, 0), axis=1)) / (1 - 2 * INSET)  # patch side, px
         inset = max(INSET, NOISE_MARGIN_PX / full)
         if inset < 0.4:
@@ -200,6 +224,11 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
             if len(g) >= 25:
                 noise[slot] = _plane_std(g, gxy) * math.sqrt(3)
                 boxes[slot] = _inner_box(project(h, patch_quad(slot, inset)))
+    return means, spread, noise, boxes
+
+
+def _drop_not_uniform(out: ChartPhoto, means: np.ndarray, spread: np.ndarray, noise: np.ndarray) -> None:
+    """Patches far less uniform than the others (glare, shadow, a finger) are missing."""
     seen = ~np.isnan(spread)
     if seen.any():
         med = float(np.median(spread[seen]))
@@ -208,9 +237,11 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
                 out.missing[int(slot)] = f"not uniform (std {spread[slot]:.3f}: glare, shadow or something in front)"
                 means[slot] = np.nan
                 noise[slot] = np.nan
-    out.means, out.noise = means, noise
+
+
+def _measure_texture(out: ChartPhoto, img: np.ndarray, noise: np.ndarray, boxes: dict) -> None:
     psd, windows = 0.0, 0
-    out.texture_var = np.full((n, 3), np.nan)
+    out.texture_var = np.full((GRID * GRID, 3), np.nan)
     for slot, box in boxes.items():  # per patch: the texture's level depends on the colour (texture.py)
         if not np.isnan(noise[slot]):
             p_slot, k = patch_spectra(img, [box])
@@ -220,13 +251,16 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
     if windows:
         out.noise_spectrum, out.spectrum_windows = psd / windows, windows
 
-    wxy = white_points()
+
+def _measure_white(out: ChartPhoto, img: np.ndarray, h: np.ndarray) -> None:
+    """The white paper at the crossings of the gaps between patches (the light's unevenness)."""
+    h_img, w_img = img.shape[:2]
     side_mm = 1.0  # the gap crossings are 3 mm square: 1 mm keeps 1 mm clear of the patches
     samples, where = [], []
-    for p in wxy:
+    for p in white_points():
         quad = project(h, np.array([[p[0] - side_mm / 2, p[1] - side_mm / 2], [p[0] + side_mm / 2, p[1] - side_mm / 2],
                                      [p[0] + side_mm / 2, p[1] + side_mm / 2], [p[0] - side_mm / 2, p[1] + side_mm / 2]]))
-        if (quad < 1).any() or (quad[:, 0] > w_img - 2).any() or (quad[:, 1] > h_img - 2).any():
+        if _outside(quad, w_img, h_img):
             continue
         vals, _ = _pixels(img, quad)
         if len(vals):
@@ -234,8 +268,6 @@ def measure_chart(image: np.ndarray, name: str = "photo") -> ChartPhoto:
             where.append(p)
     out.white_xy = np.array(where).reshape(-1, 2)
     out.white = np.array(samples).reshape(-1, 3)
-    out.edge_sigma_px = _edge_sigma(grey, h)
-    return out
 
 
 # ----------------------------------------------------------------------------------------------
