@@ -3,17 +3,68 @@ warnings about the user's input or the source (deprecated keys, files skipped, a
 dropped) to stderr (`warn`). Stages and commands speak through these two only; a stage or a loop
 that takes a `log`/`say` callback defaults it to `say`, so a caller can silence or collect its
 lines. The exceptions: the command line's final one-line error (physical/cli.py) and tqdm's
-progress bars."""
+progress bars.
+
+`physical --quiet` silences `say` (warnings and errors still print); inside `logging_to(path)` (a
+run: `<run>/run.log`) every say and warn line is also appended to the file, with the time, quiet or
+not."""
 from __future__ import annotations
 
+import contextlib
 import sys
+import time
+from pathlib import Path
+from typing import Iterator, Optional, TextIO
+
+QUIET = False  # set by `physical --quiet`: no progress lines, no progress bars
+_LOG: list[TextIO] = []  # the open run logs (innermost last)
+
+
+def set_quiet(quiet: bool) -> None:
+    global QUIET
+    QUIET = bool(quiet)
+
+
+def is_quiet() -> bool:
+    return QUIET
+
+
+def _to_log(line: str, kind: str = "") -> None:
+    if _LOG:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        for text in str(line).splitlines() or [""]:
+            _LOG[-1].write(f"{stamp} {kind}{text}\n")
+        _LOG[-1].flush()
+
+
+def note(line: str) -> None:
+    """A line for the run's log only (what ran, when): not printed."""
+    _to_log(line)
 
 
 def say(line: str) -> None:
-    """A line of progress or a note about the run (stdout)."""
-    print(line, flush=True)
+    """A line of progress or a note about the run (stdout; not with --quiet)."""
+    _to_log(line)
+    if not QUIET:
+        print(line, flush=True)
 
 
 def warn(line: str) -> None:
     """A line about something the user gave that still works but should change (stderr)."""
+    _to_log(line, "warning: ")
     print(line, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def logging_to(path: Optional[Path]) -> Iterator[None]:
+    """Append every say/warn line to `path` while inside (nested: the innermost file only)."""
+    if path is None:
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        _LOG.append(f)
+        try:
+            yield
+        finally:
+            _LOG.remove(f)

@@ -22,8 +22,9 @@ import time
 from typing import Callable, Optional
 
 import torch
+from tqdm import tqdm
 
-from physical.log import say
+from physical.log import is_quiet, say
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 INT_MAX = 2**31 - 1  # mallopt's value is a C int: 1 << 40 would arrive as 0, i.e. trim on every free
@@ -153,23 +154,33 @@ def fmt_seconds(s: float) -> str:
 
 
 class Eta:
-    """A stage's remaining time, printed once after its first batch: the first batch's seconds per
-    unit of work (an image, or an image x step x EOT draw) times the units left. The first batch of
-    a process includes its warm-up, so the estimate errs long."""
+    """A stage's progress: a bar on the terminal (stderr; not with --quiet, nor when stderr is not a
+    terminal) whose remaining time follows the recent rate, so the model's warm-up in the first batch
+    fades from it; and one line after the first batch (it goes to run.log too): that batch's seconds
+    per unit of work (an image, a photo, or an image x step x EOT draw) times the units left, an upper
+    bound since the first batch includes the warm-up."""
 
-    def __init__(self, stage: str, total: float, log: Callable[[str], None] = None):
+    def __init__(self, stage: str, total: float, log: Callable[[str], None] = None, unit: str = "unit"):
         self.stage, self.total = stage, float(total)
         self.log = log or say
         self.t0 = time.perf_counter()
         self.count = 0.0
         self.told = False
+        self.bar = tqdm(total=self.total, desc=f"[{stage}]", unit=unit, leave=False, smoothing=0.3,
+                        disable=True if (is_quiet() or self.total <= 0) else None, dynamic_ncols=True,
+                        bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} {unit}s "
+                                   "[{elapsed} spent, about {remaining} left]")
 
     def done(self, units: float) -> None:
         self.count += units
+        self.bar.update(units)
+        if self.count >= self.total:
+            self.bar.close()
         if self.told or self.count >= self.total or self.count <= 0:
             return
         self.told = True
         spent = time.perf_counter() - self.t0
         left = spent / self.count * (self.total - self.count)
-        self.log(f"[{self.stage}] first batch in {fmt_seconds(spent)}: about {fmt_seconds(left)} left "
+        self.log(f"[{self.stage}] first batch in {fmt_seconds(spent)}: about {fmt_seconds(left)} left at most, the "
+                 f"warm-up included "
                  f"({self.count:g} of {self.total:g} units of work done)")

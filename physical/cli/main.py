@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import importlib.metadata
 import os
 import signal
 import sys
 import threading
 
 from physical.errors import UserError
+from physical.log import set_quiet
 
 # verb -> (module, help). A deliberate lazy plug-in registry: a verb's module is imported only when
 # that verb runs, since most of them load torch (about 2 s) and `physical --help` or a mistyped verb
@@ -51,12 +53,25 @@ def _verb(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+def version() -> str:
+    """The installed package's version (pyproject.toml), or 'unknown' when run from an uninstalled tree."""
+    try:
+        return importlib.metadata.version("physical")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The parser; the arguments of a plug-in verb are known only for `verb` (its module is imported)."""
     parser = argparse.ArgumentParser(prog="physical", description="Physical-world adversarial examples.")
+    parser.add_argument("--version", action="version", version=f"physical {version()}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines or bars (warnings and errors "
+                                                                    "still print; a run's run.log gets every line)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, help) in PLUGINS.items():
         p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="no progress lines or bars (as `physical --quiet VERB`)")
         if name == verb:
             _, add, fn = plugin_commands(name)[name]
             add(p)
@@ -79,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_verb(argv)).parse_args(argv)
     args.argv = argv
+    set_quiet(getattr(args, "quiet", False))
     before = _stop_on_signals()
     try:
         return args.handler(args) or 0
@@ -96,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"physical: interrupted{why}; finished stages and files are kept, run again to resume", file=sys.stderr)
         return 130
     finally:
+        set_quiet(False)
         for sig, handler in before.items():
             signal.signal(sig, handler)
 

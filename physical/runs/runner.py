@@ -31,7 +31,6 @@ A new stage needs only: its function in `STAGE_FUNCS`, the config sections it re
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -51,10 +50,10 @@ from physical.runs.distributed import announce, current, device_for
 from physical.errors import UserError
 from physical.stages.generate import eot_channel, source_digests
 from physical.data.images import check_source
-from physical.log import say
+from physical.log import logging_to, note, say
 from physical.runs.lock import RunLock
 from physical.rundir import PIPELINE, STAGE, CorruptFile, STAGES, RunDir, digest, discarding_writes, file_digest, remove_temp_files
-from physical.runtime import set_memory_gb
+from physical.runtime import fmt_seconds, set_memory_gb
 from physical.sheets.layout import layout_for
 
 
@@ -269,7 +268,8 @@ def run_stages(cfg: Config, stages: list[str], *, force: bool = False, redo: tup
         raise PipelineError(f"stage {STAGES[0]!r} has not finished in {run.root}; run it first: "
                             f"{_rebuild_hint(STAGES[0], target)}")
     run.root.mkdir(parents=True, exist_ok=True)
-    with RunLock(run.root, command) as lock:
+    with RunLock(run.root, command) as lock, logging_to(run.root / "run.log"):
+        note(f"-- {command}: {', '.join(stages)} (pid {os.getpid()})")
         if lock.taken_over is not None:
             h = lock.taken_over
             log(f"took over the lock of {run.root} left by pid {h.get('pid')} (started {h.get('started')}), "
@@ -295,6 +295,9 @@ def run_stages(cfg: Config, stages: list[str], *, force: bool = False, redo: tup
             fn = (calls or {}).get(stage) or (lambda r, s=stage: _call(s, r, cfg, device) if s not in SHARDED
                                                 else (announce(s), _call(s, r, cfg, device))[1])
             _run_one(run, cfg, cfg_dict, stage, fn, why, log, (record or {}).get(stage, {}))
+        html = run.root / "report" / "report.html"
+        if "report" in stages and html.is_file():
+            log(f"report: {html} (open it in a browser; the log of this run: {run.root / 'run.log'})")
     return run
 
 
@@ -311,7 +314,7 @@ def _why_run(run: RunDir, cfg: Config, cfg_dict: dict, stage: str, forced: bool)
     if forced:
         return "asked for"
     if st.get("state") != "done":
-        return f"not finished ({st.get('state', 'never run')})"
+        return "first time" if "state" not in st else f"its last attempt {st['state']}"
     if st.get("inputs") != stage_inputs(run, cfg, cfg_dict, stage):
         return "what it reads changed"
     problem = output_problem(run, stage)
@@ -348,9 +351,30 @@ def _run_one(run: RunDir, cfg: Config, cfg_dict: dict, stage: str, fn, why: str,
     shown = {k: v for k, v in summary.items() if k != "table"}
     run.record(stage, {"state": "done", "seconds": secs, "config": section_hash(cfg_dict, stage), "inputs": inputs,
                        "outputs": outputs, "outputs_digest": digest(outputs), "summary": shown, **extra})
-    log(f"[{stage}] done in {secs:.1f}s {json.dumps(shown, default=str)}")
+    log(f"[{stage}] done in {f'{secs:.1f} s' if secs < 90 else fmt_seconds(secs)}: {readable(shown)}")
     if "table" in summary:
         log("\n" + summary["table"])
+
+
+def readable(summary: dict, width: int = 60) -> str:
+    """A stage's summary as a line: 'images 8; sheets 2; paper a4 210 x 297 mm' (lists of more than 6
+    items counted, a long list or mapping cut at `width` characters)."""
+    def value(v) -> str:
+        if isinstance(v, dict):
+            return ", ".join(f"{k.replace('_', ' ')} {value(x)}" for k, x in v.items())
+        if isinstance(v, (list, tuple)):
+            return ", ".join(value(x) for x in v) if len(v) <= 6 else f"{len(v)} items"
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    parts = []
+    for k, v in summary.items():
+        text = value(v)
+        if isinstance(v, (dict, list, tuple)) and len(text) > width:  # a path or a name stays whole
+            text = text[:width - 3] + "..."
+        parts.append(f"{k.replace('_', ' ')} {text}")
+    return "; ".join(parts) or "nothing to report"
 
 
 def serve(cfg: Config, log: Callable[[str], None] = say) -> None:

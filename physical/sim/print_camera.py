@@ -32,6 +32,7 @@ from physical.channel.core import Channel, params_at, params_to_json
 from physical import runfiles
 from physical.models import pick_device
 from physical.rundir import RunDir, write_image, write_json
+from physical.runtime import Eta
 from physical.channel.halftone import halftone
 
 MM_PER_INCH = 25.4
@@ -140,6 +141,7 @@ def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> d
         planned = [{"file": f"capture/photos/sheet{i:03d}-{k}.jpg"} for i in range(n) for k in range(cap.photos_per_sheet)]
         write_json(run.root / "capture" / "simulated.json", {"source": "simulate", "complete": False, "photos": planned})
 
+    eta = Eta("capture", (printed.n_sheets if printed else 0) * cap.photos_per_sheet, unit="photo")
     for i, (page, screen) in enumerate(printed_pages(pdf_path, dpi, halftone_lpi=channel.halftone_lpi)):
         sheet = torch.from_numpy(page).to(device).permute(2, 0, 1)[None].float().div_(255)
         if screen is not None:
@@ -167,6 +169,7 @@ def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> d
                     "params": params_to_json(p, 0),
                 }
             )
+            eta.done(1)
         del sheet
 
     if not records:

@@ -9,6 +9,7 @@ from physical.config import Config
 from physical import runfiles
 from physical.log import say
 from physical.rundir import RunDir, write_image
+from physical.runtime import Eta
 from physical.align.one_photo import REJECTIONS, align_photo, judge, rejection
 from physical.align.photo_files import _calibration, read_photo, reference_images, undistort
 
@@ -102,7 +103,10 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
         say(f"align: no photos in {run.photos_dir}")
     all_crops: list[dict] = []
     photos: list[dict] = []
-    for path, stem in zip(photo_files, _crop_stems(photo_files)):
+    eta = Eta("align", len(photo_files), unit="photo")
+    for n_done, (path, stem) in enumerate(zip(photo_files, _crop_stems(photo_files))):
+        if n_done:
+            eta.done(1)  # the photo before this one
         entry = {"photo": path.name, "status": "ok", "reason": "", "sheets": [], "cells": 0, "problems": []}
         photos.append(entry)
         try:
@@ -134,6 +138,8 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
                               "role": cell["role"], "path": rel, **{k: c[k] for k in (
                                   "run_tag", "markers", "placed", "placed_by", "reprojection_px", "sharpness", "match", "inside",
                                   "rejections", "accepted", "reason", "corners_px")}, "best": False})
+    if photo_files:
+        eta.done(1)  # the last photo
     _judge_unread_tags(all_crops)
 
     best: dict[tuple[int, int], dict] = {}

@@ -51,7 +51,7 @@ def classify_stage(run: RunDir, cfg, device: torch.device) -> dict:
     for it in index.items:
         by_model[it["model"]].append(it)
     records = []
-    eta = Eta("classify", _count_images(by_model, crops) / distributed.current().world)
+    eta = Eta("classify", _count_images(by_model, crops) / distributed.current().world, unit="image")
     for model_name, items in by_model.items():
         model = load_model(model_name, device, cfg.run.precision)
         jobs = []  # (record, condition, path)

@@ -1,0 +1,56 @@
+"""What a run says on the terminal and keeps in <run>/run.log (issue 26.5): --version, readable stage
+summaries (no raw JSON), the last line naming report.html, --quiet (nothing on stdout, the same lines
+in run.log), a one-line error for a bad option."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from physical.cli.main import main
+from tests.runs.test_pipeline import write_config
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert re.fullmatch(r"physical \S+\n", capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def quiet_and_loud(tmp_path_factory):
+    """One tiny run (generate .. report) quiet, then again with --force, loud."""
+    tmp = tmp_path_factory.mktemp("terminal")
+    cfg = write_config(tmp)
+    return tmp, cfg
+
+
+def test_run_tells_the_truth_and_keeps_a_log(quiet_and_loud, capsys):
+    tmp, cfg = quiet_and_loud
+    run = tmp / "runs" / "tiny"
+    assert main(["--quiet", "run", str(cfg)]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.out == ""  # --quiet: no progress lines
+    log = (run / "run.log").read_text()
+    assert "[generate] done in" in log and "[report] done in" in log and "report.html" in log
+    assert main(["run", str(cfg), "--force"]) == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    done = [ln for ln in lines if re.match(r"\[\w+\] done in", ln)]
+    assert len(done) == 7  # generate, print, capture, align, classify, experiments, report
+    assert not any("{" in ln for ln in done)  # readable summaries, not JSON
+    assert "[generate] ... (asked for)" in out
+    assert lines[-1].startswith("report: ") and str(run / "report" / "report.html") in lines[-1]
+    assert (run / "report" / "report.html").is_file()
+    # run.log holds both runs' lines, with their times
+    log = (run / "run.log").read_text()
+    assert log.count("[report] done in") == 2
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", ln) for ln in log.splitlines())
+
+
+def test_first_run_of_a_stage_says_so(tmp_path, capsys):
+    cfg = write_config(tmp_path)
+    assert main(["run", str(cfg), "--until", "generate"]) == 0
+    out = capsys.readouterr().out
+    assert "[generate] ... (first time)" in out and "never run" not in out
