@@ -23,7 +23,7 @@ def _add(p) -> None:
     sub = p.add_subparsers(dest="what", required=True, metavar="{targets,camera,colour}")
     t = sub.add_parser("targets", help="write the ChArUco board and the colour chart as PDFs",
                        description="Write calibration/charuco.pdf (camera) and calibration/colour-chart.pdf "
-                                   "(printer and camera colour, blur, noise). Print both at 100 %%.")
+                                   "(printer and camera colour, blur, noise). Print both at 100 %.")
     t.add_argument("--paper", choices=["a4", "letter"], default="a4")
     t.add_argument("--out", default=CAL_DIR, help="folder (default: calibration)")
     _board_args(t)

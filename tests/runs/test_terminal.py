@@ -54,3 +54,13 @@ def test_first_run_of_a_stage_says_so(tmp_path, capsys):
     assert main(["run", str(cfg), "--until", "generate"]) == 0
     out = capsys.readouterr().out
     assert "[generate] ... (first time)" in out and "never run" not in out
+
+
+@pytest.mark.parametrize("argv", [["calibrate", "targets", "--help"], ["live", "--help"], ["run", "--help"]])
+def test_help_prints_plain_percent_signs(argv, capsys):
+    with pytest.raises(SystemExit):
+        main(argv)
+    out = capsys.readouterr().out
+    assert "%%" not in out and "usage: physical" in out
+    if argv[0] == "calibrate":
+        assert "100 %" in out
