@@ -200,3 +200,29 @@ def test_timm_architecture_from_a_local_checkpoint(lab, capsys):
     assert index["models"]["tr"]["input_size"] == size
     err = error_of(capsys, ["models", str(pipeline(lab, [{**entry, "arch": "not_a_timm_net"}]))])
     assert "models[0].arch" in err and "'not_a_timm_net' is not a timm architecture" in err
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "models.md"
+
+
+def test_the_examples_of_docs_models_hold(tmp_path, monkeypatch):
+    """docs/models.md: its YAML example is a valid `models:` section and its Python example runs."""
+    import re
+
+    import torchvision
+
+    from physical.config import Config, ModelConfig, build
+
+    text = DOC.read_text()
+    yml = re.search(r"```yaml\n(.*?)```", text, re.DOTALL).group(1)
+    cfg = build(Config, yaml.safe_load(yml))
+    kinds = [type(m).__name__ for m in cfg.models]
+    assert kinds[0] == "str" and kinds.count("ModelConfig") == 5
+    assert {m.library for m in cfg.models if isinstance(m, ModelConfig)} == {"torchvision", "timm"}
+    (code,) = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ckpt").mkdir()
+    torch.save({"state_dict": torchvision.models.resnet18().state_dict()}, tmp_path / "ckpt" / "best.pt")
+    ns: dict = {}
+    exec(compile(code, str(DOC), "exec"), ns)  # noqa: S102 (the page's own example)
+    assert ns["clf"].name == "my_r18" and ns["clf"].input_size == 224
