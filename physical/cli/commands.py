@@ -120,6 +120,7 @@ def _doctor(args) -> int:
     say(f"{'mps':<12} {bool(mps and mps.is_available())}")
     say(f"{'device':<12} {models.pick_device('auto')} (run.device: auto)")
     say(f"{'models':<12} {', '.join(models.available_models()) or 'none'}")
+    say(f"{'timm':<12} {models.timm_version() or 'not installed (optional: pip install physical[timm])'}")
     return 0
 
 

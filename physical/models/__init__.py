@@ -211,6 +211,8 @@ def load_model(name, device: str | torch.device = "cpu", precision: str = "fp32"
     if spec is not None:  # cached per spec and file: a changed checkpoint is loaded again
         key = (stamp(spec), str(device), precision)
         if key not in _CUSTOM:
+            for old in [k for k, v in _CUSTOM.items() if v.name == name and k[0] != key[0]]:  # an older file
+                del _CUSTOM[old]
             net, size, mean, std, ratio = build_net(spec)
             _CUSTOM[key] = _place(Classifier(net, name, size, mean, std, resize_ratio=ratio, precision=precision), device)
         return _CUSTOM[key]

@@ -29,7 +29,7 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 N_CLASSES = 1000  # every image set is labelled with the 1000 ImageNet-1k classes
 
 _SPECS: dict[str, tuple[ModelConfig, str]] = {}  # name -> (spec with absolute paths, its key path)
-_BUILT: dict[tuple, tuple] = {}  # (spec, file stamp) -> (network, input size, mean, std, resize ratio)
+_BUILT: dict[tuple, tuple] = {}  # (spec, file stamp) -> (network, input size, mean, std, resize ratio, name)
 
 
 def spec_of(name: str) -> ModelConfig | None:
@@ -206,8 +206,10 @@ def build_net(spec: ModelConfig, path: str | None = None) -> tuple:
         std = tuple(spec.std or defaults.get("std", IMAGENET_STD))
         ratio = spec.resize_ratio or defaults.get("ratio", 0.875)
         _check_output(net.eval(), size, spec, path)
-        _BUILT[key] = (net, size, mean, std, ratio)
-    return _BUILT[key]
+        for old in [k for k, v in _BUILT.items() if v[-1] == spec.name]:  # an older file or spec of this name
+            del _BUILT[old]
+        _BUILT[key] = (net, size, mean, std, ratio, spec.name)
+    return _BUILT[key][:5]
 
 
 def _what(spec: ModelConfig) -> str:

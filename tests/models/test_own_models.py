@@ -79,6 +79,7 @@ TS = {"name": "tiny_ts", "torchscript": "tiny.ts", "input_size": 64}
 MOD = {"name": "tiny_mod", "module": "mynets:build", "input_size": 64}
 
 
+@pytest.mark.slow  # two generate runs of three models: ~11 s on 2 shared cores
 def test_checkpoint_torchscript_and_module_run_and_a_changed_checkpoint_remakes(lab, capsys):
     cfg = pipeline(lab, [R18, TS, MOD])
     assert main(["run", str(cfg), "--until", "generate"]) == 0
