@@ -59,6 +59,7 @@ def config(root: Path, name: str, images: str, limit: int, capture: dict, attack
         "run": {"name": name, "output": str(root), "seed": seed, "device": DEVICE},
         "models": ["efficientnet_lite0"], "images": {"source": images, "limit": limit},
         "attacks": attacks or ATTACKS, "capture": capture, "report": {"html": False},
+        "experiments": {"enabled": False, "transfer": {"models": ["available"]}},
     }, root)
 
 

@@ -163,10 +163,12 @@ def tag_verdict(seen: list[tuple[int, int]], tag: tuple[int, int],
     if any(len(wrong[k]) > right[k] for k in (0, 1)):
         other = tuple(max(set(w), key=w.count) if len(w) > r else t for w, r, t in zip(wrong, right, tag))
         who = other_runs.get(other)
+        if who and who.startswith("other print"):  # this run's own outdated print (stages.printing)
+            return "other", f"{who}; ignored"
         if who:
             return "other", f"a sheet of run {who}, not of this run; ignored"
-        return "other", (f"a sheet of another run (run tag {other[0]}/{other[1]}; this run's is "
-                         f"{tag[0]}/{tag[1]}); ignored")
+        return "other", (f"a sheet of another run or of an outdated print of this one (run tag {other[0]}/{other[1]}; "
+                         f"this print's is {tag[0]}/{tag[1]}); ignored")
     halves = {k for k in (0, 1) if right[k] > len(wrong[k])}
     if halves == {0, 1}:
         return "read", None

@@ -44,9 +44,12 @@ def strip_mm(marker: float) -> float:
     return max(STRIP_MM, marker + 4.0)
 
 
-def run_tag(run_id: str) -> tuple[int, int]:
-    """The two tag marker ids that identify a run's sheets."""
-    h = int(hashlib.sha256(run_id.encode()).hexdigest(), 16) % (TAG_RADIX * TAG_RADIX)
+def run_tag(run_id: str, content: str = "") -> tuple[int, int]:
+    """The two tag marker ids that identify a run's sheets; with `content` (a digest of what the cells
+    show: `physical.stages.printing`), a reprint with other images, attacks, eps or models gets
+    another tag, so a photo of the outdated print is told apart."""
+    key = f"{run_id}/{content}" if content else run_id
+    h = int(hashlib.sha256(key.encode()).hexdigest(), 16) % (TAG_RADIX * TAG_RADIX)
     return TAG_BASE + h // TAG_RADIX, TAG_BASE + TAG_RADIX + h % TAG_RADIX
 
 

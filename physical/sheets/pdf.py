@@ -138,8 +138,9 @@ def _strip(p: _Page, layout: Layout) -> None:
     p.c.rect(x * mm, (p.h - y - h) * mm, len(colours) * pw * mm, h * mm, stroke=1, fill=0)
 
 
-def render_sheets(layout: Layout, cells: list[dict], run_id: str, title: str) -> tuple[bytes, int]:
-    """The PDF as bytes and its number of pages; see `write_sheets`."""
+def render_sheets(layout: Layout, cells: list[dict], run_id: str, title: str,
+                  tag: tuple[int, int] | None = None) -> tuple[bytes, int]:
+    """The PDF as bytes and its number of pages; see `write_sheets` (`tag`: default the run id's)."""
     if not cells:
         raise ValueError("no cells to print")
     n = max(int(c["sheet"]) for c in cells) + 1
@@ -150,7 +151,7 @@ def render_sheets(layout: Layout, cells: list[dict], run_id: str, title: str) ->
         if not 0 <= int(c["slot"]) < layout.cols * layout.rows:
             raise ValueError(f"cell slot {c['slot']} is outside the {layout.cols}x{layout.rows} grid")
         by_sheet.setdefault(int(c["sheet"]), []).append(c)
-    tag = run_tag(run_id)
+    tag = tag or run_tag(run_id)
     a85 = rl_config.useA85
     rl_config.useA85 = 0  # binary (Flate only) image streams: ASCII85 in pure Python costs 0.2 s an image
     try:
@@ -183,8 +184,10 @@ def _render(layout: Layout, by_sheet: dict[int, list[dict]], n: int, tag: tuple[
     return buf.getvalue(), n
 
 
-def write_sheets(path: str | Path, layout: Layout, cells: list[dict], run_id: str, title: str) -> int:
-    """Write one PDF, page = sheet; `cells` are {sheet, slot, image (PNG path), label}. Returns pages."""
-    data, n = render_sheets(layout, cells, run_id, title)
+def write_sheets(path: str | Path, layout: Layout, cells: list[dict], run_id: str, title: str,
+                 tag: tuple[int, int] | None = None) -> int:
+    """Write one PDF, page = sheet; `cells` are {sheet, slot, image (PNG path), label}; `tag`: the run
+    tag markers (default: the run id's, `layout.run_tag`). Returns pages."""
+    data, n = render_sheets(layout, cells, run_id, title, tag)
     write_bytes(path, data)
     return n

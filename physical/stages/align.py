@@ -12,6 +12,7 @@ from physical.rundir import RunDir, write_image
 from physical.runtime import Eta
 from physical.align.one_photo import REJECTIONS, align_photo, judge, rejection
 from physical.align.photo_files import _calibration, read_photo, reference_images, undistort
+from physical.stages.printing import earlier_prints
 
 MIN_MATCH = 0.5  # a crop of a sheet whose tag a photo does not show must show its image at least this well
 
@@ -88,7 +89,7 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
     printed = runfiles.load_layout(run, "run the print stage first")
     layout, tag, cells, images_px = printed.layout, printed.tag, printed.cells, printed.images_px
     references = reference_images(run.root, cells)
-    other_runs = _other_runs(run)
+    other_runs = {**_other_runs(run), **earlier_prints(run, tag)}
     calibration = cfg.resolve(cfg.align.camera_calibration) if cfg.align.camera_calibration else None
     if calibration is not None:
         _calibration(str(calibration))  # a bad calibration stops the stage, not every photo
@@ -163,4 +164,10 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
     runfiles.save_crops(run, runfiles.AlignedCrops(all_crops, photos, missing, excluded))
     return {"photos": len(photo_files), "skipped": sum(p["status"] == "skipped" for p in photos),
             "cells_found": len(cells) - len(missing), "cells_expected": len(cells),
-            "crops": len(all_crops), "crops_excluded": sum(not c["accepted"] for c in all_crops)}
+            "crops": len(all_crops), "crops_excluded": sum(not c["accepted"] for c in all_crops),
+            "other_print": other_print_sheets(photos)}
+
+
+def other_print_sheets(photos: list[dict]) -> int:
+    """Sheets seen in the photos that belong to an outdated print of this run (refused: "other print")."""
+    return sum(p.startswith("sheet ") and ": other print:" in p for e in photos for p in e["problems"])

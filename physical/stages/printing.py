@@ -1,16 +1,47 @@
 """The print stage: every (clean, adversarial) pair of the run on PDF sheets, and the layout."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from PIL import Image
 
 from physical.config import Config
 from physical import runfiles
-from physical.rundir import RunDir, write_bytes
+from physical.rundir import RunDir, digest, file_digest, read_json, write_bytes, write_json
 from physical.sheets.layout import layout_for, paper_size, run_tag
 from physical.sheets.cells import assign_cells
 from physical.sheets.pdf import scale_bar_mm, write_sheets
+
+HISTORY = "print/history.json"  # every print of the run: its tag, when, and how many cells
+
+
+def print_tag(run: RunDir, run_id: str, cells: list[dict]) -> tuple[int, int]:
+    """The run tag of this print: of the run id and of what every cell shows (its place, item, role,
+    label and image bytes: attack, eps, image and model all change them). A print whose tag differs
+    from the last one's is recorded in print/history.json, so align names a photo of the outdated
+    print ("other print") instead of measuring it as the new content."""
+    content = digest([[c["sheet"], c["slot"], c["item"], c["role"], c.get("label"), file_digest(run.root / c["image"])]
+                      for c in cells])
+    tag = run_tag(run_id, content)
+    path = run.root / HISTORY
+    history = read_json(path) if path.is_file() else []
+    if not history or history[-1]["tag"] != list(tag):
+        history.append({"tag": list(tag), "content": content, "cells": len(cells),
+                        "printed": time.strftime("%Y-%m-%d %H:%M:%S")})
+        write_json(path, history)
+    return tag
+
+
+def earlier_prints(run: RunDir, tag: tuple[int, int]) -> dict[tuple[int, int], str]:
+    """Tag -> description of every earlier print of this run whose tag is not `tag` (the current one)."""
+    path = run.root / HISTORY
+    if not path.is_file():
+        return {}
+    return {tuple(h["tag"]): f"other print: a sheet of an earlier print of this run (printed {h['printed']}, "
+                             "before its cells changed); print the current sheets and photograph those"
+            for h in read_json(path) if tuple(h["tag"]) != tuple(tag)}
+
 
 def print_stage(run: RunDir, cfg: Config) -> dict:
     """Lay out every (clean, adversarial) pair of generate/index.json on sheets and write the PDF.
@@ -38,8 +69,9 @@ def print_stage(run: RunDir, cfg: Config) -> dict:
     pdf_rel = "print/sheets.pdf"
     title = f"physical - {cfg.run.name}"
     pdf_cells = [{**c, "image": run.root / c["image"]} for c in cells]
-    n_sheets = write_sheets(run.root / pdf_rel, layout, pdf_cells, run_id, title)
-    runfiles.save_layout(run, run_id, run_tag(run_id), layout, n_sheets, pdf_rel,
+    tag = print_tag(run, run_id, cells)
+    n_sheets = write_sheets(run.root / pdf_rel, layout, pdf_cells, run_id, title, tag)
+    runfiles.save_layout(run, run_id, tag, layout, n_sheets, pdf_rel,
                          [{k: c[k] for k in ("sheet", "slot", "item", "role", "image", "width_px", "height_px", "label")}
                           for c in cells])
     prints = Path(cfg.base_dir) / "prints" / f"{cfg.run.name}.pdf"

@@ -171,7 +171,8 @@ def test_print_stage_outputs(printed):
     assert summary["sheets"] == 2 and summary["cells"] == 2 * N_ITEMS and summary["cells_per_sheet"] == 12
     assert summary["paper"] == "a4 210 x 297 mm" and summary["scale_bar_mm"] == 50
     lay = read_json(run.root / "print" / "layout.json")
-    assert lay["run_id"] == run.run_id and lay["tag"] == list(run_tag(run.run_id))
+    history = read_json(run.root / "print" / "history.json")  # the tag: of the run id and what the cells show
+    assert lay["run_id"] == run.run_id and lay["tag"] == history[-1]["tag"] == list(run_tag(run.run_id, history[-1]["content"]))
     assert lay["n_sheets"] == 2 and lay["pdf"] == "print/sheets.pdf"
     cells = lay["cells"]
     assert [(c["sheet"], c["slot"], c["role"]) for c in cells[:4]] == [(0, 0, "clean"), (0, 1, "adv"),
@@ -523,7 +524,7 @@ def test_align_stage_end_to_end(printed, tmp_path, capsys):
         cfg.align.min_sharpness = 0.0
     out = capsys.readouterr().out
     assert res == {"photos": 9, "skipped": 5, "cells_found": 16, "cells_expected": 16, "crops": 42,
-                   "crops_excluded": 24}
+                   "crops_excluded": 24, "other_print": 0}
     crops = read_json(run.root / "align" / "crops.json")
     status = {p["photo"]: p for p in crops["photos"]}
     reasons = {k: v["reason"] for k, v in status.items() if v["status"] == "skipped"}
