@@ -1,7 +1,6 @@
 """The print stage: every (clean, adversarial) pair of the run on PDF sheets, and the layout."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from PIL import Image
@@ -13,7 +12,7 @@ from physical.sheets.layout import layout_for, paper_size, run_tag
 from physical.sheets.cells import assign_cells
 from physical.sheets.pdf import scale_bar_mm, write_sheets
 
-HISTORY = "print/history.json"  # every print of the run: its tag, when, and how many cells
+HISTORY = "print/history.json"  # every print of the run whose cells changed: its number, tag and cells
 
 
 def print_tag(run: RunDir, run_id: str, cells: list[dict]) -> tuple[int, int]:
@@ -27,8 +26,7 @@ def print_tag(run: RunDir, run_id: str, cells: list[dict]) -> tuple[int, int]:
     path = run.root / HISTORY
     history = read_json(path) if path.is_file() else []
     if not history or history[-1]["tag"] != list(tag):
-        history.append({"tag": list(tag), "content": content, "cells": len(cells),
-                        "printed": time.strftime("%Y-%m-%d %H:%M:%S")})
+        history.append({"print": len(history) + 1, "tag": list(tag), "content": content, "cells": len(cells)})
         write_json(path, history)
     return tag
 
@@ -38,8 +36,8 @@ def earlier_prints(run: RunDir, tag: tuple[int, int]) -> dict[tuple[int, int], s
     path = run.root / HISTORY
     if not path.is_file():
         return {}
-    return {tuple(h["tag"]): f"other print: a sheet of an earlier print of this run (printed {h['printed']}, "
-                             "before its cells changed); print the current sheets and photograph those"
+    return {tuple(h["tag"]): f"other print: a sheet of print {h['print']} of this run, made before its cells "
+                             "changed (attack, eps, images or model); print the current sheets and photograph those"
             for h in read_json(path) if tuple(h["tag"]) != tuple(tag)}
 
 
