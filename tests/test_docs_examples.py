@@ -10,6 +10,7 @@ from physical.channel.files import colour_document
 from physical.rundir import write_json
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
+README = DOC.parent.parent / "README.md"
 
 
 def blocks(text: str) -> list[tuple[int, str]]:
@@ -41,3 +42,10 @@ def test_every_python_example_of_docs_api_runs(tmp_path, monkeypatch, capsys):  
     assert "eps: 8 is outside [0, 1]" in out and "attacks[0].eps[0]: 0.0313725 is below 1" in out
     assert ns["result"].success.all(), "the quick example's BIM of 8/255 fools Lite0 on the three samples"
     assert ns["run"].report_html is not None and ns["photos"].shape == (12, 3, 224, 224)
+
+
+def test_the_readme_example_runs():
+    (line, code), = blocks(README.read_text())
+    ns: dict = {"__name__": "readme"}
+    exec(compile(code, f"{README}:{line}", "exec"), ns)  # noqa: S102 (the front page's own example)
+    assert ns["result"].success.all() and ns["adv_uint8"].shape == (3, 224, 224, 3)
