@@ -41,6 +41,10 @@ TINY = textwrap.dedent("""\
 
     def not_a_module():
         return [1, 2, 3]
+
+
+    def fixed_16px():
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 1000))
     """)
 
 
@@ -49,6 +53,7 @@ def lab(tmp_path, monkeypatch):
     """A folder with a pipeline's worth of tiny models; the torch hub cache moved into it (empty)."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     (tmp_path / "mynets.py").write_text(TINY)
+    (tmp_path / "broken_nets.py").write_text("import torch\n\nnet = undefined_name\n")
     monkeypatch.syspath_prepend(str(tmp_path))  # to trace the TorchScript file here
     sys.modules.pop("mynets", None)
     import mynets
@@ -168,6 +173,9 @@ def error_of(capsys, argv) -> str:
     ({**MOD, "module": "no_such_module:build"}, ["models[0].module", "cannot import 'no_such_module'"]),
     ({**MOD, "module": "mynets:absent"}, ["models[0].module", "mynets.py", "has no 'absent'"]),
     ({**MOD, "module": "mynets"}, ["models[0].module", "'package.module:callable'"]),
+    ({**MOD, "module": "broken_nets:net"}, ["models[0].module", "importing 'broken_nets' failed (NameError"]),
+    ({**MOD, "module": "mynets:fixed_16px", "input_size": 32},
+     ["models[0]: mynets:fixed_16px fails on one 32x32 image (RuntimeError", "set models[0].input_size"]),
     ({**MOD, "module": "mynets:ten_classes"}, ["models[0]", "mynets:ten_classes", "[1, 10]", "1000 ImageNet"]),
     ({**R18, "torchscript": "tiny.ts"}, ["models[0]: give one of weights, torchscript, module"]),
     ({**R18, "mean": [0.5, 0.5]}, ["models[0].mean", "3 numbers"]),
