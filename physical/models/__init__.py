@@ -28,6 +28,7 @@ from physical.models.custom import (  # noqa: F401 (re-exported)
 from physical.models.custom import identity as model_identity  # noqa: F401
 from physical.models.efficientnet_lite import build, weights_path
 from physical.models.sources import (  # noqa: F401
+    architecture,
     hub_cached,
     hub_dir,
     missing_weights,
@@ -176,14 +177,9 @@ def _load(name: str, device: str, precision: str = "fp32") -> Classifier:
         net, size = build(name)
         clf = Classifier(net, name, size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), precision=precision)
     else:
-        import torchvision  # deferred: torchvision takes seconds to import; only its models need it
-
-        w = torchvision_weights(name)
-        net = torchvision.models.get_model(name)
-        net.load_state_dict(torch.load(hub_cached(w), map_location="cpu", weights_only=True))
-        t = w.transforms()
-        size = int(t.crop_size[0])
-        clf = Classifier(net, name, size, t.mean, t.std, resize_ratio=size / float(t.resize_size[0]), precision=precision)
+        net, d, cached = architecture(name, "torchvision", "models")  # as torchvision builds it with its weights
+        net.load_state_dict(torch.load(cached, map_location="cpu", weights_only=True))
+        clf = Classifier(net, name, d["size"], d["mean"], d["std"], resize_ratio=d["ratio"], precision=precision)
     return _place(clf, device)
 
 

@@ -15,6 +15,9 @@ from torch import nn
 from physical.errors import ConfigError
 
 
+TRANSFORM_INPUT = ("inception_v3", "googlenet")
+
+
 def torchvision_weights(arch: str):
     """The DEFAULT ImageNet weights enum member of a torchvision architecture, or None."""
     import torchvision  # deferred: torchvision takes seconds to import; only its models need it
@@ -61,8 +64,12 @@ def _torchvision_arch(arch: str, path: str) -> tuple[nn.Module, dict, str | None
     if arch not in torchvision_names():
         raise ConfigError(f"{path}.arch: {arch!r} is not a torchvision architecture (`physical models --all` lists "
                           "them; a timm one needs library: timm)")
-    net = torchvision.models.get_model(arch, weights=None)
     w = torchvision_weights(arch)
+    # torchvision builds these with transform_input=True when it loads its ImageNet weights (their
+    # own normalisation inside); a checkpoint of such a network expects it
+    # (and no slow random init: the weights come from a file anyway)
+    kwargs = {"transform_input": w is not None, "init_weights": False} if arch in TRANSFORM_INPUT else {}
+    net = torchvision.models.get_model(arch, weights=None, **kwargs)
     if w is None:
         return net, {}, None
     t = w.transforms()
