@@ -178,7 +178,7 @@ def _load(name: str, device: str, precision: str = "fp32") -> Classifier:
         clf = Classifier(net, name, size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), precision=precision)
     else:
         net, d, cached = architecture(name, "torchvision", "models")  # as torchvision builds it with its weights
-        net.load_state_dict(torch.load(cached, map_location="cpu", weights_only=True))
+        net.load_state_dict(torch.load(str(cached), map_location="cpu", weights_only=True))  # availability: cached
         clf = Classifier(net, name, d["size"], d["mean"], d["std"], resize_ratio=d["ratio"], precision=precision)
     return _place(clf, device)
 

@@ -14,7 +14,6 @@ from torch import nn
 
 from physical.errors import ConfigError
 
-
 TRANSFORM_INPUT = ("inception_v3", "googlenet")
 
 
