@@ -61,8 +61,6 @@ def generate_fitted(run, cfg, index: int, a, model, mid: dict, sources, clean: n
     `mid`, `reads`: the model and the config outside `attacks` the images depend on (as generate keys
     them); the fit's record goes to `done_dir`; every file written is added to `keep` (generate removes
     what it does not keep)."""
-    path = f"attacks[{index}]"
-    device = model.device
     params = attacks_mod.key_params(a)
     fit_source = a.family_params.get("fit_source")
     reads = {**reads, "images": [s.digest for s in sources], "labels": [int(v) for v in labels]}
@@ -73,50 +71,18 @@ def generate_fitted(run, cfg, index: int, a, model, mid: dict, sources, clean: n
         label = attacks_mod.label_of(a, eps)
         attack = attacks_mod.make_attack(a, model, eps, channel=channel, seed=cfg.run.seed, cfg=cfg)
         control = f"{attack.control_name}-{label}"
-        out = run.root / "generate"
-        adv_dir, ctl_dir = out / model.name / label, out / model.name / control
         key = digest({"fitted": label, "model": mid, "attack": {k: v for k, v in params.items() if k != "eps"},
                       "eps": float(eps), "seed": int(cfg.run.seed), "reads": reads})
         done = run.root / done_dir / f"{key}.json"
         if not _intact(run, done):
-            x = to_tensor(clean, device)
-            y = torch.as_tensor(labels, device=device)
-            if fit_source:
-                x_fit, y_fit = _fit_source(cfg, a, path, model, device)
-                fit_idx = []
-            else:
-                fit, _ = attack.split(len(x), f"{path}.fit")
-                fit_idx = fit.tolist()
-                x_fit, y_fit = x[fit], y[fit]
-            t0 = time.time()
-            art = attack.fit_images(x_fit, y_fit)
-            secs = time.time() - t0
-            gen = torch.Generator().manual_seed(attack.seed + 1)  # controls and places: their own stream
-            ctl_art = attack.control_artifact(art, gen)
-            place = attack.placement(len(x), gen)
-            bs = cfg.run.batch_size
-            for i in range(0, len(x), bs):
-                pl = None if place is None else place[i : i + bs]
-                with torch.no_grad():
-                    adv = to_uint8(attack.apply(x[i : i + bs], art, pl))
-                    ctl = to_uint8(attack.apply(x[i : i + bs], ctl_art, pl))
-                for info, img, cimg in zip(images_info[i : i + bs], adv, ctl):
-                    write_image(adv_dir / f"{info['name']}.png", img)
-                    write_image(ctl_dir / f"{info['name']}.png", cimg)
-            record = _write_artifact(adv_dir, art, attack, a, label)
-            written = [adv_dir / f"{i['name']}.png" for i in images_info] + [ctl_dir / f"{i['name']}.png" for i in images_info]
-            written += [run.root / record[k] for k in ("artifact", "picture", "pdf") if k in record]
-            write_json(done, {"model": model.name, "attack": a.name, "eps": eps, "n": len(x),
-                              "fit_images": [images_info[i]["name"] for i in fit_idx],
-                              "fit_source": fit_source, "n_fit": len(x_fit),
-                              "fit_seconds": round(secs, 2), "control_label": control, **record,
-                              "files": {p.relative_to(run.root).as_posix(): file_digest(p) for p in written}})
+            _fit_and_write(run, cfg, f"attacks[{index}]", a, attack, model, clean, labels, images_info, eps,
+                           (label, control), done)
         state = read_json(done)
         keep.update(state["files"])
         keep.add(done.relative_to(run.root).as_posix())
         fit_names = set(state["fit_images"])
         for lab, role in ((label, "attack"), (control, "control")):
-            for info, y_i in zip(images_info, labels):
+            for info, y_i in zip(images_info, labels, strict=True):
                 items.append({
                     "key": f"{model.name}/{lab}/{info['name']}",
                     "model": model.name, "attack": a.name, "attack_label": lab,
@@ -130,6 +96,49 @@ def generate_fitted(run, cfg, index: int, a, model, mid: dict, sources, clean: n
                     "fit_record": done.relative_to(run.root).as_posix(),  # the fit: split, artifact, time
                 })
     return items
+
+
+def _fit_and_write(run, cfg, path: str, a, attack, model, clean: np.ndarray, labels: np.ndarray,
+                   images_info: list[dict], eps, labels_of: tuple[str, str], done: Path) -> None:
+    """Fit the artifact (on the fit split, or on a separate fit source), write every image with it
+    and with its control (`labels_of`: their labels) at `eps`, the artifact, and the fit's record `done`."""
+    label, control = labels_of
+    device = model.device
+    fit_source = a.family_params.get("fit_source")
+    out = run.root / "generate"
+    adv_dir, ctl_dir = out / model.name / label, out / model.name / control
+    x = to_tensor(clean, device)
+    y = torch.as_tensor(labels, device=device)
+    if fit_source:
+        x_fit, y_fit = _fit_source(cfg, a, path, model, device)
+        fit_idx = []
+    else:
+        fit, _ = attack.split(len(x), f"{path}.fit")
+        fit_idx = fit.tolist()
+        x_fit, y_fit = x[fit], y[fit]
+    t0 = time.time()
+    art = attack.fit_images(x_fit, y_fit)
+    secs = time.time() - t0
+    gen = torch.Generator().manual_seed(attack.seed + 1)  # controls and places: their own stream
+    ctl_art = attack.control_artifact(art, gen)
+    place = attack.placement(len(x), gen)
+    bs = cfg.run.batch_size
+    for i in range(0, len(x), bs):
+        pl = None if place is None else place[i : i + bs]
+        with torch.no_grad():
+            adv = to_uint8(attack.apply(x[i : i + bs], art, pl))
+            ctl = to_uint8(attack.apply(x[i : i + bs], ctl_art, pl))
+        for info, img, cimg in zip(images_info[i : i + bs], adv, ctl, strict=True):
+            write_image(adv_dir / f"{info['name']}.png", img)
+            write_image(ctl_dir / f"{info['name']}.png", cimg)
+    record = _write_artifact(adv_dir, art, attack, a, label)
+    written = [adv_dir / f"{i['name']}.png" for i in images_info] + [ctl_dir / f"{i['name']}.png" for i in images_info]
+    written += [run.root / record[k] for k in ("artifact", "picture", "pdf") if k in record]
+    write_json(done, {"model": model.name, "attack": a.name, "eps": eps, "n": len(x),
+                      "fit_images": [images_info[i]["name"] for i in fit_idx],
+                      "fit_source": fit_source, "n_fit": len(x_fit),
+                      "fit_seconds": round(secs, 2), "control_label": control, **record,
+                      "files": {p.relative_to(run.root).as_posix(): file_digest(p) for p in written}})
 
 
 def _intact(run, done: Path) -> bool:
