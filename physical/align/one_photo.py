@@ -98,17 +98,9 @@ def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | li
     markers = detect_all(grey) if detections is None else detections
     if not markers:
         return [], ["no markers found"]
-    lattice: dict[int, list[tuple[int, Marker]]] = {}
-    tags: list[Marker] = []
-    for m in markers:  # ids past the layout's last sheet belong to nothing printed here: ignored
-        dec = layout.decode_id(m.id)
-        if dec is None:
-            tags.append(m)
-        elif dec[0] < layout.max_sheets:
-            lattice.setdefault(dec[0], []).append((dec[1], m))
+    lattice, tags = _by_sheet(layout, markers)
     if not lattice:
         return [], [f"no sheet markers found ({len(markers)} other markers)"]
-
     crops: list[dict] = []
     problems: list[str] = []
     for sheet in sorted(lattice):
@@ -118,27 +110,47 @@ def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | li
             if len(found) < 2:  # one marker that nothing around it confirms: not a sheet
                 continue
             verdicts.append((*tag_verdict(tags_seen(layout, found, tags), tag, other_runs or {}), found))
-        taken = False
-        for status, why, found in sorted(verdicts, key=lambda v: v[0] != "read"):  # a proven one first
-            if status == "other":
-                problems.append(f"sheet {sheet}: {why}")
-                continue
-            if not any(sh == sheet for sh, _ in images_px):
-                problems.append(f"sheet {sheet}: not a sheet of this run's print (the print has fewer sheets); ignored")
-                continue
-            if taken:
-                problems.append(f"sheet {sheet}: a second copy of this sheet in the photo; ignored")
-                continue
-            taken = True
-            if why:
-                problems.append(f"sheet {sheet}: {why}")
-            for slot in sorted(s for sh, s in images_px if sh == sheet):
-                key = (sheet, slot)
-                c = _cell_crop(photo_rgb, layout, found, slot, images_px[key], cfg, (references or {}).get(key))
-                if isinstance(c, str):
-                    problems.append(f"sheet {sheet} cell {slot}: {c}")
-                    continue
-                reasons = ([rejection("run_tag", TAG_UNREAD[status])] if status != "read" else []) + c.pop("reasons")
-                crops.append({"sheet": sheet, "slot": slot, "run_tag": status, **c, "rejections": reasons})
-                judge(crops[-1])
+        _sheet_crops(photo_rgb, layout, sheet, verdicts, images_px, cfg, references or {}, crops, problems)
     return crops, problems
+
+
+def _by_sheet(layout: Layout, markers: list[Marker]) -> tuple[dict[int, list[tuple[int, Marker]]], list[Marker]]:
+    """The lattice markers by sheet ((point, marker) each), and the other markers (run tags)."""
+    lattice: dict[int, list[tuple[int, Marker]]] = {}
+    tags: list[Marker] = []
+    for m in markers:  # ids past the layout's last sheet belong to nothing printed here: ignored
+        dec = layout.decode_id(m.id)
+        if dec is None:
+            tags.append(m)
+        elif dec[0] < layout.max_sheets:
+            lattice.setdefault(dec[0], []).append((dec[1], m))
+    return lattice, tags
+
+
+def _sheet_crops(photo_rgb: np.ndarray, layout: Layout, sheet: int, verdicts: list, images_px: dict,
+                 cfg: AlignConfig, references: dict, crops: list[dict], problems: list[str]) -> None:
+    """The crops of one sheet's cells from the first copy of it in the photo (a proven one first),
+    appended to `crops`; what is wrong appended to `problems`."""
+    taken = False
+    for status, why, found in sorted(verdicts, key=lambda v: v[0] != "read"):  # a proven one first
+        if status == "other":
+            problems.append(f"sheet {sheet}: {why}")
+            continue
+        if not any(sh == sheet for sh, _ in images_px):
+            problems.append(f"sheet {sheet}: not a sheet of this run's print (the print has fewer sheets); ignored")
+            continue
+        if taken:
+            problems.append(f"sheet {sheet}: a second copy of this sheet in the photo; ignored")
+            continue
+        taken = True
+        if why:
+            problems.append(f"sheet {sheet}: {why}")
+        for slot in sorted(s for sh, s in images_px if sh == sheet):
+            key = (sheet, slot)
+            c = _cell_crop(photo_rgb, layout, found, slot, images_px[key], cfg, references.get(key))
+            if isinstance(c, str):
+                problems.append(f"sheet {sheet} cell {slot}: {c}")
+                continue
+            reasons = ([rejection("run_tag", TAG_UNREAD[status])] if status != "read" else []) + c.pop("reasons")
+            crops.append({"sheet": sheet, "slot": slot, "run_tag": status, **c, "rejections": reasons})
+            judge(crops[-1])
