@@ -305,26 +305,7 @@ def coerce(value, tp, path, meta):
     if value is None and origin not in (Union, types.UnionType) and not dataclasses.is_dataclass(tp):
         raise ConfigError(f"{path}: null is not allowed; expected {_type_name(tp)}")
     if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None:
-            if type(None) in args:
-                return None
-            raise ConfigError(f"{path}: null is not allowed; expected {_type_name(tp)}")
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return coerce(value, a, path, meta)
-            except ConfigError as e:
-                if isinstance(value, dict) and dataclasses.is_dataclass(a):
-                    raise  # a mapping is the dataclass's: its own error names the bad key
-                errors.append(e)
-        # a range error is more telling than a type error
-        for e in errors:
-            if "out of range" in str(e):
-                raise e
-        raise ConfigError(f"{path}: {show(value)} is not {_type_name(tp)}")
+        return _coerce_union(value, tp, path, meta)
     if origin is Literal:
         allowed = typing.get_args(tp)
         if isinstance(value, str) and value.lower() in allowed:
@@ -368,6 +349,28 @@ def coerce(value, tp, path, meta):
             raise ConfigError(f"{path}: {show(value)} is not a string")
         return value
     raise ConfigError(f"{path}: unsupported type {tp}")
+
+
+def _coerce_union(value, tp, path, meta):
+    args = typing.get_args(tp)
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ConfigError(f"{path}: null is not allowed; expected {_type_name(tp)}")
+    errors = []
+    for a in args:
+        if a is type(None):
+            continue
+        try:
+            return coerce(value, a, path, meta)
+        except ConfigError as e:
+            if isinstance(value, dict) and dataclasses.is_dataclass(a):
+                raise  # a mapping is the dataclass's: its own error names the bad key
+            errors.append(e)
+    for e in errors:  # a range error is more telling than a type error
+        if "out of range" in str(e):
+            raise e
+    raise ConfigError(f"{path}: {show(value)} is not {_type_name(tp)}")
 
 
 def build(cls, data, path=""):
