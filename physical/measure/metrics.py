@@ -24,7 +24,7 @@ from collections import defaultdict
 from itertools import combinations
 from typing import Optional
 
-from physical.measure.stats import mcnemar, proportion
+from physical.measure.stats import mcnemar, proportion, wilson
 
 CONDITIONS = ["digital_clean", "digital_adv", "photo_clean", "photo_adv"]
 
@@ -137,7 +137,9 @@ def _paired(ra: list[dict], rb: list[dict], ca: str, cb: str, k: int) -> Optiona
     if not images:
         return None
     xa, xb = [a[i] for i in images], [b[i] for i in images]
-    return {**mcnemar(xa, xb), "a_acc": sum(xa) / len(xa), "b_acc": sum(xb) / len(xb)}
+    n, ka, kb = len(xa), sum(xa), sum(xb)  # each accuracy with its k, n and 95 % interval (issue 27.4)
+    return {**mcnemar(xa, xb), "a_acc": ka / n, "b_acc": kb / n, "n_images": n, "a_right": ka, "b_right": kb,
+            "a_acc_ci": wilson(ka, n), "b_acc_ci": wilson(kb, n)}
 
 
 def comparisons(records: list[dict], k: int = 1) -> list[dict]:

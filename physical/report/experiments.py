@@ -95,6 +95,7 @@ def attach(run: RunDir, report: dict, records: list[dict]) -> tuple[dict[str, st
     sections = load(run)
     for name, sec in sections.items():
         add_intervals(name, sec.get("rows") or [])  # every rate with its 95 % interval
+        add_intervals(name, sec.get("untransformed") or [])  # the curves' start (issue 27.4)
         report[name] = sec
     report["experiments"] = {
         "sections": list(sections),

@@ -205,7 +205,7 @@ def transformations(ctx: Context, tc) -> dict:
     for model_name, items in ctx.by_model.items():
         for label, group in ctx.groups(items).items():
             recs = [ctx.records[it["key"]] for it in group]
-            untransformed.append({"model": model_name, "attack_label": label,
+            untransformed.append({"model": model_name, "attack_label": label, "n": len(recs),
                                   **{f"{c}_top{k}": _acc(recs, f"digital_{c}", k) for c in ("clean", "adv") for k in (1, 5)}})
     return {"rows": rows, "transformations": units, "untransformed": untransformed,
             "note": "applied to the 8-bit clean and adversarial images, rounded to 8 bits again, classified by the "

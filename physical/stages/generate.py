@@ -203,7 +203,8 @@ def generate_stage(run: RunDir, cfg, device: torch.device) -> dict:
         tune_cpu_allocator()  # large attack batches (EOT: B x N images) without page-fault churn
     sources = load_images(cfg.images.source, cfg.images.limit, Path(cfg.base_dir))
     mine = distributed.shard(len(sources))
-    images_info = [{"name": _safe(s.name), "label": s.label, "label_known": s.label is not None} for s in sources]
+    images_info = [{"name": _safe(s.name), "label": s.label, "label_known": s.label is not None,
+                    "label_from": s.label_from} for s in sources]
     job = _Job(run, cfg, device, sources, mine, images_info, Eta("generate", _work_units(cfg, len(mine))))
     items: list[dict] = []
     models_info: dict = {}

@@ -124,10 +124,23 @@ def align_section(run: RunDir) -> dict:
         "photos_skipped": [p for p in align.photos if p.get("status") != "ok"],
         "cells_missing": align.missing,
         "crops_excluded": excluded,
+        # sheets of an outdated print of this run, refused (their cells showed other content: issue 27.2)
+        "other_print": sum(": other print:" in x for p in align.photos for x in p.get("problems", [])),
     }
 
 
-def labels_section(records: list[dict]) -> dict:
+def label_sources(run: RunDir) -> dict[str, int]:
+    """How the images' labels were obtained: source (labels.csv, class folders, ..., the clean top-1
+    prediction) -> number of images (generate/index.json; an index of an older run: not known)."""
+    images = runfiles.load_index(run).images if runfiles.path(run, runfiles.INDEX).is_file() else []
+    out: dict[str, int] = {}
+    for i in images:
+        src = i.get("label_from") or ("the clean top-1 prediction" if not i.get("label_known") else "not recorded")
+        out[src] = out.get(src, 0) + 1
+    return out
+
+
+def labels_section(records: list[dict], sources: dict[str, int] | None = None) -> dict:
     unlabelled = sorted({r["image"] for r in records if not r["label_known"]})
     labelled = sorted({r["image"] for r in records if r["label_known"]})
     if unlabelled and labelled:
@@ -138,10 +151,14 @@ def labels_section(records: list[dict]) -> dict:
                  f"model's own clean top-1 prediction (digital clean accuracy 100 % by construction)")
     else:
         table = f"Kurakin's table counts all {len(labelled)} image(s), each with a true label"
+    n = len(unlabelled) + len(labelled)
+    head = f"{n} image(s), {len(unlabelled)} unlabelled" + (
+        "; labels from " + ", ".join(f"{k} ({v})" for k, v in sources.items()) if sources else "")
     return {
+        "sources": sources or {},
         "labelled_images": len(labelled),
         "unlabelled_images": unlabelled,
-        "table": table,
+        "table": f"{head}. {table}",
         "note": ("images without a known true class use the clean top-1 prediction as their label, so their "
                  "digital clean accuracy is 100 % by construction") if unlabelled else None,
     }
@@ -159,7 +176,7 @@ def report_stage(run: RunDir, cfg, device=None) -> dict:
         "kurakin": rows,
         "comparisons": comparisons_section(records),
         "images": images_section(records),
-        "labels": labels_section(records),
+        "labels": labels_section(records, label_sources(run)),
         "align": align_section(run),
         "channel": channel_report(cfg),  # the print-and-camera channel: preset, calibration, parameters
     }

@@ -267,3 +267,42 @@ def test_targeted_rows_render_with_their_success_rates():
     # top-1: 3 of 4 digital successes, 2 of 4 in the photos, 2 of the 3 digital successes kept
     assert "analog clock" in shown and "75.0" in shown and "3/4" in shown and "2/4" in shown and "2/3" in shown
     assert "targeted m pgd-t409_eps16 (target 409)" in text_table(rows)
+
+
+def _walk(node, path="report"):
+    """Every (path, dict) of a JSON document."""
+    if isinstance(node, dict):
+        yield path, node
+        for k, v in node.items():
+            yield from _walk(v, f"{path}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _walk(v, f"{path}[{i}]")
+
+
+def test_every_rate_anywhere_in_report_json_carries_k_n_and_its_interval(page):
+    """Issue 27.4: walk the whole document; a rate is a {acc|rate, k, n, ci} object or a table
+    column X_top1/X_top5 (a share of images) with X_topK_ci beside it and its n in the row."""
+    from physical.report.intervals import RATE
+
+    _, _, rep = page
+    objects = columns = 0
+    for path, d in _walk(rep):
+        for key in ("acc", "rate", "observed"):
+            if key in d and isinstance(d[key], (int, float, type(None))) and (key != "observed" or "bin" in d):
+                assert {"k", "n", "ci"} <= set(d), (path, sorted(d))
+                assert (d[key] is None) == (d["n"] == 0) == (d["ci"] is None), path
+                objects += 1
+        for col, v in d.items():
+            m = RATE.match(col)
+            if col.endswith("_acc"):  # the paired comparisons' accuracies
+                assert {f"{col}_ci", "n_images"} <= set(d), (path, col)
+            if not m or m["base"].endswith(("_lost", "_recovered", "_n")) or m["base"].startswith("n_"):
+                continue  # differences and counts are not rates
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                assert 0 <= v <= 1 and f"{col}_ci" in d, (path, col)
+                ci = d[f"{col}_ci"]
+                assert ci is not None and ci[0] <= v <= ci[1], (path, col, v, ci)
+                assert any(k == "n" or k.startswith(("n_", "destruction_n")) for k in d), (path, col)
+                columns += 1
+    assert objects >= 20 and columns >= 20
