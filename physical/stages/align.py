@@ -105,44 +105,73 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
     all_crops: list[dict] = []
     photos: list[dict] = []
     eta = Eta("align", len(photo_files), unit="photo")
-    for n_done, (path, stem) in enumerate(zip(photo_files, _crop_stems(photo_files))):
+    for n_done, (path, stem) in enumerate(zip(photo_files, _crop_stems(photo_files), strict=True)):
         if n_done:
             eta.done(1)  # the photo before this one
         entry = {"photo": path.name, "status": "ok", "reason": "", "sheets": [], "cells": 0, "problems": []}
         photos.append(entry)
-        try:
-            photo = read_photo(path)
-            if calibration is not None:
-                photo = undistort(photo, calibration)
-        except ValueError as e:
-            entry.update(status="skipped", reason=str(e).split(": ", 1)[-1])
-            say(f"align: skipped {path.name}: {entry['reason']}")
-            continue
-        crops, problems = align_photo(photo, layout, tag, images_px, cfg.align,
-                                      references=references, other_runs=other_runs)
-        entry["problems"] = problems
-        if not crops:
-            sheet_level = [p for p in problems if " cell " not in p]
-            entry.update(status="skipped", reason="; ".join(sheet_level or problems) or "no cells found")
-            say(f"align: skipped {path.name}: {entry['reason']}")
-            continue
-        for p in problems:
-            if " cell " not in p:
-                say(f"align: {path.name}: {p}")
-        entry["sheets"] = sorted({c["sheet"] for c in crops})
-        entry["cells"] = len(crops)
-        for c in crops:
-            rel = f"align/crops/s{c['sheet']:03d}-c{c['slot']:02d}-{stem}.png"
-            write_image(run.root / rel, c.pop("image"))
-            cell = cells[(c["sheet"], c["slot"])]
-            all_crops.append({"photo": path.name, "sheet": c["sheet"], "slot": c["slot"], "item": cell["item"],
-                              "role": cell["role"], "path": rel, **{k: c[k] for k in (
-                                  "run_tag", "markers", "placed", "placed_by", "reprojection_px", "sharpness", "match", "inside",
-                                  "rejections", "accepted", "reason", "corners_px")}, "best": False})
+        photo = _read(path, calibration, entry)
+        if photo is not None:
+            crops, entry["problems"] = align_photo(photo, layout, tag, images_px, cfg.align,
+                                                   references=references, other_runs=other_runs)
+            all_crops += _photo_crops(run, path, stem, crops, cells, entry)
     if photo_files:
         eta.done(1)  # the last photo
     _judge_unread_tags(all_crops)
+    missing = _choose_best(all_crops, cells)
+    excluded = _exclusions(all_crops)
+    if excluded:
+        n = sum(not c["accepted"] for c in all_crops)
+        say(f"align: {n} of {len(all_crops)} crops excluded by the align thresholds: "
+              + ", ".join(f"{v} by {k}" for k, v in sorted(excluded.items())))
+    runfiles.save_crops(run, runfiles.AlignedCrops(all_crops, photos, missing, excluded))
+    return {"photos": len(photo_files), "skipped": sum(p["status"] == "skipped" for p in photos),
+            "cells_found": len(cells) - len(missing), "cells_expected": len(cells),
+            "crops": len(all_crops), "crops_excluded": sum(not c["accepted"] for c in all_crops),
+            "other_print": other_print_sheets(photos)}
 
+
+def _read(path: Path, calibration, entry: dict):
+    """The photo (undistorted with the camera calibration, if any); None, the photo skipped in
+    `entry`, where it cannot be read."""
+    try:
+        photo = read_photo(path)
+        if calibration is not None:
+            photo = undistort(photo, calibration)
+        return photo
+    except ValueError as e:
+        entry.update(status="skipped", reason=str(e).split(": ", 1)[-1])
+        say(f"align: skipped {path.name}: {entry['reason']}")
+        return None
+
+
+def _photo_crops(run: RunDir, path: Path, stem: str, crops: list[dict], cells: dict, entry: dict) -> list[dict]:
+    """One photo's crops written (align/crops/) and as crops.json rows; the photo's `entry` filled in."""
+    problems = entry["problems"]
+    if not crops:
+        sheet_level = [p for p in problems if " cell " not in p]
+        entry.update(status="skipped", reason="; ".join(sheet_level or problems) or "no cells found")
+        say(f"align: skipped {path.name}: {entry['reason']}")
+        return []
+    for p in problems:
+        if " cell " not in p:
+            say(f"align: {path.name}: {p}")
+    entry["sheets"] = sorted({c["sheet"] for c in crops})
+    entry["cells"] = len(crops)
+    rows = []
+    for c in crops:
+        rel = f"align/crops/s{c['sheet']:03d}-c{c['slot']:02d}-{stem}.png"
+        write_image(run.root / rel, c.pop("image"))
+        cell = cells[(c["sheet"], c["slot"])]
+        rows.append({"photo": path.name, "sheet": c["sheet"], "slot": c["slot"], "item": cell["item"],
+                     "role": cell["role"], "path": rel, **{k: c[k] for k in (
+                         "run_tag", "markers", "placed", "placed_by", "reprojection_px", "sharpness", "match", "inside",
+                         "rejections", "accepted", "reason", "corners_px")}, "best": False})
+    return rows
+
+
+def _choose_best(all_crops: list[dict], cells: dict) -> list[dict]:
+    """Mark each cell's best crop (`best`); the cells with no accepted crop, with the reason."""
     best: dict[tuple[int, int], dict] = {}
     for c in all_crops:
         k = (c["sheet"], c["slot"])
@@ -156,16 +185,7 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
         if b is None or not b["accepted"]:
             missing.append({"sheet": k[0], "slot": k[1], "item": cell["item"], "role": cell["role"],
                             "reason": "not found in any photo" if b is None else f"rejected: {b['reason']}"})
-    excluded = _exclusions(all_crops)
-    if excluded:
-        n = sum(not c["accepted"] for c in all_crops)
-        say(f"align: {n} of {len(all_crops)} crops excluded by the align thresholds: "
-              + ", ".join(f"{v} by {k}" for k, v in sorted(excluded.items())))
-    runfiles.save_crops(run, runfiles.AlignedCrops(all_crops, photos, missing, excluded))
-    return {"photos": len(photo_files), "skipped": sum(p["status"] == "skipped" for p in photos),
-            "cells_found": len(cells) - len(missing), "cells_expected": len(cells),
-            "crops": len(all_crops), "crops_excluded": sum(not c["accepted"] for c in all_crops),
-            "other_print": other_print_sheets(photos)}
+    return missing
 
 
 def other_print_sheets(photos: list[dict]) -> int:
