@@ -118,6 +118,39 @@ def auto_dpi(channel: Channel, page_mm: tuple[float, float], frame: tuple[int, i
     return float(min(600.0, max(100.0, round(px_per_mm * MM_PER_INCH))))
 
 
+def _photograph_sheet(run: RunDir, channel: Channel, cap, i: int, page: np.ndarray, screen: Optional[np.ndarray],
+                      dpi: float, frame: tuple[int, int], generator: torch.Generator, device, eta: Eta) -> list[dict]:
+    """The photos of sheet `i` (its page and halftone screen): written to capture/photos/, their records."""
+    sheet = torch.from_numpy(page).to(device).permute(2, 0, 1)[None].float().div_(255)
+    screen_t = None if screen is None else torch.from_numpy(screen).to(device).permute(2, 0, 1)[None]
+    params = channel.sample(cap.photos_per_sheet, generator=generator, device=device)
+    records = []
+    for k in range(cap.photos_per_sheet):
+        p = params_at(params, k)
+        background = desk(frame, generator).to(device)
+        with torch.no_grad():
+            out = channel(sheet, p, out_size=frame, background=background, jpeg=False, screen=screen_t)
+        photo = out.images[0].mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        quality = int(round(float(p["jpeg_quality"][0])))
+        name = f"sheet{i:03d}-{k}.jpg"
+        write_image(run.photos_dir / name, photo, quality=quality)
+        hom_px = out.homographies[0].numpy()
+        records.append(
+            {
+                "file": f"capture/photos/{name}",
+                "sheet": i,
+                "shot": k,
+                "page_px": [page.shape[1], page.shape[0]],
+                "homography_px": hom_px,
+                "homography_mm": hom_px @ mm_to_px(dpi),
+                "jpeg_quality": quality,
+                "params": params_to_json(p, 0),
+            }
+        )
+        eta.done(1)
+    return records
+
+
 def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> dict:
     """Photograph every printed sheet through the simulated channel; see the module docstring."""
     printed = runfiles.load_layout(run) if runfiles.has_layout(run) else None
@@ -134,8 +167,7 @@ def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> d
     channel = build_channel(cap.channel, paper_mm=page_mm, frame=frame, printed_pages=True)
     dpi = float(cap.dpi) if cap.dpi else auto_dpi(channel, page_mm, frame)
     generator = torch.Generator().manual_seed(int(cfg.run.seed))
-    photos_dir = run.photos_dir
-    records = []
+    records: list[dict] = []
     if printed:  # the photos it is about to write: known as the simulator's even if it is killed
         n = printed.n_sheets
         planned = [{"file": f"capture/photos/sheet{i:03d}-{k}.jpg"} for i in range(n) for k in range(cap.photos_per_sheet)]
@@ -143,34 +175,7 @@ def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> d
 
     eta = Eta("capture", (printed.n_sheets if printed else 0) * cap.photos_per_sheet, unit="photo")
     for i, (page, screen) in enumerate(printed_pages(pdf_path, dpi, halftone_lpi=channel.halftone_lpi)):
-        sheet = torch.from_numpy(page).to(device).permute(2, 0, 1)[None].float().div_(255)
-        if screen is not None:
-            screen = torch.from_numpy(screen).to(device).permute(2, 0, 1)[None]
-        params = channel.sample(cap.photos_per_sheet, generator=generator, device=device)
-        for k in range(cap.photos_per_sheet):
-            p = params_at(params, k)
-            background = desk(frame, generator).to(device)
-            with torch.no_grad():
-                out = channel(sheet, p, out_size=frame, background=background, jpeg=False, screen=screen)
-            photo = out.images[0].mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-            quality = int(round(float(p["jpeg_quality"][0])))
-            name = f"sheet{i:03d}-{k}.jpg"
-            write_image(photos_dir / name, photo, quality=quality)
-            hom_px = out.homographies[0].numpy()
-            records.append(
-                {
-                    "file": f"capture/photos/{name}",
-                    "sheet": i,
-                    "shot": k,
-                    "page_px": [page.shape[1], page.shape[0]],
-                    "homography_px": hom_px,
-                    "homography_mm": hom_px @ mm_to_px(dpi),
-                    "jpeg_quality": quality,
-                    "params": params_to_json(p, 0),
-                }
-            )
-            eta.done(1)
-        del sheet
+        records += _photograph_sheet(run, channel, cap, i, page, screen, dpi, frame, generator, device, eta)
 
     if not records:
         raise ValueError(f"{pdf_path}: the PDF has no pages")
