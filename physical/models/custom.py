@@ -294,6 +294,8 @@ def _architecture(spec: ModelConfig, path: str) -> tuple[nn.Module, dict]:
 
 def _load_state(net: nn.Module, f: str, arch: str, path: str) -> None:
     state: Any
+    if f.endswith(".safetensors") and importlib.util.find_spec("safetensors") is None:
+        raise ConfigError(f"{path}.weights: {f} is a safetensors file: pip install safetensors (it comes with timm)")
     try:
         if f.endswith(".safetensors"):
             from safetensors.torch import (

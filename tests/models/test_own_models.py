@@ -235,3 +235,19 @@ def test_the_examples_of_docs_models_hold(tmp_path, monkeypatch):
     ns: dict = {}
     exec(compile(code, str(DOC), "exec"), ns)  # noqa: S102 (the page's own example)
     assert ns["clf"].name == "my_r18" and ns["clf"].input_size == 224
+
+
+def test_a_safetensors_checkpoint_and_a_wrapped_dataparallel_one_load(lab, monkeypatch):
+    import torchvision
+
+    from physical.config import ModelConfig
+
+    safetensors = pytest.importorskip("safetensors.torch")
+    monkeypatch.chdir(lab)
+    torch.manual_seed(3)
+    state = torchvision.models.resnet18().state_dict()
+    safetensors.save_file(state, str(lab / "r18.safetensors"))
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, lab / "dp.pth")
+    for name, f in (("st", "r18.safetensors"), ("dp", "dp.pth")):
+        clf = load_model(ModelConfig(name=name, arch="resnet18", weights=f, input_size=64))
+        assert torch.equal(clf.net.state_dict()["fc.weight"], state["fc.weight"]), f
