@@ -132,6 +132,7 @@ def test_a_run_prints_its_simulated_sheets_with_the_halftone(tmp_path):
     (their cells carry the screen's texture: more fine detail than the same draw of continuous-tone
     pages, at the same tone), and simulated.json says where the screen came from."""
     import json
+    import shutil
 
     import cv2
     import yaml
@@ -139,7 +140,7 @@ def test_a_run_prints_its_simulated_sheets_with_the_halftone(tmp_path):
     from physical.cli.main import main
 
     def run(name, channel):
-        cfg = {"run": {"name": name, "output": "runs", "seed": 1}, "images": {"limit": 1},
+        cfg = {"run": {"name": "ht", "output": f"runs_{name}", "seed": 1}, "images": {"limit": 1},
                "attacks": [{"name": "fgsm", "eps": [16]}],
                "sheet": {"paper": "custom", "width_mm": 130, "height_mm": 110, "cell_mm": 30, "marker_mm": 6,
                          "margin_mm": 5},
@@ -147,16 +148,22 @@ def test_a_run_prints_its_simulated_sheets_with_the_halftone(tmp_path):
                "experiments": {"enabled": False}, "report": {"gallery": 0, "html": False}}
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
         assert main(["run", str(tmp_path / f"{name}.yaml"), "--until", "capture"]) == 0
-        root = tmp_path / "runs" / name
+        root = tmp_path / f"runs_{name}" / "ht"
         photo = cv2.imread(str(sorted((root / "capture" / "photos").glob("*.jpg"))[0]), cv2.IMREAD_GRAYSCALE)
         return root, photo.astype(float)
 
     still = {"rotation_deg": 0, "tilt": 0, "translate": 0, "blur_sigma": [0, 0], "noise_sigma": [0, 0],
              "jpeg_quality": [100, 100], "scale": [0.95, 0.95]}
     root, dots = run("dots", dict(still, halftone_lpi=100))
+    # the same run (its id, tag markers and caption come from the clock and its content: two runs
+    # made a second apart print other page furniture, 0.2-0.5 levels of tone) photographed again
+    # without the screen: only the capture stage reads capture.channel
+    shutil.copytree(tmp_path / "runs_dots", tmp_path / "runs_flat")
     _, flat = run("flat", still)
     sim = json.loads((root / "capture" / "simulated.json").read_text())
     assert sim["channel"]["halftone screen (simulated pages)"] == "config"
+    again = json.loads((tmp_path / "runs_flat" / "ht" / "capture" / "simulated.json").read_text())
+    assert "halftone screen (simulated pages)" not in again["channel"] and again["seed"] == sim["seed"]
 
     def fine(img):
         return float(np.abs(img - cv2.GaussianBlur(img, (0, 0), 2)).mean())
