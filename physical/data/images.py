@@ -30,7 +30,6 @@ from physical.errors import ConfigError
 from physical.data.imagesets import IMAGE_SUFFIXES, class_folders, detect, devkit, images_in, nips2017, stratified
 from physical.data.labels import read_labels
 from physical.log import warn
-from physical.models import class_index
 from physical.rundir import digest, file_digest, read_image
 
 # Photos that ship inside installed packages (scikit-image, matplotlib), with their ImageNet class
@@ -98,7 +97,8 @@ def _entries(folder: Path, say_problems: bool = False) -> tuple[list[tuple[Path,
             warn(line)
         entries = [(p, labels.get(p)) for p in images]
     if not entries:
-        raise ConfigError(f"images.source: folder {str(folder)!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise ConfigError(f"images.source: folder {str(folder)!r} holds no images "
+                          f"({', '.join(sorted(IMAGE_SUFFIXES))})")
     return entries, LABEL_FROM.get(layout, "")
 
 
@@ -168,7 +168,7 @@ def load_images(source: str, limit: int = 0, base: Path = Path(".")) -> list[Sou
     chosen = stratified(entries, limit)
     names = run_names([p for p, _ in chosen], folder)
     out = []
-    for (p, label), name in zip(chosen, names):
+    for (p, label), name in zip(chosen, names, strict=True):
         try:
             rgb = read_image(p)
         except ValueError as e:

@@ -38,7 +38,8 @@ def decode(path: Path) -> str:
         try:
             return raw.decode("utf-16")
         except UnicodeDecodeError as e:
-            raise ConfigError(f"{path}: not valid UTF-16 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
+            raise ConfigError(f"{path}: not valid UTF-16 text ({e.reason} at byte {e.start}); "
+                              "save it as UTF-8") from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:

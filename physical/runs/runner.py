@@ -52,7 +52,8 @@ from physical.stages.generate import eot_channel, source_digests
 from physical.data.images import check_source
 from physical.log import logging_to, note, say
 from physical.runs.lock import RunLock
-from physical.rundir import PIPELINE, STAGE, CorruptFile, STAGES, RunDir, digest, discarding_writes, file_digest, remove_temp_files
+from physical.rundir import (PIPELINE, STAGE, STAGES, CorruptFile, RunDir, digest, discarding_writes, file_digest,
+                             remove_temp_files)
 from physical.runtime import fmt_seconds, set_memory_gb
 from physical.sheets.layout import layout_for
 
