@@ -1,6 +1,7 @@
 """`physical live`: the command line."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -51,6 +52,21 @@ def _check_args(args) -> None:
         raise UserError(f"--serve {args.serve}: a port must be in 0 .. 65535 (0: any free port)")
     if args.host is not None and args.serve is None:
         raise UserError(f"--host {args.host}: give --serve PORT too (the address the page is served on)")
+    for flag, value in (("--record", args.record), ("--log", args.log)):
+        if value:
+            _check_writable(flag, Path(value))
+
+
+def _check_writable(flag: str, path: Path) -> None:
+    """A file the session writes (the video as it goes, the log at its end) is checked before it starts."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a folder; give a file name in it")
+    if not folder.is_dir():
+        raise UserError(f"{flag} {path}: folder {folder} does not exist; create it or give another path")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"{flag} {path}: {'the file' if path.exists() else f'folder {folder}'} is not writable; "
+                        "give another path")
 
 
 def _run_cells(args, cfg, lc: LiveConfig) -> tuple[Optional[Path], Optional[RunCells]]:

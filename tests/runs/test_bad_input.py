@@ -272,3 +272,24 @@ def test_a_photo_of_the_outdated_print_is_refused_as_other_print(tmp_path, capsy
     rep = json.loads((root / "report" / "report.json").read_text())
     assert rep["align"]["other_print"] >= 1
     assert all(r["average"]["accuracy"]["photo_adv"]["top1"]["n"] == 0 for r in rep["kurakin"])  # nothing measured
+
+
+@pytest.mark.parametrize("flag", ["--record", "--log"])
+def test_live_record_and_log_into_a_missing_folder_stop_before_the_session(tmp_path, capsys, flag):
+    name = "view.mp4" if flag == "--record" else "log.json"
+    assert main(["live", "--headless", "--frames", "1", flag, str(tmp_path / "missing" / name)]) == 2
+    one_line_error(capsys, flag, "folder", "does not exist")
+
+
+@pytest.mark.parametrize("flag", ["--record", "--log"])
+def test_live_record_and_log_into_a_read_only_folder_stop_before_the_session(tmp_path, capsys, flag):
+    name = "view.mp4" if flag == "--record" else "log.json"
+    (tmp_path / "ro").mkdir()
+    os.chmod(tmp_path / "ro", 0o555)
+    try:
+        if os.access(tmp_path / "ro", os.W_OK):
+            pytest.skip("running as a user who writes anywhere (root)")
+        assert main(["live", "--headless", "--frames", "1", flag, str(tmp_path / "ro" / name)]) == 2
+        one_line_error(capsys, flag, "not writable")
+    finally:
+        os.chmod(tmp_path / "ro", 0o755)
