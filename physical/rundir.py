@@ -25,6 +25,7 @@ of a file whose path ends with PATH, ``PATH+K`` at the K-th write after that one
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -127,7 +128,9 @@ def atomic_path(path: str | Path, suffix: str | None = None):
         _fault_point(path)
         os.replace(tmp, path)
     except OSError as e:
-        if e.filename is None:  # a write into an open file (a full disk) does not say which file
+        # a write into an open file (a full disk) does not say which file; a copy names its source
+        # and the temporary file: the file being written is `path`
+        if e.filename is None or e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise OSError(e.errno, e.strerror, str(path)) from None
         raise
     finally:

@@ -293,3 +293,24 @@ def test_live_record_and_log_into_a_read_only_folder_stop_before_the_session(tmp
         one_line_error(capsys, flag, "not writable")
     finally:
         os.chmod(tmp_path / "ro", 0o755)
+
+
+def test_a_full_disk_while_copying_photos_names_the_copy_not_the_source(tmp_path, monkeypatch):
+    import shutil
+
+    from physical.rundir import atomic_path
+
+    def full(src, dst):
+        e = OSError(errno.ENOSPC, "No space left on device")
+        e.filename, e.filename2 = str(src), str(dst)  # as shutil's sendfile copy reports it
+        raise e
+
+    monkeypatch.setattr(shutil, "copyfile", full)
+    (tmp_path / "IMG_1.jpg").write_bytes(b"x")
+    with pytest.raises(OSError) as e, atomic_path(tmp_path / "run" / "IMG_1.jpg") as tmp:
+        shutil.copyfile(tmp_path / "IMG_1.jpg", tmp)
+    from physical.cli.main import os_error_line
+
+    line = os_error_line(e.value)
+    assert line.startswith(f"{tmp_path / 'run' / 'IMG_1.jpg'}: No space left on device; free space on the disk")
+    assert not list((tmp_path / "run").iterdir())  # no temporary file left
