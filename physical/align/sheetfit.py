@@ -161,7 +161,7 @@ def tag_verdict(seen: list[tuple[int, int]], tag: tuple[int, int],
     right = [sum(1 for j, i in seen if j == k and i == tag[k]) for k in (0, 1)]
     wrong = [[i for j, i in seen if j == k and i != tag[k]] for k in (0, 1)]
     if any(len(wrong[k]) > right[k] for k in (0, 1)):
-        other = tuple(max(set(w), key=w.count) if len(w) > r else t for w, r, t in zip(wrong, right, tag))
+        other = tuple(max(set(w), key=w.count) if len(w) > r else t for w, r, t in zip(wrong, right, tag, strict=False))
         who = other_runs.get(other)
         if who and who.startswith("other print"):  # this run's own outdated print (stages.printing)
             return "other", f"{who}; ignored"
@@ -214,7 +214,7 @@ def place_by_sheet(layout: Layout, found: dict[int, Marker], slot: int) -> tuple
         keep = err <= max(1.5, 3 * float(np.median(err)))
         if keep.all():
             break
-        use = [d for d, k in zip(use, keep) if k]
+        use = [d for d, k in zip(use, keep, strict=False) if k]
     else:
         return None
     src = np.concatenate([layout.point_corners(p) for p, _ in use])

@@ -92,7 +92,7 @@ def _layout_check(spec: BoardSpec, marker_corners, marker_ids) -> str:
             return "this is the colour chart, not the ChArUco board"
         return (f"markers with ids beyond {spec.markers - 1} are not on a {spec.describe()} board: the photo shows "
                 "a bigger or another board; give its layout with --board COLSxROWS (squares across x down)")
-    own = [(i, c) for i, c in zip(ids, marker_corners) if i < spec.markers]
+    own = [(i, c) for i, c in zip(ids, marker_corners, strict=False) if i < spec.markers]
     if len(own) < 3:
         return ""  # too few to judge; the corner count decides
     obj = spec.board().getObjPoints()
@@ -208,7 +208,7 @@ def fit_camera(views: list[View], spec: BoardSpec, min_views: int = MIN_VIEWS, k
             raise CalibrationError(f"OpenCV could not fit the camera from {len(used)} views ({e.err}); take "
                                    "photos from more varied angles (tilted 20-45 degrees, not all face-on)") from None
         per_view = {}
-        for v, r, t in zip(used, rvecs, tvecs):
+        for v, r, t in zip(used, rvecs, tvecs, strict=False):
             proj, _ = cv2.projectPoints(v.obj, r, t, k, dist)
             per_view[v.name] = float(np.sqrt(np.mean(np.sum((proj.reshape(-1, 2) - v.corners) ** 2, 1))))
         med = float(np.median(list(per_view.values())))

@@ -62,7 +62,7 @@ def _detect_chart_markers(grey: np.ndarray) -> dict[int, np.ndarray]:
     for img in (grey, sharpen(grey)):
         corners, ids, _ = det.detectMarkers(img)
         if ids is not None:
-            for c, i in zip(corners, ids.ravel().tolist()):
+            for c, i in zip(corners, ids.ravel().tolist(), strict=False):
                 if CHART_ID0 <= i < CHART_ID0 + len(chart_markers()):
                     found.setdefault(i, np.asarray(c, np.float64).reshape(4, 2))
         if len(found) == len(chart_markers()):

@@ -106,7 +106,7 @@ def fit_sheet(layout: Layout, found: dict[int, np.ndarray]) -> tuple[Optional[np
     if h is None:
         return None, set()
     err = np.linalg.norm(cv2.perspectiveTransform(src.reshape(-1, 1, 2), h).reshape(-1, 2) - dst, axis=1)
-    good = {p for p, e in zip(points, err.reshape(-1, 4).max(axis=1)) if e < tol}
+    good = {p for p, e in zip(points, err.reshape(-1, 4).max(axis=1), strict=False) if e < tol}
     if len(good) >= 2 and len(good) < len(points):
         sel = sorted(good)
         h2, _ = cv2.findHomography(np.concatenate([layout.point_corners(p) for p in sel]),

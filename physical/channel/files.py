@@ -223,7 +223,7 @@ def load_colour(path: str | Path) -> ColourCalibration:
         for i, c in enumerate(cv):
             if len(c) != n or n < 2:
                 raise CalibrationError(f"model.curves[{i}]: expected {max(n, 2)} values like the others, got {len(c)}")
-            if any(b < a for a, b in zip(c, c[1:])):
+            if any(b < a for a, b in zip(c, c[1:], strict=False)):
                 raise CalibrationError(f"model.curves[{i}]: the tone curve must not decrease")
         matrix = _mat(_key(m, "matrix", "model."), "model.matrix", 3, 3)
         bias = _vec(_key(m, "bias", "model."), "model.bias", 3)

@@ -36,7 +36,7 @@ def predict_cmd(args) -> int:
     items = runfiles.load_index(run).items
     p = predict_items(run, cfg, pick_device(cfg.run.device), items, draws)
     by = defaultdict(list)
-    for it, pi in zip(items, p):
+    for it, pi in zip(items, p, strict=False):
         by[(it["model"], it["attack_label"])].append((pi, it["image"]))
     say(f"predicted survival: {draws} draws of {channel_name(cfg)} per adversarial image")
     for (model, label), v in by.items():

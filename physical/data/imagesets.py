@@ -95,7 +95,7 @@ def devkit_wnids(meta: Path) -> dict[int, str]:
         ids, names = syn["ILSVRC2012_ID"], syn["WNID"]
     except Exception as e:  # noqa: BLE001  (a damaged or foreign .mat file: any reader error)
         raise ConfigError(f"images.source: {meta}: not the ImageNet devkit's meta.mat ({e})") from None
-    return {int(i): str(w) for i, w in zip(ids, names) if 1 <= int(i) <= 1000}
+    return {int(i): str(w) for i, w in zip(ids, names, strict=False) if 1 <= int(i) <= 1000}
 
 
 def devkit(folder: Path) -> list[Entry]:

@@ -260,7 +260,7 @@ def claims(rows: list[dict]) -> list[dict]:
         seq = [r["eps50"] or 1.0 for r in soft]
         l2s = ", ".join(f"{r['l2']:g}" for r in soft)
         eps_s = ", ".join(f"{e:.3f}" for e in seq)
-        monotone = all(b >= a for a, b in zip(seq, seq[1:]))
+        monotone = all(b >= a for a, b in zip(seq, seq[1:], strict=False))
         out.append({"claim": "L2 regularisation makes a linear model harder to fool, at a cost in accuracy",
                     "holds": bool(harder and costs),
                     "evidence": f"eps50 {e_lo:.3f} (l2={lo['l2']:g}) -> {e_hi:.3f} (l2={hi['l2']:g}); clean accuracy "

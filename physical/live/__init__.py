@@ -173,10 +173,10 @@ def classify_frame(frame: np.ndarray, model, cells: Optional[RunCells], align_cf
     names = class_names()
 
     def top(pr):
-        return [[int(i), names[int(i)], float(v)] for i, v in zip(pr["top"][:top_k], pr["prob"][:top_k])]
+        return [[int(i), names[int(i)], float(v)] for i, v in zip(pr["top"][:top_k], pr["prob"][:top_k], strict=False)]
 
     out_cells = []
-    for c, pr in zip(found, preds[1:]):
+    for c, pr in zip(found, preds[1:], strict=False):
         info = cells.labels.get((c["sheet"], c["slot"]), {})
         label = info.get("label")
         t1 = int(pr["top"][0])

@@ -72,7 +72,7 @@ def targeted(records: list[dict], k: int) -> Optional[dict]:
     dig = [correct(r["pred"]["digital_adv"], r["target"], k) for r in recs]
     pho = [correct(r["pred"].get("photo_adv"), r["target"], k) for r in recs]
     seen = [p for p in pho if p is not None]
-    kept = [p for d, p in zip(dig, pho) if d and p is not None]
+    kept = [p for d, p in zip(dig, pho, strict=False) if d and p is not None]
     return {"digital": proportion(sum(dig), len(dig)), "photo": proportion(sum(seen), len(seen)),
             "kept": proportion(sum(kept), len(kept))}
 

@@ -54,8 +54,8 @@ def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> dict:
     difference is significant at the 5 % level."""
     if len(a) != len(b):
         raise ValueError(f"mcnemar: {len(a)} outcomes against {len(b)}; the pairs must match")
-    a_only = sum(1 for x, y in zip(a, b) if x and not y)
-    b_only = sum(1 for x, y in zip(a, b) if y and not x)
+    a_only = sum(1 for x, y in zip(a, b, strict=False) if x and not y)
+    b_only = sum(1 for x, y in zip(a, b, strict=False) if y and not x)
     d = a_only + b_only
     if d < EXACT_BELOW:
         p, test = binom_two_sided(a_only, b_only), "exact binomial"
@@ -79,7 +79,7 @@ def brier(predicted: Sequence[float], observed: Sequence[bool]) -> Optional[floa
     constant 0.5 scores 0.25)."""
     if not predicted:
         return None
-    return sum((p - float(o)) ** 2 for p, o in zip(predicted, observed)) / len(predicted)
+    return sum((p - float(o)) ** 2 for p, o in zip(predicted, observed, strict=False)) / len(predicted)
 
 
 def reliability(predicted: Sequence[float], observed: Sequence[bool], bins: int = 5) -> list[dict]:
@@ -88,7 +88,7 @@ def reliability(predicted: Sequence[float], observed: Sequence[bool], bins: int 
     out = []
     for i in range(bins):
         lo, hi = i / bins, (i + 1) / bins
-        sel = [(p, o) for p, o in zip(predicted, observed) if lo <= p < hi or (i == bins - 1 and p == 1.0)]
+        sel = [(p, o) for p, o in zip(predicted, observed, strict=False) if lo <= p < hi or (i == bins - 1 and p == 1.0)]
         if not sel:
             continue
         k = sum(bool(o) for _, o in sel)

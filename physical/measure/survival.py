@@ -106,7 +106,7 @@ def predict_items(run, cfg, device, items: list[dict], draws: int) -> list[float
         labels = torch.tensor([it["label"] for it in group], device=device)
         targets = torch.tensor([-1 if it.get("target") is None else it["target"] for it in group], device=device)
         p = survival_probabilities(model, channel, x, labels, targets, draws, gen, cfg.run.batch_size)
-        for i, pi in zip(idx, p):
+        for i, pi in zip(idx, p, strict=False):
             out[i] = round(float(pi), 4)
     return out
 
@@ -119,7 +119,7 @@ def survival_section(run, cfg, device, records: list[dict], draws: int) -> Optio
     predicted = predict_items(run, cfg, device, records, draws)
     rows = [{"key": r["key"], "model": r["model"], "attack_label": r["attack_label"], "image": r["image"],
              "predicted": p, "observed": works(r), "digital_fooled": works(r, "digital_adv"),
-             "clean_right": r["pred"]["digital_clean"]["top"][0] == r["label"]} for r, p in zip(records, predicted)]
+             "clean_right": r["pred"]["digital_clean"]["top"][0] == r["label"]} for r, p in zip(records, predicted, strict=False)]
     return {"draws": draws, "channel": channel_name(cfg), **_scores(rows), "attacks": _by_attack(rows), "items": rows}
 
 

@@ -20,5 +20,5 @@ def classify_images(model, images: list[np.ndarray], batch_size: int) -> list[di
     out = []
     for i in range(0, len(images), bs):  # one batch on the device at a time
         top, prob = predict(model, to_tensor(images[i : i + bs], model.device), bs)
-        out.extend({"top": t.tolist(), "prob": [round(float(v), 5) for v in p]} for t, p in zip(top, prob))
+        out.extend({"top": t.tolist(), "prob": [round(float(v), 5) for v in p]} for t, p in zip(top, prob, strict=False))
     return out

@@ -117,7 +117,7 @@ def verdict(name: str, key: tuple, col: str, rows: tuple, outcomes: tuple) -> st
         images = [i for i in ra if i in rb]
         xa = [correct(ra[i]["pred"].get(cond), ra[i]["label"], k) for i in images]
         xb = [correct(rb[i]["pred"].get(cond), rb[i]["label"], k) for i in images]
-        pairs = [(x, y) for x, y in zip(xa, xb) if x is not None and y is not None]
+        pairs = [(x, y) for x, y in zip(xa, xb, strict=False) if x is not None and y is not None]
         if pairs:
             t = mcnemar([x for x, _ in pairs], [y for _, y in pairs])
             return f"{'* ' if t['significant'] else ''}McNemar p {t['p']:.2g} (n {t['n']})"

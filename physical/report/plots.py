@@ -40,8 +40,8 @@ def _pc(v):
 def _err(vals: list[Optional[dict]]):
     """Values and asymmetric error bars (percent) of rate dicts with a 95 % interval."""
     y = [_pc(rate(v)) for v in vals]
-    lo = [0.0 if not v or not v.get("ci") else y_ - 100 * v["ci"][0] for v, y_ in zip(vals, y)]
-    hi = [0.0 if not v or not v.get("ci") else 100 * v["ci"][1] - y_ for v, y_ in zip(vals, y)]
+    lo = [0.0 if not v or not v.get("ci") else y_ - 100 * v["ci"][0] for v, y_ in zip(vals, y, strict=False)]
+    hi = [0.0 if not v or not v.get("ci") else 100 * v["ci"][1] - y_ for v, y_ in zip(vals, y, strict=False)]
     return y, [lo, hi]
 
 
@@ -49,8 +49,8 @@ def _err_cols(rows: list[dict], col: str):
     """Values of column `col` and error bars from its `col_ci` interval (percent; none where absent)."""
     y = [_pc(r.get(col)) for r in rows]
     cis = [r.get(f"{col}_ci") for r in rows]
-    lo = [0.0 if not ci else y_ - 100 * ci[0] for ci, y_ in zip(cis, y)]
-    hi = [0.0 if not ci else 100 * ci[1] - y_ for ci, y_ in zip(cis, y)]
+    lo = [0.0 if not ci else y_ - 100 * ci[0] for ci, y_ in zip(cis, y, strict=False)]
+    hi = [0.0 if not ci else 100 * ci[1] - y_ for ci, y_ in zip(cis, y, strict=False)]
     return y, [lo, hi]
 
 
@@ -87,7 +87,7 @@ def eps_plots(kurakin_rows: list[dict]) -> Optional[str]:
         if clean:
             axes[0].axhline(sum(clean) / len(clean), color="grey", ls=":", label="clean")
         for ax, title in zip(axes, ["digital adversarial accuracy, top-1 (%)", "photo adversarial accuracy, top-1 (%)",
-                                    "destruction rate (%)"]):
+                                    "destruction rate (%)"], strict=False):
             ax.set_title(title)
             ax.set_xlabel("eps (0..255); bars: 95 % interval")
             ax.set_xticks(ticks)

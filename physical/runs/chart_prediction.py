@@ -35,7 +35,7 @@ def channel_figures(run, cfg, model, device="cpu", batch: int = 16) -> dict:
     crops = runfiles.load_crops(run).accepted()
     preds = classify_images(model, [read_image(run.root / c["path"]) for c in crops], batch)
     by_attack, hits = defaultdict(list), defaultdict(list)
-    for c, p in zip(crops, preds):
+    for c, p in zip(crops, preds, strict=False):
         r = recs[c["item"]]
         hits[c["role"]].append(p["top"][0] == r["label"])
         if c["role"] == "adv":

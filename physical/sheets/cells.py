@@ -32,7 +32,7 @@ def assign_cells(items: list[dict], layout: Layout) -> list[dict]:
     cells = []
     for k, item in enumerate(items):
         sheet, pair = divmod(k, len(pairs))
-        for slot, role in zip(pairs[pair], ("clean", "adv")):
+        for slot, role in zip(pairs[pair], ("clean", "adv"), strict=False):
             cells.append({"sheet": sheet, "slot": slot, "item": item["key"], "role": role,
                           "image": item[role], "label": _label(item, role, several)})
     return cells

@@ -30,7 +30,7 @@ def patch_geometry(side_mm: float, marker_mm: float = 10.0, gap_mm: float = 3.0,
     off = gap_mm + marker_mm / 2
     corners = [(x0 - off, y0 - off), (x0 + side_mm + off, y0 - off), (x0 + side_mm + off, y0 + side_mm + off),
                (x0 - off, y0 + side_mm + off)]
-    return {"patch": (x0, y0, side_mm), "markers": dict(zip(PATCH_IDS, corners)), "marker_mm": marker_mm}
+    return {"patch": (x0, y0, side_mm), "markers": dict(zip(PATCH_IDS, corners, strict=False)), "marker_mm": marker_mm}
 
 
 def write_patch_pdf(path: str | Path, png: str | Path, side_mm: float, title: str) -> dict:

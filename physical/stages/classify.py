@@ -38,7 +38,7 @@ def classify_paths(run: RunDir, model, paths: list[str], batch_size: int, eta=No
     preds = {}
     for i in range(0, len(paths), bs):
         part = paths[i : i + bs]
-        preds.update(zip(part, classify_images(model, [read_image(run.root / p) for p in part], bs)))
+        preds.update(zip(part, classify_images(model, [read_image(run.root / p) for p in part], bs), strict=False))
         if eta is not None:
             eta.done(len(part))
     return preds

@@ -27,7 +27,7 @@ def _top5(pred, label) -> list[dict]:
     names = class_names()
     if pred is None:
         return []
-    return [{"name": names[c], "prob": p, "hit": c == label} for c, p in zip(pred["top"], pred["prob"])]
+    return [{"name": names[c], "prob": p, "hit": c == label} for c, p in zip(pred["top"], pred["prob"], strict=False)]
 
 
 def gallery_records(records: list[dict], n: int) -> list[dict]:
