@@ -251,7 +251,8 @@ def adaptive_adversarial(ctx: Context, defended, dc, a, eps: float, items: list[
 
 
 def defences(ctx: Context, dc) -> dict:
-    rows, adaptive_info = [], []
+    rows: list[dict] = []
+    adaptive_info: list[dict] = []
     for model_name, items in ctx.by_model.items():
         model = ctx.model(model_name)
         groups = ctx.groups(items)
@@ -259,68 +260,74 @@ def defences(ctx: Context, dc) -> dict:
         for spec in dc.use:
             defence = make_defence(**spec).to(ctx.device)
             defended = Defended(model, defence)
-            dlabel = defence.label
             reseed = lambda first: defence.reseed("eval", dc.seed, first)  # noqa: E731
             tag = f"defended:{dc.seed}" if defence.randomised else "defended"
-            digital = ctx.predict_paths(defended, tag, [p for it in items for p in (it["clean"], it["adv"])],
-                                        before=reseed)
-            photo = ctx.predict_paths(defended, tag, photo_paths, before=reseed) if photo_paths else {}
-            # adaptive attacks: one per attack config and eps, on the distinct clean images
-            adaptive: dict[str, dict] = {}
-            for a in _adaptive_specs(ctx, dc):
-                for eps in a.eps:
-                    label = attacks_mod.label_of(a, eps)
-                    group = groups.get(label)
-                    if not group:
-                        continue
-                    t0 = time.time()
-                    adv = adaptive_adversarial(ctx, defended, dc, a, eps, group)
-                    def make(s, e, adv=adv, g=group):
-                        reseed(g[s]["adv"])
-                        return adv[s:e]
-
-                    preds = ctx.predict_arrays(defended, tag, ["adaptive", label, adv_key(adv)], len(adv), make)
-                    adaptive[label] = dict(zip([it["key"] for it in group], preds))
-                    adaptive_info.append({"model": model_name, "defence": dlabel, "attack_label": label,
-                                          "eot_samples": dc.eot_samples if defence.randomised else 1,
-                                          "straight_through": not defence.differentiable,
-                                          "seconds": round(time.time() - t0, 2)})
-            for label, group in groups.items():
-                recs = []
-                for it in group:
-                    base = ctx.records[it["key"]]
-                    extra = {"def_clean": digital[it["clean"]], "def_adv": digital[it["adv"]],
-                             "def_photo_clean": photo.get(ctx.crops.get((it["key"], "clean"))),
-                             "def_photo_adv": photo.get(ctx.crops.get((it["key"], "adv"))),
-                             "adaptive_adv": adaptive.get(label, {}).get(it["key"])}
-                    recs.append(_rec(it, base, **extra))
-                row = {"model": model_name, "defence": dlabel, "defence_name": spec["name"],
-                       "params": {k: v for k, v in spec.items() if k != "name"},
-                       "attack": group[0]["attack"], "attack_label": label, "eps": group[0]["eps"],
-                       "n": len(recs), "n_photo": accuracy(recs, "photo_adv", 1)["n"],
-                       "adaptive": label in adaptive}
-                for k in (1, 5):
-                    t = f"_top{k}"
-                    v = {c: _acc(recs, c, k) for c in ("digital_clean", "def_clean", "digital_adv", "def_adv",
-                                                       "adaptive_adv", "photo_clean", "def_photo_clean",
-                                                       "photo_adv", "def_photo_adv")}
-                    row.update({f"clean{t}": v["digital_clean"], f"defended_clean{t}": v["def_clean"],
-                                f"adv{t}": v["digital_adv"], f"defended_adv{t}": v["def_adv"],
-                                f"adaptive_adv{t}": v["adaptive_adv"],
-                                f"photo_clean{t}": v["photo_clean"], f"defended_photo_clean{t}": v["def_photo_clean"],
-                                f"photo_adv{t}": v["photo_adv"], f"defended_photo_adv{t}": v["def_photo_adv"]})
-                    row[f"clean_lost{t}"] = _diff(v["digital_clean"], v["def_clean"])
-                    row[f"adv_recovered{t}"] = _diff(v["def_adv"], v["digital_adv"])
-                    row[f"adaptive_recovered{t}"] = _diff(v["adaptive_adv"], v["digital_adv"])
-                    row[f"photo_clean_lost{t}"] = _diff(v["photo_clean"], v["def_photo_clean"])
-                    row[f"photo_adv_recovered{t}"] = _diff(v["def_photo_adv"], v["photo_adv"])
-                rows.append(row)
+            preds = {"digital": ctx.predict_paths(defended, tag, [p for it in items for p in (it["clean"], it["adv"])],
+                                                  before=reseed),
+                     "photo": ctx.predict_paths(defended, tag, photo_paths, before=reseed) if photo_paths else {}}
+            adaptive = _adaptive(ctx, dc, defended, defence, reseed, tag, groups, model_name, adaptive_info)
+            rows += [_defence_row(ctx, model_name, spec, defence.label, label, group, preds, adaptive.get(label, {}),
+                                  label in adaptive) for label, group in groups.items()]
     return {"rows": rows, "adaptive": adaptive_info, "eot_samples": dc.eot_samples,
             "note": "accuracy without and with the defence; lost = clean accuracy given up, recovered = adversarial "
                     "accuracy won back (both in fractions; photos: the best accepted crops). The adaptive column "
                     "attacks the defended model itself (same attack and eps; EOT over a randomised defence's "
                     "draws, straight-through gradients through non-differentiable ones); its images are not "
                     "printed, so it has no photo column."}
+
+
+def _adaptive(ctx: Context, dc, defended, defence, reseed, tag: str, groups: dict, model_name: str,
+              info: list[dict]) -> dict[str, dict]:
+    """Adaptive attacks: one per attack config and eps, on the distinct clean images; label -> item
+    key -> predictions (each attack's figures appended to `info`)."""
+    adaptive: dict[str, dict] = {}
+    for a in _adaptive_specs(ctx, dc):
+        for eps in a.eps:
+            label = attacks_mod.label_of(a, eps)
+            group = groups.get(label)
+            if not group:
+                continue
+            t0 = time.time()
+            adv = adaptive_adversarial(ctx, defended, dc, a, eps, group)
+
+            def make(s, e, adv=adv, g=group):
+                reseed(g[s]["adv"])
+                return adv[s:e]
+
+            preds = ctx.predict_arrays(defended, tag, ["adaptive", label, adv_key(adv)], len(adv), make)
+            adaptive[label] = dict(zip([it["key"] for it in group], preds, strict=True))
+            info.append({"model": model_name, "defence": defence.label, "attack_label": label,
+                         "eot_samples": dc.eot_samples if defence.randomised else 1,
+                         "straight_through": not defence.differentiable, "seconds": round(time.time() - t0, 2)})
+    return adaptive
+
+
+def _defence_row(ctx: Context, model_name: str, spec: dict, dlabel: str, label: str, group: list[dict],
+                 preds: dict, adaptive: dict, has_adaptive: bool) -> dict:
+    """One defence x attack label's row: accuracies without and with it, what it loses and wins back."""
+    digital, photo = preds["digital"], preds["photo"]
+    recs = [_rec(it, ctx.records[it["key"]], def_clean=digital[it["clean"]], def_adv=digital[it["adv"]],
+                 def_photo_clean=photo.get(ctx.crops.get((it["key"], "clean"))),
+                 def_photo_adv=photo.get(ctx.crops.get((it["key"], "adv"))), adaptive_adv=adaptive.get(it["key"]))
+            for it in group]
+    row = {"model": model_name, "defence": dlabel, "defence_name": spec["name"],
+           "params": {k: v for k, v in spec.items() if k != "name"},
+           "attack": group[0]["attack"], "attack_label": label, "eps": group[0]["eps"],
+           "n": len(recs), "n_photo": accuracy(recs, "photo_adv", 1)["n"], "adaptive": has_adaptive}
+    for k in (1, 5):
+        t = f"_top{k}"
+        v = {c: _acc(recs, c, k) for c in ("digital_clean", "def_clean", "digital_adv", "def_adv", "adaptive_adv",
+                                           "photo_clean", "def_photo_clean", "photo_adv", "def_photo_adv")}
+        row.update({f"clean{t}": v["digital_clean"], f"defended_clean{t}": v["def_clean"], f"adv{t}": v["digital_adv"],
+                    f"defended_adv{t}": v["def_adv"], f"adaptive_adv{t}": v["adaptive_adv"],
+                    f"photo_clean{t}": v["photo_clean"], f"defended_photo_clean{t}": v["def_photo_clean"],
+                    f"photo_adv{t}": v["photo_adv"], f"defended_photo_adv{t}": v["def_photo_adv"]})
+        row[f"clean_lost{t}"] = _diff(v["digital_clean"], v["def_clean"])
+        row[f"adv_recovered{t}"] = _diff(v["def_adv"], v["digital_adv"])
+        row[f"adaptive_recovered{t}"] = _diff(v["adaptive_adv"], v["digital_adv"])
+        row[f"photo_clean_lost{t}"] = _diff(v["photo_clean"], v["def_photo_clean"])
+        row[f"photo_adv_recovered{t}"] = _diff(v["def_photo_adv"], v["photo_adv"])
+    return row
 
 
 def adv_key(adv: np.ndarray) -> str:
