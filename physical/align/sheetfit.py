@@ -109,7 +109,7 @@ def complete(grey: np.ndarray, layout: Layout, sheet: int, found: dict[int, Mark
             m = None
             if guess is not None and in_photo(guess, grey.shape):
                 want = layout.marker_id(sheet, p)
-                m = find_marker(grey, guess, lambda i: i == want)
+                m = find_marker(grey, guess, lambda i, want=want: i == want)
             if m is not None and m.score > 0:
                 found[p] = m
             else:

@@ -123,7 +123,8 @@ class Patch(FittedAttack):
         patch = torch.rand(x.shape[1], self.side, self.side, generator=self.generator).to(x.device).requires_grad_(True)
         zoom, total = float(self.param("augment")), self.total_steps(len(x))
         opt = torch.optim.Adam([patch], lr=self.step_size(0, total))
-        for self._step, idx in self.batches(len(x)):
+        for step, idx in self.batches(len(x)):
+            self._step = step
             opt.param_groups[0]["lr"] = self.step_size(self._step, total)
             xb = augment(x[idx], zoom, self.generator) if zoom > 0 else x[idx]
             self.clean = xb

@@ -49,7 +49,8 @@ class UAP(FittedAttack):
         zoom = float(self.param("augment"))
         delta = torch.zeros_like(x[:1])
         total = self.total_steps(len(x))
-        for self._step, idx in self.batches(len(x)):
+        for step, idx in self.batches(len(x)):
+            self._step = step
             alpha = self.alpha / (1 + (self._step >= total // 2) + 2 * (self._step >= 3 * total // 4))
             xb = augment(x[idx], zoom, self.generator) if zoom > 0 else x[idx]
             self.clean = xb  # the TV penalty's reference: the perturbation is delta (where not clipped)

@@ -129,7 +129,7 @@ def _edge_sigma(grey: np.ndarray, h: np.ndarray) -> Optional[float]:
         if hi - lo < 0.15:
             continue  # no edge to speak of (overexposed, covered)
 
-        def resid(p):
+        def resid(p, d=d, v=v):
             return p[0] + (p[1] - p[0]) * 0.5 * (1 + erf((d - p[2]) / (math.sqrt(2) * p[3]))) - v
 
         r = least_squares(resid, [lo, hi, 0.0, 1.0], bounds=([-0.5, 0, -6, 0.05], [1.5, 1.5, 6, 10]))

@@ -59,7 +59,7 @@ class SimulatedSource(FrameSource):
         self._segments: list[tuple] = []  # (kind, pose, from_pose, t)
         poses_list = [(s, p) for s in range(len(pages)) for p in range(max(1, poses))]
         prev = None
-        for k, (sheet, p) in enumerate(poses_list):
+        for k, (_sheet, p) in enumerate(poses_list):
             if prev is not None:
                 for j in range(move):
                     self._segments.append(("move", k, prev, (j + 1) / (move + 1)))

@@ -246,7 +246,7 @@ class UrlSource(CvSource):
         if not parts.hostname:
             raise CaptureError(f"{self.url}: not a stream URL (no host); expected e.g. http://192.168.1.20:8080/video")
         try:
-            parts.port
+            _ = parts.port  # raises for a port that is not a number
         except ValueError:
             raise CaptureError(f"{self.url}: the port is not a number") from None
 

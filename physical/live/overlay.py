@@ -111,7 +111,7 @@ def annotate(frame: np.ndarray, result: Optional[dict], stats: dict, title: str 
     w = max(tw + bar_w + int(90 * s), hw + 16)
     draw.shade(img, x0, y0, x0 + w, y0 + lh * (len(top) + 1) + 8)
     draw.text(img, head, (x0 + 8, y0 + lh - 6), s, draw.CYAN, outline=False)
-    for i, (idx, name, p) in enumerate(top):
+    for i, (_idx, name, p) in enumerate(top):
         y = y0 + lh * (i + 2) - 6
         draw.text(img, name[:28], (x0 + 8, y), s, draw.WHITE, outline=False)
         bx = x0 + 16 + tw

@@ -97,7 +97,7 @@ def patch_rows(run: RunDir, by_label: dict) -> list[dict]:
     for model, label, group, it0, done, control in _fitted(run, by_label, "patch"):
         target = it0["target"]
 
-        def success(recs, where):
+        def success(recs, where, target=target):
             return _count(None if r["label"] == target or _top1(r, f"{where}_adv") is None
                           else _top1(r, f"{where}_adv") == target for r in recs)
 
@@ -122,7 +122,7 @@ def black_box_rows(by_label: dict) -> list[dict]:
             continue
         target = it0.get("target")
 
-        def ok(r, where):
+        def ok(r, where, target=target):
             top = _top1(r, f"{where}_adv")
             return None if top is None else (top == target if target is not None else top != r["label"])
 

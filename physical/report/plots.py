@@ -74,7 +74,7 @@ def eps_plots(kurakin_rows: list[dict]) -> Optional[str]:
         for i, (name, rows) in enumerate(series.items()):
             rows = sorted(rows, key=lambda r: r["eps"])
             eps = [r["eps"] + 0.02 * span * (i - (len(series) - 1) / 2) for r in rows]
-            acc = lambda c, k=1: _err([r["average"]["accuracy"][c][f"top{k}"] for r in rows])  # noqa: E731
+            acc = lambda c, k=1, rows=rows: _err([r["average"]["accuracy"][c][f"top{k}"] for r in rows])  # noqa: E731
             y, e = acc("digital_adv")
             line = axes[0].errorbar(eps, y, yerr=e, fmt="o-", capsize=2, label=name)[0]
             y, e = acc("photo_adv")

@@ -59,7 +59,7 @@ def _fit(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def _pred_list(top: np.ndarray, prob: np.ndarray) -> list[dict]:
-    return [{"top": t.tolist(), "prob": [round(float(v), 5) for v in p]} for t, p in zip(top, prob)]
+    return [{"top": t.tolist(), "prob": [round(float(v), 5) for v in p]} for t, p in zip(top, prob, strict=False)]
 
 
 class Context:
@@ -147,7 +147,7 @@ class Context:
 
         tf = None if transform is None else (lambda x, start: transform(x, paths[start]))
         key = [paths, self.align_stamp] if any(p.startswith("align/") for p in paths) else paths
-        return dict(zip(paths, self.predict_arrays(model, tag, key, len(paths), make, tf)))
+        return dict(zip(paths, self.predict_arrays(model, tag, key, len(paths), make, tf), strict=False))
 
     def photo_paths(self, items: list[dict]) -> list[str]:
         return [self.crops[(it["key"], role)] for it in items for role in ("clean", "adv") if (it["key"], role) in self.crops]
@@ -260,7 +260,7 @@ def defences(ctx: Context, dc) -> dict:
         for spec in dc.use:
             defence = make_defence(**spec).to(ctx.device)
             defended = Defended(model, defence)
-            reseed = lambda first: defence.reseed("eval", dc.seed, first)  # noqa: E731
+            reseed = lambda first, defence=defence: defence.reseed("eval", dc.seed, first)  # noqa: E731
             tag = f"defended:{dc.seed}" if defence.randomised else "defended"
             preds = {"digital": ctx.predict_paths(defended, tag, [p for it in items for p in (it["clean"], it["adv"])],
                                                   before=reseed),
@@ -397,13 +397,13 @@ def generalisation(ctx: Context, gc) -> dict:
             eps = float(group[0]["eps"])
             labels = [it["label"] for it in group]
 
-            def pairs(a, b):  # pair p = j * n + i: the perturbation of image i on image j
+            def pairs(a, b, clean=clean, delta=delta, n=n):  # p = j * n + i: image i's perturbation on image j
                 return np.stack([np.clip(clean[p // n] + delta[p % n], 0, 255).astype(np.uint8) for p in range(a, b)])
 
             r = gc.random_draws
             signs = {}
 
-            def random(a, b):  # draw q = j * r + d
+            def random(a, b, r=r, signs=signs, label=label, clean=clean, eps=eps):  # draw q = j * r + d
                 out = []
                 for q in range(a, b):
                     j, d = divmod(q, r)

@@ -162,7 +162,7 @@ class _Labels:
             for j in range(0, len(ask), bs):  # this rank's share, a batch on the device at a time
                 part = ask[j : j + bs]
                 x = to_tensor(self.clean[part], self.device)
-                top.update(zip(part, predict(self.model, x, bs)[0][:, 0].tolist()))
+                top.update(zip(part, predict(self.model, x, bs)[0][:, 0].tolist(), strict=False))
             if len(known) < len(sources):
                 known.update(distributed.merge(top, "the clean predictions of generate"))
             self.labels = np.array([int(known[i]) for i in range(len(sources))])
