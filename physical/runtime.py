@@ -171,6 +171,10 @@ class Eta:
                         bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} {unit}s "
                                    "[{elapsed} spent, about {remaining} left]")
 
+    def describe(self, what: str) -> None:
+        """Name what the bar is doing now ('[generate] efficientnet_lite0 bim_eps16')."""
+        self.bar.set_description_str(f"[{self.stage}] {what}")
+
     def done(self, units: float) -> None:
         self.count += units
         self.bar.update(units)

@@ -330,6 +330,8 @@ class Attack:
             grad = g if grad is None else grad.add_(g)
         assert grad is not None  # total >= 1 sample
         self.check_finite(grad)
+        if self.on_gradient is not None:  # progress: images x EOT draws of this step
+            self.on_gradient(total)
         return grad
 
     def check_finite(self, grad: torch.Tensor) -> None:
@@ -365,6 +367,7 @@ class Attack:
         return self._device_generators[key]
 
     delta_clip = False  # project as x + clamp(x_adv - x) (PGD, MI-FGSM) instead of Kurakin's min/max
+    on_gradient: Optional[Callable[[int], None]] = None  # told of every gradient's images x EOT draws (progress)
 
     def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Back into the eps ball around x and into [0, 1].

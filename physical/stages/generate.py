@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from physical import attacks as attacks_mod
 
@@ -303,8 +302,18 @@ def _attack_batches(job: _Job, attack, desc: str, clean: np.ndarray, y_all: np.n
     device, sources = job.device, job.sources
     work = attack.steps * attack.eot_samples if attack.iterative else 1
     left = set(todo)
-    for sel_t, j in tqdm(_batches(job, todo, keys).items(), desc=f"generate {desc}", unit="batch", leave=False):
+    untold = [0.0]  # units of this batch the progress bar has not been told of (it hears of every step)
+
+    def tick(units: int) -> None:
+        units = min(float(units), untold[0])
+        untold[0] -= units
+        job.eta.done(units)
+
+    attack.on_gradient = tick
+    job.eta.describe(desc)
+    for sel_t, j in _batches(job, todo, keys).items():
         sel = list(sel_t)
+        untold[0] = float(len(sel) * work)
         made_with = {"start": j, "images": [sources[i].digest for i in sel]}
         attack.reseed(j)
         x = to_tensor(clean[sel], device)  # one batch on the device at a time
@@ -314,7 +323,8 @@ def _attack_batches(job: _Job, attack, desc: str, clean: np.ndarray, y_all: np.n
             if i in left:
                 left.discard(i)  # once, should two recorded batches hold it
                 write_item(job.run, keys[i], rels[i], img, extra, made_with)
-        job.eta.done(len(sel) * work)
+        job.eta.done(untold[0])  # what the steps did not tell (a one-step or black-box attack: all of it)
+    attack.on_gradient = None
 
 
 def _index_row(model: str, a, eps, label: str, info: dict, rel: str, key: str, lab) -> dict:

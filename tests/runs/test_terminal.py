@@ -64,3 +64,12 @@ def test_help_prints_plain_percent_signs(argv, capsys):
     assert "%%" not in out and "usage: physical" in out
     if argv[0] == "calibrate":
         assert "100 %" in out
+
+
+def test_generate_progress_moves_step_by_step(tmp_path, capsys):
+    """One batch of BIM in 3 steps: the progress hears of every step (the estimate comes after the
+    first step, 2 of 6 image-steps done), not once at the end of the batch."""
+    cfg = write_config(tmp_path, attacks=[{"name": "bim", "eps": [4], "steps": 3, "alpha": 1}])
+    assert main(["run", str(cfg), "--until", "generate"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\[generate\] first batch in .*: about .* left at most.*\(2 of 6 units of work done\)", out), out
