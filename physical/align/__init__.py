@@ -29,7 +29,8 @@ sheet's markers around it (`placed: "sheet"`: a local fit to the nearest refined
 its own among them, outliers dropped; `sheetfit.place_by_sheet`), or from 3 own markers where the
 sheet's cannot place it; the markers' corners give the reprojection error; the crop is the cell
 warped back to its digital pixel size. Quality figures per crop: markers (its own corner markers
-read), placed and placed_by (how many markers placed it), reprojection error (px), sharpness (detail kept against the digital image: 1 = as sharp),
+read), placed and placed_by (how many markers placed it), reprojection error (px), sharpness (detail kept against the
+digital image: 1 = as sharp),
 match (does it show its printed image), the fraction of the cell inside the photo; the `align.*`
 thresholds decide which crops are accepted. Cells that neither place are reported missing,
 never guessed. Of several photos of one cell, the best accepted crop is marked `best` (placed by

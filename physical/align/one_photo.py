@@ -88,7 +88,8 @@ def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | li
 
     Crops are {sheet, slot, run_tag (read | half | none), markers, placed (cell | sheet), placed_by,
     reprojection_px, sharpness,
-    match, inside, rejections ({code, text}: `rejection`), accepted, reason (their texts), corners_px (the cell's corners in the photo), image}; a crop of
+    match, inside, rejections ({code, text}: `rejection`), accepted, reason (their texts), corners_px (the cell's
+    corners in the photo), image}; a crop of
     a sheet whose run tag is not read here is not accepted (its reason says so; the align stage
     accepts it when another photo proves the sheet). Problems are lines "sheet S: ..." and
     "sheet S cell C: ...".

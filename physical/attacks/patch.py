@@ -71,7 +71,8 @@ class Patch(FittedAttack):
         super().check(a, path)
         f = a.family_params.get("fraction")
         if f is not None and not 0 < f <= 0.5:
-            raise ConfigError(f"{path}.fraction: {f:g} must be inside (0, 0.5]: the share of the image the patch covers")
+            raise ConfigError(f"{path}.fraction: {f:g} must be inside (0, 0.5]: the share of the image the patch "
+                              f"covers")
         s = a.family_params.get("schedule")
         if s is not None and s not in cls.schedules:
             raise ConfigError(f"{path}.schedule: {s!r} is not one of {', '.join(cls.schedules)}")

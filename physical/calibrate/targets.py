@@ -279,7 +279,8 @@ def charuco_pdf(spec: BoardSpec = BoardSpec(), paper: str = "a4") -> bytes:
         pdf.marker(int(mid), x0 + float(tl[0]), y0 + float(tl[1]), spec.marker_mm)
     pdf.text(MARGIN_MM, MARGIN_MM + 4, "physical - ChArUco board for camera calibration", 9, bold=True)
     pdf.text(MARGIN_MM, MARGIN_MM + 8, spec.describe(), 7)
-    pdf.text(MARGIN_MM, MARGIN_MM + 11.5, "Print at 100 %, keep it flat; 15-30 photos (or a slow video) from many angles,", 6.5)
+    pdf.text(MARGIN_MM, MARGIN_MM + 11.5, "Print at 100 %, keep it flat; 15-30 photos (or a slow video) from many "
+                                          "angles,", 6.5)
     pdf.text(MARGIN_MM, MARGIN_MM + 14.5, "the board in every part of the frame. Squares not "
              f"{spec.square_mm:g} mm? Give the size with --square-mm.", 6.5)
     pdf.scale_bar(pw - MARGIN_MM - 50, MARGIN_MM + 9.5, 50)

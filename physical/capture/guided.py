@@ -339,7 +339,8 @@ class GuidedCapture:
         if not self.records:
             return e
         return StreamLost(f"{e}; the {len(self.records)} photo(s) taken before are kept in {self.run.photos_dir} "
-                          f"(sheets done: {', '.join(str(s) for s, st in self.state.items() if st.photos >= self.per_sheet) or 'none'}); "
+                          f"(sheets done: "
+                          f"{', '.join(str(s) for s, st in self.state.items() if st.photos >= self.per_sheet) or 'none'}); "
                           "run the capture again to take the rest")
 
     def summary(self, stopped: str, seconds: float, dropped: int = 0) -> dict:
@@ -360,7 +361,8 @@ def guided_capture(run: RunDir, cfg, spec: SourceSpec | str, *, timeout_s: Optio
     if isinstance(spec, str):
         spec = parse_source(spec, cfg.resolve)
     if spec.kind == "folder":
-        raise CaptureError(f"{spec.text}: a folder of photos is copied as it is, not captured (capture.source folder:PATH)")
+        raise CaptureError(f"{spec.text}: a folder of photos is copied as it is, not captured (capture.source "
+                           f"folder:PATH)")
     source = open_source(spec, cfg.capture.camera, loop=spec.kind == "simulate", run=run, cfg=cfg)
     if preview is None:
         p = cfg.capture.guided.preview

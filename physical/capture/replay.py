@@ -115,7 +115,8 @@ class ReplayServer:
 def _add(p) -> None:
     p.add_argument("source", help="video:PATH or folder:PATH (a path alone: a folder or a video file)")
     p.add_argument("--fps", type=float, default=15.0, help="frames per second (default 15)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: the whole network, "
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: the whole "
+                                                       "network, "
                                                         "then the URL carries a random access token)")
     p.add_argument("--port", type=int, default=8080, help="port (0: any free port; default 8080)")
     p.add_argument("--loop", action="store_true", help="start over when the frames run out")

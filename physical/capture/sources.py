@@ -132,7 +132,8 @@ def list_photos(folder: Path) -> tuple[list[Path], list[dict]]:
             else:
                 skipped.append({"file": p.name, "reason": "not a readable HEIC/HEIF image (corrupt or truncated)"})
         elif suffix == ".pdf":  # the likely mistakes get a line; other files (notes, sidecars) are left alone
-            skipped.append({"file": p.name, "reason": "a PDF, not a photo: print it at 100 % and photograph the printed "
+            skipped.append({"file": p.name, "reason": "a PDF, not a photo: print it at 100 % and photograph the "
+                                                      "printed "
                                                       "page"})
         elif suffix in VIDEO_SUFFIXES:
             skipped.append({"file": p.name, "reason": f"a video, not a photo: give it as a source of its own "

@@ -2,7 +2,8 @@
 
 A phone syncing its photos to a computer (AirDrop, a cloud folder, a USB import) puts them into a
 folder one by one. Each photo that arrives (once its size has stopped changing: a file still being
-written is not read; one that cannot be read is read again when it changes) is copied into the run's capture/photos and aligned as the align stage will
+written is not read; one that cannot be read is read again when it changes) is copied into the run's capture/photos and
+aligned as the align stage will
 align it; after each, the checklist of the sheets and cells still missing is printed. The watch
 ends when every printed cell has an accepted crop, at the timeout, or when the user stops it
 (Ctrl-C): the photos that came are kept either way, and `physical run CONFIG --from align` goes on
@@ -102,10 +103,12 @@ def watch_folder(run: RunDir, cfg, folder: Path, *, timeout_s: Optional[float] =
     skipped, cells_missing, sheets_missing, stopped}."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise CaptureError(f"capture folder {folder} {'is a file, not a folder' if folder.exists() else 'does not exist'}")
+        raise CaptureError(f"capture folder {folder} "
+                           f"{'is a file, not a folder' if folder.exists() else 'does not exist'}")
     printed = PrintedRun.load(run)
     if folder.resolve() == run.photos_dir.resolve():
-        raise CaptureError(f"capture folder {folder} is the run's own photo folder; watch the folder the phone syncs to")
+        raise CaptureError(f"capture folder {folder} is the run's own photo folder; watch the folder the phone syncs "
+                           f"to")
     clear_photos(run)  # this capture's photos are the ones that arrive
     w = _Watch(run, cfg, printed, say)
     say(f"capture: watching {folder} for photos of {len(printed.cells)} cells on {printed.n_sheets} sheet(s) "

@@ -133,7 +133,8 @@ def load_camera(path: str | Path) -> CameraCalibration:
     try:
         k = _mat(_key(d, "camera_matrix"), "camera_matrix", 3, 3)
         if k[0, 0] <= 0 or k[1, 1] <= 0 or k[2, 2] != 1 or k[1, 0] or k[2, 0] or k[2, 1]:
-            raise CalibrationError("camera_matrix: not a camera matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0")
+            raise CalibrationError("camera_matrix: not a camera matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, "
+                                   "fy > 0")
         dist = _vec(_key(d, "dist_coeffs"), "dist_coeffs", lengths=DIST_LENGTHS)
         size = d.get("image_size")
         if size is not None:

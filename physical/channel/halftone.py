@@ -12,7 +12,8 @@ calibrate/texture.py measures); an image shows both.
 area average of the dots over a screen period equals the input (the printer's tone and colour are
 the colour model's, fitted on photos of printed patches that were halftoned as well), so the page
 averaged to the photo's resolution differs from the continuous one only in its texture and detail
-(the screen, :func:`through` carries it through the printer stage). Each of R, G, B is screened as the coverage of its complementary ink (C, M, Y), with no black
+(the screen, :func:`through` carries it through the printer stage). Each of R, G, B is screened as the coverage of its
+complementary ink (C, M, Y), with no black
 separation (a grey's three screens at three angles, as in a CMY print).
 """
 from __future__ import annotations

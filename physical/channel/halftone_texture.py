@@ -7,7 +7,8 @@ physical.channel.halftone), its photos already carry that screen's texture; draw
 measured texture on top would count the screen twice. So :func:`without_halftone` prints every chart
 colour as a flat tile the way the simulator prints a page (the screen at the printer's resolution,
 averaged to the photo's pixels per millimetre the chart measured, the colour model with the screen
-through its slope (transforms.halftone.through, as the simulator's channel), the measured blur, the codec's passband where the chart's photos were JPEGs), measures the tiles as the chart's
+through its slope (transforms.halftone.through, as the simulator's channel), the measured blur, the codec's passband
+where the chart's photos were JPEGs), measures the tiles as the chart's
 patches were measured, and takes their texture off the measured one: pooled, and per patch colour
 (nearest camera colour). What is left is what the camera adds; at least FLOOR of every bin and
 every patch's variance is kept (a screen the photos did not resolve as simulated must not leave a

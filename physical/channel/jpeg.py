@@ -10,7 +10,8 @@ libjpeg does, and cropped back.
 
 Rounding passes its gradient straight through: the forward pass
 is the codec, the backward pass sees the codec's linear part (colour transforms and chroma
-filtering; the DCT and its inverse cancel), the straight-through estimator of Shin & Song (2017). Against OpenCV's encoder on
+filtering; the DCT and its inverse cancel), the straight-through estimator of Shin & Song (2017). Against OpenCV's
+encoder on
 photos the mean absolute difference is about 0.004 (kornia's ``jpeg_codec_differentiable``: about
 0.005), at a quarter to an eighth of kornia's cost: what keeps EOT's JPEG cheap next to the model.
 No host sync: the tables are computed on the device from the per-sample quality.

@@ -46,11 +46,13 @@ def _add(p) -> None:
                                    "simulator and EOT use it through capture.channel.calibration.")
     _source_args(o)
     o.add_argument("--out", default=f"{CAL_DIR}/colour.json")
-    o.add_argument("--holdout", type=float, default=0.2, help="fraction of patches held out for the error (default 0.2)")
+    o.add_argument("--holdout", type=float, default=0.2, help="fraction of patches held out for the error (default "
+                                                              "0.2)")
     o.add_argument("--seed", type=int, default=0, help="which patches are held out")
     o.add_argument("--knots", type=int, default=12, help="segments of each tone curve (default 12)")
     o.add_argument("--camera", help="undistort the photos with this camera calibration first")
-    o.add_argument("--max-views", type=int, default=12, help="from a stream: frames showing the chart to use (default 12)")
+    o.add_argument("--max-views", type=int, default=12, help="from a stream: frames showing the chart to use (default "
+                                                             "12)")
 
 
 def _board_args(p) -> None:

@@ -29,7 +29,8 @@ def _add(p):
     p.add_argument("--source", help="webcam:N, http(s):// or rtsp:// URL (phone: IP Webcam http://PHONE:8080/video, "
                                     "DroidCam http://PHONE:4747/video), video:PATH, folder:PATH, simulate "
                                     "(default: the config's capture.source)")
-    p.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds (default: capture.guided.timeout_s)")
+    p.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds (default: "
+                                                              "capture.guided.timeout_s)")
     p.add_argument("--min-laplacian", "--min-sharpness", dest="min_laplacian", type=float, metavar="X",
                    help="least sheet sharpness, variance of Laplacian (default: capture.guided.min_laplacian; "
                         "--min-sharpness: its old name)")

@@ -19,7 +19,8 @@ from physical.live import LiveConfig, LiveModel, LiveView, MjpegServer, Recorder
 
 
 def _add_live(p):
-    p.add_argument("config", nargs="?", help="pipeline YAML (its `live` section and run; default: the embedded default)")
+    p.add_argument("config", nargs="?", help="pipeline YAML (its `live` section and run; default: the embedded "
+                                             "default)")
     p.add_argument("--source", help="webcam:N, http(s):// or rtsp:// URL, video:PATH, folder:PATH, or simulate "
                                     "(default: live.source, webcam:0)")
     p.add_argument("--run", help="run directory whose printed sheets get per-cell overlays (default: the config's run, "

@@ -67,7 +67,8 @@ class DefencesConfig:
                 out.append(a.lower())
                 continue
             if canonical(a) not in ATTACKS:
-                raise ConfigError(f"{path}.adaptive[{i}]: unknown attack {a!r}; allowed: all, none, {', '.join(ATTACKS)}")
+                raise ConfigError(f"{path}.adaptive[{i}]: unknown attack {a!r}; allowed: all, none, "
+                                  f"{', '.join(ATTACKS)}")
             out.append(canonical(a))
         self.adaptive = out
 

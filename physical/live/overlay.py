@@ -58,7 +58,8 @@ def cell_style(cell: dict) -> tuple[tuple, str]:
     if cell["fooled"] is None:
         return draw.GREY, f"{cell['role']}: {name} {pct}"
     if cell["role"] == "adv":
-        return (draw.GREEN, f"adv fools: {name} {pct}") if cell["fooled"] else (draw.RED, f"adv destroyed: {name} {pct}")
+        return (draw.GREEN, f"adv fools: {name} {pct}") if cell["fooled"] else (draw.RED, f"adv destroyed: {name} "
+                                                                                          f"{pct}")
     return (draw.YELLOW, f"clean wrong: {name} {pct}") if cell["fooled"] else (draw.WHITE, f"clean ok: {name} {pct}")
 
 

@@ -150,7 +150,8 @@ def check_name(name: str, path: str = "models") -> None:
     """Config-time check: a known model whose weights are here, or a ConfigError naming the alternatives."""
     ok, why = availability(name)
     if not ok:
-        raise ConfigError(f"{path}: model {name!r} is not available: {why}; available here: {', '.join(available_models())}")
+        raise ConfigError(f"{path}: model {name!r} is not available: {why}; available here: "
+                          f"{', '.join(available_models())}")
 
 
 def pick_device(spec: str = "auto") -> torch.device:
@@ -202,7 +203,8 @@ def load_model(name, device: str | torch.device = "cpu", precision: str = "fp32"
     name = canonical(name)
     ok, why = availability(name)
     if not ok:
-        raise ModelUnavailable(f"model {name!r} is not available: {why}; available here: {', '.join(available_models())}")
+        raise ModelUnavailable(f"model {name!r} is not available: {why}; available here: "
+                               f"{', '.join(available_models())}")
     spec = spec_of(name)
     if spec is not None:  # cached per spec and file: a changed checkpoint is loaded again
         key = (stamp(spec), str(device), precision)

@@ -82,7 +82,8 @@ def notes(sections: dict, records: list[dict]) -> list[str]:
     if g:
         for r in g["rows"]:
             if r["n_clean_correct_top1"] < r["n_images"]:
-                out.append(f"generalisation {r['model']}/{r['attack_label']}: {r['n_images'] - r['n_clean_correct_top1']} "
+                out.append(f"generalisation {r['model']}/{r['attack_label']}: "
+                           f"{r['n_images'] - r['n_clean_correct_top1']} "
                            f"of {r['n_images']} image(s) are misclassified when clean and are not counted (top-1)")
                 break
     return out

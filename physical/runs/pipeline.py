@@ -40,7 +40,8 @@ def load_run(target: str, overrides: list[str] | None = None):
     if path.is_dir():
         cfg_path = path / "config.yaml"
         if not cfg_path.is_file():
-            raise FileNotFoundError(f"{path}: not a run directory (no config.yaml); give runs/NAME or the pipeline YAML")
+            raise FileNotFoundError(f"{path}: not a run directory (no config.yaml); give runs/NAME or the pipeline "
+                                    f"YAML")
         data = load_raw(cfg_path)
         for o in overrides or []:
             set_override(data, o)

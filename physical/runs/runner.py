@@ -190,7 +190,8 @@ def check_sheet_capacity(cfg: Config, n_images: int) -> None:
         raise UserError(f"images.limit: {n_images} images x {len(cfg.models)} model(s) x {per_image} attack images "
                         f"each = {pairs} image pairs to print, {per_sheet} a sheet, but the sheets' marker ids number "
                         f"at most {lay.max_sheets} sheets ({lay.max_sheets * per_sheet} pairs): lower images.limit, "
-                        "list fewer attacks or eps, give a smaller sheet.cell_mm, or stop at generate (--until generate)")
+                        "list fewer attacks or eps, give a smaller sheet.cell_mm, or stop at generate (--until "
+                        "generate)")
 
 
 def check_run_dir(run: RunDir, force: bool = False) -> None:

@@ -10,7 +10,8 @@ millimetres -> photo pixels, pixel centres at integers as in OpenCV) is the grou
 `LEVELS` are the difficulty levels of `benchmarks/align.py`; `random_photo` draws one photo of a
 level, of one page or of several side by side. The "hurried" level is a photo taken in a hurry
 from afar: the page's longer side spans 35-60 % of a 7-megapixel frame's shorter side, defocus
-blur, strong noise and JPEG loss, and a glare spot and a finger over the sheet. `make_run` makes a run ready to print from `cell_images` (no model, no attack).
+blur, strong noise and JPEG loss, and a glare spot and a finger over the sheet. `make_run` makes a run ready to print
+from `cell_images` (no model, no attack).
 """
 from __future__ import annotations
 

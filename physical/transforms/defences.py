@@ -179,7 +179,8 @@ def check_defence(entry, path: str) -> dict:
     if isinstance(entry, str):
         entry = {"name": entry}
     if not isinstance(entry, dict):
-        raise ConfigError(f"{path}: expected a defence name or a mapping {{name: ..., <parameter>: ...}}, got {entry!r}")
+        raise ConfigError(f"{path}: expected a defence name or a mapping {{name: ..., <parameter>: ...}}, got "
+                          f"{entry!r}")
     name = entry.get("name")
     if not isinstance(name, str) or name.lower() not in DEFENCES:
         raise ConfigError(f"{path}.name: unknown defence {name!r}; allowed: {', '.join(DEFENCES)}")
