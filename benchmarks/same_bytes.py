@@ -1,7 +1,7 @@
 """Does a change keep every byte a run writes? A config is run by a reference checkout and by this
 one, each in a fresh output folder with the clock pinned (run ids and tags come from the time), and
-the digests of every file of the two run directories are compared (manifest.json left out: it
-records times and versions).
+the digests of every file of the two run directories are compared (manifest.json and run.log left
+out: they record times, versions and process ids).
 
     git worktree add /tmp/before HEAD~1
     python benchmarks/same_bytes.py --reference /tmp/before --config my_small.yaml
@@ -35,7 +35,7 @@ sys.exit(main(["run", sys.argv[1], "--set", "run.output=" + sys.argv[2]]))
 
 def digests(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != "manifest.json"}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name not in ("manifest.json", "run.log")}
 
 
 def run(checkout: Path, config: Path, out: Path) -> dict[str, str]:

@@ -26,7 +26,8 @@ def write_config(tmp_path: Path, **changes) -> Path:
 
 
 def mtimes(root: Path) -> dict:
-    return {str(p): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and p.name != "manifest.json"}
+    return {str(p): p.stat().st_mtime_ns for p in root.rglob("*")
+            if p.is_file() and p.name not in ("manifest.json", "run.log")}  # run.log: every run appends to it
 
 
 @pytest.fixture(scope="module")
