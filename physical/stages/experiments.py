@@ -472,7 +472,7 @@ def experiments_stage(run: RunDir, cfg, device, log=say) -> dict:
     ctx = Context(run, cfg, device) if any(v[0] for v in todo.values()) else None
     if ctx is not None:
         ctx.eta = Eta("experiments", planned(ctx, {k: v[2] for k, v in todo.items() if v[0]})
-                      / distributed.current().world, log)
+                      / distributed.current().world, log, unit="image")
     for name, (on, fn, sub) in todo.items():
         path = out / f"{name}.json"
         if not on:
