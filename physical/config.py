@@ -274,7 +274,8 @@ def _type_name(tp) -> str:
     if origin is dict:
         return "a mapping"
     if dataclasses.is_dataclass(tp):
-        return "a mapping with keys " + ", ".join(f.name for f in dataclasses.fields(tp) if f.init and f.name not in _HIDDEN)
+        return "a mapping with keys " + ", ".join(f.name for f in dataclasses.fields(tp)
+                                                  if f.init and f.name not in _HIDDEN)
     if tp is type(None):
         return "null"
     return getattr(tp, "__name__", str(tp))
@@ -358,9 +359,7 @@ def _coerce_union(value, tp, path, meta):
             return None
         raise ConfigError(f"{path}: null is not allowed; expected {_type_name(tp)}")
     errors = []
-    for a in args:
-        if a is type(None):
-            continue
+    for a in [a for a in args if a is not type(None)]:
         try:
             return coerce(value, a, path, meta)
         except ConfigError as e:

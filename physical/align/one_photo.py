@@ -23,7 +23,8 @@ def _cell_crop(photo: np.ndarray, layout: Layout, found: dict[int, Marker], slot
         h_cell, reproj, used = by_sheet
         placed = "sheet"
         if len(pts) < cfg.min_markers and inside_fraction(h_cell, layout.cell_rect(slot), photo.shape) < cfg.min_inside:
-            return f"{len(pts)} of 4 corner markers found; placed by the sheet's markers it is partly outside the photo; not cropped"
+            return (f"{len(pts)} of 4 corner markers found; placed by the sheet's markers it is partly outside the "
+                    "photo; not cropped")
     elif len(pts) >= cfg.min_markers:
         src = np.concatenate([layout.point_corners(p) for p in pts])
         dst = np.concatenate([found[p].corners for p in pts])

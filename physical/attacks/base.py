@@ -295,7 +295,8 @@ class Attack:
             per = saved_bytes(lambda: self.sample_loss(xp, labels, params, 0, 1))
             self.generator.set_state(state)
             self._sample_bytes[key] = int(TRANSIENT * per)
-        what = f"{getattr(self.model, 'name', 'the model')} in {self.name}" + (" with EOT" if params is not None else "")
+        what = (f"{getattr(self.model, 'name', 'the model')} in {self.name}"
+                + (" with EOT" if params is not None else ""))
         budget = memory_budget(x_adv.device, self.memory_gb)
         k = chunk_size(self._sample_bytes[key], budget)
         if k < 1 and budget_is_set(self.memory_gb):

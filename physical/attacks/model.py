@@ -70,7 +70,8 @@ def as_model(model: Any, mean: Optional[Stats] = None, std: Optional[Stats] = No
     given = mean is not None or std is not None
     if model is None or (not given and input_size is None and isinstance(getattr(model, "device", None), torch.device)):
         return model
-    if given and isinstance(getattr(model, "mean", None), torch.Tensor) and isinstance(getattr(model, "std", None), torch.Tensor):
+    if (given and isinstance(getattr(model, "mean", None), torch.Tensor)
+            and isinstance(getattr(model, "std", None), torch.Tensor)):
         raise ConfigError(f"mean/std: {getattr(model, 'name', type(model).__name__)} normalises its inputs itself; "
                           "give mean and std only for a network that expects normalised inputs")
     if isinstance(model, nn.Module) and model.training:

@@ -88,7 +88,8 @@ class Patch(FittedAttack):
     def placement(self, n: int, generator: torch.Generator, train: bool = False) -> torch.Tensor:
         u = torch.rand(n, 4, generator=generator, dtype=torch.float64)
         scale = 1 + (2 * u[:, 2] - 1) * float(self.param("scale")) if train else torch.ones(n, dtype=torch.float64)
-        angle = (2 * u[:, 3] - 1) * math.radians(float(self.param("rotation_deg"))) if train else torch.zeros(n, dtype=torch.float64)
+        angle = ((2 * u[:, 3] - 1) * math.radians(float(self.param("rotation_deg"))) if train
+                 else torch.zeros(n, dtype=torch.float64))
         half = scale * self.side / self.model.input_size * (angle.cos().abs() + angle.sin().abs())
         room = (1 - half).clamp(min=0)
         centre = (2 * u[:, :2] - 1) * room[:, None]

@@ -98,7 +98,8 @@ def _layout_check(spec: BoardSpec, marker_corners, marker_ids) -> str:
     obj = spec.board().getObjPoints()
     src = np.concatenate([np.asarray(obj[int(i)])[:, :2] for i, _ in own]).astype(np.float64)
     dst = np.concatenate([np.asarray(c).reshape(4, 2) for _, c in own]).astype(np.float64)
-    side = float(np.median([np.linalg.norm(np.asarray(c).reshape(4, 2)[0] - np.asarray(c).reshape(4, 2)[2]) for _, c in own]))
+    side = float(np.median([np.linalg.norm(np.asarray(c).reshape(4, 2)[0] - np.asarray(c).reshape(4, 2)[2])
+                            for _, c in own]))
     # a homography is only an approximation under lens distortion: a generous tolerance
     h, mask = cv2.findHomography(src, dst, cv2.RANSAC, max(3.0, 0.25 * side))
     if h is None:

@@ -258,8 +258,9 @@ def _measure_white(out: ChartPhoto, img: np.ndarray, h: np.ndarray) -> None:
     side_mm = 1.0  # the gap crossings are 3 mm square: 1 mm keeps 1 mm clear of the patches
     samples, where = [], []
     for p in white_points():
-        quad = project(h, np.array([[p[0] - side_mm / 2, p[1] - side_mm / 2], [p[0] + side_mm / 2, p[1] - side_mm / 2],
-                                     [p[0] + side_mm / 2, p[1] + side_mm / 2], [p[0] - side_mm / 2, p[1] + side_mm / 2]]))
+        r = side_mm / 2
+        quad = project(h, np.array([[p[0] - r, p[1] - r], [p[0] + r, p[1] - r], [p[0] + r, p[1] + r],
+                                     [p[0] - r, p[1] + r]]))
         if _outside(quad, w_img, h_img):
             continue
         vals, _ = _pixels(img, quad)

@@ -300,7 +300,8 @@ def colour_chart_pdf(paper: str = "a4") -> bytes:
     pw, _ = PAPERS_MM[paper]
     pdf.text(MARGIN_MM, MARGIN_MM + 4, f"physical - colour chart v{CHART_VERSION}", 9, bold=True)
     pdf.text(MARGIN_MM, MARGIN_MM + 8, "Print at 100 % with the printer, paper and settings of your sheets.", 6.5)
-    pdf.text(MARGIN_MM, MARGIN_MM + 11.5, "Photograph it like a sheet (same camera, light, distance); 4-10 photos,", 6.5)
+    pdf.text(MARGIN_MM, MARGIN_MM + 11.5, "Photograph it like a sheet (same camera, light, distance); 4-10 photos,",
+             6.5)
     pdf.text(MARGIN_MM, MARGIN_MM + 14.5, "page flat, every patch in view, no glare or shadow.", 6.5)
     pdf.scale_bar(pw - MARGIN_MM - 50, MARGIN_MM + 9.5, 50)
     return pdf.finish()

@@ -208,5 +208,6 @@ class Grabber(FrameSource):
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=max(2.0, float(getattr(getattr(self.source, "camera", None), "read_timeout_s", 2))) + 1)
+            read_timeout = float(getattr(getattr(self.source, "camera", None), "read_timeout_s", 2))
+            self._thread.join(timeout=max(2.0, read_timeout) + 1)
         self.source.close()

@@ -43,7 +43,8 @@ from physical.capture.keep import set_aside_photos
 from physical.capture import draw
 from physical.capture.view import (PREBLUR_SIGMA, PrintedRun, SheetView, align_frame, find_markers, fit_sheet,  # noqa: F401
                    refined, sheet_sharpness, sheets_in_view)
-from physical.capture.sources import CaptureError, FrameSource, Grabber, SourceSpec, StreamLost, open_source, parse_source
+from physical.capture.sources import (CaptureError, FrameSource, Grabber, SourceSpec, StreamLost, open_source,
+                                      parse_source)
 
 
 GUIDED_JSON = "capture/guided.json"
@@ -243,7 +244,8 @@ class GuidedCapture:
         mine = [c for c in crops if c["sheet"] == sheet]
         bad = [c for c in mine if not c["accepted"]]
         if len(mine) < len(self.printed.slots(sheet)) or bad:
-            why = "; ".join(f"cell {c['slot']}: {c['reason']}" for c in bad) or "; ".join(problems[:2]) or "cells not found"
+            why = ("; ".join(f"cell {c['slot']}: {c['reason']}" for c in bad) or "; ".join(problems[:2])
+                   or "cells not found")
             st.status = f"align: {why}"
             st.window.clear()
             return None
@@ -338,9 +340,9 @@ class GuidedCapture:
     def _lost(self, e: StreamLost) -> CaptureError:
         if not self.records:
             return e
+        done = ", ".join(str(s) for s, st in self.state.items() if st.photos >= self.per_sheet) or "none"
         return StreamLost(f"{e}; the {len(self.records)} photo(s) taken before are kept in {self.run.photos_dir} "
-                          f"(sheets done: "
-                          f"{', '.join(str(s) for s, st in self.state.items() if st.photos >= self.per_sheet) or 'none'}); "
+                          f"(sheets done: {done}); "
                           "run the capture again to take the rest")
 
     def summary(self, stopped: str, seconds: float, dropped: int = 0) -> dict:

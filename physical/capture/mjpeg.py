@@ -139,7 +139,8 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def send_frame(self, jpg: bytes) -> None:
-        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg) + jpg + b"\r\n")
+        head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
+        self.wfile.write(head + jpg + b"\r\n")
 
 
 def serve(handler: type[Handler], host: str, port: int, name: str) -> tuple[ThreadingHTTPServer, threading.Thread]:

@@ -148,7 +148,8 @@ def _replay(args) -> int:
     try:
         server = ReplayServer(frames, args.fps, loop=args.loop, host=args.host, port=args.port)
     except (OSError, OverflowError) as e:  # port taken, address not on this machine
-        raise CaptureError(f"replay: cannot listen on {args.host}:{args.port}: {getattr(e, 'strerror', None) or e}") from None
+        why = getattr(e, "strerror", None) or e
+        raise CaptureError(f"replay: cannot listen on {args.host}:{args.port}: {why}") from None
     with server:
         if server.guard.token_everywhere:
             warn(f"replay: listening on {args.host}, beyond this machine: anyone on the network who has the URL "

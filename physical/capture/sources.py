@@ -28,9 +28,11 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from physical.rundir import HEIF_BRANDS, NO_HEIF_PLUGIN, heif_plugin, read_image
-from physical.capture.frames import CaptureError, FrameSource, Grabber, LatestFrame, Pacer, SourceNotAvailable, StreamLost, quiet_opencv
+from physical.capture.frames import (CaptureError, FrameSource, Grabber, LatestFrame, Pacer, SourceNotAvailable,
+                                     StreamLost, quiet_opencv)
 from physical.capture.simulated_stream import SimulatedSource
-from physical.capture.streams import WEBCAM_PROBE, CvSource, UrlSource, VideoSource, WebcamSource, apply_hints, probe_webcams
+from physical.capture.streams import (WEBCAM_PROBE, CvSource, UrlSource, VideoSource, WebcamSource, apply_hints,
+                                      probe_webcams)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 HEIC_SUFFIXES = (".heic", ".heif")

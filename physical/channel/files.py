@@ -202,7 +202,8 @@ def _channel(d: Any) -> dict:
         if key == "image_size":
             out[key] = _vec(value, f"channel.{key}", 2, lo=lo, hi=hi)
         else:
-            out[key] = _range(value, f"channel.{key}", lo, hi) if kind == "range" else _num(value, f"channel.{key}", lo, hi)
+            read = _range if kind == "range" else _num
+            out[key] = read(value, f"channel.{key}", lo, hi)
     return out
 
 

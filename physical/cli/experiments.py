@@ -39,7 +39,8 @@ def digits_table(res: dict) -> str:
     def pc(v):
         return "   -  " if v is None else f"{100 * v:5.1f}"
 
-    head = f"{'model':<18} {'clean %':>7} {'eps50':>6} {'err@eps50':>9} {'conf@eps50':>10} {'err@.25':>7} {'conf@.25':>8}"
+    head = (f"{'model':<18} {'clean %':>7} {'eps50':>6} {'err@eps50':>9} {'conf@eps50':>10} {'err@.25':>7} "
+            f"{'conf@.25':>8}")
     lines = [head, "-" * len(head)]
     for r in res["rows"]:
         e50 = "  > 1" if r["eps50"] is None else f"{r['eps50']:6.3f}"

@@ -19,7 +19,8 @@ from physical.models import preprocess, to_tensor
 
 
 def load_batch(source: str = "samples", limit: int = 0, size: int = 224, *, resize_ratio: float = 0.875,
-               base: Union[str, Path] = ".", device: Union[str, torch.device] = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+               base: Union[str, Path] = ".",
+               device: Union[str, torch.device] = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """(x, y): the source's images that have a true label (N x 3 x size x size in [0, 1]) and their
     ImageNet classes (N,), at most `limit` (0: all) of the source's images looked at."""
     imgs = [i for i in load_images(source, limit, Path(base)) if i.label is not None]

@@ -275,7 +275,8 @@ class LiveView:
 
     def stats(self) -> dict:
         r = self.result
-        return {"display_fps": round(self.display_rate.rate(), 2), "classified_fps": round(self.classify_rate.rate(), 2),
+        return {"display_fps": round(self.display_rate.rate(), 2),
+                "classified_fps": round(self.classify_rate.rate(), 2),
                 "infer_ms": round(self.infer_ms, 1), "defence": self.model.label, "frames_shown": self.displayed,
                 "frames_classified": self.n_results, "dropped": self.inbox.dropped,
                 "result": None if r is None else plain({k: r[k] for k in ("frame", "top", "cells")})}

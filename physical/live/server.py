@@ -26,8 +26,9 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>physical live<
 .wrap{{display:flex;gap:16px;flex-wrap:wrap;align-items:flex-start}}.view{{position:relative;max-width:100%}}
 .view img{{display:block;max-width:100%;border:1px solid #333}}#hot div{{position:absolute;cursor:help}}
 #hot div:hover{{outline:2px solid #8cf}}table{{border-collapse:collapse;font-size:13px}}
-td,th{{white-space:pre-line;padding:2px 6px;border-bottom:1px solid #333;text-align:left;vertical-align:top}}h4{{margin:6px 0}}
-a{{color:#8cf;margin-right:10px}}button{{background:#222;color:#ddd;border:1px solid #555;margin-right:6px}}
+td,th{{white-space:pre-line;padding:2px 6px;border-bottom:1px solid #333;text-align:left;vertical-align:top}}
+h4{{margin:6px 0}}a{{color:#8cf;margin-right:10px}}
+button{{background:#222;color:#ddd;border:1px solid #555;margin-right:6px}}
 button.on{{color:#fff;font-weight:bold;border-color:#8cf}}.side{{min-width:280px;max-width:520px}}</style></head><body>
 <h3>physical live: {title}</h3>
 <div class="wrap"><div class="view"><img id="stream" src="/stream.mjpg{q}" alt="live stream"><div id="hot"></div></div>

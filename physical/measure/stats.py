@@ -88,7 +88,8 @@ def reliability(predicted: Sequence[float], observed: Sequence[bool], bins: int 
     out = []
     for i in range(bins):
         lo, hi = i / bins, (i + 1) / bins
-        sel = [(p, o) for p, o in zip(predicted, observed, strict=False) if lo <= p < hi or (i == bins - 1 and p == 1.0)]
+        sel = [(p, o) for p, o in zip(predicted, observed, strict=False)
+               if lo <= p < hi or (i == bins - 1 and p == 1.0)]
         if not sel:
             continue
         k = sum(bool(o) for _, o in sel)

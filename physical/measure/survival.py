@@ -119,7 +119,8 @@ def survival_section(run, cfg, device, records: list[dict], draws: int) -> Optio
     predicted = predict_items(run, cfg, device, records, draws)
     rows = [{"key": r["key"], "model": r["model"], "attack_label": r["attack_label"], "image": r["image"],
              "predicted": p, "observed": works(r), "digital_fooled": works(r, "digital_adv"),
-             "clean_right": r["pred"]["digital_clean"]["top"][0] == r["label"]} for r, p in zip(records, predicted, strict=False)]
+             "clean_right": r["pred"]["digital_clean"]["top"][0] == r["label"]}
+            for r, p in zip(records, predicted, strict=False)]
     return {"draws": draws, "channel": channel_name(cfg), **_scores(rows), "attacks": _by_attack(rows), "items": rows}
 
 

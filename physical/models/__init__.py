@@ -212,7 +212,8 @@ def load_model(name, device: str | torch.device = "cpu", precision: str = "fp32"
             for old in [k for k, v in _CUSTOM.items() if v.name == name and k[0] != key[0]]:  # an older file
                 del _CUSTOM[old]
             net, size, mean, std, ratio = build_net(spec)
-            _CUSTOM[key] = _place(Classifier(net, name, size, mean, std, resize_ratio=ratio, precision=precision), device)
+            _CUSTOM[key] = _place(Classifier(net, name, size, mean, std, resize_ratio=ratio, precision=precision),
+                                  device)
         return _CUSTOM[key]
     return _load(name, str(device), precision)
 
@@ -272,7 +273,8 @@ def predict(model: Classifier, x: torch.Tensor, batch_size: int = 32, k: int = 5
     for i in range(0, len(x), batch_size):
         xb = x[i : i + batch_size].to(model.device)
         if xb.shape[-1] != model.input_size or xb.shape[-2] != model.input_size:
-            xb = torch.nn.functional.interpolate(xb, size=(model.input_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
+            xb = torch.nn.functional.interpolate(xb, size=(model.input_size,) * 2, mode="bilinear", antialias=True,
+                                                 align_corners=False)
         p = model(xb).softmax(1)
         v, idx = p.topk(k, 1)
         tops.append(idx.cpu().numpy())

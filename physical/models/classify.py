@@ -20,5 +20,10 @@ def classify_images(model, images: list[np.ndarray], batch_size: int) -> list[di
     out = []
     for i in range(0, len(images), bs):  # one batch on the device at a time
         top, prob = predict(model, to_tensor(images[i : i + bs], model.device), bs)
-        out.extend({"top": t.tolist(), "prob": [round(float(v), 5) for v in p]} for t, p in zip(top, prob, strict=False))
+        out.extend(pred_list(top, prob))
     return out
+
+
+def pred_list(top: np.ndarray, prob: np.ndarray) -> list[dict]:
+    """Predictions as the run's files keep them: the top classes and their probabilities (5 decimals)."""
+    return [{"top": t.tolist(), "prob": [round(float(v), 5) for v in p]} for t, p in zip(top, prob, strict=False)]

@@ -164,8 +164,8 @@ def tv_rows(run: RunDir, by_label: dict) -> list[dict]:
             rows.append({"model": model, "attack": base, "attack_label": label, "tv": w, "eps": group[0][1]["eps"],
                          "tv_perturbation": _tv255(run, [it for _, it in group]),
                          "fooled_digital": _count(_top1(r, "digital_adv") != r["label"] for r in recs),
-                         "survival_photo": _count(None if _top1(r, "photo_adv") is None else _top1(r, "photo_adv") != r["label"]
-                                                  for r in fooled)})
+                         "survival_photo": _count(None if _top1(r, "photo_adv") is None
+                                                  else _top1(r, "photo_adv") != r["label"] for r in fooled)})
     return rows
 
 

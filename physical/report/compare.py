@@ -76,7 +76,8 @@ def tables(report: dict) -> dict[str, dict[tuple, dict[str, float]]]:
 
 def _is_fraction(name: str) -> bool:
     n = name.rsplit(".", 1)[-1]
-    return not (n in ("n", "k") or n.startswith("n_") or "_n_" in n or n.endswith("_n") or n in ("eps", "strength", "seconds")
+    return not (n in ("n", "k") or n.startswith("n_") or "_n_" in n or n.endswith("_n")
+                or n in ("eps", "strength", "seconds")
                 or n.startswith("destruction_n") or n.endswith("seconds") or n.startswith("weight") or n == "l2"
                 or n.startswith("eps50") or n == "random_draws")
 

@@ -72,8 +72,8 @@ def num(v) -> str:
     return "–" if v is None else f"{v:.3f}"
 
 
-_ENV.filters.update(pct=pct, pair=pair, ref_pair=ref_pair, pp=pp, sign=sign, eps=eps, ci=ci, rate=rate, pval=pval, cil=cil,
-                    num=num)
+_ENV.filters.update(pct=pct, pair=pair, ref_pair=ref_pair, pp=pp, sign=sign, eps=eps, ci=ci, rate=rate, pval=pval,
+                    cil=cil, num=num)
 
 
 def data_uri(rgb: np.ndarray, size: int = 224) -> str:

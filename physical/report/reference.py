@@ -4,12 +4,18 @@ Keys: (attack, eps); values (top-1, top-5)."""
 
 KURAKIN_AVERAGE = {
     # photo clean, photo adv, digital clean, digital adv
-    ("fgsm", 16): {"photo_clean": (79.8, 91.9), "photo_adv": (36.4, 67.7), "digital_clean": (85.3, 94.1), "digital_adv": (36.3, 58.8)},
-    ("fgsm", 8): {"photo_clean": (70.6, 93.1), "photo_adv": (49.0, 73.5), "digital_clean": (77.5, 97.1), "digital_adv": (30.4, 57.8)},
-    ("bim", 16): {"photo_clean": (72.9, 89.6), "photo_adv": (49.0, 75.0), "digital_clean": (81.4, 95.1), "digital_adv": (28.4, 31.4)},
-    ("bim", 8): {"photo_clean": (72.5, 93.1), "photo_adv": (51.0, 87.3), "digital_clean": (73.5, 93.1), "digital_adv": (26.5, 31.4)},
-    ("ill", 16): {"photo_clean": (71.1, 90.0), "photo_adv": (60.0, 83.3), "digital_clean": (79.4, 96.1), "digital_adv": (1.0, 1.0)},
-    ("ill", 8): {"photo_clean": (76.5, 94.1), "photo_adv": (69.6, 92.2), "digital_clean": (78.4, 98.0), "digital_adv": (0.0, 6.9)},
+    ("fgsm", 16): {"photo_clean": (79.8, 91.9), "photo_adv": (36.4, 67.7),
+                   "digital_clean": (85.3, 94.1), "digital_adv": (36.3, 58.8)},
+    ("fgsm", 8): {"photo_clean": (70.6, 93.1), "photo_adv": (49.0, 73.5),
+                  "digital_clean": (77.5, 97.1), "digital_adv": (30.4, 57.8)},
+    ("bim", 16): {"photo_clean": (72.9, 89.6), "photo_adv": (49.0, 75.0),
+                  "digital_clean": (81.4, 95.1), "digital_adv": (28.4, 31.4)},
+    ("bim", 8): {"photo_clean": (72.5, 93.1), "photo_adv": (51.0, 87.3),
+                 "digital_clean": (73.5, 93.1), "digital_adv": (26.5, 31.4)},
+    ("ill", 16): {"photo_clean": (71.1, 90.0), "photo_adv": (60.0, 83.3),
+                  "digital_clean": (79.4, 96.1), "digital_adv": (1.0, 1.0)},
+    ("ill", 8): {"photo_clean": (76.5, 94.1), "photo_adv": (69.6, 92.2),
+                 "digital_clean": (78.4, 98.0), "digital_adv": (0.0, 6.9)},
 }
 KURAKIN_PREFILTERED = {
     ("fgsm", 16): {"photo_clean": (81.8, 97.0), "photo_adv": (5.1, 39.4)},

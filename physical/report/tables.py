@@ -66,7 +66,8 @@ def comparisons_text(rows: list[dict]) -> str:
     lines = [f"paired tests (McNemar, top-1 accuracy on the same images): {len(sig)} of {len(rows)} significant "
              "(p < 0.05)"]
     for r in sig:
-        what = (f"{r['a']}: digital adv {100 * r['a_acc']:.1f} -> photo adv {100 * r['b_acc']:.1f}" if r["kind"] == "trip"
+        what = (f"{r['a']}: digital adv {100 * r['a_acc']:.1f} -> photo adv {100 * r['b_acc']:.1f}"
+                if r["kind"] == "trip"
                 else f"photo adv {r['a']} {100 * r['a_acc']:.1f} vs {r['b']} {100 * r['b_acc']:.1f}")
         lines.append(f"  {r['model']} {what} (n {r['n']}, discordant {r['a_only']}/{r['b_only']}, p {r['p']:.3g})")
     return "\n".join(lines)

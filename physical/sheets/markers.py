@@ -97,7 +97,8 @@ def _candidates(grey: np.ndarray) -> tuple[list[tuple[int, np.ndarray]], list[np
     noisy marker, mostly: its outline is found long after its bits stop being readable)."""
     rate = round(min(0.03, 4 * MIN_SIDE_PX / max(grey.shape)), 4)
     corners, ids, rejected = _detector(rate).detectMarkers(grey)
-    found = [] if ids is None else [(int(i), np.asarray(c, np.float64).reshape(4, 2)) for c, i in zip(corners, ids.ravel(), strict=False)]
+    found = [] if ids is None else [(int(i), np.asarray(c, np.float64).reshape(4, 2))
+                                    for c, i in zip(corners, ids.ravel(), strict=False)]
     return found, [np.asarray(r, np.float64).reshape(4, 2) for r in rejected]
 
 

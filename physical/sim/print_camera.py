@@ -170,8 +170,10 @@ def simulate_stage(run: RunDir, cfg, device: Optional[torch.device] = None) -> d
     records: list[dict] = []
     if printed:  # the photos it is about to write: known as the simulator's even if it is killed
         n = printed.n_sheets
-        planned = [{"file": f"capture/photos/sheet{i:03d}-{k}.jpg"} for i in range(n) for k in range(cap.photos_per_sheet)]
-        write_json(run.root / "capture" / "simulated.json", {"source": "simulate", "complete": False, "photos": planned})
+        planned = [{"file": f"capture/photos/sheet{i:03d}-{k}.jpg"}
+                   for i in range(n) for k in range(cap.photos_per_sheet)]
+        write_json(run.root / "capture" / "simulated.json",
+                   {"source": "simulate", "complete": False, "photos": planned})
 
     eta = Eta("capture", (printed.n_sheets if printed else 0) * cap.photos_per_sheet, unit="photo")
     for i, (page, screen) in enumerate(printed_pages(pdf_path, dpi, halftone_lpi=channel.halftone_lpi)):

@@ -102,7 +102,8 @@ def render_board_views(spec: BoardSpec, k: np.ndarray, dist: np.ndarray, size: t
 
 
 def simulate_target_photos(pdf: str | Path, folder: str | Path, channel, n: int, seed: int = 0,
-                           dpi: float = 100.0, frame: tuple[int, int] = (1200, 900), prefix: str = "chart") -> list[Path]:
+                           dpi: float = 100.0, frame: tuple[int, int] = (1200, 900),
+                           prefix: str = "chart") -> list[Path]:
     """Photograph page 1 of `pdf` `n` times through `channel` (a physical.channel.core.Channel) into
     `folder` as JPEGs at the sampled quality, the way the simulator photographs sheets."""
     page = next(printed_pages(pdf, dpi)).page

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from physical import attacks as attacks_mod
-
+from physical.models.classify import pred_list
 from physical.runs import distributed
 from physical.stages.classify import best_crops, load_records
 from physical.channel.build import run_channel
@@ -56,10 +56,6 @@ def _sha(obj) -> str:
 def _fit(img: np.ndarray, size: int) -> np.ndarray:
     """An image at the model's input size, resized as the classify stage does."""
     return img if img.shape[:2] == (size, size) else cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
-
-
-def _pred_list(top: np.ndarray, prob: np.ndarray) -> list[dict]:
-    return [{"top": t.tolist(), "prob": [round(float(v), 5) for v in p]} for t, p in zip(top, prob, strict=False)]
 
 
 class Context:
@@ -126,7 +122,7 @@ class Context:
             if transform is not None:
                 x = to_tensor(to_uint8(transform(x, start)), self.device)
             top, prob = predict(model, x, self.bs)
-            parts[start] = _pred_list(top, prob)
+            parts[start] = pred_list(top, prob)
             if self.eta is not None:
                 self.eta.done(stop - start)
         parts = distributed.merge(parts, "the experiments' predictions")
@@ -150,7 +146,7 @@ class Context:
         return dict(zip(paths, self.predict_arrays(model, tag, key, len(paths), make, tf), strict=False))
 
     def photo_paths(self, items: list[dict]) -> list[str]:
-        return [self.crops[(it["key"], role)] for it in items for role in ("clean", "adv") if (it["key"], role) in self.crops]
+        return [self.crops[k] for it in items for k in ((it["key"], "clean"), (it["key"], "adv")) if k in self.crops]
 
     def groups(self, items: list[dict]) -> dict[str, list[dict]]:
         """attack_label -> items, in index order."""
@@ -184,7 +180,7 @@ def transformations(ctx: Context, tc) -> dict:
         for name, strengths in tc.sweeps.items():
             for s in strengths:
                 def tf(x, first, name=name, s=s):
-                    return apply_transformation(x, name, s, generator=seeded_generator("transformation", name, s, first))
+                    return apply_transformation(x, name, s, seeded_generator("transformation", name, s, first))
 
                 preds = ctx.predict_paths(model, f"transformation:{name}:{s:g}", paths, tf)
                 for label, group in ctx.groups(items).items():
@@ -206,7 +202,8 @@ def transformations(ctx: Context, tc) -> dict:
         for label, group in ctx.groups(items).items():
             recs = [ctx.records[it["key"]] for it in group]
             untransformed.append({"model": model_name, "attack_label": label, "n": len(recs),
-                                  **{f"{c}_top{k}": _acc(recs, f"digital_{c}", k) for c in ("clean", "adv") for k in (1, 5)}})
+                                  **{f"{c}_top{k}": _acc(recs, f"digital_{c}", k)
+                                     for c in ("clean", "adv") for k in (1, 5)}})
     return {"rows": rows, "transformations": units, "untransformed": untransformed,
             "note": "applied to the 8-bit clean and adversarial images, rounded to 8 bits again, classified by the "
                     "model the images were made for; destruction rate as in Kurakin et al. Eq. 1 with T = the "
@@ -353,7 +350,8 @@ def transfer(ctx: Context, tc) -> dict:
             items = ctx.by_model[source]
             if source == target:  # white-box: the classify stage's predictions, nothing to compute
                 preds = {it["key"]: ctx.records[it["key"]]["pred"] for it in items}
-                get = lambda it, c, preds=preds: preds[it["key"]][{"clean": "digital_clean", "adv": "digital_adv"}.get(c, c)]  # noqa: E731
+                get = lambda it, c, preds=preds: preds[it["key"]][  # noqa: E731
+                    {"clean": "digital_clean", "adv": "digital_adv"}.get(c, c)]
             else:
                 model = model or ctx.model(target)
                 digital = ctx.predict_paths(model, "plain", [p for it in items for p in (it["clean"], it["adv"])])
@@ -421,7 +419,8 @@ def generalisation(ctx: Context, gc) -> dict:
             for k in (1, 5):
                 ok = [labels[j] in ctx.records[keys[j]]["pred"]["digital_clean"]["top"][:k] for j in range(n)]
                 own = [labels[j] not in pp[j * n + j]["top"][:k] for j in range(n) if ok[j]]
-                cross = [labels[j] not in pp[j * n + i]["top"][:k] for j in range(n) for i in range(n) if i != j and ok[j]]
+                cross = [labels[j] not in pp[j * n + i]["top"][:k]
+                         for j in range(n) for i in range(n) if i != j and ok[j]]
                 rnd = [labels[j] not in rp[j * r + d]["top"][:k] for j in range(n) for d in range(r) if ok[j]]
                 row[f"own_fool_top{k}"] = _mean(own)
                 row[f"cross_fool_top{k}"] = _mean(cross)
@@ -463,8 +462,8 @@ def experiments_stage(run: RunDir, cfg, device, log=say) -> dict:
     out = run.stage_dir("experiments")
     summary: dict = {}
     todo = {
-        "transformations": (ex.enabled and ex.transformations.enabled and bool(ex.transformations.sweeps), transformations,
-                            ex.transformations),
+        "transformations": (ex.enabled and ex.transformations.enabled and bool(ex.transformations.sweeps),
+                            transformations, ex.transformations),
         "defences": (ex.enabled and ex.defences.enabled and bool(ex.defences.use), defences, ex.defences),
         "transfer": (ex.enabled and ex.transfer.enabled, transfer, ex.transfer),
         "generalisation": (ex.enabled and ex.generalisation.enabled, generalisation, ex.generalisation),

@@ -26,7 +26,8 @@ from physical import attacks as attacks_mod
 from physical.channel.build import run_channel
 from physical.runs import distributed
 from physical.data.images import load_images, source_files
-from physical.models import availability, load_model, model_identity, model_names, predict, preprocess, to_tensor, to_uint8
+from physical.models import (availability, load_model, model_identity, model_names, predict, preprocess, to_tensor,
+                             to_uint8)
 from physical import runfiles
 from physical.stages.generate_fitted import generate_fitted
 from physical.rundir import RunDir, digest, file_digest, read_json, write_image, write_json

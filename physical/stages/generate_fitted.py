@@ -42,7 +42,8 @@ def _fit_source(cfg, a, path: str, model, device) -> tuple[torch.Tensor, torch.T
         raise ConfigError(f"{path}.fit_source: {str(e).split(': ', 1)[1]}") from None
     x = to_tensor(np.stack([preprocess(s.rgb, model.input_size, model.resize_ratio) for s in sources]), device)
     top, _ = predict(model, x, cfg.run.batch_size)
-    y = torch.as_tensor([s.label if s.label is not None else int(top[i, 0]) for i, s in enumerate(sources)], device=device)
+    y = torch.as_tensor([s.label if s.label is not None else int(top[i, 0]) for i, s in enumerate(sources)],
+                        device=device)
     return x, y
 
 
@@ -159,7 +160,8 @@ def _write_artifact(adv_dir: Path, art: torch.Tensor, attack, a, label: str) -> 
     write_image(adv_dir / f"{name}.png", _picture(arr, attack))
     rel = lambda p: str(Path("generate") / p.relative_to(adv_dir.parent.parent))  # noqa: E731
     record = {"artifact": rel(adv_dir / "artifact.npy"), "picture": rel(adv_dir / f"{name}.png"),
-              "amplification": None if name == "patch" else round(127.5 / 255 / max(float(np.abs(arr).max()), 1e-12), 2)}
+              "amplification": (None if name == "patch"
+                                else round(127.5 / 255 / max(float(np.abs(arr).max()), 1e-12), 2))}
     if name == "patch":
         side = float(attack.param("patch_mm"))
         write_patch_pdf(adv_dir / "patch.pdf", adv_dir / "patch.png", side,

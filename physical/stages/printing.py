@@ -70,7 +70,8 @@ def print_stage(run: RunDir, cfg: Config) -> dict:
     tag = print_tag(run, run_id, cells)
     n_sheets = write_sheets(run.root / pdf_rel, layout, pdf_cells, run_id, title, tag)
     runfiles.save_layout(run, run_id, tag, layout, n_sheets, pdf_rel,
-                         [{k: c[k] for k in ("sheet", "slot", "item", "role", "image", "width_px", "height_px", "label")}
+                         [{k: c[k] for k in ("sheet", "slot", "item", "role", "image", "width_px", "height_px",
+                                             "label")}
                           for c in cells])
     prints = Path(cfg.base_dir) / "prints" / f"{cfg.run.name}.pdf"
     write_bytes(prints, (run.root / pdf_rel).read_bytes())

@@ -66,7 +66,8 @@ def gallery(run: RunDir, records: list[dict], n: int) -> list[dict]:
                  "attack": r.get("attack_label"), "eps": r.get("eps"),
                  "panels": [
                      {"title": "clean", "img": _data_uri(clean), "top5": _top5(r["pred"]["digital_clean"], r["label"])},
-                     {"title": "adversarial", "img": _data_uri(adv), "top5": _top5(r["pred"]["digital_adv"], r["label"])},
+                     {"title": "adversarial", "img": _data_uri(adv),
+                      "top5": _top5(r["pred"]["digital_adv"], r["label"])},
                      {"title": f"perturbation x{127.5 / amp:.0f}", "img": _data_uri(pert), "top5": []},
                  ]}
         for role in ("clean", "adv"):
@@ -202,7 +203,8 @@ def report_stage(run: RunDir, cfg, device=None) -> dict:
             (out / f"{name}.csv").unlink(missing_ok=True)
     for name, text in csvs.items():
         write_text(out / name, text)
-    table = "\n\n".join([report["labels"]["table"] + "\n" + text_table(rows), comparisons_text(report["comparisons"]["rows"])]
+    table = "\n\n".join([report["labels"]["table"] + "\n" + text_table(rows),
+                         comparisons_text(report["comparisons"]["rows"])]
                          + ([survival_text(survival)] if survival else []))
     write_text(out / "table.txt", table + "\n")
     if cfg.report.html:

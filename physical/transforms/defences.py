@@ -170,7 +170,8 @@ class MultiCrop(Defence):
         return F.grid_sample(xs, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-DEFENCES: dict[str, type[Defence]] = {c.name: c for c in (Identity, Noise, Blur, Median, Binarize, JPEG, BitDepth, MultiCrop)}
+DEFENCES: dict[str, type[Defence]] = {c.name: c for c in (Identity, Noise, Blur, Median, Binarize, JPEG, BitDepth,
+                                                            MultiCrop)}
 
 
 def check_defence(entry, path: str) -> dict:
