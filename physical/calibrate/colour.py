@@ -52,6 +52,7 @@ from physical.calibrate.targets import CHART_VERSION, GRID, chart_colours, grid_
 
 HOLDOUT = 0.2
 KNOTS = 12
+Fitted = tuple[np.ndarray, np.ndarray, np.ndarray]  # a colour model: curves, matrix, bias
 RESIDUAL_GRID = 9  # the residual table (model.py): 9^3 digital colours
 RESIDUAL_WIDTH = 0.15  # its kernel sigma in digital [0, 1] units (the chart's cube steps are 0.25)
 RESIDUAL_PRIOR = 0.1  # the kernel weight of a zero residual: far from every patch it fades to zero
@@ -70,7 +71,7 @@ def _curve_init(knots: int) -> np.ndarray:
 
 
 def fit_model(x: np.ndarray, y: np.ndarray, knots: int = KNOTS, curves: bool = True, smooth: float = 10.0,
-              iters: int = 150) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              iters: int = 150) -> Fitted:
     """Fit curves (3, K+1), matrix (3, 3), bias (3,): digital x (P, 3) -> camera y (P, 3), both [0, 1]
     sRGB-encoded. curves=False keeps the tone curves at the sRGB decoding (an affine-only fit)."""
     from kornia.color import rgb_to_lab  # deferred: kornia takes ~0.4 s to import
@@ -132,7 +133,7 @@ def predict(curves, matrix, bias, x: np.ndarray, residual=None) -> np.ndarray:
         return m(torch.as_tensor(np.asarray(x, np.float64))).numpy()
 
 
-def residual_table(x: np.ndarray, y: np.ndarray, fitted: tuple) -> np.ndarray:
+def residual_table(x: np.ndarray, y: np.ndarray, fitted: Fitted) -> np.ndarray:
     """(3, G, G, G) what the `fitted` curves and matrix leave over at patches x -> y (linear light),
     regressed onto the grid of digital colours by a Gaussian kernel of RESIDUAL_WIDTH, shrunk to
     zero where the patches are far (RESIDUAL_PRIOR: the weight of a zero residual)."""
@@ -217,11 +218,11 @@ def _ranges(v: list[int]) -> str:
 class _Scores:
     """The colour model fitted on every patch (`final`, `residual`) and its scores: on the held-out
     patches of a fit on the others (`fit_c`, `res_c`), on those others, and on every patch."""
-    final: tuple
+    final: Fitted
     residual: Optional[np.ndarray]
     pred: np.ndarray
     de_all: np.ndarray
-    fit_c: tuple
+    fit_c: Fitted
     res_c: Optional[np.ndarray]
     de_train: np.ndarray
     de_plain: np.ndarray
@@ -269,8 +270,8 @@ def _score(x: np.ndarray, y: np.ndarray, held: np.ndarray, knots: int) -> _Score
         de_plain = delta_e2000(predict(*fit_c, x[held]), y[held])
         de_res = delta_e2000(predict(*fit_c, x[held], res_c), y[held])
         with_residual = bool(de_res.mean() < de_plain.mean())
-        res_c, de_held = (res_c, de_res) if with_residual else (None, de_plain)
-        de_train = delta_e2000(predict(*fit_c, x[tr], res_c), y[tr])
+        res_kept, de_held = (res_c, de_res) if with_residual else (None, de_plain)
+        de_train = delta_e2000(predict(*fit_c, x[tr], res_kept), y[tr])
         de_aff = delta_e2000(predict(*fit_a, x[held]), y[held])
     else:  # nothing held out to show that a residual generalises: none
         with_residual, de_plain, de_held, de_aff = False, np.zeros(0), np.zeros(0), np.zeros(0)
@@ -278,14 +279,14 @@ def _score(x: np.ndarray, y: np.ndarray, held: np.ndarray, knots: int) -> _Score
     pred = predict(*final, x, residual)
     de_all = delta_e2000(pred, y)
     if not held.any():
-        fit_c, res_c, de_train = final, None, de_all
-    return _Scores(final, residual, pred, de_all, fit_c, res_c, de_train, de_plain, de_held, de_aff, with_residual)
+        fit_c, res_kept, de_train = final, None, de_all
+    return _Scores(final, residual, pred, de_all, fit_c, res_kept, de_train, de_plain, de_held, de_aff, with_residual)
 
 
 def _heldout(s: _Scores, held: np.ndarray, holdout: float, seed: int, colours: np.ndarray, x: np.ndarray,
              y: np.ndarray) -> dict:
     some = bool(held.any())
-    worst = np.argsort(-s.de_held)[:5] if some else []
+    worst: list[int] = np.argsort(-s.de_held)[:5].tolist() if some else []
     held_idx = np.nonzero(held)[0]
     return {"fraction": holdout, "seed": seed, "delta_e2000": _stats(s.de_held) if some else None,
             "without_residual_delta_e2000": _stats(s.de_plain) if some else None,
@@ -300,7 +301,7 @@ def _optics(used: list[ChartPhoto], y: np.ndarray, jpeg_qualities: Optional[dict
     """Blur, noise, noise texture and the measured channel of the photos, as colour_document's keys."""
     edge = [p.edge_sigma_px for p in used if p.edge_sigma_px is not None]
     blur = [math.sqrt(max(s * s - INHERENT_EDGE_PX ** 2, 0.0)) for s in edge]
-    noise = [float(np.nanmedian(p.noise)) for p in used if np.isfinite(p.noise).any()]
+    noise = [float(np.nanmedian(p.noise)) for p in used if p.noise is not None and np.isfinite(p.noise).any()]
     spectrum = noise_spectrum(used)
     out = {"blur_sigma": _spread_range(blur, 0.0, 20.0) if blur else None,
            "noise_sigma": _spread_range(noise, 0.0, 0.5) if noise else None, "noise_spectrum": spectrum,
@@ -321,9 +322,10 @@ def _optics(used: list[ChartPhoto], y: np.ndarray, jpeg_qualities: Optional[dict
 
 
 def _per_photo(used: list[ChartPhoto]) -> list[dict]:
-    return [{"name": p.name, "markers": p.markers, "patches_seen": int((~np.isnan(p.means).any(1)).sum()),
+    return [{"name": p.name, "markers": p.markers, "patches_seen": int((~np.isnan(np.asarray(p.means)).any(1)).sum()),
              "edge_sigma_px": None if p.edge_sigma_px is None else round(p.edge_sigma_px, 4),
-             "noise": round(float(np.nanmedian(p.noise)), 5) if np.isfinite(p.noise).any() else None,
+             "noise": round(float(np.nanmedian(p.noise)), 5) if p.noise is not None and np.isfinite(p.noise).any()
+             else None,
              "px_per_mm": round(p.px_per_mm, 4)}
             for p in used]
 
@@ -376,7 +378,7 @@ def noise_spectrum(photos: list[ChartPhoto]) -> Optional[np.ndarray]:
     got = [(p.noise_spectrum, p.spectrum_windows) for p in photos if p.noise_spectrum is not None]
     if not got:
         return None
-    return sum(s * k for s, k in got) / sum(k for _, k in got)
+    return np.asarray(sum(s * k for s, k in got) / sum(k for _, k in got))
 
 
 def texture_by_colour(photos: list[ChartPhoto], colours: np.ndarray) -> Optional[np.ndarray]:
