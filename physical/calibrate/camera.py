@@ -131,21 +131,30 @@ def detect_view(image: np.ndarray, spec: BoardSpec, name: str = "frame") -> View
     if spec.board().checkCharucoCornersCollinear(ids):
         view.reason = "the board corners found lie on one line"
         return view
-    obj, img = spec.board().matchImagePoints(corners, ids)
+    # cv2's stubs type the detected corners as one array; the call takes the sequence detectCharucoBoard gives
+    obj, img = spec.board().matchImagePoints(corners, ids)  # type: ignore[call-overload]
     view.corners = np.asarray(img, np.float64).reshape(-1, 2)
     view.obj = np.asarray(obj, np.float64).reshape(-1, 3)
     view.ids = np.asarray(ids).ravel()
     return view
 
 
+def _points(view: View) -> tuple[np.ndarray, np.ndarray]:
+    """(board mm, photo px) of a view the board was found in."""
+    assert view.obj is not None and view.corners is not None, f"{view.name}: no board"
+    return view.obj, view.corners
+
+
 def _spread(view: View, kept: list[View], min_move: float) -> bool:
     """Whether a stream frame's board is different enough from the kept ones (centre or size moved)."""
-    c = view.corners.mean(0)
-    area = float(np.ptp(view.corners[:, 0]) * np.ptp(view.corners[:, 1]))
+    corners = _points(view)[1]
+    c = corners.mean(0)
+    area = float(np.ptp(corners[:, 0]) * np.ptp(corners[:, 1]))
     d = max(view.size)
     for k in kept:
-        kc = k.corners.mean(0)
-        ka = float(np.ptp(k.corners[:, 0]) * np.ptp(k.corners[:, 1]))
+        kp = _points(k)[1]
+        kc = kp.mean(0)
+        ka = float(np.ptp(kp[:, 0]) * np.ptp(kp[:, 1]))
         if np.linalg.norm(c - kc) < min_move * d and abs(area - ka) < 0.2 * max(area, ka):
             return False
     return True
@@ -154,7 +163,8 @@ def _spread(view: View, kept: list[View], min_move: float) -> bool:
 def collect_views(frames: Iterable[tuple[str, np.ndarray]], spec: BoardSpec, max_views: int = 60,
                   stream: bool = False) -> list[View]:
     """Detect the board in every frame; from a stream keep at most `max_views` distinct poses."""
-    views, kept = [], []
+    views: list[View] = []
+    kept: list[View] = []
     for name, image in frames:
         v = detect_view(image, spec, name)
         if stream and v.ok and not _spread(v, kept, 0.05):
@@ -175,7 +185,7 @@ def fit_camera(views: list[View], spec: BoardSpec, min_views: int = MIN_VIEWS, k
     sizes = sorted({v.size for v in used})
     if len(sizes) > 1:
         counts = {s: sum(v.size == s for v in used) for s in sizes}
-        main = max(counts, key=counts.get)
+        main = max(counts, key=lambda s: counts[s])
         for v in used:
             if v.size != main:
                 v.reason = f"size {v.size[0]}x{v.size[1]} differs from the other photos' {main[0]}x{main[1]}"
@@ -199,8 +209,8 @@ def fit_camera(views: list[View], spec: BoardSpec, min_views: int = MIN_VIEWS, k
     flags = 0 if k3 else cv2.CALIB_FIX_K3
     dropped: dict[str, str] = {}
     for attempt in range(2):
-        obj = [v.obj.astype(np.float32) for v in used]
-        img = [v.corners.astype(np.float32) for v in used]
+        obj = [_points(v)[0].astype(np.float32) for v in used]
+        img = [_points(v)[1].astype(np.float32) for v in used]
         try:
             rms, k, dist, rvecs, tvecs = cv2.calibrateCamera(
                 obj, img, size, None, None, flags=flags,
@@ -210,8 +220,9 @@ def fit_camera(views: list[View], spec: BoardSpec, min_views: int = MIN_VIEWS, k
                                    "photos from more varied angles (tilted 20-45 degrees, not all face-on)") from None
         per_view = {}
         for v, r, t in zip(used, rvecs, tvecs, strict=False):
-            proj, _ = cv2.projectPoints(v.obj, r, t, k, dist)
-            per_view[v.name] = float(np.sqrt(np.mean(np.sum((proj.reshape(-1, 2) - v.corners) ** 2, 1))))
+            v_obj, v_px = _points(v)
+            proj, _ = cv2.projectPoints(v_obj, r, t, k, dist)
+            per_view[v.name] = float(np.sqrt(np.mean(np.sum((proj.reshape(-1, 2) - v_px) ** 2, 1))))
         med = float(np.median(list(per_view.values())))
         bad = [v for v in used if per_view[v.name] > max(OUTLIER_FACTOR * med, 1.0)]
         if attempt == 1 or not bad or len(used) - len(bad) < min_views:

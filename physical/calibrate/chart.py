@@ -64,7 +64,7 @@ def _detect_chart_markers(grey: np.ndarray) -> dict[int, np.ndarray]:
         if ids is not None:
             for c, i in zip(corners, ids.ravel().tolist(), strict=False):
                 if CHART_ID0 <= i < CHART_ID0 + len(chart_markers()):
-                    found.setdefault(i, np.asarray(c, np.float64).reshape(4, 2))
+                    found.setdefault(int(i), np.asarray(c, np.float64).reshape(4, 2))
         if len(found) == len(chart_markers()):
             break
     return found
@@ -240,7 +240,8 @@ def _drop_not_uniform(out: ChartPhoto, means: np.ndarray, spread: np.ndarray, no
 
 
 def _measure_texture(out: ChartPhoto, img: np.ndarray, noise: np.ndarray, boxes: dict) -> None:
-    psd, windows = 0.0, 0
+    psd: np.ndarray | float = 0.0
+    windows = 0
     out.texture_var = np.full((GRID * GRID, 3), np.nan)
     for slot, box in boxes.items():  # per patch: the texture's level depends on the colour (texture.py)
         if not np.isnan(noise[slot]):
@@ -249,7 +250,7 @@ def _measure_texture(out: ChartPhoto, img: np.ndarray, noise: np.ndarray, boxes:
                 psd, windows = psd + p_slot, windows + k
                 out.texture_var[slot] = p_slot.reshape(3, -1).mean(1) / k
     if windows:
-        out.noise_spectrum, out.spectrum_windows = psd / windows, windows
+        out.noise_spectrum, out.spectrum_windows = np.asarray(psd / windows), windows
 
 
 def _measure_white(out: ChartPhoto, img: np.ndarray, h: np.ndarray) -> None:
@@ -284,7 +285,7 @@ def flat_field(photo: ChartPhoto) -> tuple[Optional[np.ndarray], float]:
     """Per-channel quadratic fit (6 x 3 coefficients) of the paper white in linear light, robust to
     a few contaminated samples; None with fewer than 12 samples. Also the light's unevenness over
     the grid: (max - min) / (max + min) of the fitted luminance (the channel's light_gradient)."""
-    if photo.white is None or len(photo.white) < 12:
+    if photo.white is None or photo.white_xy is None or len(photo.white) < 12:
         return None, 0.0
     lin = srgb_decode(torch.as_tensor(photo.white)).numpy()
     a = _poly2(photo.white_xy)
@@ -314,8 +315,9 @@ def normalised_patches(photos: list[ChartPhoto]) -> tuple[np.ndarray, dict]:
     centres = patch_centres()
     out, whites, grads = [], [], []
     for p in photos:
-        lin = srgb_decode(torch.as_tensor(p.means)).numpy()
-        lin[np.isnan(p.means)] = np.nan
+        means = np.asarray(p.means)  # every photo used was measured
+        lin = srgb_decode(torch.as_tensor(means)).numpy()
+        lin[np.isnan(means)] = np.nan
         coef, grad = flat_field(p)
         if coef is not None:
             field = _poly2(centres) @ coef
@@ -323,20 +325,20 @@ def normalised_patches(photos: list[ChartPhoto]) -> tuple[np.ndarray, dict]:
             lin = lin * (white / np.clip(field, 1e-4, None))
         else:
             white = srgb_decode(torch.as_tensor(np.median(p.white, 0) if p.white is not None and len(p.white)
-                                                else np.nanmax(p.means, 0))).numpy()
+                                                else np.nanmax(means, 0))).numpy()
         out.append(lin)
         whites.append(white)
         grads.append(grad)
-    whites = np.array(whites)
-    ref = np.median(whites, 0)
-    out = np.array(out) * (ref / np.clip(whites, 1e-4, None))[:, None, :]
-    lum = whites @ np.array([0.2126, 0.7152, 0.0722])
+    white_all = np.array(whites)
+    ref = np.median(white_all, 0)
+    patches = np.array(out) * (ref / np.clip(white_all, 1e-4, None))[:, None, :]
+    lum = white_all @ np.array([0.2126, 0.7152, 0.0722])
     report = {
         "paper_white_linear": np.round(ref, 5).tolist(),
         "exposure_spread": round(float((lum.max() - lum.min()) / max(np.median(lum), 1e-6)), 4),
         "light_gradient": [round(float(min(grads)), 4), round(float(max(grads)), 4)],
     }
-    return out, report
+    return patches, report
 
 
 # ----------------------------------------------------------------------------------------------

@@ -274,7 +274,7 @@ def charuco_pdf(spec: BoardSpec = BoardSpec(), paper: str = "a4") -> bytes:
             if black[r, c]:
                 pdf.rect(x0 + c * spec.square_mm, y0 + r * spec.square_mm, spec.square_mm, spec.square_mm)
     b = spec.board()
-    for mid, pts in zip(b.getIds().ravel(), b.getObjPoints(), strict=False):
+    for mid, pts in zip(np.asarray(b.getIds()).ravel(), b.getObjPoints(), strict=False):
         tl = np.asarray(pts)[0]
         pdf.marker(int(mid), x0 + float(tl[0]), y0 + float(tl[1]), spec.marker_mm)
     pdf.text(MARGIN_MM, MARGIN_MM + 4, "physical - ChArUco board for camera calibration", 9, bold=True)
