@@ -39,6 +39,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def public_host(host: str) -> str:
+    """The address to put in a URL of a server bound to `host`: for 0.0.0.0 (or ::) this machine's
+    address on its network (the interface of its default route), else `host` itself."""
+    if host not in ("0.0.0.0", "::", ""):
+        return host
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.255", 1))  # no packet is sent: this only picks the interface
+            return s.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+
+
 def _host_name(netloc: str) -> str:
     """'example.com:8080' / '[::1]:80' / '127.0.0.1' -> the host alone, lower case."""
     netloc = netloc.strip().lower()

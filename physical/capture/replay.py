@@ -74,7 +74,7 @@ class ReplayServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}{self.path}{self.guard.query()}"
+        return f"http://{mjpeg.public_host(self.host)}:{self.port}{self.path}{self.guard.query()}"
 
     def _passes(self) -> Iterable[bytes]:
         while True:

@@ -147,11 +147,11 @@ class MjpegServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/{self.guard.query()}"
+        return f"http://{mjpeg.public_host(self.host)}:{self.port}/{self.guard.query()}"
 
     @property
     def stream_url(self) -> str:
-        return f"http://{self.host}:{self.port}/stream.mjpg{self.guard.query()}"
+        return f"http://{mjpeg.public_host(self.host)}:{self.port}/stream.mjpg{self.guard.query()}"
 
     def page(self) -> str:
         cur = self.status().get("defence", "none")
