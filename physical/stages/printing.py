@@ -20,11 +20,15 @@ def print_tag(run: RunDir, run_id: str, cells: list[dict]) -> tuple[int, int]:
     label and image bytes: attack, eps, image and model all change them). A print whose tag differs
     from the last one's is recorded in print/history.json, so align names a photo of the outdated
     print ("other print") instead of measuring it as the new content."""
-    content = digest([[c["sheet"], c["slot"], c["item"], c["role"], c.get("label"), file_digest(run.root / c["image"])]
-                      for c in cells])
+    content = digest([[c["sheet"], c["slot"], c["item"], c["role"], c.get("label"),
+                       file_digest(run.root / c["image"])] for c in cells])
     tag = run_tag(run_id, content)
     path = run.root / HISTORY
     history = read_json(path) if path.is_file() else []
+    if not history and runfiles.has_layout(run):  # a print made before prints were tagged by their content
+        old = runfiles.load_layout(run)
+        if tuple(old.tag) != tag:
+            history.append({"print": 1, "tag": list(old.tag), "content": None, "cells": len(old.cells)})
     if not history or history[-1]["tag"] != list(tag):
         history.append({"print": len(history) + 1, "tag": list(tag), "content": content, "cells": len(cells)})
         write_json(path, history)
