@@ -37,6 +37,7 @@ from physical.sheets.layout import Layout, layout_for, run_tag
 from physical.sheets.markers import detect_all, dictionary, marker_bits
 from physical.sheets.pdf import write_sheets
 from physical.sim.print_camera import rasterize_pdf
+from tests.runs.test_bad_input import png_claiming
 
 N_ITEMS = 8  # 16 cells: a full A4 sheet of 12 (45 mm cells, 3 x 4) and a second sheet of 4
 CORNER_PX = 1.5  # largest error of a cell corner in the photo, px (measured: median 0.4, max 1.1)
@@ -515,6 +516,7 @@ def test_align_stage_end_to_end(printed, tmp_path, capsys):
     good = (photos / "IMG_2041.JPG").read_bytes()
     (photos / "broken.jpg").write_bytes(good[: len(good) // 2])
     (photos / "notes.jpg").write_text("not a photo")
+    (photos / "huge.png").write_bytes(png_claiming(100_000, 100_000))  # OpenCV raised on it: the stage failed
     (photos / "sheets.pdf").write_bytes(P["other_pdf"].read_bytes())
 
     cfg.align.min_sharpness = 0.2
@@ -523,13 +525,14 @@ def test_align_stage_end_to_end(printed, tmp_path, capsys):
     finally:
         cfg.align.min_sharpness = 0.0
     out = capsys.readouterr().out
-    assert res == {"photos": 9, "skipped": 5, "cells_found": 16, "cells_expected": 16, "crops": 42,
+    assert res == {"photos": 10, "skipped": 6, "cells_found": 16, "cells_expected": 16, "crops": 42,
                    "crops_excluded": 24, "other_print": 0}
     crops = read_json(run.root / "align" / "crops.json")
     status = {p["photo"]: p for p in crops["photos"]}
     reasons = {k: v["reason"] for k, v in status.items() if v["status"] == "skipped"}
     assert reasons["blank.jpg"] == "no markers found"
     assert "truncated" in reasons["broken.jpg"] and reasons["notes.jpg"] == "not an image file"
+    assert reasons["huge.png"].startswith("its header claims 10,000 megapixels")
     assert reasons["other_run.png"].startswith("sheet 0: a sheet of another run")
     assert reasons["sheets.pdf"] == f"a PDF (the printed sheets of run {P['other_id']}), not a photo; print it " \
                                     "and photograph the paper"
