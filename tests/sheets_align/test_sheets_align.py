@@ -173,7 +173,8 @@ def test_print_stage_outputs(printed):
     assert summary["paper"] == "a4 210 x 297 mm" and summary["scale_bar_mm"] == 50
     lay = read_json(run.root / "print" / "layout.json")
     history = read_json(run.root / "print" / "history.json")  # the tag: of the run id and what the cells show
-    assert lay["run_id"] == run.run_id and lay["tag"] == history[-1]["tag"] == list(run_tag(run.run_id, history[-1]["content"]))
+    assert lay["run_id"] == run.run_id
+    assert lay["tag"] == history[-1]["tag"] == list(run_tag(run.run_id, history[-1]["content"]))
     assert lay["n_sheets"] == 2 and lay["pdf"] == "print/sheets.pdf"
     cells = lay["cells"]
     assert [(c["sheet"], c["slot"], c["role"]) for c in cells[:4]] == [(0, 0, "clean"), (0, 1, "adv"),
