@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from physical.sheets.layout import ARUCO_DICT
 
@@ -107,7 +108,7 @@ def marker_side_px(corners: np.ndarray) -> float:
     return float(np.linalg.norm(corners - np.roll(corners, -1, axis=0), axis=1).mean())
 
 
-def project(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+def project(h: np.ndarray, pts: ArrayLike) -> np.ndarray:
     """Points (k x 2) through a 3 x 3 homography."""
     return cv2.perspectiveTransform(np.asarray(pts, np.float64).reshape(-1, 1, 2), h).reshape(-1, 2)
 
@@ -182,16 +183,18 @@ def refine(grey: np.ndarray, marker_id: int, corners: np.ndarray) -> tuple[np.nd
     side = marker_side_px(corners)
     k = int(np.clip(round(side / 7), 3, 12))
     tpl = _template(marker_id, k)
-    src = np.float32([[k - 0.5, k - 0.5], [8 * k - 0.5, k - 0.5], [8 * k - 0.5, 8 * k - 0.5], [k - 0.5, 8 * k - 0.5]])
+    src = np.array([[k - 0.5, k - 0.5], [8 * k - 0.5, k - 0.5], [8 * k - 0.5, 8 * k - 0.5], [k - 0.5, 8 * k - 0.5]],
+                   np.float32)
     pad = int(side / 7 * 1.5) + 4
     x0, y0 = np.maximum(np.floor(corners.min(axis=0)).astype(int) - pad, 0)
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + pad + 1
     roi = grey[y0:y1, x0:x1].astype(np.float32)
     if min(roi.shape) < 8:
         return corners, 0.0
-    h0 = cv2.getPerspectiveTransform(src, np.float32(corners - [x0, y0]))
+    h0 = cv2.getPerspectiveTransform(src, np.asarray(corners - [x0, y0], np.float32))
     try:
-        score, h = cv2.findTransformECC(tpl, roi, h0.astype(np.float32), cv2.MOTION_HOMOGRAPHY,
+        # cv2's stubs want an array for inputMask; None (no mask) is what OpenCV documents
+        score, h = cv2.findTransformECC(tpl, roi, h0.astype(np.float32), cv2.MOTION_HOMOGRAPHY,  # type: ignore[call-overload]
                                         (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4), None, 3)
     except cv2.error:  # did not converge
         return corners, 0.0
@@ -249,8 +252,9 @@ def _soft_match(grey: np.ndarray, corners: np.ndarray, sigma: float | None = Non
     for a flat quad. A matched filter: it uses every pixel, so it reads markers whose bits are
     too blurred for thresholding."""
     k = SOFT_PX
-    dst = np.float32([[k - 0.5, k - 0.5], [8 * k - 0.5, k - 0.5], [8 * k - 0.5, 8 * k - 0.5], [k - 0.5, 8 * k - 0.5]])
-    m = cv2.getPerspectiveTransform(np.float32(corners), dst)
+    dst = np.array([[k - 0.5, k - 0.5], [8 * k - 0.5, k - 0.5], [8 * k - 0.5, 8 * k - 0.5], [k - 0.5, 8 * k - 0.5]],
+                   np.float32)
+    m = cv2.getPerspectiveTransform(np.asarray(corners, np.float32), dst)
     w = cv2.warpPerspective(grey, m, (9 * k, 9 * k), flags=cv2.INTER_AREA).astype(np.float32).ravel()
     w -= w.mean()
     norm = float(np.linalg.norm(w))

@@ -16,6 +16,7 @@ from `cell_images` (no model, no attack).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,7 +31,7 @@ from physical.sheets.markers import project
 
 # ranges drawn uniformly; cell_px: printed cell width in photo px; blur: gaussian sigma in photo px;
 # noise: sigma in 0..255; gradient: peak fraction of a linear light ramp; tilt: perspective strength
-LEVELS = {
+LEVELS: dict[str, dict[str, Any]] = {
     "mild": {"cell_px": (300, 500), "tilt": 0.1, "blur": (0.5, 1.0), "noise": 2.0, "gradient": 0.1,
              "jpeg": (88, 95), "occlude": 0},
     "medium": {"cell_px": (200, 450), "tilt": 0.25, "blur": (0.8, 1.6), "noise": 4.0, "gradient": 0.3,
@@ -61,7 +62,8 @@ def sheet_homography(layout: Layout, angle_deg: float, cell_px: float, centre: t
 
 
 def page_outline(layout: Layout, h: np.ndarray) -> np.ndarray:
-    return project(h, [[0, 0], [layout.page_w, 0], [layout.page_w, layout.page_h], [0, layout.page_h]])
+    w, h_mm = float(layout.page_w), float(layout.page_h)
+    return project(h, [[0.0, 0.0], [w, 0.0], [w, h_mm], [0.0, h_mm]])
 
 
 def place(frame: np.ndarray, page: np.ndarray, dpi: float, h_mm: np.ndarray) -> np.ndarray:
@@ -143,12 +145,12 @@ def camera(photo: np.ndarray, rng: np.random.Generator, blur: float = 0.0, noise
     if noise:  # a 512 px tile of gaussian noise, repeated (cheap; no pattern at the markers' scale)
         tile = np.empty((512, 512, x.shape[2]), np.int16)
         cv2.setRNGSeed(int(rng.integers(2**31)))
-        cv2.randn(tile, 0.0, float(noise))
+        cv2.randn(tile, 0.0, float(noise))  # type: ignore[call-overload]  # cv2's stubs: mean and stddev as arrays; scalars work
         n = np.tile(tile, (-(-h // 512), -(-w // 512), 1))[:h, :w]
         x = cv2.add(x, n, dtype=cv2.CV_8U)
     if jpeg:
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(x, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(jpeg)])
-        x = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        x = cv2.cvtColor(np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)), cv2.COLOR_BGR2RGB)
     return x
 
 
@@ -216,11 +218,11 @@ def random_photo(page: np.ndarray | list[np.ndarray], dpi: float, layout: Layout
             photo = glare(photo, c, rng.uniform(12, 22) * mm_px, rng)
         hs.append(h)
         hidden.append(covered)
-    noise = lv["noise"] if np.isscalar(lv["noise"]) else rng.uniform(*lv["noise"])
+    noise = float(lv["noise"]) if isinstance(lv["noise"], (int, float)) else rng.uniform(*lv["noise"])
     photo = camera(photo, rng, blur=rng.uniform(*lv["blur"]), noise=noise, gradient=lv["gradient"])
     quality = int(rng.integers(lv["jpeg"][0], lv["jpeg"][1] + 1))
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(photo, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    photo = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    photo = cv2.cvtColor(np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)), cv2.COLOR_BGR2RGB)
     return {"photo": photo, "jpeg": buf.tobytes(), "h": hs[0], "hs": hs, "hidden": hidden[0], "cell_px": cell_px}
 
 

@@ -92,6 +92,7 @@ class Identity(Defence):
 class Noise(Defence):
     name = "noise"
     params = {"sigma": (float, 0.03, 0.0, 0.5)}
+    sigma: float
     randomised = True
 
     def transform(self, x):
@@ -103,6 +104,7 @@ class Noise(Defence):
 class Blur(Defence):
     name = "blur"
     params = {"sigma": (float, 1.0, 0.0, 10.0)}
+    sigma: float
 
     def transform(self, x):
         return ops.gaussian_blur(x, self.sigma)
@@ -111,6 +113,7 @@ class Blur(Defence):
 class Median(Defence):
     name = "median"
     params = {"size": (int, 3, 1, 15)}
+    size: int
     differentiable = False
 
     def transform(self, x):
@@ -120,6 +123,7 @@ class Median(Defence):
 class Binarize(Defence):
     name = "binarize"
     params = {"threshold": (float, 0.5, 0.0, 1.0)}
+    threshold: float
     differentiable = False
 
     def transform(self, x):
@@ -129,6 +133,7 @@ class Binarize(Defence):
 class JPEG(Defence):
     name = "jpeg"
     params = {"quality": (int, 75, 1, 100)}
+    quality: int
     differentiable = False
 
     def transform(self, x):
@@ -138,6 +143,7 @@ class JPEG(Defence):
 class BitDepth(Defence):
     name = "bitdepth"
     params = {"bits": (int, 3, 1, 8)}
+    bits: int
     differentiable = False
 
     def transform(self, x):
@@ -147,6 +153,8 @@ class BitDepth(Defence):
 class MultiCrop(Defence):
     name = "multicrop"
     params = {"n": (int, 4, 1, 64), "fraction": (float, 0.875, 0.3, 1.0)}
+    n: int
+    fraction: float
     randomised = True
 
     @property
@@ -224,7 +232,7 @@ class Defended(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.classifier.device
+        return self.classifier.device  # type: ignore[return-value]  # the wrapped Classifier's, not a submodule
 
     @property
     def randomised(self) -> bool:
@@ -254,7 +262,7 @@ class Expectation(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.model.device
+        return self.model.device  # type: ignore[return-value]  # the wrapped Classifier's, not a submodule
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.samples
