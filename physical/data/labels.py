@@ -82,7 +82,7 @@ def _label(raw: str, where: str, file: str) -> int:
 def read_labels(path: Path, images: list[Path]) -> tuple[dict[Path, int], list[str]]:
     """{image: class index} of the `images` (a folder's) that `path` labels, and the warnings to show."""
     reader = csv.reader(io.StringIO(decode(path), newline=""))
-    header = next(reader, None)
+    header = next(reader, None) or []
     file_col, label_col = _columns(path, header)
     fi, li = header.index(file_col), header.index(label_col)
     files = {p.name: p for p in images}
@@ -91,7 +91,10 @@ def read_labels(path: Path, images: list[Path]) -> tuple[dict[Path, int], list[s
         lower.setdefault(p.name.lower(), []).append(p)
     labels: dict[Path, int] = {}
     lines: dict[Path, int] = {}
-    missing, unsupported, twice, rows = [], [], [], 0
+    missing: list[str] = []
+    unsupported: list[str] = []
+    twice: list[str] = []
+    rows = 0
     for n, row in enumerate(reader, start=2):
         if not any(c.strip() for c in row):
             continue
@@ -103,8 +106,8 @@ def read_labels(path: Path, images: list[Path]) -> tuple[dict[Path, int], list[s
             raise ConfigError(f"{where}: {'no file name' if not file else f'no label for {file!r}'}; "
                               "fix the line or remove it")
         label = _label(raw, where, file)
-        p = _match(file, files, lower, where)
-        if p is None:
+        found = _match(file, files, lower, where)
+        if found is None:
             other = path.parent / file
             if other.is_file():
                 unsupported.append(f"{where}: {file!r} is not an image the tool reads "
@@ -112,6 +115,7 @@ def read_labels(path: Path, images: list[Path]) -> tuple[dict[Path, int], list[s
             else:
                 missing.append(f"{where}: {file!r} not found in {path.parent}: its line is ignored")
             continue
+        p = found
         if p in labels:
             if labels[p] != label:
                 raise ConfigError(f"{where}: {file!r} is labelled {label} here and {labels[p]} on line {lines[p]}; "

@@ -89,8 +89,8 @@ def prefiltered(records: list[dict], confidence: float) -> list[dict]:
 
 def accuracy(records: list[dict], condition: str, k: int) -> dict:
     """{"acc", "k" (right), "n" (images with a prediction in that condition), "ci"}."""
-    hits = [correct(r["pred"].get(condition), r["label"], k) for r in records]
-    hits = [h for h in hits if h is not None]
+    found = [correct(r["pred"].get(condition), r["label"], k) for r in records]
+    hits = [h for h in found if h is not None]
     return proportion(sum(hits), len(hits), "acc")
 
 
@@ -136,7 +136,7 @@ def _paired(ra: list[dict], rb: list[dict], ca: str, cb: str, k: int) -> Optiona
     images = [i for i in a if i in b and a[i] is not None and b[i] is not None]
     if not images:
         return None
-    xa, xb = [a[i] for i in images], [b[i] for i in images]
+    xa, xb = [bool(a[i]) for i in images], [bool(b[i]) for i in images]  # None filtered out above
     n, ka, kb = len(xa), sum(xa), sum(xb)  # each accuracy with its k, n and 95 % interval (issue 27.4)
     return {**mcnemar(xa, xb), "a_acc": ka / n, "b_acc": kb / n, "n_images": n, "a_right": ka, "b_right": kb,
             "a_acc_ci": wilson(ka, n), "b_acc_ci": wilson(kb, n)}
