@@ -366,9 +366,9 @@ def _coerce_union(value, tp, path, meta):
             if isinstance(value, dict) and dataclasses.is_dataclass(a):
                 raise  # a mapping is the dataclass's: its own error names the bad key
             errors.append(e)
-    for e in errors:  # a range error is more telling than a type error
-        if "out of range" in str(e):
-            raise e
+    for err in errors:  # a range error is more telling than a type error
+        if "out of range" in str(err):
+            raise err
     raise ConfigError(f"{path}: {show(value)} is not {_type_name(tp)}")
 
 

@@ -86,7 +86,7 @@ class RunIndex:
     item: key, model, attack label, eps, image name, label, clean and adversarial image paths, and
     what a family adds) in the order they were made."""
 
-    models: list = field(default_factory=list)
+    models: dict | list = field(default_factory=list)  # name -> {input_size}; [] where no model made them
     images: list = field(default_factory=list)
     items: list[dict] = field(default_factory=list)
 

@@ -101,6 +101,8 @@ def devkit_wnids(meta: Path) -> dict[int, str]:
 def devkit(folder: Path) -> list[Entry]:
     """ImageNet validation, flat files ILSVRC2012_val_NNNNNNNN.*, labelled by the devkit's ground truth."""
     gt = find_ground_truth(folder)
+    if gt is None:
+        raise ConfigError(f"images.source: {folder}: no {GROUND_TRUTH} here or in its parent folder")
     id_wnid = devkit_wnids(gt.parent / "meta.mat")
     index = wnid_index()
     lines = gt.read_text().split()

@@ -69,7 +69,7 @@ def targeted(records: list[dict], k: int) -> Optional[dict]:
     recs = [r for r in records if r.get("target") is not None and r["target"] != r["label"]]
     if not recs:
         return None
-    dig = [correct(r["pred"]["digital_adv"], r["target"], k) for r in recs]
+    dig = [bool(correct(r["pred"]["digital_adv"], r["target"], k)) for r in recs]  # every record has it
     pho = [correct(r["pred"].get("photo_adv"), r["target"], k) for r in recs]
     seen = [p for p in pho if p is not None]
     kept = [p for d, p in zip(dig, pho, strict=False) if d and p is not None]

@@ -20,7 +20,7 @@ ALPHA = 0.05  # a difference is called significant when p < ALPHA
 EXACT_BELOW = 25  # discordant pairs below which McNemar's test is the exact binomial one
 
 
-def wilson(k: int, n: int, z: float = Z95) -> Optional[list[float]]:
+def wilson(k: float, n: int, z: float = Z95) -> Optional[list[float]]:
     """The Wilson score interval [lo, hi] of the proportion k / n; None when n = 0."""
     if n <= 0:
         return None
