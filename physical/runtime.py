@@ -160,7 +160,7 @@ class Eta:
     per unit of work (an image, a photo, or an image x step x EOT draw) times the units left, an upper
     bound since the first batch includes the warm-up."""
 
-    def __init__(self, stage: str, total: float, log: Callable[[str], None] = None, unit: str = "unit"):
+    def __init__(self, stage: str, total: float, log: Optional[Callable[[str], None]] = None, unit: str = "unit"):
         self.stage, self.total = stage, float(total)
         self.log = log or say
         self.t0 = time.perf_counter()

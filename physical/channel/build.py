@@ -44,7 +44,8 @@ def paper_of(cfg: Config) -> tuple[float, float]:
 
 def run_channel(cfg: Config, device: Device = None, *, printed_pages: bool = False) -> Channel:
     """The run's channel: ``capture.channel`` seeing photos of the run's page in ``capture.frame``."""
-    return build_channel(cfg.capture.channel, paper_mm=paper_of(cfg), frame=tuple(cfg.capture.frame),
+    frame = None if cfg.capture.frame is None else (cfg.capture.frame[0], cfg.capture.frame[1])
+    return build_channel(cfg.capture.channel, paper_mm=paper_of(cfg), frame=frame,
                          printed_pages=printed_pages, device=device)
 
 

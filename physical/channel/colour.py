@@ -73,6 +73,11 @@ def mix(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 class ColourModel(torch.nn.Module):
     """The fitted printer-to-camera colour transform; x (N, 3, H, W) digital [0, 1] -> camera [0, 1]."""
 
+    curves: torch.Tensor  # buffers
+    matrix: torch.Tensor
+    bias: torch.Tensor
+    residual: "torch.Tensor | None"
+
     def __init__(self, curves, matrix, bias, residual=None):
         super().__init__()
         self.register_buffer("curves", torch.as_tensor(curves, dtype=torch.float32).clone())

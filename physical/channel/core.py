@@ -144,7 +144,7 @@ class Channel(torch.nn.Module):
         """Photos of pages the simulator printed with the ``halftone_lpi`` screen: they carry the
         screen's texture, so a measured noise texture draws only the rest (calibrate/halftone.py).
         EOT's images are not screened and keep the whole measured texture."""
-        if self.halftone_lpi is not None and self.texture is not None:
+        if self.halftone_lpi is not None and self.texture is not None and self.calibration is not None:
             rest = without_halftone(self.calibration, self.halftone_lpi)
             if rest is not None:
                 self.texture = torch.as_tensor(drawn_spectrum(rest[0], "jpeg_quality" in self.calibration.channel),
@@ -181,7 +181,7 @@ class Channel(torch.nn.Module):
             keys += ["print_gamma", "paper_white", "ink_black"]
             out = {}
         m = self.measured()
-        preset = getattr(self.cfg, "from_preset", set())
+        preset: set = getattr(self.cfg, "from_preset", set())
         for k in keys:
             out[k] = "calibration" if k in m else (f"preset {self.cfg.preset}" if k in preset else "config")
         if self.texture is not None:

@@ -61,6 +61,9 @@ CHANNELS_LAST = ("cpu", "cuda")
 class Classifier(nn.Module):
     """Normalise, then run the network: logits from [0,1] RGB images of size `input_size`."""
 
+    mean: torch.Tensor  # buffers (1, 3, 1, 1)
+    std: torch.Tensor
+
     def __init__(self, net: nn.Module, name: str, input_size: int, mean, std, resize_ratio: float = 0.875,
                  precision: str = "fp32"):
         super().__init__()

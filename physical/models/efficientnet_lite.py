@@ -35,8 +35,8 @@ BN_EPS = 1e-3
 def _round_filters(c: int, width: float) -> int:
     if width == 1.0:
         return c
-    c *= width
-    return max(8, int(c + 4) // 8 * 8)
+    scaled = c * width
+    return max(8, int(scaled + 4) // 8 * 8)
 
 
 class SameConv(nn.Conv2d):
