@@ -136,8 +136,20 @@ def test_images_whose_names_sanitise_alike_keep_their_own_names(tmp_path, files)
 # files with absurd headers: one line each
 
 
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A 16 x 16 JPEG whose frame header (SOF0) claims width x height pixels."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))
+    data = bytearray(buf.tobytes())
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
 PHOTOS = [
     ("a PNG claiming 100000 x 100000", png_claiming(100_000, 100_000), "header claims 10,000 megapixels"),
+    ("a JPEG claiming 65000 x 65000", jpeg_claiming(65_000, 65_000), "header claims 4,225 megapixels"),
     ("a PNG claiming 40000 x 1", png_claiming(40_000, 1), "corrupt or truncated"),
     ("an empty file", b"", "not an image file"),
     ("text named .jpg", b"hello", "not an image file"),
