@@ -158,7 +158,8 @@ class Eta:
     terminal) whose remaining time follows the recent rate, so the model's warm-up in the first batch
     fades from it; and one line after the first batch (it goes to run.log too): that batch's seconds
     per unit of work (an image, a photo, or an image x step x EOT draw) times the units left, an upper
-    bound since the first batch includes the warm-up."""
+    bound since the first batch includes the warm-up; and one more once a quarter is done, at the
+    rate since the first batch (the warm-up left out)."""
 
     def __init__(self, stage: str, total: float, log: Optional[Callable[[str], None]] = None, unit: str = "unit"):
         self.stage, self.total = stage, float(total)
@@ -166,6 +167,8 @@ class Eta:
         self.t0 = time.perf_counter()
         self.count = 0.0
         self.told = False
+        self.first: Optional[tuple[float, float]] = None  # (time, units) at the first batch's end
+        self.retold = False
         self.bar = tqdm(total=self.total, desc=f"[{stage}]", unit=unit, leave=False, smoothing=0.3,
                         disable=True if (is_quiet() or self.total <= 0) else None, dynamic_ncols=True,
                         bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} {unit}s "
@@ -180,11 +183,25 @@ class Eta:
         self.bar.update(units)
         if self.count >= self.total:
             self.bar.close()
-        if self.told or self.count >= self.total or self.count <= 0:
+        if self.count >= self.total or self.count <= 0:
             return
-        self.told = True
-        spent = time.perf_counter() - self.t0
+        now = time.perf_counter()
+        if self.told:
+            self._later(now)
+            return
+        self.told, self.first = True, (now, self.count)
+        spent = now - self.t0
         left = spent / self.count * (self.total - self.count)
         self.log(f"[{self.stage}] first batch in {fmt_seconds(spent)}: about {fmt_seconds(left)} left at most, the "
                  f"warm-up included "
                  f"({self.count:g} of {self.total:g} units of work done)")
+
+    def _later(self, now: float) -> None:
+        """Once a quarter of the work is done: the time left at the rate since the first batch (the
+        warm-up left out), the estimate to trust."""
+        if self.retold or self.first is None or self.count < self.total / 4 or self.count <= self.first[1]:
+            return
+        self.retold = True
+        rate = (self.count - self.first[1]) / max(now - self.first[0], 1e-9)
+        self.log(f"[{self.stage}] {100 * self.count / self.total:.0f} % done in {fmt_seconds(now - self.t0)}: "
+                 f"about {fmt_seconds((self.total - self.count) / rate)} left")

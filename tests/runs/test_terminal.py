@@ -73,3 +73,5 @@ def test_generate_progress_moves_step_by_step(tmp_path, capsys):
     assert main(["run", str(cfg), "--until", "generate"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"\[generate\] first batch in .*: about .* left at most.*\(2 of 6 units of work done\)", out), out
+    # the estimate without the warm-up, at the rate since the first step
+    assert re.search(r"\[generate\] 67 % done in \d+ s: about \d+ s left\n", out), out
