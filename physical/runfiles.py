@@ -124,7 +124,7 @@ class AlignedCrops:
     crops: list[dict] = field(default_factory=list)
     photos: list[dict] = field(default_factory=list)
     missing: list = field(default_factory=list)
-    excluded: list = field(default_factory=list)
+    excluded: dict | list = field(default_factory=list)  # threshold -> crops it excluded
 
     def accepted(self) -> list[dict]:
         return [c for c in self.crops if c["accepted"]]

@@ -172,8 +172,8 @@ def compare(a: dict, b: dict, threshold: float = 0.0) -> tuple[str, int]:
                 w0 = max(len(d[0]) for d in diffs)
                 w1 = max(len(d[1]) for d in diffs)
                 out.append(f"  {'row':<{w0}}  {'value':<{w1}}  {'A':>8} {'B':>8} {'B - A':>8}  real?")
-                for d in diffs:
-                    out.append(f"  {d[0]:<{w0}}  {d[1]:<{w1}}  {d[2]:>8} {d[3]:>8} {d[4]:>8}  {d[5]}".rstrip())
+                for r in diffs:
+                    out.append(f"  {r[0]:<{w0}}  {r[1]:<{w1}}  {r[2]:>8} {r[3]:>8} {r[4]:>8}  {r[5]}".rstrip())
                 count += len(diffs)
         lines.append(f"\n[{name}] " + ("no differences" if not out else f"{len(out)} line(s)"))
         lines.extend(out)

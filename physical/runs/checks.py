@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from physical import attacks, models
 from physical.channel.files import check_calibrations
@@ -76,7 +76,7 @@ def from_dict(data: dict, base_dir: str | Path = ".") -> Config:
     return cfg
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[Config, dict]:
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Config, dict]:
     """Load, override and check a pipeline file; returns the Config and the raw mapping as run."""
     data = load_raw(path)
     for o in overrides:
@@ -85,7 +85,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[Config, di
     return cfg, data
 
 
-def load_for_command(path: Optional[str], overrides: list[str] = ()) -> Config:
+def load_for_command(path: Optional[str], overrides: Sequence[str] = ()) -> Config:
     """A command's config: the pipeline file `path` (None: the embedded default run) with its --set
     overrides, checked."""
     if path is None:

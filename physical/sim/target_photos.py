@@ -84,8 +84,8 @@ def render_board_views(spec: BoardSpec, k: np.ndarray, dist: np.ndarray, size: t
     rng = np.random.default_rng(seed)
     board = board_image(spec, px_per_mm)
     rays = pixel_rays(k, dist, size)
-    out = []
-    corners3 = spec.board().getChessboardCorners().astype(np.float64)
+    out: list = []
+    corners3 = np.asarray(spec.board().getChessboardCorners()).astype(np.float64)
     while len(out) < n:
         rvec, tvec = look_at_pose(rng, spec, k, size, **pose_kw)
         proj, _ = cv2.projectPoints(corners3, rvec, tvec, k, dist)

@@ -35,7 +35,7 @@ def classify_paths(run: RunDir, model, paths: list[str], batch_size: int, eta=No
     """path -> prediction for the run's images, read a batch at a time (memory does not grow with the
     run); `eta` (a runtime.Eta) is told of every batch done."""
     bs = inference_batch(model, model.input_size, model.device, batch_size)
-    preds = {}
+    preds: dict = {}
     for i in range(0, len(paths), bs):
         part = paths[i : i + bs]
         preds.update(zip(part, classify_images(model, [read_image(run.root / p) for p in part], bs), strict=False))

@@ -399,7 +399,7 @@ def generalisation(ctx: Context, gc) -> dict:
                 return np.stack([np.clip(clean[p // n] + delta[p % n], 0, 255).astype(np.uint8) for p in range(a, b)])
 
             r = gc.random_draws
-            signs = {}
+            signs: dict = {}
 
             def random(a, b, r=r, signs=signs, label=label, clean=clean, eps=eps):  # draw q = j * r + d
                 out = []
@@ -478,6 +478,7 @@ def experiments_stage(run: RunDir, cfg, device, log=say) -> dict:
             path.unlink(missing_ok=True)  # an old result of a sub-experiment now switched off
             continue
         t0 = time.time()
+        assert ctx is not None  # made when any sub-experiment is on
         before = ctx.computed
         result = fn(ctx, sub)
         result["seconds"] = round(time.time() - t0, 2)

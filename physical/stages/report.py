@@ -109,7 +109,7 @@ def comparisons_section(records: list[dict]) -> dict:
 def images_section(records: list[dict]) -> list[dict]:
     """The run's images with their true class, named."""
     names = class_names()
-    seen = {}
+    seen: dict = {}
     for r in records:
         seen.setdefault(r["image"], {"image": r["image"], "label": r["label"], "class": names[r["label"]],
                                      "label_known": r["label_known"]})
