@@ -14,7 +14,7 @@ def check_capture_source(cfg) -> None:
     """What capture.source names, checked before any status is touched (a folder: that it holds photos)."""
     spec = parse_source(cfg.capture.source, cfg.resolve)
     if spec.kind == "folder":
-        list_photos(Path(spec.target))
+        list_photos(spec.path)
     elif spec.kind not in SOURCES:
         raise not_available(spec)
 

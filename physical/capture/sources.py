@@ -54,6 +54,12 @@ class SourceSpec:
     target: Union[None, Path, str, int] = None
     text: str = ""  # capture.source as written
 
+    @property
+    def path(self) -> Path:
+        """The folder or file of a folder or video source."""
+        assert isinstance(self.target, (str, Path)), f"{self.text}: not a folder or a file"
+        return Path(self.target)
+
 
 def parse_source(text: str, resolve: Callable[[str], Path] = Path) -> SourceSpec:
     """capture.source -> SourceSpec; relative paths go through `resolve` (cfg.resolve)."""

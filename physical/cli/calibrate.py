@@ -1,7 +1,6 @@
 """`physical calibrate targets | camera | colour`: the calibration's command line."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import cv2
@@ -88,7 +87,7 @@ def frames(source: str, every: int = 10, max_frames: int = 3000, log=say) -> tup
         raise CalibrationError("--source simulate: calibration needs photos of the printed targets: a folder, "
                                "a video, a URL or webcam:N")
     if spec.kind == "folder":
-        photos, skipped = list_photos(Path(spec.target))
+        photos, skipped = list_photos(spec.path)
         for s in skipped:
             log(f"calibrate: skipped {s['file']}: {s['reason']}")
         qualities = {p.name: q for p in photos if (q := jpeg_quality(p)) is not None}

@@ -74,17 +74,17 @@ def _capture(args) -> int:
     if args.watch and spec.kind != "folder":
         raise ConfigError(f"--watch: watches a folder; the source {text!r} is not one")
     if spec.kind == "folder" and args.watch:
-        if not Path(spec.target).is_dir():
+        if not spec.path.is_dir():
             raise CaptureError(f"capture folder {spec.target} does not exist")
     elif spec.kind == "folder":
-        list_photos(Path(spec.target))  # checks the folder before anything is touched
+        list_photos(spec.path)  # checks the folder before anything is touched
 
     def take(r):
         if spec.kind == "folder" and args.watch:
             (r.root / "capture" / "guided.json").unlink(missing_ok=True)
-            return watch_folder(r, cap, Path(spec.target), timeout_s=args.timeout)
+            return watch_folder(r, cap, spec.path, timeout_s=args.timeout)
         if spec.kind == "folder":
-            return copy_folder(r, Path(spec.target))
+            return copy_folder(r, spec.path)
         return guided_capture(r, cap, spec, resume=not args.restart)
 
     run = run_stages(cfg, ["capture"], run=run, redo=("capture",), calls={"capture": take}, command="physical capture",

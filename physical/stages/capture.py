@@ -12,8 +12,6 @@ photos of an earlier guided capture of the same print stay (it resumes where a l
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from physical.capture.folder import clear_photos, copy_folder
 from physical.capture.guided import guided_capture
 from physical.capture.sources import not_available, parse_source
@@ -28,7 +26,7 @@ def capture_stage(run: RunDir, cfg) -> dict:
         clear_photos(run)
         return simulate_stage(run, cfg)
     if spec.kind == "folder":
-        return copy_folder(run, Path(spec.target))
+        return copy_folder(run, spec.path)
     if spec.kind in ("webcam", "url", "video"):
         return guided_capture(run, cfg, spec, resume=True)
     raise not_available(spec)
