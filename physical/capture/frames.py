@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import cv2
 import numpy as np
@@ -120,7 +120,7 @@ class LatestFrame:
             self._cond.notify_all()
             return self._seq
 
-    def get(self, after: int = 0, timeout: Optional[float] = None) -> tuple[int, object]:
+    def get(self, after: int = 0, timeout: Optional[float] = None) -> tuple[int, Any]:
         """(seq, item) of the newest item with seq > after; (after, None) on timeout or close."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._seq > after or self._closed, timeout):
@@ -130,7 +130,7 @@ class LatestFrame:
             self._taken = True
             return self._seq, self._item
 
-    def peek(self) -> tuple[int, object]:
+    def peek(self) -> tuple[int, Any]:
         with self._cond:
             return self._seq, self._item
 

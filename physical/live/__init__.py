@@ -177,7 +177,7 @@ def classify_frame(frame: np.ndarray, model, cells: Optional[RunCells], align_cf
 
     out_cells = []
     for c, pr in zip(found, preds[1:], strict=False):
-        info = cells.labels.get((c["sheet"], c["slot"]), {})
+        info = cells.labels.get((c["sheet"], c["slot"]), {}) if cells is not None else {}  # found: cells given
         label = info.get("label")
         t1 = int(pr["top"][0])
         role = info.get("role")
@@ -333,7 +333,7 @@ class LiveView:
         r = self.result
         if self.keep_log:
             self.shown.append(None if r is None else r["frame"])
-        if r is not None and markers is not None:  # each cell drawn where it is now
+        if r is not None and markers is not None and self.cells is not None:  # each cell drawn where it is now
             r = {**r, "cells": cells_now(self.cells.printed.layout, markers, r["cells"])}
         out = annotate(frame, r, self.stats(), self.title)
         self.display_rate.tick(now)

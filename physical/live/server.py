@@ -208,7 +208,7 @@ class Recorder:
             raise ConfigError(f"--record {self.path}: use a .mp4 (mp4v) or .avi (MJPG) file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fps = fps if fps and 0 < fps < 1000 else None
-        self.writer = None
+        self.writer: Optional[cv2.VideoWriter] = None
         self.frames = 0
         self._buffer: list[tuple[float, np.ndarray]] = []
 
@@ -220,6 +220,7 @@ class Recorder:
                     self._start()  # writes the buffered frames, this one included
                 return
             self._start(rgb)
+        assert self.writer is not None  # _start opened it or raised
         self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         self.frames += 1
 
@@ -229,15 +230,15 @@ class Recorder:
             span = ts[-1] - ts[0]
             self.fps = (len(ts) - 1) / span if len(ts) > 1 and span > 0 else 15.0
         shape = (first if first is not None else self._buffer[0][1]).shape
-        fourcc = cv2.VideoWriter_fourcc(*self.CODECS[self.path.suffix.lower()])
-        self.writer = cv2.VideoWriter(str(self.path), fourcc, float(self.fps), (shape[1], shape[0]))
-        if not self.writer.isOpened():
-            self.writer = None
+        fourcc = cv2.VideoWriter.fourcc(*self.CODECS[self.path.suffix.lower()])
+        writer = cv2.VideoWriter(str(self.path), fourcc, float(self.fps), (shape[1], shape[0]))
+        if not writer.isOpened():
             raise ConfigError(f"--record {self.path}: OpenCV cannot write this file "
                               f"(codec {self.CODECS[self.path.suffix.lower()]})")
+        self.writer = writer
         buffered, self._buffer = self._buffer, []
         for _, f in buffered:
-            self.writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+            writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
             self.frames += 1
 
     def close(self) -> None:
