@@ -134,10 +134,9 @@ def _scores(rows: list[dict]) -> dict:
     seen = [r for r in rows if r["observed"] is not None and r["clean_right"]]
     pred = [r["predicted"] for r in seen]
     obs = [bool(r["observed"]) for r in seen]
-    base = sum(obs) / len(obs) if obs else None
     return {"n": len(seen), "brier": brier(pred, obs),
             # a forecaster that knows only the observed survival rate, for scale
-            "brier_reference": brier([base] * len(obs), obs) if obs else None,
+            "brier_reference": brier([sum(obs) / len(obs)] * len(obs), obs) if obs else None,
             "predicted_mean": sum(pred) / len(pred) if pred else None,
             "observed_rate": proportion(sum(obs), len(obs)), "reliability": reliability(pred, obs)}
 

@@ -175,7 +175,7 @@ class _on_path:
     def __enter__(self):
         self.added = bool(self.folder) and self.folder not in sys.path
         if self.added:
-            sys.path.insert(0, self.folder)
+            sys.path.insert(0, str(self.folder))
 
     def __exit__(self, *exc):
         if self.added and self.folder in sys.path:

@@ -19,6 +19,7 @@ import csv
 import io
 from collections import defaultdict
 from statistics import mean, median
+from typing import Optional
 
 import numpy as np
 
@@ -136,7 +137,7 @@ def black_box_rows(by_label: dict) -> list[dict]:
     return rows
 
 
-def _tv255(run: RunDir, items: list[dict]) -> float:
+def _tv255(run: RunDir, items: list[dict]) -> Optional[float]:
     """Mean total variation of the 8-bit perturbations (0..255 units; `attacks.tv.total_variation`)."""
     vals = []
     for it in items:

@@ -32,7 +32,9 @@ def channel_figures(run, cfg, model, device="cpu", batch: int = 16) -> dict:
     align_stage(run, cfg)
     classify_stage(run, cfg, device)
     recs = {r["key"]: r for r in load_records(run)}
-    crops = runfiles.load_crops(run).accepted()
+    aligned = runfiles.load_crops(run)
+    assert aligned is not None, "align_stage wrote align/crops.json"
+    crops = aligned.accepted()
     preds = classify_images(model, [read_image(run.root / c["path"]) for c in crops], batch)
     by_attack, hits = defaultdict(list), defaultdict(list)
     for c, p in zip(crops, preds, strict=False):

@@ -30,7 +30,7 @@ def check_config(cfg: Config) -> None:
         raise ConfigError("models: at least one model is required")
     models.register_config(cfg.models, cfg.base_dir)  # models of one's own: loaded and checked once here
     for i, name in enumerate(cfg.models):
-        models.check_name(getattr(name, "name", name), f"models[{i}]")
+        models.check_name(name if isinstance(name, str) else name.name, f"models[{i}]")
     if not cfg.attacks:
         raise ConfigError("attacks: at least one attack is required")
     for i, a in enumerate(cfg.attacks):
@@ -44,7 +44,7 @@ def check_config(cfg: Config) -> None:
         v = getattr(cfg.capture.channel, key)
         if len(v) != 2 or v[0] > v[1]:
             raise ConfigError(f"capture.channel.{key}: {v!r} must be a range [low, high] with low <= high")
-    if len(cfg.capture.frame) != 2:
+    if cfg.capture.frame is None or len(cfg.capture.frame) != 2:
         raise ConfigError(f"capture.frame: {cfg.capture.frame!r} must be [width, height]")
     check_calibrations(cfg)
     for i, a in enumerate(cfg.attacks):

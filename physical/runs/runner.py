@@ -35,7 +35,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 import yaml
@@ -72,7 +72,7 @@ PRINTABILITY_SECTIONS = ["capture.channel.calibration"]
 CALIBRATION_KEYS = ("capture.channel.calibration", "align.camera_calibration")
 
 
-def _get(d: dict, key: str):
+def _get(d: Any, key: str):
     for k in key.split("."):
         d = d.get(k) if isinstance(d, dict) else None
     return d

@@ -98,6 +98,7 @@ def item_key(image_digest: str, label, model: dict, attack: dict | None, eps: fl
     if attack is None:
         return digest({"image": image_digest, "model": model, "role": "clean"})
     params = {k: v for k, v in attack.items() if k != "eps"}
+    assert eps is not None, "an attack's image has its eps"
     return digest({"image": image_digest, "label": label, "model": model, "attack": params, "eps": float(eps),
                    "seed": int(seed), "reads": reads or {}})
 
@@ -305,7 +306,7 @@ def _attack_batches(job: _Job, attack, desc: str, clean: np.ndarray, y_all: np.n
     left = set(todo)
     untold = [0.0]  # units of this batch the progress bar has not been told of (it hears of every step)
 
-    def tick(units: int) -> None:
+    def tick(units: float) -> None:
         units = min(float(units), untold[0])
         untold[0] -= units
         job.eta.done(units)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from physical import attacks as attacks_mod
+from physical.attacks.fitted import FittedAttack
 from physical.errors import ConfigError
 from physical.data.images import load_images, source_files
 from physical.models import predict, preprocess, to_tensor, to_uint8
@@ -71,6 +72,7 @@ def generate_fitted(run, cfg, index: int, a, model, mid: dict, sources, clean: n
     for eps in attacks_mod.eps_list(a):
         label = attacks_mod.label_of(a, eps)
         attack = attacks_mod.make_attack(a, model, eps, channel=channel, seed=cfg.run.seed, cfg=cfg)
+        assert isinstance(attack, FittedAttack), a.name
         control = f"{attack.control_name}-{label}"
         key = digest({"fitted": label, "model": mid, "attack": {k: v for k, v in params.items() if k != "eps"},
                       "eps": float(eps), "seed": int(cfg.run.seed), "reads": reads})
