@@ -99,7 +99,7 @@ def _read(path: str | Path, kind: str, what: str, command: str) -> dict:
     # files written before `kind` existed (a bare {camera_matrix, dist_coeffs}) are accepted as camera files
     k = d.get("kind", CAMERA_KIND if kind == CAMERA_KIND and "camera_matrix" in d else None)
     if k != kind:
-        other = {CAMERA_KIND: "a camera calibration", COLOUR_KIND: "a colour calibration"}.get(k)
+        other = {CAMERA_KIND: "a camera calibration", COLOUR_KIND: "a colour calibration"}.get(str(k))
         hint = f" (this is {other})" if other else ""
         raise CalibrationError(f"{p}: kind: expected {kind!r}, got {k!r}{hint}")
     v = d.get("version", VERSION)
@@ -189,7 +189,7 @@ def _channel(d: Any) -> dict:
         return {}
     if not isinstance(d, dict):
         raise CalibrationError(f"channel: expected a mapping, got {type(d).__name__}")
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in d.items():
         if key == "page_along_long_side":
             if not isinstance(value, bool):
@@ -282,7 +282,7 @@ def _by_colour(d: Any) -> Optional[np.ndarray]:
 def colour_document(curves, matrix, bias, blur_sigma=None, noise_sigma=None, noise_spectrum=None,
                     texture_by_colour=None, residual=None, **reports) -> dict:
     """A colour calibration as the JSON object `load_colour` reads (reports are extra keys)."""
-    doc = {
+    doc: dict[str, Any] = {
         "kind": COLOUR_KIND,
         "version": VERSION,
         "model": {

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -93,7 +93,7 @@ class Softmax(LogitModel):
         return self
 
 
-def _adam_fit(model: nn.Module, x, y, epochs: int, lr: float) -> nn.Module:
+def _adam_fit(model: Any, x, y, epochs: int, lr: float) -> nn.Module:  # a model with .loss(x, y)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     for _ in range(epochs):
         opt.zero_grad()
@@ -115,6 +115,8 @@ class MLP(LogitModel):
 
 
 class RBF(nn.Module):
+    assign: torch.Tensor  # buffer: centre -> class (one-hot)
+
     def __init__(self, centres: torch.Tensor, classes: torch.Tensor):
         super().__init__()
         self.mu = nn.Parameter(centres.clone())
@@ -215,7 +217,8 @@ def run_digits(dc, log=None) -> dict:
     """Train every model, measure it; returns {'rows': [...], 'curves': {...}, ...} (JSON-ready)."""
     torch.manual_seed(dc.seed)
     xtr, ytr, xte, yte = load_digits(dc.seed)
-    specs = [(f"softmax l2={l2:g}", "softmax", lambda l2=l2: Softmax(l2)) for l2 in dc.l2]
+    specs: list[tuple[str, str, Callable[..., Any]]] = [
+        (f"softmax l2={l2:g}", "softmax", lambda l2=l2: Softmax(l2)) for l2 in dc.l2]
     specs.append(("mlp", "mlp", lambda: MLP(dc.hidden)))
     specs.append(("rbf", "rbf", lambda: RBF(*rbf_centres(xtr, ytr, dc.centres, dc.seed))))
     rows, curves = [], {}
