@@ -138,7 +138,7 @@ def atomic_path(path: str | Path, suffix: str | None = None):
             os.unlink(tmp)
 
 
-_WRITES = {"n": 0, "after": None}
+_WRITES: dict[str, Any] = {"n": 0, "after": None}
 
 
 def _fault_point(path: Path) -> None:
@@ -339,7 +339,7 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def versions() -> dict:
-    out = {"python": platform.python_version(), "platform": platform.platform()}
+    out: dict[str, str | None] = {"python": platform.python_version(), "platform": platform.platform()}
     for mod in ("physical", "torch", "torchvision", "cv2", "numpy", "reportlab", "kornia"):
         try:
             m = __import__(mod)

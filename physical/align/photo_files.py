@@ -73,11 +73,12 @@ def reference_images(root: Path, cells: dict[tuple[int, int], dict]) -> dict[tup
     the item's clean image, for both cells of a pair (each file read once)."""
     clean = {c["item"]: c["image"] for c in cells.values() if c["role"] == "clean"}
     read: dict[str, np.ndarray | None] = {}
-    out = {}
+    out: dict[tuple[int, int], np.ndarray] = {}
     for k, c in cells.items():
         rel = clean.get(c["item"], c["image"])
         if rel not in read:
             read[rel] = cv2.imread(str(Path(root) / rel), cv2.IMREAD_GRAYSCALE)
-        if read[rel] is not None:
-            out[k] = read[rel]
+        img = read[rel]
+        if img is not None:
+            out[k] = img
     return out

@@ -66,8 +66,8 @@ def halftone_texture(cal, lpi: float) -> Optional[tuple[np.ndarray, np.ndarray, 
     for tile in tiles:
         p, n = patch_spectra(tile, [box])
         spectra.append(p / max(n, 1) * passes)
-    spectra = np.stack(spectra)
-    return spectra.mean(0), camera, spectra.reshape(len(colours), 3, -1).mean(2)
+    stacked = np.stack(spectra)
+    return stacked.mean(0), camera, stacked.reshape(len(colours), 3, -1).mean(2)
 
 
 def without_halftone(cal, lpi: float) -> Optional[tuple[np.ndarray, Optional[np.ndarray]]]:

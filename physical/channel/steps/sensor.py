@@ -28,7 +28,8 @@ def apply(x: torch.Tensor, params: dict[str, torch.Tensor], photo_px: float = 1.
     if float(sigma.max()) <= 0:
         return x
     if texture is not None:
-        return x + textured_noise(tuple(x.shape), texture, params["noise_seed"].tolist(), sigma / level,
+        n, c, h, w = x.shape
+        return x + textured_noise((n, c, h, w), texture, params["noise_seed"].tolist(), sigma / level,
                                   x.device, x.dtype, photo_px, table, x)
     noise = per_sample_normal(x.shape, params["noise_seed"].tolist(), x.device, x.dtype)
     return torch.addcmul(x, col(sigma, x), noise)
