@@ -48,6 +48,7 @@ def sheet_instances(layout: Layout, dets: list[tuple[int, Marker]]) -> list[tupl
         dst = np.concatenate([m.corners for _, m in rest])
         side = float(np.median([marker_side_px(m.corners) for _, m in rest]))
         tol = max(2.0, 0.5 * side)
+        h: np.ndarray | None
         h, _ = cv2.findHomography(src, dst, cv2.RANSAC, tol, maxIters=2000, confidence=0.999)
         if h is None:
             break
@@ -162,7 +163,7 @@ def tag_verdict(seen: list[tuple[int, int]], tag: tuple[int, int],
     wrong = [[i for j, i in seen if j == k and i != tag[k]] for k in (0, 1)]
     if any(len(wrong[k]) > right[k] for k in (0, 1)):
         other = tuple(max(set(w), key=w.count) if len(w) > r else t for w, r, t in zip(wrong, right, tag, strict=False))
-        who = other_runs.get(other)
+        who = other_runs.get((other[0], other[1]))
         if who and who.startswith("other print"):  # this run's own outdated print (stages.printing)
             return "other", f"{who}; ignored"
         if who:

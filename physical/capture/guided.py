@@ -60,7 +60,7 @@ JPEG_QUALITY = 95
 class _Seen:
     index: int
     frame: np.ndarray
-    markers: dict
+    markers: list[Marker]
     view: SheetView
 
 

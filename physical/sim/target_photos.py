@@ -93,7 +93,8 @@ def render_board_views(spec: BoardSpec, k: np.ndarray, dist: np.ndarray, size: t
         inside = ((p[:, 0] > 5) & (p[:, 0] < size[0] - 5) & (p[:, 1] > 5) & (p[:, 1] < size[1] - 5)).mean()
         if inside < 0.6:
             continue
-        img = render_board(spec, k, dist, rvec, tvec, size, px_per_mm, board=board, rays=rays).astype(np.float32)
+        img: np.ndarray = render_board(spec, k, dist, rvec, tvec, size, px_per_mm, board=board, rays=rays).astype(
+            np.float32)
         if blur > 0:
             img = cv2.GaussianBlur(img, (0, 0), blur)
         img += rng.normal(0, noise, img.shape).astype(np.float32)

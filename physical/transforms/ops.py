@@ -53,7 +53,7 @@ def jpeg(x: torch.Tensor, quality: float) -> torch.Tensor:
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
         if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
             raise RuntimeError("JPEG encoding failed")
-        out[i] = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        out[i] = cv2.cvtColor(np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)), cv2.COLOR_BGR2RGB)
     return torch.from_numpy(out).to(x.device).permute(0, 3, 1, 2).to(x.dtype).div(255)
 
 
