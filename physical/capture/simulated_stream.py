@@ -135,7 +135,7 @@ class SimulatedSource(FrameSource):
         self._next += 1
         if self.frame_noise > 0:
             noise = np.empty(img.shape, np.int16)
-            cv2.randn(noise, 0, self.frame_noise)
+            cv2.randn(noise, 0, self.frame_noise)  # type: ignore[call-overload]  # cv2's stubs: arrays; scalars work
             img = cv2.add(img.astype(np.int16), noise, dtype=cv2.CV_16S).clip(0, 255).astype(np.uint8)
         self._pacer.wait()
         self.index += 1

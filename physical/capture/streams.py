@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 from urllib.parse import urlsplit
 
 import cv2
@@ -32,7 +32,7 @@ class CvSource(FrameSource):
 
     def __init__(self, camera=None):
         self.camera = camera or _camera_defaults()
-        self.cap = None
+        self.cap: Any = None  # a cv2.VideoCapture once open
         self.granted: dict = {}
         self.reconnected = 0  # reopenings that brought the stream back
         self._first: Optional[np.ndarray] = None
@@ -81,6 +81,7 @@ class CvSource(FrameSource):
     def read(self) -> Optional[np.ndarray]:
         if self.cap is None:
             raise CaptureError(f"{self.name}: read() before open()")
+        frame: Optional[np.ndarray]
         if self._first is not None:
             frame, self._first = self._first, None
         else:
@@ -252,7 +253,8 @@ class UrlSource(CvSource):
 
     def open(self) -> "UrlSource":
         self._check_url()
-        return super().open()
+        super().open()
+        return self
 
     def _create(self):
         """cv2.VideoCapture of the URL, opened in a thread: the caller waits at most

@@ -72,6 +72,7 @@ def _check_writable(flag: str, path: Path) -> None:
 
 def _run_cells(args, cfg, lc: LiveConfig) -> tuple[Optional[Path], Optional[RunCells]]:
     """The run whose sheets get per-cell overlays (--run, live.run, else the config's run when printed)."""
+    run_root: Optional[Path]
     if args.run:
         run_root = Path(args.run)
         if not runfiles.has_layout(run_root):
@@ -128,10 +129,11 @@ def _live(args) -> int:
     model_name = args.model or lc.model or (cells.model if cells and cells.model else model_names(cfg.models)[0])
     classifier = load_model(model_name, pick_device(cfg.run.device))
     defence = parse_defence(args.defence) if args.defence is not None else lc.defence
+    assert not isinstance(defence, str), "LiveConfig.validate makes a defence's name its mapping"
     model = LiveModel(classifier, defence)
     source = _open(args, cfg, lc, run_root)
     window = _window(args)
-    title = f"{classifier.name}" + (f" + run {run_root.name}" if cells else "")
+    title = f"{classifier.name}" + (f" + run {run_root.name}" if cells and run_root is not None else "")
     view = LiveView(source, model, cells=cells, align_cfg=cfg.align, top_k=lc.top_k, title=title,
                     keep_log=bool(args.log))
     server = recorder = None
