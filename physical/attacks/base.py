@@ -386,8 +386,8 @@ class Attack:
         """`steps` signed-gradient steps of size alpha (the BIM loop); `direction(grad)` may reshape
         the gradient (momentum, smoothing) before its sign is taken."""
         step = -self.alpha if targeted else self.alpha
-        for step in range(self.steps):
-            self._step = step
+        for i in range(self.steps):
+            self._step = i
             g = self.gradient(x_adv, labels, targeted)
             if direction is not None:
                 g = direction(g)
