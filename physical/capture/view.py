@@ -132,7 +132,9 @@ def sheets_in_view(markers: list[Marker], printed: PrintedRun) -> tuple[dict[int
                 twice.add(m.id)
             lattice.setdefault(dec[0], {})[dec[1]] = m.corners
     for mid in twice:
-        sheet, point = layout.decode_id(mid)
+        dec = layout.decode_id(mid)
+        assert dec is not None, "twice holds lattice markers only"
+        sheet, point = dec
         lattice[sheet].pop(point, None)
     places = layout.tag_positions()
     views, foreign = {}, []
@@ -173,7 +175,7 @@ def sheet_sharpness(grey: np.ndarray, outline: Optional[np.ndarray]) -> float:
         return 0.0
     roi = cv2.GaussianBlur(grey[y0:y1, x0:x1], (0, 0), PREBLUR_SIGMA)
     lap = cv2.Laplacian(roi, cv2.CV_32F)
-    mask = None
+    mask: Optional[np.ndarray] = None
     if outline is not None:
         mask = np.zeros(roi.shape, np.uint8)
         cv2.fillConvexPoly(mask, np.round(outline - [x0, y0]).astype(np.int32), 255)

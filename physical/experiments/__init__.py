@@ -56,8 +56,9 @@ class DefencesConfig:
     seed: int = 0  # seeds the defences' randomness at evaluation
 
     def validate(self, path: str) -> None:
-        self.use = [check_defence(d, f"{path}.use[{i}]") for i, d in enumerate(self.use)]
-        labels = [_defence_label(d) for d in self.use]
+        checked = [check_defence(d, f"{path}.use[{i}]") for i, d in enumerate(self.use)]
+        self.use = [*checked]
+        labels = [_defence_label(d) for d in checked]
         for i, lab in enumerate(labels):
             if lab in labels[:i]:
                 raise ConfigError(f"{path}.use[{i}]: defence {lab!r} is listed twice")

@@ -23,10 +23,11 @@ def rate(v: Optional[dict]) -> Optional[float]:
 
 def fmt(v: Optional[dict], counts: bool = True) -> str:
     """'62.5 [30.6-86.3] 5/8': percent, Wilson 95 % interval, k of n; '-' when n = 0."""
-    if not v or rate(v) is None:
+    r = rate(v)
+    if not v or r is None:
         return f"- (n {v['n'] if v else 0})" if counts else "-"
     lo, hi = v["ci"]
-    s = f"{100 * rate(v):.1f} [{100 * lo:.1f}-{100 * hi:.1f}]"
+    s = f"{100 * r:.1f} [{100 * lo:.1f}-{100 * hi:.1f}]"
     return f"{s} {v['k']}/{v['n']}" if counts else s
 
 

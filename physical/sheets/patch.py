@@ -44,7 +44,7 @@ def write_patch_pdf(path: str | Path, png: str | Path, side_mm: float, title: st
     cv = canvas.Canvas(buf, pagesize=(w * mm, h * mm), invariant=1)
     cv.setTitle(title)
     cv.setCreator("physical")
-    page = _Page(cv, SimpleNamespace(page_h=h))
+    page = _Page(cv, SimpleNamespace(page_h=h))  # type: ignore[arg-type]  # _Page reads only the page height
     x0, y0, s = geo["patch"]
     cv.drawImage(str(png), x0 * mm, (h - y0 - s) * mm, s * mm, s * mm)
     for mid, centre in geo["markers"].items():
