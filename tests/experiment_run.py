@@ -47,24 +47,29 @@ def fake_photos(run) -> None:
     save_crops(run, AlignedCrops(crops, [{"photo": "fake.jpg", "status": "ok"}], []))
 
 
-def tiny_run(root: Path):
-    """(run, cfg) with generate, (fake) align, classify, experiments and report done."""
-    from physical.stages.classify import classify_stage
+def run_stages(root: Path, cfg, experiments: bool = True):
+    """(run, cfg) with generate, (fake) align, classify, experiments (if asked) and report done."""
     from physical.config import to_dict
+    from physical.rundir import RunDir
+    from physical.stages.classify import classify_stage
     from physical.stages.experiments import experiments_stage
     from physical.stages.generate import generate_stage
     from physical.stages.report import report_stage
-    from physical.rundir import RunDir
 
-    cfg = config(root)
     run = RunDir(root / "tiny")
     run.init(to_dict(cfg), 0, "cpu")
     dev = torch.device("cpu")
     torch.manual_seed(0)
-    for stage, fn in (("generate", lambda: generate_stage(run, cfg, dev)), ("align", lambda: fake_photos(run)),
-                      ("classify", lambda: classify_stage(run, cfg, dev)),
-                      ("experiments", lambda: experiments_stage(run, cfg, dev)),
-                      ("report", lambda: report_stage(run, cfg, dev))):
+    stages = [("generate", lambda: generate_stage(run, cfg, dev)), ("align", lambda: fake_photos(run)),
+              ("classify", lambda: classify_stage(run, cfg, dev))]
+    if experiments:
+        stages.append(("experiments", lambda: experiments_stage(run, cfg, dev)))
+    for stage, fn in stages + [("report", lambda: report_stage(run, cfg, dev))]:
         fn()
         run.mark(stage, "done")
     return run, cfg
+
+
+def tiny_run(root: Path):
+    """(run, cfg) with generate, (fake) align, classify, experiments and report done."""
+    return run_stages(root, config(root))

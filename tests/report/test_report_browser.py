@@ -5,15 +5,10 @@ the first table counts the images with a true label and says how many (issue 26,
 from __future__ import annotations
 
 import pytest
-import torch
 
-from physical.config import to_dict
-from physical.rundir import RunDir, read_json
-from physical.stages.classify import classify_stage
-from physical.stages.generate import generate_stage
-from physical.stages.report import report_stage
+from physical.rundir import read_json
 from tests.capture_live.test_live_browser import CHROMIUM, DRIVER, browser  # noqa: F401  (the fixture)
-from tests.experiment_run import config, fake_photos
+from tests.experiment_run import config, run_stages
 
 pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[test]')")
 ATTACKS = [{"name": "fgsm", "eps": [4, 8]}, {"name": "bim", "eps": [4], "steps": 1, "alpha": 2}]
@@ -27,15 +22,7 @@ def run_three_attacks(tmp_path_factory):
     root = tmp_path_factory.mktemp("gallery")
     cfg = config(root, experiments={}, attacks=ATTACKS, report={"gallery": 2},
                  images={"limit": 4})
-    run = RunDir(root / "tiny")
-    run.init(to_dict(cfg), 0, "cpu")
-    dev = torch.device("cpu")
-    torch.manual_seed(0)
-    for stage, fn in (("generate", lambda: generate_stage(run, cfg, dev)), ("align", lambda: fake_photos(run)),
-                      ("classify", lambda: classify_stage(run, cfg, dev)),
-                      ("report", lambda: report_stage(run, cfg, dev))):
-        fn()
-        run.mark(stage, "done")
+    run, _ = run_stages(root, cfg, experiments=False)
     return run
 
 

@@ -20,6 +20,7 @@ from physical.align.photo_files import read_photo
 from physical.cli.main import main
 from physical.data.images import load_images
 from physical.rundir import write_image
+from tests.runs.test_run_trust import one_line_error
 
 CAT, COFFEE = 281, 967
 
@@ -51,12 +52,6 @@ def config(tmp: Path, source: str = "images", **run) -> Path:
     return p
 
 
-def one_line_error(capsys, *needles) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("physical: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 # ----------------------------------------------------------------------------------------------
