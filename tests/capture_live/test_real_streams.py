@@ -139,7 +139,7 @@ def capture_then_live(printed, filmed, name: str, serve, capsys) -> None:
     # the photos go through the rest of the pipeline (the run's YAML, this copy as the run)
     import torch
 
-    from physical.align import align_stage
+    from physical.stages.align import align_stage
     from physical.stages.classify import classify_stage
     from physical.runs.checks import load_config
     from physical.rundir import RunDir

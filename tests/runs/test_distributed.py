@@ -134,7 +134,7 @@ def test_procs_reports_a_failed_rank_in_one_line(monkeypatch, capsys, tmp_path, 
     import torch.distributed.run as trun
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
-    from physical.cli.main import main as cli
+    import physical.cli.main as cli
     seen = []
 
     def fail(args):
