@@ -103,6 +103,7 @@ class Channel(torch.nn.Module):
         self.calibration = None  # a fitted colour calibration (physical.channel.files.ColourCalibration)
         self.colour = None  # its colour model, replacing the printer stage
         self.texture = self.texture_table = None  # its noise texture (3 x SIZE x SIZE) and level by colour
+        self.texture_level = 1.0  # the noise_sigma of the texture's gain 1 (set with a texture)
         self.photo: Optional[tuple[float, float, int, int]] = None  # (page mm W, H, frame px W, H): see for_photo
         self.halftone_lpi = self.cfg.halftone_lpi  # the simulator's printer screens its pages (for_printed_pages)
         if self.cfg.calibration:
@@ -251,7 +252,7 @@ class Channel(torch.nn.Module):
         return geometry.homographies(params, in_size, out_size)
 
     def sensor(self, x: torch.Tensor, params: dict[str, torch.Tensor], photo_px: float = 1.0) -> torch.Tensor:
-        return sensor.apply(x, params, photo_px, self.texture, getattr(self, "texture_level", 1.0), self.texture_table)
+        return sensor.apply(x, params, photo_px, self.texture, self.texture_level, self.texture_table)
 
     # -- the whole channel ------------------------------------------------------------------------
     def forward(
