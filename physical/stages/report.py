@@ -160,8 +160,9 @@ def labels_section(records: list[dict], sources: dict[str, int] | None = None) -
         "labelled_images": len(labelled),
         "unlabelled_images": unlabelled,
         "table": f"{head}. {table}",
-        "note": ("images without a known true class use the clean top-1 prediction as their label, so their "
-                 "digital clean accuracy is 100 % by construction") if unlabelled else None,
+        "note": ("images without a known true class use the clean top-1 prediction as their label (their digital "
+                 "clean accuracy is 100 % by construction)" + ("; Kurakin's table leaves them out" if labelled else "")
+                 ) if unlabelled else None,
     }
 
 
