@@ -3,6 +3,8 @@ centred on an A4 page, with an ArUco marker at each of its four corners (ids PAT
 from top left, each `marker_mm` a side, `gap_mm` clear of the patch) so that a photo of a scene with
 the printed patch in it can be checked later: the markers give the patch's outline in the photo
 (`find_patch`), and its printed size (a scale bar, and the caption) can be checked with a ruler.
+Cut marks (thin lines continuing the patch's edges outside its corners, clear of the markers) show
+where to cut the patch out to hold it next to an object (`physical scene`).
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from physical.sheets.pdf import FONT, _Page, _scale_bar
 
 PATCH_IDS = tuple(range(TAG_BASE - 4, TAG_BASE))  # the last lattice ids: sheets of small runs never use them
 A4 = (210.0, 297.0)
+CUT_GAP_MM, CUT_LEN_MM, CUT_LINE_MM = 1.5, 6.0, 0.25  # a mark starts this far from the corner; its length, width
+SCALE_BAR_MM = 50.0
 
 
 def patch_geometry(side_mm: float, marker_mm: float = 10.0, gap_mm: float = 3.0, page=A4) -> dict:
@@ -30,7 +34,20 @@ def patch_geometry(side_mm: float, marker_mm: float = 10.0, gap_mm: float = 3.0,
     off = gap_mm + marker_mm / 2
     corners = [(x0 - off, y0 - off), (x0 + side_mm + off, y0 - off), (x0 + side_mm + off, y0 + side_mm + off),
                (x0 - off, y0 + side_mm + off)]
-    return {"patch": (x0, y0, side_mm), "markers": dict(zip(PATCH_IDS, corners, strict=False)), "marker_mm": marker_mm}
+    return {"patch": (x0, y0, side_mm), "markers": dict(zip(PATCH_IDS, corners, strict=False)), "marker_mm": marker_mm,
+            "cut_marks": cut_marks(x0, y0, side_mm), "scale_bar": (20.0, page[1] - 20.0, SCALE_BAR_MM)}
+
+
+def cut_marks(x0: float, y0: float, side: float) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """Eight segments (mm, page top-left origin): at each corner of the patch, its two edges continued
+    outwards from CUT_GAP_MM to CUT_GAP_MM + CUT_LEN_MM beyond the corner."""
+    a, b = CUT_GAP_MM, CUT_GAP_MM + CUT_LEN_MM
+    out = []
+    for cx, sx in ((x0, -1), (x0 + side, 1)):
+        for cy, sy in ((y0, -1), (y0 + side, 1)):
+            out.append(((cx + sx * a, cy), (cx + sx * b, cy)))  # the horizontal edge, continued sideways
+            out.append(((cx, cy + sy * a), (cx, cy + sy * b)))  # the vertical edge, continued up or down
+    return out
 
 
 def write_patch_pdf(path: str | Path, png: str | Path, side_mm: float, title: str) -> dict:
@@ -49,9 +66,15 @@ def write_patch_pdf(path: str | Path, png: str | Path, side_mm: float, title: st
     cv.drawImage(str(png), x0 * mm, (h - y0 - s) * mm, s * mm, s * mm)
     for mid, centre in geo["markers"].items():
         page.marker(mid, centre, geo["marker_mm"])
+    cv.setStrokeColorRGB(0, 0, 0)
+    cv.setLineWidth(CUT_LINE_MM * mm)
+    for (ax, ay), (bx, by) in geo["cut_marks"]:
+        cv.line(ax * mm, (h - ay) * mm, bx * mm, (h - by) * mm)
     page.text(w / 2, 20, title, 11, font=FONT, align="centre")
     page.text(w / 2, 26, f"print at 100 % / actual size: the patch is {side_mm:g} mm a side", 8, align="centre")
-    _scale_bar(page, 20, h - 20, 50.0)
+    page.text(w / 2, 30, "cut along the marks at the patch's corners (the markers stay on the page)", 7,
+              align="centre")
+    _scale_bar(page, *geo["scale_bar"])
     cv.showPage()
     cv.save()
     write_bytes(path, buf.getvalue())
