@@ -8,6 +8,8 @@ from physical.config import AlignConfig
 from physical.sheets.layout import Layout
 from physical.sheets.markers import Marker, detect_all, project
 from physical.align.quality import compare, inside_fraction, warp_cell
+from physical.align.diagnose import why_no_sheet
+from physical.align.seek import seek_markers
 from physical.align.sheetfit import TAG_UNREAD, complete, place_by_sheet, sheet_instances, tag_verdict, tags_seen
 
 
@@ -98,11 +100,10 @@ def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | li
     tag = (int(tag[0]), int(tag[1]))
     grey = cv2.cvtColor(photo_rgb, cv2.COLOR_RGB2GRAY) if photo_rgb.ndim == 3 else photo_rgb
     markers = detect_all(grey) if detections is None else detections
-    if not markers:
-        return [], ["no markers found"]
+    markers = markers + seek_markers(grey, layout, markers)
     lattice, tags = _by_sheet(layout, markers)
     if not lattice:
-        return [], [f"no sheet markers found ({len(markers)} other markers)"]
+        return [], [why_no_sheet(grey, layout, markers)]
     crops: list[dict] = []
     problems: list[str] = []
     for sheet in sorted(lattice):

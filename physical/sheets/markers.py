@@ -226,24 +226,36 @@ SOFT_PX = 4  # px per bit of the patches `read_soft` compares
 SOFT_SIGMAS = (1.5, 2.5, 3.5)  # blurs (px at SOFT_PX per bit) the dictionary is compared at
 
 
-@lru_cache(maxsize=len(SOFT_SIGMAS))
-def _blurred_codes(sigma: float) -> np.ndarray:
-    """(ids x 4 rotations, pixels) every marker of the dictionary with a one-bit white border, in
-    every rotation (`np.rot90(bits, r)`: its first corner is the marker's r-th counting back from
-    top-left), at SOFT_PX px per bit, blurred by `sigma` px, zero-mean and unit-norm."""
+@lru_cache(maxsize=1)
+def _all_bits() -> np.ndarray:
+    """(ids x 4 rotations, 81) every marker of the dictionary with a one-bit white border, in every
+    rotation (`np.rot90(bits, r)`: its first corner is the marker's r-th counting back from
+    top-left), 9 x 9 bits flattened, 1 = white."""
     n = dictionary().bytesList.shape[0]
-    side = 9 * SOFT_PX
-    out = np.empty((n * 4, side * side), np.float32)
-    x = np.ones((9, 9), np.float32)
+    out = np.ones((n * 4, 9, 9), np.float32)
     for i in range(n):
         bits = marker_bits(i)
         for r in range(4):
-            x[1:8, 1:8] = np.where(np.rot90(bits, r), 0.0, 1.0)
-            big = cv2.resize(x, (side, side), interpolation=cv2.INTER_NEAREST)
-            out[4 * i + r] = cv2.GaussianBlur(big, (0, 0), sigma).ravel()
-    out -= out.mean(axis=1, keepdims=True)
-    out /= np.linalg.norm(out, axis=1, keepdims=True)
-    return out
+            out[4 * i + r, 1:8, 1:8] = np.where(np.rot90(bits, r), 0.0, 1.0)
+    return out.reshape(n * 4, 81)
+
+
+@lru_cache(maxsize=len(SOFT_SIGMAS))
+def _blurred_codes(sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every marker of `_all_bits` at SOFT_PX px per bit, blurred by `sigma` px, zero-mean and
+    unit-norm, kept factored: (B, norms) with B (pixels, 81) the blurred image of each bit, so the
+    codes are `_all_bits() @ B.T` less their means, divided by norms (a blur is linear: correlating
+    a zero-mean patch w with every code is `_all_bits() @ (B.T @ w) / norms`, 81 numbers a code)."""
+    side = 9 * SOFT_PX
+    basis = np.empty((side * side, 81), np.float32)
+    for b in range(81):
+        x = np.zeros((9, 9), np.float32)
+        x.flat[b] = 1.0
+        big = cv2.resize(x, (side, side), interpolation=cv2.INTER_NEAREST)
+        basis[:, b] = cv2.GaussianBlur(big, (0, 0), sigma).ravel()
+    codes = _all_bits() @ basis.T
+    codes -= codes.mean(axis=1, keepdims=True)
+    return basis, np.linalg.norm(codes, axis=1).astype(np.float32)
 
 
 def _soft_match(grey: np.ndarray, corners: np.ndarray, sigma: float | None = None) -> tuple[np.ndarray, float] | None:
@@ -263,7 +275,8 @@ def _soft_match(grey: np.ndarray, corners: np.ndarray, sigma: float | None = Non
     w /= norm
     best = None
     for s in SOFT_SIGMAS if sigma is None else (sigma,):
-        c = _blurred_codes(s) @ w
+        basis, norms = _blurred_codes(s)
+        c = _all_bits() @ (basis.T @ w) / norms
         if best is None or c.max() > best[0].max():
             best = (c, s)
     return best

@@ -9,7 +9,7 @@ millimetres -> photo pixels, pixel centres at integers as in OpenCV) is the grou
 
 `LEVELS` are the difficulty levels of `benchmarks/align.py`; `random_photo` draws one photo of a
 level, of one page or of several side by side. The "hurried" level is a photo taken in a hurry
-from afar: the page's longer side spans 35-60 % of a 7-megapixel frame's shorter side, defocus
+from afar: the page's longer side spans a third to 60 % of a 7-megapixel frame's shorter side, defocus
 blur, strong noise and JPEG loss, and a glare spot and a finger over the sheet. `make_run` makes a run ready to print
 from `cell_images` (no model, no attack).
 """
@@ -39,7 +39,7 @@ LEVELS: dict[str, dict[str, Any]] = {
     "hard": {"cell_px": (150, 300), "tilt": 0.4, "blur": (1.4, 2.4), "noise": 7.0, "gradient": 0.5,
              "jpeg": (50, 75), "occlude": 3},
     # sheet_frac: the page's longer side as a fraction of the frame's shorter side (instead of cell_px)
-    "hurried": {"sheet_frac": (0.35, 0.60), "frame": (3072, 2304), "tilt": 0.24, "blur": (1.6, 2.8),
+    "hurried": {"sheet_frac": (1 / 3, 0.60), "frame": (3072, 2304), "tilt": 0.24, "blur": (1.6, 2.8),
                 "noise": (4.0, 7.0), "gradient": 0.3, "jpeg": (62, 78), "occlude": 0, "glare": 1, "finger": 1},
 }
 
@@ -96,9 +96,13 @@ def occlude(photo: np.ndarray, layout: Layout, h_mm: np.ndarray, points: list[in
     return out
 
 
-def glare(photo: np.ndarray, centre: tuple[float, float], radius: float, rng: np.random.Generator) -> np.ndarray:
+GLARE_COVERS = 32.0  # grey levels of added light from which a glare spot counts as covering a cell
+
+
+def glare(photo: np.ndarray, centre: tuple[float, float], radius: float, rng: np.random.Generator,
+          cover: np.ndarray | None = None) -> np.ndarray:
     """A specular glare spot: an elliptical gaussian of light added at `centre` (px), its core
-    washed out to white over about `radius` px."""
+    washed out to white over about `radius` px; where it adds GLARE_COVERS or more is set in `cover`."""
     h, w = photo.shape[:2]
     r = int(3 * radius)
     x0, y0 = max(int(centre[0]) - r, 0), max(int(centre[1]) - r, 0)
@@ -110,17 +114,22 @@ def glare(photo: np.ndarray, centre: tuple[float, float], radius: float, rng: np
     u = (xx - centre[0]) * np.cos(a) + (yy - centre[1]) * np.sin(a)
     v = -(xx - centre[0]) * np.sin(a) + (yy - centre[1]) * np.cos(a)
     spot = 320.0 * np.exp(-0.5 * ((u / radius) ** 2 + (v / (0.6 * radius)) ** 2))
+    if cover is not None:
+        cover[y0:y1, x0:x1] |= (spot >= GLARE_COVERS).astype(np.uint8)
     out = photo.copy()
     out[y0:y1, x0:x1] = np.clip(out[y0:y1, x0:x1] + spot[..., None], 0, 255).astype(np.uint8)
     return out
 
 
-def finger(photo: np.ndarray, tip: tuple[float, float], direction: float, width: float, length: float) -> np.ndarray:
+def finger(photo: np.ndarray, tip: tuple[float, float], direction: float, width: float, length: float,
+           cover: np.ndarray | None = None) -> np.ndarray:
     """A finger over the photo: a shaded skin-coloured capsule `width` px wide whose tip is at `tip`
-    and which comes in from `direction` (radians, the way from the tip to the hand)."""
+    and which comes in from `direction` (radians, the way from the tip to the hand); set in `cover`."""
     out = photo.copy()
     d = np.array([np.cos(direction), np.sin(direction)])
     a, b = np.asarray(tip, float), np.asarray(tip, float) + length * d
+    if cover is not None:
+        cv2.line(cover, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)), 1, max(1, int(width)))
     for k, shade in ((1.0, 0.8), (0.6, 1.0)):  # a darker rim, a lighter middle
         colour = tuple(int(c * shade) for c in (214, 160, 130))
         cv2.line(out, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)), colour,
@@ -172,7 +181,8 @@ def random_photo(page: np.ndarray | list[np.ndarray], dpi: float, layout: Layout
                  rng: np.random.Generator, size: tuple[int, int] | None = None) -> dict:
     """One photo of `page` (or of several pages side by side) at a difficulty level: {photo (RGB,
     after the JPEG round trip), jpeg (the file's bytes), h (sheet mm -> photo px, of the first
-    page), hs (one per page), hidden (lattice points covered, of the first page), cell_px}.
+    page), hs (one per page), hidden (lattice points covered, of the first page), cell_px, covered
+    (per page: `covered_cells`, the cells under the finger or the glare)}.
 
     Rotation is uniform over the full circle; the cell width is drawn in the level's range (or
     from its sheet fraction) and lowered until the page fits its share of the frame (the frame is
@@ -184,6 +194,7 @@ def random_photo(page: np.ndarray | list[np.ndarray], dpi: float, layout: Layout
     size = size or lv.get("frame", (4000, 3000))
     share = (size[0] // len(pages), size[1])
     photo = desk(size, rng)
+    cover = np.zeros(photo.shape[:2], np.uint8)  # where a finger or a glare spot is
     hs, hidden = [], []
     for k, pg in enumerate(pages):
         angle = rng.uniform(0, 360)
@@ -212,10 +223,10 @@ def random_photo(page: np.ndarray | list[np.ndarray], dpi: float, layout: Layout
             ex, ey = ((x, 0.0), (1.0, y), (x, 1.0), (0.0, y))[edge]  # the page's edge it comes over
             tip, rim = project(h, [[x * layout.page_w, y * layout.page_h], [ex * layout.page_w, ey * layout.page_h]])
             direction = float(np.arctan2(rim[1] - tip[1], rim[0] - tip[0]) + rng.normal(0, 0.2))
-            photo = finger(photo, tip, direction, 17 * mm_px, 90 * mm_px)
+            photo = finger(photo, tip, direction, 17 * mm_px, 90 * mm_px, cover)
         for _ in range(lv.get("glare", 0)):
             c = project(h, [[rng.uniform(0.15, 0.85) * layout.page_w, rng.uniform(0.15, 0.85) * layout.page_h]])[0]
-            photo = glare(photo, c, rng.uniform(12, 22) * mm_px, rng)
+            photo = glare(photo, c, rng.uniform(12, 22) * mm_px, rng, cover)
         hs.append(h)
         hidden.append(covered)
     noise = float(lv["noise"]) if isinstance(lv["noise"], (int, float)) else rng.uniform(*lv["noise"])
@@ -223,7 +234,25 @@ def random_photo(page: np.ndarray | list[np.ndarray], dpi: float, layout: Layout
     quality = int(rng.integers(lv["jpeg"][0], lv["jpeg"][1] + 1))
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(photo, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     photo = cv2.cvtColor(np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)), cv2.COLOR_BGR2RGB)
-    return {"photo": photo, "jpeg": buf.tobytes(), "h": hs[0], "hs": hs, "hidden": hidden[0], "cell_px": cell_px}
+    return {"photo": photo, "jpeg": buf.tobytes(), "h": hs[0], "hs": hs, "hidden": hidden[0], "cell_px": cell_px,
+            "covered": [covered_cells(layout, h, cover) for h in hs]}
+
+
+def covered_cells(layout: Layout, h: np.ndarray, cover: np.ndarray) -> dict[int, float]:
+    """slot -> the fraction of the cell under a finger or a glare spot (`cover`), for the cells
+    that have any."""
+    out = {}
+    for slot in range(layout.cols * layout.rows):
+        q = np.round(project(h, layout.cell_corners(slot))).astype(np.int32)
+        x0, y0 = np.maximum(q.min(axis=0), 0)
+        x1, y1 = q.max(axis=0) + 1
+        cell = np.zeros((max(y1 - y0, 1), max(x1 - x0, 1)), np.uint8)
+        cv2.fillConvexPoly(cell, q - [x0, y0], 1)
+        part = cover[y0:y1, x0:x1]
+        under = int((cell[: part.shape[0], : part.shape[1]] & part).sum())
+        if under:
+            out[slot] = under / max(int(cell.sum()), 1)
+    return out
 
 
 def cell_images(n: int, size: int = 224, eps: float = 16, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -77,7 +77,7 @@ def test_no_false_ids_on_clutter(sheet):
                       jpeg=70)
     assert detect_all(desk) == []
     crops, problems = align_photo(desk, sheet["layout"], sheet["tag"], sheet["sizes"], AlignConfig())
-    assert crops == [] and problems == ["no markers found"]
+    assert crops == [] and len(problems) == 1 and problems[0].startswith("no markers found"), problems
 
 
 def test_live_overlays_follow_the_sheet(sheet):
@@ -92,7 +92,8 @@ def test_live_overlays_follow_the_sheet(sheet):
     h_now = syn.sheet_homography(layout, 16, 180, (860, 640), (0.02, 0.06))  # moved, turned, tilted
     frames = {k: syn.camera(syn.place(syn.desk(size, rng), sheet["page"], 300, h), rng, blur=0.8, noise=2.0, jpeg=85)
               for k, h in (("then", h_then), ("now", h_now))}
-    crops, _ = align_photo(frames["then"], layout, sheet["tag"], sheet["sizes"], AlignConfig(), references=sheet["refs"])
+    crops, _ = align_photo(frames["then"], layout, sheet["tag"], sheet["sizes"], AlignConfig(),
+                           references=sheet["refs"])
     assert len(crops) == 12
     result_cells = [{"sheet": c["sheet"], "slot": c["slot"], "quad": np.array(c["corners_px"]), "top": [],
                      "fooled": None, "role": "clean"} for c in crops]

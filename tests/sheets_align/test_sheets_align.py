@@ -104,7 +104,7 @@ def compose(P, placements, rng, camera) -> tuple[np.ndarray, list[dict]]:
     size = (int(x - 20), int(height))
     photo = syn.desk(size, rng)
     out = []
-    for pl, h in zip(placements, homs):
+    for pl, h in zip(placements, homs, strict=False):
         need = 1.3 * pl["cell_px"] / lay.cell * 25.4  # a raster finer than the photo
         dpi = next((d for d in (100.0, 150.0, 200.0) if d >= need), 300.0)
         photo = syn.place(photo, P["pages"](pl["pdf"], dpi)[pl["page"]], dpi, h)
@@ -230,7 +230,7 @@ def test_pdf_size_margins_and_native_images(printed, tmp_path, paper, w, h):
     run = printed["run"]
     src = sorted(printed["cells"].values(), key=lambda c: (c["sheet"], c["slot"]))
     cells = [{"sheet": 0, "slot": s, "image": run.root / c["image"], "label": c["label"]}
-             for s, c in zip(range(lay.cells_per_sheet), src)]
+             for s, c in zip(range(lay.cells_per_sheet), src, strict=False)]
     write_sheets(tmp_path / "s.pdf", lay, cells, "r1", "t")
     doc = pdfium.PdfDocument(str(tmp_path / "s.pdf"))
     try:
@@ -238,7 +238,7 @@ def test_pdf_size_margins_and_native_images(printed, tmp_path, paper, w, h):
         assert page.get_size() == pytest.approx((w / 25.4 * 72, h / 25.4 * 72), abs=0.01)
         images = [o for o in page.get_objects() if o.type == pdfium.raw.FPDF_PAGEOBJ_IMAGE]
         assert len(images) == len(cells)
-        for o, c in zip(images, cells):
+        for o, c in zip(images, cells, strict=False):
             assert o.get_px_size() == (224, 224)
             m = o.get_matrix()
             assert (m.a, m.d) == pytest.approx((lay.cell / 25.4 * 72,) * 2, abs=1e-3) and m.b == m.c == 0
@@ -324,7 +324,7 @@ def test_envelope_every_cell_recovered_with_its_identity(printed, envelope):
 def test_envelope_geometry_and_pixels(printed, envelope):
     P = printed
     maes, corner_err = [], []
-    for name, placed, crops, problems in envelope:
+    for name, placed, crops, _problems in envelope:
         by_sheet = {p["page"]: p for p in placed if p["pdf"] != P["other_pdf"]}
         for c in crops:
             truth = syn.project(by_sheet[c["sheet"]]["h"], P["layout"].cell_corners(c["slot"]))
@@ -503,7 +503,7 @@ def test_align_stage_end_to_end(printed, tmp_path, capsys):
     write_image(photos / "DSC00017.JPG", close[y0:y1, x0:x1], quality=92)
     # another run's sheet 0 with other images, every tag covered: not taken for ours
     cells = [{"sheet": 0, "slot": s, "image": run.root / c["image"], "label": ""}
-             for s, c in zip(range(12), sorted(P["cells"].values(), key=lambda c: -c["slot"]))]
+             for s, c in zip(range(12), sorted(P["cells"].values(), key=lambda c: -c["slot"]), strict=False)]
     write_sheets(tmp_path / "other2.pdf", lay, cells, "yet-another-run", "x")
     tagless, _ = _one_sheet(P, rng, hide_tags=range(8), pdf=tmp_path / "other2.pdf")
     write_image(photos / "tagless.jpg", tagless, quality=90)
@@ -531,7 +531,7 @@ def test_align_stage_end_to_end(printed, tmp_path, capsys):
     crops = read_json(run.root / "align" / "crops.json")
     status = {p["photo"]: p for p in crops["photos"]}
     reasons = {k: v["reason"] for k, v in status.items() if v["status"] == "skipped"}
-    assert reasons["blank.jpg"] == "no markers found"
+    assert reasons["blank.jpg"].startswith("no markers found"), reasons
     assert "truncated" in reasons["broken.jpg"] and reasons["notes.jpg"] == "not an image file"
     assert reasons["huge.png"].startswith("its header claims 10,000 megapixels")
     assert reasons["other_run.png"].startswith("sheet 0: a sheet of another run")
@@ -565,7 +565,8 @@ def test_align_stage_end_to_end(printed, tmp_path, capsys):
     align_stage(run, cfg)
     crops = read_json(run.root / "align" / "crops.json")
     close = [c for c in crops["crops"] if c["photo"] == "DSC00017.JPG"]
-    assert len(close) == 2 and all(c["reason"] == "run tag not visible in this photo nor in any other photo of this sheet" for c in close)
+    unproven = "run tag not visible in this photo nor in any other photo of this sheet"
+    assert len(close) == 2 and all(c["reason"] == unproven for c in close)
     assert {(m["sheet"], m["slot"]) for m in crops["missing"]} >= {(1, 0), (1, 1), (1, 2), (1, 5)}
 
 
@@ -621,11 +622,13 @@ def test_crop_rejections_are_codes_with_text():
         return c
 
     unread = rejection("run_tag", "run tag not visible in this photo")
-    crops = [crop(0, "read"), crop(0, "none", unread), crop(1, "none", unread, rejection("inside", "inside 0.50 < 0.98")),
+    crops = [crop(0, "read"), crop(0, "none", unread),
+             crop(1, "none", unread, rejection("inside", "inside 0.50 < 0.98")),
              crop(0, "half", rejection("run_tag", "run tag only half readable in this photo"), match=0.1)]
     assert crops[0]["accepted"] and crops[0]["reason"] == "ok" and not crops[1]["accepted"]
     _judge_unread_tags(crops)
     assert crops[1]["accepted"]  # sheet 0 is proven by another photo, and the cell shows its image
-    assert crops[2]["reason"] == "run tag not visible in this photo nor in any other photo of this sheet; inside 0.50 < 0.98"
+    assert crops[2]["reason"] == ("run tag not visible in this photo nor in any other photo of this sheet; "
+                                  "inside 0.50 < 0.98")
     assert [r["code"] for r in crops[3]["rejections"]] == ["run_tag"] and "match 0.10" in crops[3]["reason"]
     assert _exclusions(crops) == {"run tag": 2, "inside": 1}
