@@ -38,6 +38,9 @@ PLUGINS = {
     "experiment": ("physical.cli.experiments", "run a stand-alone experiment (digits: training-side mitigations)"),
     "compare": ("physical.cli.experiments", "print the differences between two runs' tables"),
     "predict": ("physical.cli.predict", "before printing: each adversarial image's predicted survival of the channel"),
+    "scene": ("physical.cli.scene", "measure a printed patch in a scene: every frame of a camera, phone stream or "
+              "video (--video FILE) classified; how often the top-1 is the patch's target, per second and overall, "
+              "with an interval"),
 }
 
 

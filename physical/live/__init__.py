@@ -335,7 +335,7 @@ class LiveView:
             self.shown.append(None if r is None else r["frame"])
         if r is not None and markers is not None and self.cells is not None:  # each cell drawn where it is now
             r = {**r, "cells": cells_now(self.cells.printed.layout, markers, r["cells"])}
-        out = annotate(frame, r, self.stats(), self.title)
+        out = self.draw(frame, r)
         self.display_rate.tick(now)
         self.displayed += 1
         if server is not None:
@@ -355,6 +355,10 @@ class LiveView:
             self.say(f"live: display {st['display_fps']:.1f} fps, classified {st['classified_fps']:.1f}/s, "
                      f"model {st['infer_ms']:.0f} ms: {top}")
         return None
+
+    def draw(self, frame: np.ndarray, result: Optional[dict]) -> np.ndarray:
+        """The displayed frame: `frame` with the newest result and the rates drawn over it."""
+        return annotate(frame, result, self.stats(), self.title)
 
     def log_data(self, summary: dict) -> dict:
         return {"source": self.source.name, "model": getattr(self.model.classifier, "name", "?"),
