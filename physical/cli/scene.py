@@ -122,17 +122,20 @@ def _scene(args) -> int:
     cfg = load_for_command(args.config, args.set or [])
     lc: LiveConfig = cfg.extra_sections.get("live") or LiveConfig()
     out = _out_dir(args)
-    classifier = load_model(args.model or run_model or model_names(cfg.models)[0], pick_device(cfg.run.device))
-    scorer, log = SceneScorer(target, lc.top_k), SceneLog(target, args.block_s)
-    t0 = time.perf_counter()
-    if args.video:
-        source = VideoSource(Path(args.video), cfg.capture.camera)
-        with source:
-            fps: Optional[float] = score_video(source, classifier, scorer, log, args.batch)
-        name = source.name
-    else:
-        name, fps = _live(args, cfg, lc, classifier, scorer, log)
-    secs = time.perf_counter() - t0
+    video = VideoSource(Path(args.video), cfg.capture.camera).open() if args.video else None  # a bad file: first
+    try:
+        classifier = load_model(args.model or run_model or model_names(cfg.models)[0], pick_device(cfg.run.device))
+        scorer, log = SceneScorer(target, lc.top_k), SceneLog(target, args.block_s)
+        t0 = time.perf_counter()
+        if video is not None:
+            fps: Optional[float] = score_video(video, classifier, scorer, log, args.batch)
+            name = video.name
+        else:
+            name, fps = _live(args, cfg, lc, classifier, scorer, log)
+        secs = time.perf_counter() - t0
+    finally:
+        if video is not None:
+            video.close()
     summary = {**log.summary(), "model": classifier.name, "source": name, "fps": fps,
                "wall_s": round(secs, 2), "frames_per_s": round(len(log.rows) / secs, 2) if secs > 0 else None}
     out.mkdir(parents=True, exist_ok=True)

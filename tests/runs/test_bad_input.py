@@ -321,3 +321,50 @@ def test_a_full_disk_while_copying_photos_names_the_copy_not_the_source(tmp_path
     line = os_error_line(e.value)
     assert line.startswith(f"{tmp_path / 'run' / 'IMG_1.jpg'}: No space left on device; free space on the disk")
     assert not list((tmp_path / "run").iterdir())  # no temporary file left
+
+
+# ----------------------------------------------------------------------------------------------
+# physical scene (issue 28.3): a video that cannot be read, a class or a region that does not exist
+
+
+def _tiny_video(path: Path, frames: int) -> Path:
+    """A 64 x 48 MJPG video of `frames` frames (0: the file OpenCV writes when nothing was written)."""
+    import cv2
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 8, (64, 48))
+    for i in range(frames):
+        w.write(np.full((48, 64, 3), 40 * i % 256, np.uint8))
+    w.release()
+    return path
+
+
+SCENE_BAD = [  # (case, arguments after `scene` (VIDEO: a readable 64 x 48 video), the line's needles)
+    ("missing video", ["--video", "{tmp}/missing.mp4"], ["video file", "missing.mp4 does not exist"]),
+    ("not a video", ["--video", "{tmp}/notes.mp4"], ["notes.mp4 is not readable", "OpenCV could not open it"]),
+    ("zero frames", ["--video", "{tmp}/empty.avi"], ["empty.avi is not readable: no frame could be decoded"]),
+    ("a folder", ["--video", "{tmp}"], ["is a folder"]),
+    ("unknown target name", ["--video", "VIDEO", "--target", "toastr"],
+     ["--target: 'toastr' is not an ImageNet class"]),
+    ("target index out of range", ["--video", "VIDEO", "--target", "1000"], ["--target: class index 1000 does not"]),
+    ("unknown true class", ["--video", "VIDEO", "--true", "kitty"], ["--true: 'kitty' is not an ImageNet class"]),
+    ("region not x,y,w,h", ["--video", "VIDEO", "--region", "10,10,40"], ["--region '10,10,40': expected x,y,w,h"]),
+    ("region outside the frame", ["--video", "VIDEO", "--region", "30,20,40,40"],
+     ["--region 30,20,40,40: reaches outside the 64x48 frame"]),
+    ("video and source", ["--video", "VIDEO", "--source", "webcam:0"], ["give one"]),
+    ("run without a patch", ["--video", "VIDEO", "--run", "{tmp}/run"],
+     ["--run", "has no patch attack; give --target"]),
+]
+
+
+@pytest.mark.parametrize("case,args,needles", SCENE_BAD, ids=[c[0] for c in SCENE_BAD])
+def test_scene_bad_input_is_one_line(tmp_path, capsys, case, args, needles):
+    video = _tiny_video(tmp_path / "ok.avi", 3)
+    _tiny_video(tmp_path / "empty.avi", 0)
+    (tmp_path / "notes.mp4").write_text("not a video\n" * 50)
+    (tmp_path / "run" / "generate").mkdir(parents=True)
+    (tmp_path / "run" / "generate" / "index.json").write_text(json.dumps(
+        {"items": [{"key": "a", "attack": "fgsm", "model": "efficientnet_lite0", "target": None}]}))
+    argv = [str(video) if a == "VIDEO" else a.format(tmp=tmp_path) for a in args]
+    assert main(["scene", *argv, "--out", str(tmp_path / "out")]) == 2
+    one_line_error(capsys, *needles)
+    assert not (tmp_path / "out").exists()  # nothing written
