@@ -149,3 +149,29 @@ def test_live_scene_scores_what_the_view_shows_and_draws_the_rate(scene):
     source.release()
     panel = (slice(135, 170), slice(10, 200))
     assert np.abs(first[panel].astype(int) - raw[panel].astype(int)).mean() > 20
+
+
+def test_a_runs_patch_sets_the_target_and_model_with_the_real_classifier(scene, tmp_path, capsys):
+    """--run: the target and the model come from the run's patch record (generate/index.json); the
+    files go to RUN/scene/<video>; EfficientNet-Lite0 on the first 16 frames (a grey or red square on
+    the cat does not hide it: the cat stays near the top)."""
+    run = tmp_path / "run"
+    (run / "generate").mkdir(parents=True)
+    items = [{"key": f"efficientnet_lite0/{lab}/chelsea", "attack": "patch", "model": "efficientnet_lite0",
+              "target": 409, "control": ctl} for lab, ctl in (("patch-t409-f0.1_eps255", False),
+                                                              ("ctl-patch-t409-f0.1_eps255", True))]
+    (run / "generate" / "index.json").write_text(json.dumps({"items": items}))
+    video = cv2.VideoCapture(str(scene["lab"] / "scene.avi"))
+    rec = Recorder(tmp_path / "short.avi", FPS)
+    for _ in range(16):
+        rec.write(cv2.cvtColor(video.read()[1], cv2.COLOR_BGR2RGB))
+    rec.close()
+    video.release()
+    assert main(["scene", "--video", str(tmp_path / "short.avi"), "--run", str(run), "--true", "281"]) == 0
+    assert "top-1 analog clock in" in capsys.readouterr().out
+    s = json.loads((run / "scene" / "short" / "summary.json").read_text())
+    assert s["model"] == "efficientnet_lite0" and s["target"] == {"index": 409, "name": "analog clock"}
+    got = rows(run / "scene" / "short" / "frames.csv")
+    assert len(got) == 16 and all(1 <= int(r["true_rank"]) <= 1000 for r in got)
+    assert s["views"]["frame"]["true_rank_median"] <= 5 and s["views"]["frame"]["target_top1"]["k"] == 0
+    assert all(0 <= float(r["target_prob"]) < 0.5 for r in got) and all(r["region_top1"] == "" for r in got)
