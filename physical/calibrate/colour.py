@@ -341,9 +341,11 @@ def fit_colour(frames: Iterable[tuple[str, np.ndarray]], holdout: float = HOLDOU
     seen = ~np.isnan(lin).any(2)
     never = [s for s in range(n) if not seen[:, s].any()]
     if never:
+        names = ", ".join(p.name for p in used[:4]) + (" ..." if len(used) > 4 else "")
         raise CalibrationError(
-            f"{len(never)} of the chart's {n} patches were not seen in any photo: {describe_missing(never, colours)}; "
-            "take at least one photo that shows the whole chart (every patch, all ten markers)")
+            f"{len(never)} of the chart's {n} patches were not seen in any photo ({names}): "
+            f"{describe_missing(never, colours)}; take at least one photo that shows the whole chart (every patch, all "
+            "ten markers), evenly lit, without glare or shadow")
     y = srgb_encode(torch.as_tensor(np.nanmean(lin, 0))).numpy()
     x = colours.astype(np.float64) / 255.0
     held = holdout_split(colours, holdout, seed)

@@ -1,6 +1,8 @@
-"""`physical calibrate targets | camera | colour`: the calibration's command line."""
+"""`physical calibrate targets | camera | colour | forecast`: the calibration's command line."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Iterator
 
 import cv2
@@ -8,18 +10,24 @@ import cv2
 from physical.align import read_photo, undistort
 from physical.capture.sources import list_photos, open_source, parse_source
 from physical.log import say
+from physical.models import pick_device
+from physical.runs.forecast_fit import fit_run_forecast
+from physical.runs.checks import from_dict
+from physical.runs.pipeline import load_run
+from physical.sheets.layout import layout_for
 from physical.rundir import write_json
 from physical.calibrate.camera import collect_views, fit_camera
 from physical.calibrate.chart import MIN_MARKERS, _detect_chart_markers
 from physical.calibrate.colour import fit_colour, jpeg_quality
-from physical.channel.files import CalibrationError, load_camera
+from physical.calibrate.sheet_strip import check_sheets
+from physical.channel.files import CalibrationError, load_camera, load_colour
 from physical.calibrate.targets import BoardSpec, parse_board, write_targets
 
 CAL_DIR = "calibration"
 
 
 def _add(p) -> None:
-    sub = p.add_subparsers(dest="what", required=True, metavar="{targets,camera,colour}")
+    sub = p.add_subparsers(dest="what", required=True, metavar="{targets,camera,colour,forecast}")
     t = sub.add_parser("targets", help="write the ChArUco board and the colour chart as PDFs",
                        description="Write calibration/charuco.pdf (camera) and calibration/colour-chart.pdf "
                                    "(printer and camera colour, blur, noise). Print both at 100 %.")
@@ -52,6 +60,19 @@ def _add(p) -> None:
     o.add_argument("--camera", help="undistort the photos with this camera calibration first")
     o.add_argument("--max-views", type=int, default=12, help="from a stream: frames showing the chart to use (default "
                                                              "12)")
+    o.add_argument("--sheets", help="a folder of photos of printed sheets: their colour strips must agree with the "
+                   "calibration (the chart printed by the sheets' printer, on their paper), else nothing is written")
+    o.add_argument("--config", help="with --sheets: the pipeline YAML whose sheet section printed them (default: the "
+                   "default sheet)")
+    f = sub.add_parser("forecast", help="fit the survival forecast map of the calibrated channel on its own simulated "
+                       "photos of a printed run", description="Photograph a printed run's sheets with the calibrated "
+                       "channel (capture.channel.calibration), align and classify them, and fit an isotonic map from "
+                       "each adversarial image's K-draw predicted survival to its survival in those simulated photos; "
+                       "written beside the calibration (NAME.forecast.json) for `physical predict` and the report.")
+    f.add_argument("run", help="the printed run's pipeline YAML, or its run directory (runs/NAME)")
+    f.add_argument("--draws", type=int, default=8, help="channel draws per image (default 8)")
+    f.add_argument("--rounds", type=int, default=1, help="simulated photos of every sheet (default 1)")
+    f.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override one config value (repeatable)")
 
 
 def _board_args(p) -> None:
@@ -157,6 +178,7 @@ def _colour(args) -> int:
     fit = fit_colour(it, holdout=args.holdout, seed=args.seed, knots=args.knots,
                      jpeg_qualities=qualities or None)
     doc = fit.document
+    agree = _sheets_agree(args, doc) if args.sheets else []
     write_json(args.out, doc)
     h, a = doc["heldout"]["delta_e2000"], doc["heldout"]["affine_only_delta_e2000"]
     if h:
@@ -173,10 +195,20 @@ def _colour(args) -> int:
     say(f"blur sigma {'not measured' if b is None else f'{b[0]:.2f} .. {b[1]:.2f} px'}, noise sigma "
         f"{'not measured' if n is None else f'{n[0]:.4f} .. {n[1]:.4f}'} ({doc['photos']} photos, "
         f"{doc['px_per_mm']:.2f} px/mm)")
-    for line in channel_lines(doc):
+    for line in channel_lines(doc) + agree:
         say(line)
     say(f"wrote {args.out}; use it with   capture: {{channel: {{calibration: {args.out}}}}}")
     return 0
+
+
+def _sheets_agree(args, doc: dict) -> list[str]:
+    """The --sheets check of a fitted calibration `doc` (read back as the channel reads it)."""
+    cfg = load_run(args.config)[1] if args.config else from_dict({})
+    layout = layout_for(cfg.sheet)
+    with tempfile.TemporaryDirectory() as tmp:
+        cal = load_colour(write_json(Path(tmp) / "colour.json", doc))
+        sheets, _, _ = frames(args.sheets, args.every, args.max_frames)
+        return check_sheets(sheets, cal, layout, args.out, args.source, say)
 
 
 # the channel's ranges (capture.channel keys), and which calibration key sets each
@@ -228,8 +260,22 @@ def _chart_frames(it, max_views: int):
                 return
 
 
+def _forecast(args) -> int:
+    if not 1 <= args.draws <= 1024:
+        raise CalibrationError(f"--draws {args.draws}: must be 1 .. 1024")
+    if not 1 <= args.rounds <= 20:
+        raise CalibrationError(f"--rounds {args.rounds}: must be 1 .. 20")
+    run, cfg = load_run(args.run, args.set)
+    fmap, path = fit_run_forecast(run, cfg, pick_device(cfg.run.device), args.draws, args.rounds)
+    points = ", ".join(f"{x:.2f} -> {y:.2f}" for x, y in zip(fmap.x, fmap.y, strict=True))
+    say(f"forecast map from {fmap.fitted_on}: {points}")
+    say(f"wrote {path}; `physical predict` and the report apply it with this calibration")
+    return 0
+
+
 def _handler(args) -> int:
-    return {"targets": _targets, "camera": _camera, "colour": _colour, "color": _colour}[args.what](args)
+    return {"targets": _targets, "camera": _camera, "colour": _colour, "color": _colour,
+            "forecast": _forecast}[args.what](args)
 
 
 def register_cli(commands: dict) -> None:

@@ -15,7 +15,7 @@ from physical.errors import ConfigError
 from physical import runfiles
 from physical.log import say
 from physical.models import pick_device
-from physical.measure.survival import channel_name, predict_items
+from physical.measure.survival import channel_name, forecast, predict_items
 
 
 def _add(p):
@@ -34,11 +34,12 @@ def predict_cmd(args) -> int:
     if not 1 <= draws <= 1024:
         raise ConfigError(f"--draws: {draws} is out of range; allowed 1 .. 1024")
     items = runfiles.load_index(run).items
-    p = predict_items(run, cfg, pick_device(cfg.run.device), items, draws)
+    p, fmap = forecast(cfg, predict_items(run, cfg, pick_device(cfg.run.device), items, draws))
     by = defaultdict(list)
     for it, pi in zip(items, p, strict=False):
         by[(it["model"], it["attack_label"])].append((pi, it["image"]))
-    say(f"predicted survival: {draws} draws of {channel_name(cfg)} per adversarial image")
+    say(f"predicted survival: {draws} draws of {channel_name(cfg)} per adversarial image"
+        + (f", through the forecast map fitted on {fmap.fitted_on} ({fmap.n} simulated outcomes)" if fmap else ""))
     for (model, label), v in by.items():
         weak = sorted((pi, im) for pi, im in v if pi < 0.5)
         say(f"  {model} {label}: mean {100 * sum(pi for pi, _ in v) / len(v):.1f} % over {len(v)} images; "

@@ -27,6 +27,7 @@ from physical.config import EOTConfig
 from physical import runfiles
 from physical.models import load_model, to_tensor
 from physical.runtime import chunk_size, memory_budget
+from physical.measure.forecast import ForecastMap, expected_calibration_error, load_forecast
 from physical.measure.stats import brier, proportion, reliability
 
 
@@ -111,17 +112,27 @@ def predict_items(run, cfg, device, items: list[dict], draws: int) -> list[float
     return out
 
 
+def forecast(cfg, draws_fraction: list[float]) -> tuple[list[float], Optional[ForecastMap]]:
+    """The predicted survival: the draws' fraction through the forecast map stored beside the channel's
+    calibration (`physical.measure.forecast`) when there is one, else the fraction itself."""
+    fmap = load_forecast(cfg.capture.channel.calibration)
+    return (fmap(draws_fraction) if fmap is not None else list(draws_fraction)), fmap
+
+
 def survival_section(run, cfg, device, records: list[dict], draws: int) -> Optional[dict]:
     """report.json's ``survival``: per adversarial image the predicted and observed survival, per
     attack and for the run the Brier score, and the reliability diagram's points."""
     if draws <= 0 or not records:
         return None
-    predicted = predict_items(run, cfg, device, records, draws)
+    raw = predict_items(run, cfg, device, records, draws)
+    predicted, fmap = forecast(cfg, raw)
     rows = [{"key": r["key"], "model": r["model"], "attack_label": r["attack_label"], "image": r["image"],
-             "predicted": p, "observed": works(r), "digital_fooled": works(r, "digital_adv"),
+             "target": r.get("target"), "predicted": p, "draws_fraction": d, "observed": works(r),
+             "digital_fooled": works(r, "digital_adv"),
              "clean_right": r["pred"]["digital_clean"]["top"][0] == r["label"]}
-            for r, p in zip(records, predicted, strict=False)]
-    return {"draws": draws, "channel": channel_name(cfg), **_scores(rows), "attacks": _by_attack(rows), "items": rows}
+            for r, p, d in zip(records, predicted, raw, strict=False)]
+    return {"draws": draws, "channel": channel_name(cfg), "forecast_map": None if fmap is None else fmap.fitted_on,
+            **_scores(rows), "attacks": _by_attack(rows), "items": rows}
 
 
 def channel_name(cfg) -> str:
@@ -138,7 +149,8 @@ def _scores(rows: list[dict]) -> dict:
             # a forecaster that knows only the observed survival rate, for scale
             "brier_reference": brier([sum(obs) / len(obs)] * len(obs), obs) if obs else None,
             "predicted_mean": sum(pred) / len(pred) if pred else None,
-            "observed_rate": proportion(sum(obs), len(obs)), "reliability": reliability(pred, obs)}
+            "observed_rate": proportion(sum(obs), len(obs)), "reliability": reliability(pred, obs),
+            "ece": expected_calibration_error(pred, obs)}
 
 
 def _by_attack(rows: list[dict]) -> list[dict]:

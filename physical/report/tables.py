@@ -75,8 +75,10 @@ def comparisons_text(rows: list[dict]) -> str:
 
 
 def survival_text(s: dict) -> str:
-    lines = [f"predicted survival ({s['draws']} draws of {s['channel']}) against the photos: "
-             f"Brier {_num(s['brier'])} (a constant forecast of the observed rate: {_num(s['brier_reference'])})"]
+    mapped = f", through the forecast map fitted on {s['forecast_map']}" if s.get("forecast_map") else ""
+    lines = [f"predicted survival ({s['draws']} draws of {s['channel']}{mapped}) against the photos: "
+             f"Brier {_num(s['brier'])} (a constant forecast of the observed rate: {_num(s['brier_reference'])}), "
+             f"expected calibration error {_num(s.get('ece'))}"]
     for a in s["attacks"]:
         lines.append(f"  {a['model']} {a['attack_label']}: predicted {_pc(a['predicted_mean'])}, "
                      f"observed {fmt(a['observed_rate'])}, Brier {_num(a['brier'])}")

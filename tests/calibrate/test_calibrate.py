@@ -212,7 +212,7 @@ def test_colour_chart_with_missing_patches_says_which(chart_photos, targets):
     with pytest.raises(CalibrationError) as e:
         fit_colour([("cut.jpg", part)], log=logs.append)
     msg = str(e.value)
-    assert f"{len(m.missing)} of the chart's 144 patches were not seen in any photo" in msg
+    assert f"{len(m.missing)} of the chart's 144 patches were not seen in any photo (cut.jpg)" in msg
     assert "take at least one photo that shows the whole chart" in msg
     assert any("cut.jpg" in s and "taken from the other photos" in s for s in logs)
 
