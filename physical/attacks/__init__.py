@@ -22,7 +22,8 @@ Units: the YAML's `eps` and `alpha` are Kurakin's 0..255 pixel levels (`make_att
 the classes and `make` (the Python API, docs/api.md) take the images' [0, 1] units, and either side
 refuses the other's (an API eps above 1, a YAML eps between 0 and 1) with the unit named.
 
-Every attack is untargeted, or targeted with `target` (a class index or name). Every iterative
+Every attack is untargeted, or targeted with `target` (a class index or name, or `least_likely`: each
+image's least-likely class, as ILL; not for a fitted attack, whose one artifact has none). Every iterative
 attack takes `eot: {samples: N, ...}` (Expectation over Transformation through the shared channel;
 see `eot.CropChannel`).
 """
@@ -45,7 +46,7 @@ from physical.errors import ConfigError
 from physical.models import class_index
 from physical.attacks.base import Attack, AttackResult, Target
 from physical.attacks.model import Normalized, as_model, model_device
-from physical.attacks.labels import AttackLabel
+from physical.attacks.labels import LEAST_LIKELY, AttackLabel, is_least_likely
 from physical.attacks.bim import BIM
 from physical.attacks.difgsm import DIFGSM
 from physical.attacks.fgsm import FGSM
@@ -96,7 +97,12 @@ def check_config(a: AttackConfig, path: str) -> None:
                               f"(Kurakin's units: 8, not 8/255 = {8 / 255:.4f}); the Python API takes [0, 1]")
     if a.alpha is not None and a.alpha <= 0:
         raise ConfigError(f"{path}.alpha: {a.alpha:g} must be > 0 (a step size in 0..255 units)")
-    if a.target is not None:
+    if is_least_likely(a.target):
+        if ATTACKS[name].fitted:
+            raise ConfigError(f"{path}.target: {a.target!r}: {name} fits one artifact for every image, and the "
+                              "least-likely class is each image's own; give a class index or name")
+        a.target = LEAST_LIKELY
+    elif a.target is not None:
         a.target = class_index(a.target, f"{path}.target")
     if a.eot is not None and not ATTACKS[name].iterative:
         raise ConfigError(f"{path}.eot: {name} is a single-step attack; EOT needs an iterative one")
@@ -181,10 +187,10 @@ def _palette(path: str, mtime_ns: int):
     return printable_palette(load_colour(path))
 
 
-def _target(a: AttackConfig) -> Optional[int]:
+def _target(a: AttackConfig) -> Union[int, str, None]:
     """An entry's target as a class index (check_config makes a class name its index)."""
     t = a.target
-    return t if t is None or isinstance(t, int) else class_index(t, "target")
+    return t if t is None or isinstance(t, int) or t == LEAST_LIKELY else class_index(t, "target")
 
 
 def label_of(a: AttackConfig, eps: float) -> str:
@@ -237,7 +243,12 @@ def make(name: str, model: Any, eps: Optional[float] = None, *, steps: Optional[
             raise ConfigError(f"{k}: not a parameter of {key}; its own: {', '.join(cls.params) or 'none'}")
         tp, _, lo, hi = cls.params[k]
         params[k] = coerce(value, tp, k, {"lo": lo, "hi": hi})
-    if isinstance(target, str):
+    if is_least_likely(target):
+        if cls.fitted:
+            raise ConfigError(f"target: {target!r}: {key} fits one artifact for every image, and the least-likely "
+                              "class is each image's own; give a class index or name")
+        target = LEAST_LIKELY
+    elif isinstance(target, str):
         target = class_index(target, "target")
     eot_cfg = _eot_config(eot)
     if eot_cfg is not None and not cls.iterative:

@@ -64,8 +64,10 @@ from physical.runtime import TRANSIENT, budget_is_set, chunk_size, memory_budget
 from physical.transforms.ops import seed_of
 from physical.attacks.tv import total_variation
 from physical.attacks.model import as_model, model_device
+from physical.attacks.labels import LEAST_LIKELY
 
-Target = Union[int, torch.Tensor, None]  # one class for the batch, or one per image (N,)
+# one class for the batch, one per image (N,), or LEAST_LIKELY: each image's least-likely class (Kurakin's ILL)
+Target = Union[int, torch.Tensor, str, None]
 
 
 @dataclass
@@ -145,6 +147,8 @@ class Attack:
         self._device_generators: dict[str, torch.Generator] = {}
         self._step = 0
         self._flags: list[tuple[int, torch.Tensor]] = []  # deferred finite checks (accelerators)
+        self.aimed: Optional[torch.Tensor] = None  # the last batch's per-image targets (least-likely classes)
+        self._batch = 0
 
     @staticmethod
     def kurakin_steps(eps: float) -> int:
@@ -176,7 +180,7 @@ class Attack:
         if target is not None:
             self.target = target
         try:
-            self._flags = []
+            self._flags, self.aimed, self._batch = [], None, len(x)
             self.clean = x
             with torch.enable_grad():
                 adv = self.perturb(x, y)
@@ -196,7 +200,7 @@ class Attack:
             pred = self.model(adv).argmax(1)
         if aim is None:
             return AttackResult(adv, pred != y, pred, y)
-        t = self.per_image(aim, y)
+        t = self.aimed if isinstance(aim, str) and self.aimed is not None else self.per_image(aim, y)
         return AttackResult(adv, pred == t, pred, y, t)
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover
@@ -223,8 +227,10 @@ class Attack:
         return x, y
 
     @staticmethod
-    def per_image(target: Union[int, torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+    def per_image(target: Target, y: torch.Tensor) -> torch.Tensor:
         """A target as one class per image of the batch of labels y."""
+        if target is None or isinstance(target, str):  # least-likely: `target_labels` finds each image's
+            raise ValueError(f"per_image: {target!r} is not a class")
         if isinstance(target, torch.Tensor) and target.dim() > 0:
             t = target.to(y.device).long().reshape(-1)
             if len(t) != len(y):
@@ -240,9 +246,23 @@ class Attack:
 
     def target_labels(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, bool]:
         """Labels the loss uses, and whether the attack moves towards them (targeted)."""
+        if isinstance(self.target, str) and self.target == LEAST_LIKELY:
+            return self.least_likely(x), True
         if self.target is not None:
             return self.per_image(self.target, y), True
         return y, False
+
+    def least_likely(self, x: torch.Tensor) -> torch.Tensor:
+        """Each clean image's least-likely class (kept in `aimed`, for the index)."""
+        with torch.no_grad():
+            self.aimed = self.model(x).argmin(1)
+        return self.aimed
+
+    def item_info(self) -> list[dict]:
+        """What the generate stage keeps of each image of the last batch: its least-likely target."""
+        if self.aimed is None:
+            return [{} for _ in range(self._batch)]
+        return [{"target": int(t)} for t in self.aimed.tolist()]
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy (torchattacks' loss, so the gradients agree bit for bit)."""

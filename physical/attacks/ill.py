@@ -13,8 +13,7 @@ class IterativeLeastLikely(Attack):
     def target_labels(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, bool]:
         if self.target is not None:
             return super().target_labels(x, y)
-        with torch.no_grad():
-            return self.model(x).argmin(1), True
+        return self.least_likely(x), True
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         labels, targeted = self.target_labels(x, y)

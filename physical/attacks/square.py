@@ -102,5 +102,5 @@ class Square(Attack):
         """Per image of the last batch: queries used and whether the search succeeded (float images;
         the report measures success again on the 8-bit images)."""
         assert self.last_queries is not None and self.last_success is not None, "item_info before a batch"
-        return [{"queries": int(q), "search_success": bool(s)}
-                for q, s in zip(self.last_queries, self.last_success, strict=False)]
+        return [{**aimed, "queries": int(q), "search_success": bool(s)}
+                for aimed, q, s in zip(super().item_info(), self.last_queries, self.last_success, strict=False)]

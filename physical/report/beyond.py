@@ -11,7 +11,9 @@ interval (`physical.measure.stats.proportion`, as every rate of the report).
 - *success* (black box): the attack's aim reached on the 8-bit image (untargeted: top-1 is not the
   true class; targeted: top-1 is the target); queries per success over the digital successes;
 - *survival* (tv): of the images whose clean image is correct and adversarial image is not (top-1),
-  the fraction whose photographed adversarial image is still wrong: 1 - Kurakin's destruction rate.
+  the fraction whose photographed adversarial image is still wrong: 1 - Kurakin's destruction rate;
+- *printed* (`physical.report.printed`): every printed artifact's success digitally, predicted by
+  the channel's draws and on the photos, side by side.
 """
 from __future__ import annotations
 
@@ -28,8 +30,9 @@ from physical import runfiles
 from physical.rundir import RunDir, read_image, read_json
 from physical.measure.stats import proportion
 from physical.report.html import _ENV, data_uri
+from physical.report.printed import printed_rows
 
-SECTIONS = ("universal", "patch", "black_box", "tv")
+SECTIONS = ("universal", "patch", "black_box", "tv", "printed")
 
 
 def rate(hits: int, n: int) -> dict:
@@ -194,7 +197,8 @@ def attach(run: RunDir, report: dict, records: list[dict]) -> tuple[dict[str, st
     """Add the sections that have rows to `report` (in place); returns (CSV name -> text, HTML blocks)."""
     _, by_label = _records_by(run, records)
     sections = {"universal": universal_rows(run, by_label), "patch": patch_rows(run, by_label),
-                "black_box": black_box_rows(by_label), "tv": tv_rows(run, by_label)}
+                "black_box": black_box_rows(by_label), "tv": tv_rows(run, by_label),
+                "printed": printed_rows(by_label, report.get("survival"))}
     csvs, html = {}, []
     macros = _ENV.get_template("beyond.html").module
     for name, rows in sections.items():

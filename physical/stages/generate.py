@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from physical import attacks as attacks_mod
+from physical.attacks.labels import is_least_likely
 
 from physical.channel.build import run_channel
 from physical.runs import distributed
@@ -320,8 +321,8 @@ def _attack_batches(job: _Job, attack, desc: str, clean: np.ndarray, y_all: np.n
         attack.reseed(j)
         x = to_tensor(clean[sel], device)  # one batch on the device at a time
         adv = to_uint8(attack(x, torch.as_tensor(y_all[sel], device=device)))
-        infos = attack.item_info() if hasattr(attack, "item_info") else [{}] * len(sel)
-        for i, img, extra in zip(sel, adv, infos, strict=True):  # extra: what the attack reports (square: queries)
+        infos = attack.item_info()
+        for i, img, extra in zip(sel, adv, infos, strict=True):  # extra: what the attack reports (queries, targets)
             if i in left:
                 left.discard(i)  # once, should two recorded batches hold it
                 write_item(job.run, keys[i], rels[i], img, extra, made_with)
@@ -338,7 +339,7 @@ def _index_row(model: str, a, eps, label: str, info: dict, rel: str, key: str, l
         "eot": a.eot is not None,
         "printability": a.printability,
         "tv": a.tv,
-        "target": a.target,
+        "target": None if is_least_likely(a.target) else a.target,  # per image: the attack's item_info
         "eps": eps,
         "image": info["name"],
         "label": int(lab),

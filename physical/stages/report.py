@@ -166,7 +166,8 @@ def labels_section(records: list[dict], sources: dict[str, int] | None = None) -
     }
 
 
-SURVIVAL_COLUMNS = ["key", "model", "attack_label", "image", "predicted", "observed", "digital_fooled", "clean_right"]
+SURVIVAL_COLUMNS = ["key", "model", "attack_label", "image", "target", "predicted", "observed",
+                    "digital_fooled", "clean_right"]
 
 
 def report_stage(run: RunDir, cfg, device=None) -> dict:
