@@ -16,6 +16,7 @@ from physical.align.seek import BORDER_CONTRAST, LEAST_PX, border_contrast, quad
 
 # dictionaries other tools print (a 5x5 dictionary's markers are in DICT_5X5_1000: not listed)
 OTHER_DICTS = ("DICT_4X4_1000", "DICT_6X6_1000", "DICT_7X7_1000", "DICT_ARUCO_ORIGINAL", "DICT_APRILTAG_36h11")
+SMALLEST_PX = 4.0  # outlines from this side (px) are counted when the markers are too small to read
 CHECK_SIDE = 1600  # the other dictionaries are looked for on a copy about this wide
 
 
@@ -32,7 +33,7 @@ def why_no_sheet(grey: np.ndarray, layout: Layout, markers: list[Marker]) -> str
         name, n = other
         return (f"no sheet markers found: {n} marker(s) of another dictionary ({name}); this tool prints "
                 f"{ARUCO_DICT} markers: photograph the sheets printed by `physical print`")
-    outlined = [q for q in quads(grey, 1.0)[1] if border_contrast(grey, q) >= BORDER_CONTRAST]
+    outlined = [q for q in quads(grey, 1.0, SMALLEST_PX)[1] if border_contrast(grey, q) >= BORDER_CONTRAST]
     tagline = f" ({tags} run tag marker(s) read)" if tags else ""
     if len(outlined) < 2:
         return ("no markers found: nothing in the photo has a marker's black square with a white margin"

@@ -114,6 +114,8 @@ def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | li
                 continue
             verdicts.append((*tag_verdict(tags_seen(layout, found, tags), tag, other_runs or {}), found))
         _sheet_crops(photo_rgb, layout, sheet, verdicts, images_px, cfg, references or {}, crops, problems)
+    if not crops and not problems:  # lattice markers, each alone: no sheet
+        return [], [why_no_sheet(grey, layout, tags)]
     return crops, problems
 
 

@@ -99,3 +99,14 @@ def inside_fraction(h_cell: np.ndarray, rect: tuple[float, float, float, float],
     p = project(h_cell, np.stack([gx.ravel(), gy.ravel()], axis=1))
     ok = (p[:, 0] >= -0.5) & (p[:, 0] <= shape[1] - 0.5) & (p[:, 1] >= -0.5) & (p[:, 1] <= shape[0] - 0.5)
     return float(ok.mean())
+
+
+WASHED_OUT = 235  # grey level from which a crop's pixel counts as washed out by glare
+
+
+def glare_or_cover(crop: np.ndarray, reference: np.ndarray | None) -> str:
+    """What lies over a crop that does not show its image (a low match): "glare" when at least 5 %
+    more of it is washed out than of its digital image, else "finger" (a finger or an object)."""
+    white = float((grey_f32(crop) >= WASHED_OUT).mean())
+    ref = 0.0 if reference is None else float((grey_f32(reference) >= WASHED_OUT).mean())
+    return "glare" if white >= ref + 0.05 else "finger"

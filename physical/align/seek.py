@@ -24,6 +24,7 @@ SEED = 4  # lattice markers of one sheet read here before the lattice takes over
 LEAST_PX = 11.0  # smallest marker side (px) looked for; below TINY the region is upscaled 2x
 TINY_PX = 16.0
 READS = 40  # most quads read by correlation per photo (each costs a few ms)
+MARGIN = 0.03  # a quad read here is the dictionary's best match by this much (`read_soft`; tags' margin)
 BORDER_CONTRAST = 0.25  # least (quiet zone - black border) / quiet zone of a quad worth reading
 
 
@@ -41,10 +42,12 @@ def _detector(rate: float) -> cv2.aruco.ArucoDetector:
     return cv2.aruco.ArucoDetector(dictionary(), p)
 
 
-def quads(grey: np.ndarray, scale: float) -> tuple[list[tuple[int, np.ndarray]], list[np.ndarray]]:
-    """ArUco's read markers and unread quads in `grey` resized by `scale`, in `grey`'s px."""
+def quads(grey: np.ndarray, scale: float, least: float = LEAST_PX) -> tuple[list[tuple[int, np.ndarray]],
+                                                                            list[np.ndarray]]:
+    """ArUco's read markers and unread quads (sides from `least` px) in `grey` resized by `scale`,
+    in `grey`'s px."""
     img = grey if scale == 1 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-    rate = round(4 * LEAST_PX * scale / max(img.shape), 4)
+    rate = round(4 * least * scale / max(img.shape), 4)
     corners, ids, rejected = _detector(rate).detectMarkers(img)
     back = [np.asarray(c, np.float64).reshape(4, 2) for c in corners]
     back = [(c + 0.5) / scale - 0.5 for c in back]
@@ -121,7 +124,25 @@ def seek_markers(grey: np.ndarray, layout: Layout, markers: list[Marker]) -> lis
         read += _read_quads(grey, layout, outlines, pages)
         if _seeded(layout, read) or (read and float(np.median([marker_side_px(m.corners) for m in read])) >= TINY_PX):
             break
-    return read
+    return _confirmed(layout, markers, read)
+
+
+def _confirmed(layout: Layout, markers: list[Marker], read: list[Marker]) -> list[Marker]:
+    """The lattice markers of `read` that another marker of their sheet (read here or before) puts
+    where the lattice says (a sheet instance of two or more), and the tag markers read with them;
+    [] without any: a quad read alone may be another tool's marker that correlates by chance."""
+    lattice: dict[int, list[tuple[int, Marker]]] = {}
+    for m in markers + read:
+        dec = layout.decode_id(m.id)
+        if dec is not None and dec[0] < layout.max_sheets:
+            lattice.setdefault(dec[0], []).append((dec[1], m))
+    ok: set[int] = set()
+    for dets in lattice.values():
+        for _, found in sheet_instances(layout, dets):
+            if len(found) >= 2:
+                ok |= {id(m) for m in found.values()}
+    kept = [m for m in read if id(m) in ok]
+    return kept + [m for m in read if m.id >= TAG_BASE] if kept else []
 
 
 def _wanted(layout: Layout, marker_id: int) -> bool:
@@ -160,7 +181,7 @@ def _read_quads(grey: np.ndarray, layout: Layout, quads: list[np.ndarray], pages
         if reads >= READS:
             break
         reads += 1
-        m = read_soft(grey, q, lambda i: _wanted(layout, i))
+        m = read_soft(grey, q, lambda i: _wanted(layout, i), margin=MARGIN)
         if m is None:
             continue
         out.append(m)

@@ -12,6 +12,7 @@ from physical.rundir import RunDir, write_image
 from physical.runtime import Eta
 from physical.align.one_photo import REJECTIONS, align_photo, judge, rejection
 from physical.align.photo_files import _calibration, read_photo, reference_images, undistort
+from physical.align.quality import glare_or_cover
 from physical.stages.printing import earlier_prints
 
 MIN_MATCH = 0.5  # a crop of a sheet whose tag a photo does not show must show its image at least this well
@@ -114,11 +115,13 @@ def align_stage(run: RunDir, cfg: Config) -> dict:
         if photo is not None:
             crops, entry["problems"] = align_photo(photo, layout, tag, images_px, cfg.align,
                                                    references=references, other_runs=other_runs)
-            all_crops += _photo_crops(run, path, stem, crops, cells, entry)
+            all_crops += _photo_crops(run, path, stem, crops, cells, entry, references)
     if photo_files:
         eta.done(1)  # the last photo
     _judge_unread_tags(all_crops)
-    missing = _choose_best(all_crops, cells)
+    missing = _choose_best(all_crops, cells, photos)
+    for line in reshoot_lines(missing, run.root):
+        say(f"align: {line}")
     excluded = _exclusions(all_crops)
     if excluded:
         n = sum(not c["accepted"] for c in all_crops)
@@ -145,7 +148,8 @@ def _read(path: Path, calibration, entry: dict):
         return None
 
 
-def _photo_crops(run: RunDir, path: Path, stem: str, crops: list[dict], cells: dict, entry: dict) -> list[dict]:
+def _photo_crops(run: RunDir, path: Path, stem: str, crops: list[dict], cells: dict, entry: dict,
+                 references: dict) -> list[dict]:
     """One photo's crops written (align/crops/) and as crops.json rows; the photo's `entry` filled in."""
     problems = entry["problems"]
     if not crops:
@@ -161,17 +165,21 @@ def _photo_crops(run: RunDir, path: Path, stem: str, crops: list[dict], cells: d
     rows = []
     for c in crops:
         rel = f"align/crops/s{c['sheet']:03d}-c{c['slot']:02d}-{stem}.png"
-        write_image(run.root / rel, c.pop("image"))
+        image = c.pop("image")
+        write_image(run.root / rel, image)
         cell = cells[(c["sheet"], c["slot"])]
         rows.append({"photo": path.name, "sheet": c["sheet"], "slot": c["slot"], "item": cell["item"],
                      "role": cell["role"], "path": rel, **{k: c[k] for k in (
                          "run_tag", "markers", "placed", "placed_by", "reprojection_px", "sharpness", "match", "inside",
                          "rejections", "accepted", "reason", "corners_px")}, "best": False})
+        if any(r["code"] == "match" for r in c["rejections"]):  # what covers it, for the reshoot advice
+            rows[-1]["covered_by"] = glare_or_cover(image, references.get((c["sheet"], c["slot"])))
     return rows
 
 
-def _choose_best(all_crops: list[dict], cells: dict) -> list[dict]:
-    """Mark each cell's best crop (`best`); the cells with no accepted crop, with the reason."""
+def _choose_best(all_crops: list[dict], cells: dict, photos: list[dict]) -> list[dict]:
+    """Mark each cell's best crop (`best`); the cells with no accepted crop, with the reason and its
+    `cause` (`_cause`)."""
     best: dict[tuple[int, int], dict] = {}
     for c in all_crops:
         k = (c["sheet"], c["slot"])
@@ -184,8 +192,51 @@ def _choose_best(all_crops: list[dict], cells: dict) -> list[dict]:
         b = best.get(k)
         if b is None or not b["accepted"]:
             missing.append({"sheet": k[0], "slot": k[1], "item": cell["item"], "role": cell["role"],
-                            "reason": "not found in any photo" if b is None else f"rejected: {b['reason']}"})
+                            "reason": "not found in any photo" if b is None else f"rejected: {b['reason']}",
+                            "cause": _cause(b, k, photos)})
     return missing
+
+
+# a rejected crop's first rejection -> why its cell is missing, in the words of the reshoot advice
+CAUSES = {"match": "covered", "sharpness": "blur", "reprojection": "blur", "inside": "cut off", "run_tag": "run tag"}
+
+
+def _cause(best: dict | None, cell: tuple[int, int], photos: list[dict]) -> str:
+    """Why a cell has no accepted crop: glare, finger, blur, cut off, run tag (its sheet's run tag in
+    no photo) or not found (its sheet or its markers in no photo)."""
+    if best is None:
+        head = f"sheet {cell[0]} cell {cell[1]}: "
+        lines = [p for e in photos for p in e["problems"] if p.startswith(head)]
+        return "cut off" if any("outside the photo" in p for p in lines) else "not found"
+    codes = [r["code"] for r in best["rejections"]]
+    cause = CAUSES[next((c for c in ("match", "inside", "sharpness", "reprojection") if c in codes), codes[0])]
+    return best.get("covered_by", "finger") if cause == "covered" else cause
+
+
+ADVICE = {"glare": "tilt the sheet or the light so no glare falls on it", "finger": "hold it by its edges",
+          "blur": "hold still and let the camera focus", "cut off": "keep the whole page in the frame",
+          "run tag": "keep a corner of the page in the photo", "not found": "the whole page, nearer and in focus"}
+
+
+def reshoot_lines(missing: list[dict], run_root: Path | str = "RUN") -> list[str]:
+    """One line per sheet with cells that have no accepted crop (each with its cause), and one line
+    saying which sheets to photograph again and how; [] when none is missing."""
+    by_sheet: dict[int, list[dict]] = {}
+    for m in missing:
+        by_sheet.setdefault(m["sheet"], []).append(m)
+    lines = []
+    for sheet, ms in sorted(by_sheet.items()):
+        causes: dict[str, list[str]] = {}
+        for m in ms:
+            causes.setdefault(m["cause"], []).append(str(m["slot"]))
+        lines.append(f"sheet {sheet}: {len(ms)} cell(s) with no accepted crop: "
+                     + "; ".join(f"{c}: cell(s) {', '.join(slots)}" for c, slots in causes.items()))
+    if by_sheet:
+        how = "; ".join(ADVICE[c] for c in sorted({m["cause"] for m in missing}))
+        lines.append(f"photograph sheet(s) {', '.join(map(str, sorted(by_sheet)))} again ({how}) into a folder and "
+                     f"run `physical capture {run_root} --source folder:FOLDER`: the photos so far are kept and each "
+                     "cell's best crop is used")
+    return lines
 
 
 def other_print_sheets(photos: list[dict]) -> int:
