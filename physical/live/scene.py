@@ -27,14 +27,13 @@ from physical.capture import draw
 from physical.errors import ConfigError
 from physical.live import LiveView, lower_priority
 from physical.log import say
-from physical.measure.frames import block_rate, per_second
+from physical.measure.frames import CORRELATED, block_rate, per_second
 from physical.models import class_index, class_names, predict, preprocess, to_tensor
 from physical.report.tables import flat_csv
 
 VIEWS = {"frame": "", "region": "region_"}  # view -> its columns' prefix in frames.csv
 FIELDS = ["frame", "time_s", "defence"] + [f"{p}{c}" for p in VIEWS.values()
                                            for c in ("top1", "top1_name", "target_prob", "target_hit", "true_rank")]
-CORRELATED = 0.5  # lag-1 correlation of block means above which the summary says the blocks are too short
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import numpy as np
 
 from physical.measure.stats import proportion, wilson
 
+CORRELATED = 0.5  # lag-1 correlation of block means above which the blocks are too short to be independent
 Values = Union[Sequence[float], np.ndarray]  # a number per frame (a hit: 0 or 1)
 
 

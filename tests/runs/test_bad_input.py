@@ -351,6 +351,7 @@ SCENE_BAD = [  # (case, arguments after `scene` (VIDEO: a readable 64 x 48 video
     ("region outside the frame", ["--video", "VIDEO", "--region", "30,20,40,40"],
      ["--region 30,20,40,40: reaches outside the 64x48 frame"]),
     ("video and source", ["--video", "VIDEO", "--source", "webcam:0"], ["give one"]),
+    ("live option with a video", ["--video", "VIDEO", "--serve", "0"], ["--serve: only for a live --source"]),
     ("run without a patch", ["--video", "VIDEO", "--run", "{tmp}/run"],
      ["--run", "has no patch attack; give --target"]),
 ]
