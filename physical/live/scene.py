@@ -229,8 +229,8 @@ def score_video(source, model, scorer: SceneScorer, log: SceneLog, batch: int = 
                 flush()
                 if time.perf_counter() >= next_status:
                     next_status += status_every
-                    run = log.running()["frame"]
-                    say(f"scene: {log.running()['n']} frames, target top-1 {100 * run['rate']:.1f} % so far")
+                    run = log.running()
+                    say(f"scene: {run['n']} frames, target top-1 {100 * run['frame']['rate']:.1f} % so far")
         if frames:
             flush()
     return fps
