@@ -56,6 +56,8 @@ LIVE_ONLY = ("defence", "serve", "host", "record", "frames", "seconds")
 
 
 def _check_args(args) -> None:
+    if args.video and args.video.lower().startswith("video:"):  # as --source writes a video
+        args.video = args.video[6:]
     if args.video and args.source:
         raise UserError(f"--video {args.video} and --source {args.source}: give one (--video scores a recording "
                         f"offline, --source watches live)")
@@ -122,7 +124,7 @@ def _scene(args) -> int:
     cfg = load_for_command(args.config, args.set or [])
     lc: LiveConfig = cfg.extra_sections.get("live") or LiveConfig()
     out = _out_dir(args)
-    video = VideoSource(Path(args.video), cfg.capture.camera).open() if args.video else None  # a bad file: first
+    video = VideoSource(Path(args.video), cfg.capture.camera).open() if args.video else None  # before the model
     try:
         classifier = load_model(args.model or run_model or model_names(cfg.models)[0], pick_device(cfg.run.device))
         scorer, log = SceneScorer(target, lc.top_k), SceneLog(target, args.block_s)
