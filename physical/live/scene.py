@@ -107,7 +107,7 @@ class SceneScorer:
         """One view's columns from its sorted predictions (every class, best first)."""
         t = self.target
         out: dict[str, Any] = {f"{prefix}top1": top[:, 0], f"{prefix}top1_name": [self.names[c] for c in top[:, 0]],
-                               f"{prefix}target_prob": np.round(prob[top == t.target], 5),
+                               f"{prefix}target_prob": np.round(prob[top == t.target].astype(np.float64), 5),
                                f"{prefix}target_hit": (top[:, 0] == t.target).astype(int)}
         if t.true is not None:
             out[f"{prefix}true_rank"] = np.argmax(top == t.true, axis=1) + 1
