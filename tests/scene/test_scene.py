@@ -90,6 +90,7 @@ def test_scoring_a_video_counts_every_frame_and_blocks_the_interval(scene, capsy
     assert [int(r["true_rank"]) for r in got] == [2 if s else 1 for s in shown]
     prob = np.array([float(r["target_prob"]) for r in got])
     assert prob[shown].min() > prob[~shown].max() and 0 < prob.min() and prob.max() < 1
+    assert all(len(r["target_prob"].partition(".")[2]) <= 5 for r in got)  # 5 decimals, no float32 tails
     assert {r["top1_name"] for r in got} == {"toaster", "tabby"}
     # the region: frames whose red patch lies clearly inside or clearly outside it
     clear_in, clear_out = scene["in_region"] > 0.03, scene["in_region"] < 0.002
