@@ -176,3 +176,31 @@ def test_a_runs_patch_sets_the_target_and_model_with_the_real_classifier(scene, 
     assert len(got) == 16 and all(1 <= int(r["true_rank"]) <= 1000 for r in got)
     assert s["views"]["frame"]["true_rank_median"] <= 5 and s["views"]["frame"]["target_top1"]["k"] == 0
     assert all(0 <= float(r["target_prob"]) < 0.5 for r in got) and all(r["region_top1"] == "" for r in got)
+
+
+def test_live_scene_page_serves_the_running_rate(scene, capsys):
+    """--serve: the live view's page and status.json, with the scene's running rate in it."""
+    import re
+    import threading
+    import time
+    import urllib.request
+
+    lab, done = scene["lab"], []
+    t = threading.Thread(target=lambda: done.append(main(
+        ["scene", str(lab / "pipeline.yaml"), "--source", f"video:{lab / 'scene.avi'}", "--headless", "--serve", "0",
+         "--out", str(lab / "served")])))
+    t.start()
+    url, status, printed = None, None, ""
+    deadline = time.time() + 60
+    while time.time() < deadline and t.is_alive() and status is None:
+        printed += capsys.readouterr().out
+        url = url or next(iter(re.findall(r"serving (http://127\.0\.0\.1:\d+/)", printed)), None)
+        if url:
+            st = json.loads(urllib.request.urlopen(url + "status.json", timeout=5).read())
+            status = st if st.get("scene", {}).get("n", 0) >= 8 else None
+        time.sleep(0.2)
+    t.join(60)
+    assert done == [0] and status is not None
+    run = status["scene"]
+    assert run["frame"]["k"] == int(scene["shown"][: run["n"]].sum())  # the frames scored so far, in order
+    assert 0 <= run["frame"]["last_s"] <= 1 and status["result"]["top"][0][1] in ("toaster", "tabby")
