@@ -10,8 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from physical.sheets.layout import TAG_BASE, Layout
-from physical.sheets.markers import Marker, find_marker, marker_side_px, project
+from physical.sheets.layout import TAG_BASE, TAG_RADIX, Layout
+from physical.sheets.markers import SOFT_MIN, Marker, find_marker, marker_side_px, project, soft_scores
 
 MIN_SHEET_MARKERS = 1  # lattice markers that start a sheet instance (one that stays alone is dropped)
 
@@ -97,7 +97,8 @@ def complete(grey: np.ndarray, layout: Layout, sheet: int, found: dict[int, Mark
     first, so each guess comes from markers close by (from one marker, its neighbours are
     predicted well enough; from those, theirs); a second pass retries what the first could not
     reach. Run tag markers read by correlation need a wider margin over other ids than lattice
-    markers (whose id is checked against the one the sheet puts there)."""
+    markers (whose id is checked against the one the sheet puts there); one too blurred for that
+    margin is read against the ids that can be printed at its place (`_tag_in_place`)."""
     missing = [p for p in range(layout.lattice_points) if p not in found]
     for _ in range(2):
         left: list[int] = []
@@ -119,15 +120,34 @@ def complete(grey: np.ndarray, layout: Layout, sheet: int, found: dict[int, Mark
             break
         missing = left
     centres = np.array([m.corners.mean(axis=0) for m in tags]) if tags else np.zeros((0, 2))
-    for centre, _ in layout.tag_positions():
+    for centre, k in layout.tag_positions():
         guess = predict(layout, found, Layout.square(centre, layout.marker))
         if guess is None or not in_photo(guess, grey.shape):
             continue
         if len(centres) and np.linalg.norm(centres - guess.mean(axis=0), axis=1).min() < marker_side_px(guess):
             continue  # a tag marker is there already
-        m = find_marker(grey, guess, lambda i: i >= TAG_BASE, margin=0.03)
+        m = find_marker(grey, guess, lambda i: i >= TAG_BASE, margin=0.03) or _tag_in_place(grey, guess, k)
         if m is not None:
             tags.append(m)
+
+
+def _tag_in_place(grey: np.ndarray, guess: np.ndarray, k: int) -> Marker | None:
+    """A run tag marker too blurred to stand out from the whole dictionary, read against the ids that
+    can be printed at its place: the k-th half of the tag ids, upright on the page (a rotated id
+    or a lattice id is never printed there). Its best id must lead those by the tag margin."""
+    half = range(TAG_BASE + k * TAG_RADIX, TAG_BASE + (k + 1) * TAG_RADIX)
+    m = find_marker(grey, guess, lambda i: i in half, margin=0.0)
+    if m is None or np.linalg.norm(m.corners - guess, axis=1).max() > 0.5 * marker_side_px(guess):
+        return None  # not where the sheet puts it, or not upright
+    scores = soft_scores(grey, m.corners)
+    if scores is None:
+        return None
+    upright = scores[4 * half.start: 4 * half.stop: 4]  # rotation 0 of each id of the half
+    order = np.argsort(upright)[::-1]
+    best, second = float(upright[order[0]]), float(upright[order[1]])
+    if half.start + int(order[0]) != m.id or best < SOFT_MIN or best - second < 0.03:
+        return None
+    return m
 
 
 def tags_seen(layout: Layout, found: dict[int, Marker], tags: list[Marker]) -> list[tuple[int, int]]:

@@ -282,6 +282,14 @@ def _soft_match(grey: np.ndarray, corners: np.ndarray, sigma: float | None = Non
     return best
 
 
+def soft_scores(grey: np.ndarray, corners: np.ndarray) -> np.ndarray | None:
+    """Correlation of the quad `corners` with every marker of the dictionary in every rotation
+    (index 4 id + rotation; rotation 0: the quad's first corner is the marker's top-left), at the
+    blur that fits it best; None for a flat quad (`read_soft`'s matched filter)."""
+    best = _soft_match(grey, corners)
+    return None if best is None else best[0]
+
+
 def read_soft(grey: np.ndarray, corners: np.ndarray, accept, margin: float = 0.01) -> Marker | None:
     """A marker whose bits ArUco could not read (too blurred, noisy or soft), read by correlation
     (`_soft_match`): the best matching ids are refined (`refine`) and matched again at the refined
