@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import IMAGENET_100, setup  # noqa: E402
-from fidelity import figures  # noqa: E402
+from fidelity_tables import figures  # noqa: E402
 from physical.measure.stats import wilson  # noqa: E402
 
 

@@ -190,27 +190,50 @@ def test_independent_simulator_end_to_end(tmp_path, small_indepsim, capsys):
     assert "photograph the chart from one distance" in capsys.readouterr().err
 
 
-def test_fidelity_counts_every_clean_cell_and_resamples_images(capsys):
-    """benchmarks/fidelity.py's photo-clean row pools the clean cells of every print group and round;
-    its interval resamples images (an image's cells are not independent), not cells."""
-    import fidelity
+def _rows(seed: int, images: int = 40) -> list[dict]:
+    """Per-image rows as benchmarks/fidelity.py keeps them: two attacks, draws that are harsher than the
+    simulated photos (the forecast map has something to correct)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(images):
+        for attack in ("bim_eps16", "fgsm_eps16"):
+            p = float(rng.random())
+            survives = bool(rng.random() < min(1.0, p + 0.3))
+            rows.append({"variant": "phone", "group": 0, "attack": attack, "image": f"im{seed}-{i}",
+                         "key": f"{attack}/{i}", "model": "m", "label": 1, "target": None, "d_clean": True, "d_adv": False, "d_works": True,
+                         "m_adv": not survives, "m_clean": bool(rng.random() < 0.8), "m_works": survives,
+                         "s_adv": bool(rng.random() < 0.5 - 0.3 * p), "s_clean": bool(rng.random() < 0.8),
+                         "s_works": bool(rng.random() < min(1.0, p + 0.3)), "draws": {"6": round(p, 3), "1": 0.5}})
+    return rows
 
-    def part(clean: dict, destroyed: dict) -> dict:
-        return {"bim_eps16": {"k": sum(destroyed.values()), "n": len(destroyed), "each": destroyed},
-                "photo clean top-1": fidelity.cells_row(clean),
-                "digital clean top-1": {"k": 2, "n": 2, "each": {"a": True, "b": True}}}
 
-    one = fidelity.merged([part({"a": [True, True], "b": [False, True]}, {"a": True}),
-                           part({"a": [True, False], "b": [False, False]}, {"b": False})])
-    assert one["photo clean top-1"]["each"] == {"a": [True, True, True, False], "b": [False, True, False, False]}
-    assert (one["photo clean top-1"]["k"], one["photo clean top-1"]["n"]) == (4, 8)
-    rows = fidelity.rounds_of([one, one])
-    clean = rows["photo clean top-1"]
-    assert (clean["k"], clean["n"], len(clean["each"]["a"])) == (8, 16, 8)
-    assert fidelity.repeated(clean)
-    assert not fidelity.repeated({"rounds": 1, "each": {"a": [True], "b": [False]}})
-    # two images: the bootstrap's interval is far wider than Wilson's over 16 cells would be
-    lo, hi = fidelity.bootstrap(clean["each"])
-    assert lo <= 0.25 and hi >= 0.75
-    fidelity.report({"measured": rows, "predicted": rows})
-    assert "photo clean top-1" in capsys.readouterr().out
+def test_fidelity_tables_from_parts_merge_and_the_map_never_sees_the_measured_photos(tmp_path, capsys):
+    """The tables print from the per-image rows; two parts merged print the tables of the whole; the
+    forecast map is cross-fitted on the simulated photos only (the measured outcomes change nothing in
+    it) and lifts the harsh draws."""
+    import fidelity_tables as ft
+
+    meta = {"images": 40, "source": "x", "part": [1, 2], "variants": ["phone"], "chart": 6, "charts": [1, 6],
+            "draws": 8, "threads": 1, "device": "cpu", "seconds": 1.0, "seconds_by_variant": {"phone": 1.0}}
+    for k, seed in ((1, 0), (2, 1)):
+        (tmp_path / f"p{k}").mkdir()
+        doc = {"meta": dict(meta, part=[k, 2]), "rows": _rows(seed)}
+        (tmp_path / f"p{k}" / "rows.json").write_text(json.dumps(doc))
+    metas, rows = ft.load_rows([tmp_path / "p1", tmp_path / "p2"])
+    assert len(metas) == 2 and len(rows) == 160
+    ft.report(metas, rows)
+    out = capsys.readouterr().out
+    assert "80 images" in out and "McNemar p" in out and "photo clean top-1" in out and "chart photos" in out
+    bim = next(line for line in out.splitlines() if line.startswith("bim_eps16") and "[" in line and "McNemar" in line)
+    assert bim.split()[-1] in ("yes", "no")
+
+    flipped = [dict(r, m_works=not r["m_works"], m_adv=not r["m_adv"]) for r in rows]
+    ft.add_mapped(rows, 6)
+    ft.add_mapped(flipped, 6)
+    assert [r["mapped"] for r in rows] == [r["mapped"] for r in flipped]
+    assert np.mean([r["mapped"] for r in rows]) > np.mean([r["draws"]["6"] for r in rows]) + 0.15
+    # a row whose fold's map is fitted on the other fold: changing its own simulated outcome leaves it
+    one = [dict(r) for r in rows]
+    one[0]["s_works"] = not one[0]["s_works"]
+    ft.add_mapped(one, 6)
+    assert one[0]["mapped"] == rows[0]["mapped"]
