@@ -1,7 +1,10 @@
 """The align stage: find the sheets in every photo, rectify every cell into a crop.
 
 Per photo: detect the fiducial markers (`sheets.markers.detect_all`: coarse-to-fine ArUco, every
-marker refined against its bit pattern); lattice ids give (sheet, point). The markers of one sheet
+marker refined against its bit pattern), then look again outside the sheets they make for far,
+small, blurred sheets (`seek`: a second ArUco parameter set at full resolution, unread outlines read
+by correlation, kept only when the lattice confirms them); lattice ids give (sheet, point). A photo
+with no sheet says why with the figure measured (`diagnose`). The markers of one sheet
 index are split into *sheet instances* by RANSAC homographies (mm -> photo px), so two sheets with
 the same index in one photo (this run's and another run's, say) are told apart by geometry; one
 marker is enough to start an instance, which the lattice then grows from. Where an instance's

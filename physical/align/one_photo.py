@@ -87,7 +87,8 @@ def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | li
     `images_px` maps (sheet, slot) of every printed cell to its digital (w, h); `references` to
     the digital image its sharpness is measured against (`sharpness_of`; the item's clean image);
     `other_runs` names the runs beside this one by their tag; `detections` reuses markers already
-    found in this photo by `detect_all`. The run tag policy is the module docstring's.
+    found in this photo by `detect_all` (then the photo is not searched again outside the sheets they
+    make: `seek.seek_markers`). The run tag policy is the module docstring's.
 
     Crops are {sheet, slot, run_tag (read | half | none), markers, placed (cell | sheet), placed_by,
     reprojection_px, sharpness,
@@ -99,8 +100,11 @@ def align_photo(photo_rgb: np.ndarray, layout: Layout, tag: tuple[int, int] | li
     """
     tag = (int(tag[0]), int(tag[1]))
     grey = cv2.cvtColor(photo_rgb, cv2.COLOR_RGB2GRAY) if photo_rgb.ndim == 3 else photo_rgb
-    markers = detect_all(grey) if detections is None else detections
-    markers = markers + seek_markers(grey, layout, markers)
+    if detections is None:  # the thorough pass, then the part of the photo outside the sheets it found
+        markers = detect_all(grey)
+        markers = markers + seek_markers(grey, layout, markers)
+    else:
+        markers = detections
     lattice, tags = _by_sheet(layout, markers)
     if not lattice:
         return [], [why_no_sheet(grey, layout, markers)]
