@@ -25,8 +25,8 @@ right on the photo).
 Settings are fixed before the measurement (the families' defaults, chosen on fit photos in earlier
 work; N and the steps below), never tuned on the unseen half or on either indepsim variant.
 
-    python benchmarks/printed.py [--out /tmp/physical-printed] [--threads 1] [--eot 2] [--eot-iter 4] [--draws 8]
-        [--variants phone,office] [--chart 6] [--steps 30] [--alpha 2] [--patch-epochs 40] [--uap-epochs 20]
+    python benchmarks/printed.py [--out /tmp/physical-printed] [--threads 1] [--eot 2] [--eot-iter 2] [--draws 8]
+        [--variants phone,office] [--chart 6] [--steps 20] [--alpha 2] [--patch-epochs 40] [--uap-epochs 20]
 """
 from __future__ import annotations
 
@@ -249,8 +249,8 @@ def main() -> None:
     p.add_argument("--out", default="/tmp/physical-printed")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--eot", type=int, default=2, help="EOT samples per fit image and step (patch, uap)")
-    p.add_argument("--eot-iter", type=int, default=4, help="EOT samples per image and step (bim, ill)")
-    p.add_argument("--steps", type=int, default=30, help="steps of the targeted EOT attacks")
+    p.add_argument("--eot-iter", type=int, default=2, help="EOT samples per image and step (bim, ill)")
+    p.add_argument("--steps", type=int, default=20, help="steps of the targeted EOT attacks")
     p.add_argument("--alpha", type=float, default=2.0, help="their step (0..255)")
     p.add_argument("--patch-epochs", type=int, default=40)
     p.add_argument("--uap-epochs", type=int, default=20)

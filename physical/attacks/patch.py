@@ -95,8 +95,17 @@ class Patch(FittedAttack):
         centre = (2 * u[:, :2] - 1) * room[:, None]
         return torch.cat([centre, scale[:, None], angle[:, None]], 1).float()
 
+    @staticmethod
+    def check_fits(x: torch.Tensor, side: int) -> None:
+        """A patch of `side` px must fit inside the images x; else a ConfigError naming both sizes."""
+        h, w = x.shape[-2:]
+        if side > min(h, w):
+            raise ConfigError(f"patch: its {side} px side is larger than the {h} x {w} px images it goes on; give "
+                              "images of the model's input size, or a smaller fraction")
+
     def apply(self, x: torch.Tensor, artifact: torch.Tensor, placement: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x with the patch pasted at `placement` (bilinear, so the paste is differentiable in the patch)."""
+        self.check_fits(x, artifact.shape[-1])
         if placement is None:
             placement = self.placement(len(x), self.generator)
         b, c, h, w = x.shape
@@ -121,6 +130,7 @@ class Patch(FittedAttack):
         return lr * 0.5 * (1 + math.cos(math.pi * step / total))
 
     def fit(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.check_fits(x, self.side)
         labels, targeted = self.target_labels(x, y)
         patch = torch.rand(x.shape[1], self.side, self.side, generator=self.generator).to(x.device).requires_grad_(True)
         zoom, total = float(self.param("augment")), self.total_steps(len(x))

@@ -369,3 +369,49 @@ def test_scene_bad_input_is_one_line(tmp_path, capsys, case, args, needles):
     assert main(["scene", *argv, "--out", str(tmp_path / "out")]) == 2
     one_line_error(capsys, *needles)
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+# ----------------------------------------------------------------------------------------------
+# printed attacks (issue 28): one line naming the key, exit 2, before anything is written
+
+ATTACK_ENTRIES = [
+    ("eot on a single-step attack", {"name": "fgsm", "eps": [8], "eot": {"samples": 4}},
+     ["attacks[0].eot", "fgsm is a single-step attack"]),
+    ("eot on a black-box attack", {"name": "square", "eps": [8], "eot": {"samples": 4}},
+     ["attacks[0].eot", "square sees no gradient"]),
+    ("a target index that does not exist", {"name": "bim", "eps": [16], "target": 1000, "eot": {"samples": 2}},
+     ["attacks[0].target", "class index 1000 does not exist", "0 .. 999"]),
+    ("a target name that does not exist", {"name": "pgd", "eps": [16], "target": "toastr"},
+     ["attacks[0].target", "'toastr' is not an ImageNet class name"]),
+    ("a least-likely target on a universal perturbation", {"name": "uap", "eps": [10], "target": "least_likely"},
+     ["attacks[0].target", "'least_likely': uap fits one artifact for every image", "give a class"]),
+    ("a least-likely target on a patch", {"name": "patch", "target": "ll", "eot": {"samples": 2}},
+     ["attacks[0].target", "'ll': patch fits one artifact"]),
+    ("a patch larger than the image", {"name": "patch", "fraction": 1.5},
+     ["attacks[0].fraction", "1.5 is out of range"]),
+]
+
+
+@pytest.mark.parametrize("case, entry, needles", ATTACK_ENTRIES, ids=[c[0] for c in ATTACK_ENTRIES])
+def test_printed_attack_entries_that_cannot_work_stop_with_one_line(tmp_path, capsys, case, entry, needles):
+    images(tmp_path / "images", ["a.png", "b.png"])
+    p = config(tmp_path)
+    data = yaml.safe_load(p.read_text())
+    data["attacks"] = [entry]
+    p.write_text(yaml.safe_dump(data))
+    assert main(["run", str(p)]) == 2
+    one_line_error(capsys, *needles)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_patch_larger_than_the_images_given_to_the_api_is_one_line(lite0):
+    import torch
+
+    from physical.attacks import make
+    from physical.errors import ConfigError
+
+    attack = make("patch", lite0, epochs=1)  # 71 px: 10 % of Lite0's 224 x 224 input
+    with pytest.raises(ConfigError) as e:
+        attack(torch.rand(1, 3, 64, 64), torch.tensor([1]))
+    assert str(e.value) == ("patch: its 71 px side is larger than the 64 x 64 px images it goes on; give images of "
+                            "the model's input size, or a smaller fraction")
