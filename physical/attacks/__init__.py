@@ -224,8 +224,9 @@ def make(name: str, model: Any, eps: Optional[float] = None, *, steps: Optional[
          input_size: Optional[int] = None, **params: Any) -> Attack:
     """An attack by name (or alias) for the Python API, in the images' [0, 1] units: `eps` and `alpha`
     as 8/255 (above 1 is an error naming the unit); any `nn.Module` taking [0,1] NCHW (with `mean`/`std`
-    it is normalised first; its device is its parameters'); `target` a class index, a class name or a
-    tensor of one class per image; `eot` the EOT samples per step (or an `EOTConfig` / its keys) drawn
+    it is normalised first; its device is its parameters'); `target` a class index, a class name, a
+    tensor of one class per image or "least_likely" (each image's own, as ILL); `eot` the EOT samples
+    per step (or an `EOTConfig` / its keys) drawn
     from `channel` (a `Channel`, default the phone preset's); the family's own parameters as keywords
     (`decay=0.5`, `queries=500`); `input_size` the images' side a plain module takes (a patch's size is a share
     of it; default its `.input_size`, else 224). Same floats as the YAML path: make("bim", m, 8/255) makes the images of
