@@ -67,6 +67,17 @@ def test_a_sheet_filling_a_third_of_a_hurried_photo_is_found(sheets):
     assert max(err.values()) < 2.0 and all(c["accepted"] for c in crops), (err, [c["reason"] for c in crops])
 
 
+def test_markers_of_12_px_are_found(sheets):
+    """A sheet so far that its markers are about 12 px a side (its cells 68 px), tilted, soft."""
+    layout = sheets["layout"]
+    h = syn.sheet_homography(layout, 75.0, 12.0 / layout.marker * layout.cell, (900, 1500), (0.15, 0.1))
+    photo = shoot(sheets["pages"][:1], [h], np.random.default_rng(7), blur=1.0, noise=4.0, jpeg=75)
+    crops, problems = align_photo(photo, layout, sheets["tag"], sheets["sizes"], AlignConfig(),
+                                  references=sheets["refs"])
+    err = errors(crops, [h], layout)
+    assert sorted(err) == [(0, s) for s in range(12)] and max(err.values()) < 2.0, (err, problems)
+
+
 def test_two_sheets_one_near_one_far_and_tilted(sheets):
     """The near sheet's markers are found on a coarse copy of the photo; the far, tilted one (a
     third of the frame, markers about 16 px) is looked for outside it: both whole, none mixed up."""

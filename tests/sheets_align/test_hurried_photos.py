@@ -2,7 +2,7 @@
 live overlays that follow a moving sheet.
 
 A run of 6 pairs (one A4 sheet, 12 cells of 45 mm) is printed by the real print stage; photos are
-made by `physical.sim.posed_photos` (the hurried level: a 7 MP frame, the page's longer side 35-60 %
+made by `physical.sim.posed_photos` (the hurried level: a 7 MP frame, the page's longer side a third to 60 %
 of the frame's shorter side, defocus blur 1.6-2.8 px, noise 4-7, JPEG 62-78, tilt up to 0.24, a
 glare spot and a finger), so every cell's true corners are known.
 """
