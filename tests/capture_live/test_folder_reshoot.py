@@ -76,3 +76,20 @@ def test_folder_capture_names_what_to_reshoot_and_keeps_the_best_crop(tmp_path, 
     # the same folder again: nothing is copied twice
     assert main(["capture", str(run.root), "--source", f"folder:{second}"]) == 0
     assert len(list(run.photos_dir.iterdir())) == 3
+
+
+def test_the_report_page_lists_the_missing_cells_with_their_cause():
+    from physical.report.html import render_html
+
+    missing = [{"sheet": 0, "slot": 4, "item": "m/x", "role": "clean", "reason": "rejected: match", "cause": "glare"},
+               {"sheet": 2, "slot": 0, "item": "m/y", "role": "adversarial", "reason": "not found in any photo",
+                "cause": "not found"},
+               {"sheet": 2, "slot": 1, "item": "m/y", "role": "clean", "reason": "not found in any photo"}]  # older
+    report = {"run_id": "r", "name": "t", "kurakin": [], "labels": {"unlabelled_images": [], "note": None},
+              "comparisons": {"rows": [], "note": ""}, "images": [],
+              "align": {"photos": 1, "photos_skipped": [], "cells_missing": missing, "crops_excluded": []}}
+    page = render_html(report, [], [])
+    assert "3 cell(s) with no accepted crop in any photo" in page
+    assert '<td>0</td><td>4</td><td class="l">m/x</td><td class="l">clean</td><td class="l">glare</td>' in page
+    assert '<td class="l">adversarial</td><td class="l">not found</td>' in page
+    assert "Photograph sheet(s) 0, 2 again and run <code>physical capture RUN --source folder:FOLDER</code>" in page
