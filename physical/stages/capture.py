@@ -8,7 +8,9 @@ read); or a stream (webcam, phone URL, video file) from which guided capture
 unless there is a display, within ``capture.guided.timeout_s``. The photos of an earlier capture
 leave capture/photos first, so a redone capture never mixes sources: photos from outside the tool
 are moved to ``archive/`` inside the run, never deleted (:mod:`physical.capture.keep`); only the
-photos of an earlier guided capture of the same print stay (it resumes where a lost stream left it).
+photos of an earlier guided capture of the same print stay (it resumes where a lost stream left it),
+and those of earlier folder captures when the source is a folder again (new photos of the sheets the
+align stage named add to them; align uses each cell's best crop: :mod:`physical.capture.folder`).
 """
 from __future__ import annotations
 
