@@ -44,7 +44,8 @@ def _add_live(p):
     p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override one config value (repeatable)")
 
 
-def _check_args(args) -> None:
+def check_session_args(args) -> None:
+    """The options a live session shares with `physical scene`: frames, seconds, the page, the files."""
     if args.frames is not None and args.frames < 1:
         raise UserError(f"--frames {args.frames}: must be >= 1")
     if args.seconds is not None and not args.seconds > 0:
@@ -53,7 +54,7 @@ def _check_args(args) -> None:
         raise UserError(f"--serve {args.serve}: a port must be in 0 .. 65535 (0: any free port)")
     if args.host is not None and args.serve is None:
         raise UserError(f"--host {args.host}: give --serve PORT too (the address the page is served on)")
-    for flag, value in (("--record", args.record), ("--log", args.log)):
+    for flag, value in (("--record", args.record), ("--log", getattr(args, "log", None))):
         if value:
             _check_writable(flag, Path(value))
 
@@ -106,7 +107,7 @@ def _window(args):
     return None
 
 
-def _serve(args, lc: LiveConfig, view: LiveView, model: LiveModel, title: str) -> MjpegServer:
+def serve_page(args, lc: LiveConfig, view: LiveView, model: LiveModel, title: str) -> MjpegServer:
     host = args.host or "127.0.0.1"
     try:
         server = MjpegServer(args.serve, host=host, quality=lc.jpeg_quality, status=view.stats,
@@ -122,7 +123,7 @@ def _serve(args, lc: LiveConfig, view: LiveView, model: LiveModel, title: str) -
 
 
 def _live(args) -> int:
-    _check_args(args)
+    check_session_args(args)
     cfg = load_for_command(args.config, args.set or [])
     lc: LiveConfig = cfg.extra_sections.get("live") or LiveConfig()
     run_root, cells = _run_cells(args, cfg, lc)
@@ -138,7 +139,7 @@ def _live(args) -> int:
                     keep_log=bool(args.log))
     server = recorder = None
     try:
-        server = _serve(args, lc, view, model, title) if args.serve is not None else None
+        server = serve_page(args, lc, view, model, title) if args.serve is not None else None
         recorder = Recorder(args.record, getattr(source, "fps", None)) if args.record else None
         summary = view.run(frames=args.frames, seconds=args.seconds, window=window, server=server, recorder=recorder,
                            status_every=None if window else 5.0)

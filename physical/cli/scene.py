@@ -10,7 +10,7 @@ from physical import runfiles
 from physical.attacks.patch import TOASTER
 from physical.capture import draw
 from physical.capture.sources import VideoSource, open_source, parse_source
-from physical.cli.live import _check_writable, _serve
+from physical.cli.live import check_session_args, serve_page
 from physical.errors import UserError
 from physical.live import LiveConfig, LiveModel, Recorder, parse_defence
 from physical.live.scene import SceneLog, SceneScorer, SceneTarget, SceneView, class_arg, parse_region, \
@@ -69,14 +69,7 @@ def _check_args(args) -> None:
         raise UserError(f"--block-s {args.block_s:g}: must be > 0 (seconds of frames per block)")
     if args.batch < 1:
         raise UserError(f"--batch {args.batch}: must be >= 1")
-    if args.frames is not None and args.frames < 1:
-        raise UserError(f"--frames {args.frames}: must be >= 1")
-    if args.seconds is not None and not args.seconds > 0:
-        raise UserError(f"--seconds {args.seconds:g}: must be > 0")
-    if args.serve is not None and not 0 <= args.serve <= 65535:
-        raise UserError(f"--serve {args.serve}: a port must be in 0 .. 65535 (0: any free port)")
-    if args.record:
-        _check_writable("--record", Path(args.record))
+    check_session_args(args)
 
 
 def run_patch(root: Path) -> tuple[int, Optional[str]]:
@@ -161,7 +154,7 @@ def _live(args, cfg, lc: LiveConfig, classifier, scorer: SceneScorer, log: Scene
     window = draw.Window("physical scene") if not args.headless and draw.has_display() else None
     server = recorder = None
     try:
-        server = _serve(args, lc, view, model, title) if args.serve is not None else None
+        server = serve_page(args, lc, view, model, title) if args.serve is not None else None
         recorder = Recorder(args.record, getattr(source, "fps", None)) if args.record else None
         view.run(frames=args.frames, seconds=args.seconds, window=window, server=server, recorder=recorder,
                  status_every=None if window else 5.0)

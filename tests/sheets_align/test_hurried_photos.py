@@ -11,26 +11,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from physical.align import align_photo, reference_images
+from physical.align import align_photo
 from physical.config import AlignConfig
-from physical.rundir import read_json
-from physical.stages.printing import print_stage
 from physical.sim import posed_photos as syn
 from physical.sheets.layout import Layout
 from physical.sheets.markers import detect_all
-from physical.sim.print_camera import rasterize_pdf
+from tests.sheets_align.printed_run import printed_run
 
 
 @pytest.fixture(scope="module")
 def sheet(tmp_path_factory):
-    run, cfg = syn.make_run(tmp_path_factory.mktemp("hurried"), "hurried", 6)
-    print_stage(run, cfg)
-    lay = read_json(run.root / "print" / "layout.json")
-    cells = {(c["sheet"], c["slot"]): c for c in lay["cells"]}
-    return {"layout": Layout.from_dict(lay["layout"]), "tag": tuple(lay["tag"]),
-            "sizes": {k: (c["width_px"], c["height_px"]) for k, c in cells.items()},
-            "refs": reference_images(run.root, cells),
-            "page": next(rasterize_pdf(run.root / "print" / "sheets.pdf", 300))}
+    run = printed_run(tmp_path_factory.mktemp("hurried"), "hurried", 6)
+    return {**run, "page": run["pages"][0]}
 
 
 def corner_error(c: dict, h: np.ndarray, layout: Layout) -> float:
