@@ -181,3 +181,16 @@ def test_report_shows_every_printed_artifact_digital_predicted_and_photographed(
         assert 0 <= s["predicted"] <= 1
     html = (printed_run / "report" / "report.html").read_text()
     assert 'id="printed"' in html and 'data-table="printed"' in html
+
+
+def test_a_target_index_stays_an_index_whatever_union_a_library_built_first():
+    """typing caches Optional[Union[str, int]] and Optional[Union[int, str]] as one object: a library
+    that builds the first made `target: 859` the string '859' (then 'not an ImageNet class name')."""
+    import subprocess
+    import sys
+
+    code = ("from typing import Optional, Union; Optional[Union[str, int]]\n"
+            "from physical.runs.checks import from_dict\n"
+            "print(repr(from_dict({'attacks': [{'name': 'bim', 'eps': [16], 'target': 859}]}).attacks[0].target))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "859"
