@@ -136,7 +136,8 @@ def destruction_table(rows: list[dict], pooled: bool) -> list[str]:
         if pooled:  # an image counts once per variant: intervals resample images
             em, es = (by_image([(r["image"], r[k]) for r in sel]) for k in ("m_adv", "s_adv"))
             lo, hi = bootstrap(em, es)
-            cm, cs = (f"{sum(m) / len(m):.2f} [{a:.2f}, {b:.2f}]" for a, b in (bootstrap(em), bootstrap(es)))
+            cm, cs = (f"{sum(v) / len(v):.2f} [{a:.2f}, {b:.2f}]"
+                      for v, (a, b) in ((m, bootstrap(em)), (s, bootstrap(es))))
             test = f"[{lo:+.2f}, {hi:+.2f}]{' *' if lo > 0 or hi < 0 else '  '}"
         else:
             cm, cs = _ci(sum(m), len(m)), _ci(sum(s), len(s))
