@@ -121,10 +121,10 @@ def kurakin_table(records: list[dict], confidence: float = 0.8) -> list[dict]:
     """One row per model x attack x eps, in the order first seen."""
     rows = []
     for (model, label, attack, eps), recs in _groups(records).items():
-        first = recs[0]
+        targets = {r.get("target") for r in recs} - {None}
         row = {"model": model, "attack": attack, "attack_label": label, "eps": eps}
-        if first.get("target") is not None:
-            row["target"] = first["target"]
+        if targets:  # one class, or each image's own (a least-likely target, ILL)
+            row["target"] = targets.pop() if len(targets) == 1 else "per image"
         rows.append({**row, **summarize(recs, confidence)})
     return rows
 

@@ -95,7 +95,8 @@ def kurakin_section(records: list[dict], cfg) -> list[dict]:
         plain = AttackLabel.parse(r["attack_label"]).name == r["attack"]  # Kurakin's attack as published
         r["reference"] = reference_for(r["attack"], r["eps"]) if plain else None
         if r.get("target") is not None:
-            r["target_name"] = class_names()[r["target"]]
+            t = r["target"]
+            r["target_name"] = class_names()[t] if isinstance(t, int) else "each image's least-likely class"
     return rows
 
 

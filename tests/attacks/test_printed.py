@@ -179,6 +179,10 @@ def test_report_shows_every_printed_artifact_digital_predicted_and_photographed(
         s = survival[r["key"]]
         assert s["target"] == r["target"] and s["observed"] == (r["pred"]["photo_adv"]["top"][0] == r["target"])
         assert 0 <= s["predicted"] <= 1
+    kurakin = {r["attack_label"]: r for r in report["kurakin"]}
+    assert kurakin["eot-bim-t859_eps16"]["target_name"] == "toaster"
+    if len({r["target"] for r in ill}) > 1:  # each image's own least-likely class
+        assert kurakin["eot-ill_eps16"]["target_name"] == "each image's least-likely class"
     html = (printed_run / "report" / "report.html").read_text()
     assert 'id="printed"' in html and 'data-table="printed"' in html
 
