@@ -200,7 +200,8 @@ def _rows(seed: int, images: int = 40) -> list[dict]:
             p = float(rng.random())
             survives = bool(rng.random() < min(1.0, p + 0.3))
             rows.append({"variant": "phone", "group": 0, "attack": attack, "image": f"im{seed}-{i}",
-                         "key": f"{attack}/{i}", "model": "m", "label": 1, "target": None, "d_clean": True, "d_adv": False, "d_works": True,
+                         "key": f"{attack}/{i}", "model": "m", "label": 1, "target": None, "d_clean": True,
+                         "d_adv": False, "d_works": True,
                          "m_adv": not survives, "m_clean": bool(rng.random() < 0.8), "m_works": survives,
                          "s_adv": bool(rng.random() < 0.5 - 0.3 * p), "s_clean": bool(rng.random() < 0.8),
                          "s_works": bool(rng.random() < min(1.0, p + 0.3)), "draws": {"6": round(p, 3), "1": 0.5}})
@@ -226,6 +227,14 @@ def test_fidelity_tables_from_parts_merge_and_the_map_never_sees_the_measured_ph
     assert "80 images" in out and "McNemar p" in out and "photo clean top-1" in out and "chart photos" in out
     bim = next(line for line in out.splitlines() if line.startswith("bim_eps16") and "[" in line and "McNemar" in line)
     assert bim.split()[-1] in ("yes", "no")
+
+    # pooled over two variants: each column is its own channel's rate, the interval a bootstrap over images
+    ft.report(metas, rows + [dict(r, variant="office") for r in rows])
+    pooled = capsys.readouterr().out.split("== pooled over office, phone")[1]
+    sel = [r for r in rows if r["attack"] == "bim_eps16"]
+    cols = next(line for line in pooled.splitlines() if line.startswith("bim_eps16")).split()
+    assert float(cols[1]) == round(np.mean([r["m_adv"] for r in sel]), 2)
+    assert float(cols[4]) == round(np.mean([r["s_adv"] for r in sel]), 2)
 
     flipped = [dict(r, m_works=not r["m_works"], m_adv=not r["m_adv"]) for r in rows]
     ft.add_mapped(rows, 6)
