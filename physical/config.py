@@ -359,8 +359,7 @@ def _coerce_union(value, tp, path, meta):
             return None
         raise ConfigError(f"{path}: null is not allowed; expected {_type_name(tp)}")
     errors = []
-    # the value's own type first: typing caches Union[int, str] and Union[str, int] as one (equal) object,
-    # so the annotation's order of its types depends on which a library built first
+    # own type first: typing caches Union[int, str] and Union[str, int] as one object (either order)
     for a in sorted((a for a in args if a is not type(None)), key=lambda a: a is not type(value)):
         try:
             return coerce(value, a, path, meta)
