@@ -1,7 +1,7 @@
 """What of two channels' clean crops costs the classifier, and how much of it is locked to the image.
 
 For the clean cells that both runs of a pair photographed and aligned (benchmarks/fidelity.py's
-`measured-G[-rR]` and `predicted-G[-rR]` in its --out folder):
+`measured-G[-rR]` and `predicted-G[-rR]`: in its --out folder, or OUT/VARIANT since issue 29):
 
 1. every crop is split into a linear filter of the digital image (7 x 7 taps per channel and an
    offset, least squares per crop: blur, sharpening, sub-pixel shift, gain) and the residual;

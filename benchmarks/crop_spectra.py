@@ -1,7 +1,7 @@
 """What two channels do to the same printed cells: transfer and residual spectra of their crops.
 
 For every cell that two runs both photographed and aligned (e.g. benchmarks/fidelity.py's
-`measured-G` and `predicted-G`), the crop's luma is compared with the digital image's: the transfer
+`measured-G` and `predicted-G`, under OUT/VARIANT), the crop's luma is compared with the digital image's: the transfer
 H(f) = <C D*> / <|D|^2> (the cross-spectrum: what of the image the photo keeps, unbiased by noise)
 and the residual power |C|^2 / <|D|^2> - H^2 (what the photo adds that is not the image: noise and
 texture, relative to the image's own power), radially averaged over 16 bands of cycles per crop
