@@ -107,6 +107,22 @@ def _window(args):
     return None
 
 
+def run_view(args, lc: LiveConfig, view: LiveView, model: LiveModel, title: str, window, source) -> dict:
+    """Run a live view (shared with `physical scene`) with its page and recorder as the options ask;
+    every window, server, recorder and the source are closed however it ends."""
+    server = recorder = None
+    try:
+        server = serve_page(args, lc, view, model, title) if args.serve is not None else None
+        recorder = Recorder(args.record, getattr(source, "fps", None)) if args.record else None
+        return view.run(frames=args.frames, seconds=args.seconds, window=window, server=server, recorder=recorder,
+                        status_every=None if window else 5.0)
+    finally:
+        for closing in (window, server, recorder):
+            if closing is not None:
+                closing.close()
+        source.close()
+
+
 def serve_page(args, lc: LiveConfig, view: LiveView, model: LiveModel, title: str) -> MjpegServer:
     host = args.host or "127.0.0.1"
     try:
@@ -137,17 +153,7 @@ def _live(args) -> int:
     title = f"{classifier.name}" + (f" + run {run_root.name}" if cells and run_root is not None else "")
     view = LiveView(source, model, cells=cells, align_cfg=cfg.align, top_k=lc.top_k, title=title,
                     keep_log=bool(args.log))
-    server = recorder = None
-    try:
-        server = serve_page(args, lc, view, model, title) if args.serve is not None else None
-        recorder = Recorder(args.record, getattr(source, "fps", None)) if args.record else None
-        summary = view.run(frames=args.frames, seconds=args.seconds, window=window, server=server, recorder=recorder,
-                           status_every=None if window else 5.0)
-    finally:
-        for closing in (window, server, recorder):
-            if closing is not None:
-                closing.close()
-        source.close()
+    summary = run_view(args, lc, view, model, title, window, source)
     if args.log:
         write_json(args.log, view.log_data(summary))
     say(f"live: {summary['stopped']}: {summary['frames_shown']} frames shown ({summary['display_fps']:.1f} fps), "

@@ -10,9 +10,9 @@ from physical import runfiles
 from physical.attacks.patch import TOASTER
 from physical.capture import draw
 from physical.capture.sources import VideoSource, open_source, parse_source
-from physical.cli.live import check_session_args, serve_page
+from physical.cli.live import check_session_args, run_view
 from physical.errors import UserError
-from physical.live import LiveConfig, LiveModel, Recorder, parse_defence
+from physical.live import LiveConfig, LiveModel, parse_defence
 from physical.live.scene import SceneLog, SceneScorer, SceneTarget, SceneView, class_arg, parse_region, \
     score_video, summary_line
 from physical.log import say
@@ -152,17 +152,7 @@ def _live(args, cfg, lc: LiveConfig, classifier, scorer: SceneScorer, log: Scene
     title = f"{classifier.name}: scene"
     view = SceneView(source, model, scorer, log, batch=args.batch, title=title, top_k=lc.top_k)
     window = draw.Window("physical scene") if not args.headless and draw.has_display() else None
-    server = recorder = None
-    try:
-        server = serve_page(args, lc, view, model, title) if args.serve is not None else None
-        recorder = Recorder(args.record, getattr(source, "fps", None)) if args.record else None
-        view.run(frames=args.frames, seconds=args.seconds, window=window, server=server, recorder=recorder,
-                 status_every=None if window else 5.0)
-    finally:
-        for closing in (window, server, recorder):
-            if closing is not None:
-                closing.close()
-        source.close()
+    run_view(args, lc, view, model, title, window, source)
     return source.name, getattr(source, "fps", None)
 
 
