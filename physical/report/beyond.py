@@ -30,7 +30,7 @@ from physical import runfiles
 from physical.rundir import RunDir, read_image, read_json
 from physical.measure.stats import proportion
 from physical.report.html import _ENV, data_uri
-from physical.report.printed import printed_rows
+from physical.report.printed import count, printed_rows, top1
 
 SECTIONS = ("universal", "patch", "black_box", "tv", "printed")
 
@@ -40,19 +40,8 @@ def rate(hits: int, n: int) -> dict:
     return proportion(hits, n)
 
 
-def _top1(rec: dict, cond: str):
-    p = rec["pred"].get(cond)
-    return None if p is None else p["top"][0]
-
-
-def _count(pairs) -> dict:
-    """Rate of the True among booleans, None entries left out."""
-    vals = [v for v in pairs if v is not None]
-    return rate(sum(vals), len(vals))
-
-
 def _fooled(rec: dict, where: str):
-    a, c = _top1(rec, f"{where}_adv"), _top1(rec, f"{where}_clean")
+    a, c = top1(rec, f"{where}_adv"), top1(rec, f"{where}_clean")
     return None if a is None or c is None else a != c
 
 
@@ -88,10 +77,10 @@ def universal_rows(run: RunDir, by_label: dict) -> list[dict]:
             rows.append({"model": model, "attack_label": label, "eps": it0["eps"], "split": split,
                          "n_fit": done["n_fit"], "fit_source": done.get("fit_source"),
                          "fit_seconds": done.get("fit_seconds"),
-                         "fooling_digital": _count(_fooled(r, "digital") for r in mine),
-                         "fooling_photo": _count(_fooled(r, "photo") for r in mine),
-                         "random_digital": _count(_fooled(r, "digital") for r in ctl),
-                         "random_photo": _count(_fooled(r, "photo") for r in ctl),
+                         "fooling_digital": count(_fooled(r, "digital") for r in mine),
+                         "fooling_photo": count(_fooled(r, "photo") for r in mine),
+                         "random_digital": count(_fooled(r, "digital") for r in ctl),
+                         "random_photo": count(_fooled(r, "photo") for r in ctl),
                          "picture": done["picture"], "amplification": done.get("amplification")})
     return rows
 
@@ -102,8 +91,8 @@ def patch_rows(run: RunDir, by_label: dict) -> list[dict]:
         target = it0["target"]
 
         def success(recs, where, target=target):
-            return _count(None if r["label"] == target or _top1(r, f"{where}_adv") is None
-                          else _top1(r, f"{where}_adv") == target for r in recs)
+            return count(None if r["label"] == target or top1(r, f"{where}_adv") is None
+                          else top1(r, f"{where}_adv") == target for r in recs)
 
         for split in ("fit", "unseen"):
             mine = [r for r, it in group if it["split"] == split]
@@ -127,14 +116,14 @@ def black_box_rows(by_label: dict) -> list[dict]:
         target = it0.get("target")
 
         def ok(r, where, target=target):
-            top = _top1(r, f"{where}_adv")
+            top = top1(r, f"{where}_adv")
             return None if top is None else (top == target if target is not None else top != r["label"])
 
         wins = [it["queries"] for r, it in group if ok(r, "digital") and "queries" in it]
         rows.append({"model": model, "attack_label": label, "eps": it0["eps"], "target": target,
                      "budget": max((it.get("queries", 0) for _, it in group), default=0),
-                     "success_digital": _count(ok(r, "digital") for r, _ in group),
-                     "success_photo": _count(ok(r, "photo") for r, _ in group),
+                     "success_digital": count(ok(r, "digital") for r, _ in group),
+                     "success_photo": count(ok(r, "photo") for r, _ in group),
                      "queries_mean": mean(wins) if wins else None,
                      "queries_median": median(wins) if wins else None, "n_success": len(wins)})
     return rows
@@ -164,12 +153,12 @@ def tv_rows(run: RunDir, by_label: dict) -> list[dict]:
             continue
         for w, label, group in sorted(variants, key=lambda v: v[0]):
             recs = [r for r, _ in group]
-            fooled = [r for r in recs if _top1(r, "digital_clean") == r["label"] != _top1(r, "digital_adv")]
+            fooled = [r for r in recs if top1(r, "digital_clean") == r["label"] != top1(r, "digital_adv")]
             rows.append({"model": model, "attack": base, "attack_label": label, "tv": w, "eps": group[0][1]["eps"],
                          "tv_perturbation": _tv255(run, [it for _, it in group]),
-                         "fooled_digital": _count(_top1(r, "digital_adv") != r["label"] for r in recs),
-                         "survival_photo": _count(None if _top1(r, "photo_adv") is None
-                                                  else _top1(r, "photo_adv") != r["label"] for r in fooled)})
+                         "fooled_digital": count(top1(r, "digital_adv") != r["label"] for r in recs),
+                         "survival_photo": count(None if top1(r, "photo_adv") is None
+                                                  else top1(r, "photo_adv") != r["label"] for r in fooled)})
     return rows
 
 

@@ -18,23 +18,29 @@ from typing import Optional
 from physical.measure.stats import proportion, wilson
 
 
-def _works(rec: dict, cond: str) -> Optional[bool]:
+def top1(rec: dict, cond: str) -> Optional[int]:
+    """A record's top-1 class in a condition (digital_adv, photo_clean, ...), None where it has none."""
     p = rec["pred"].get(cond)
-    if p is None:
+    return None if p is None else p["top"][0]
+
+
+def count(values) -> dict:
+    """Rate of the True among booleans, None entries left out, with k, n and its interval."""
+    vals = [v for v in values if v is not None]
+    return proportion(sum(vals), len(vals))
+
+
+def _works(rec: dict, cond: str) -> Optional[bool]:
+    top, t = top1(rec, cond), rec.get("target")
+    if top is None:
         return None
-    t = rec.get("target")
-    return p["top"][0] == t if t is not None else p["top"][0] != rec["label"]
+    return top == t if t is not None else top != rec["label"]
 
 
 def _counts(rec: dict) -> bool:
     """Whether a record counts: a targeted one whose class is not its target, an untargeted one right when clean."""
     t = rec.get("target")
     return rec["label"] != t if t is not None else rec["pred"]["digital_clean"]["top"][0] == rec["label"]
-
-
-def _rate(values: list) -> dict:
-    vals = [v for v in values if v is not None]
-    return proportion(sum(vals), len(vals))
 
 
 def _mean(values: list[float]) -> Optional[dict]:
@@ -63,7 +69,7 @@ def printed_rows(by_label: dict, survival: Optional[dict]) -> list[dict]:
                      "role": "control" if it0.get("control") else "attack",
                      "images": "unseen" if it0.get("fitted") else "all",
                      "targeted": it0.get("target") is not None or any(t is not None for t in targets),
-                     "success_digital": _rate([_works(r, "digital_adv") for r in recs]),
+                     "success_digital": count([_works(r, "digital_adv") for r in recs]),
                      "success_predicted": _mean(pred) if survival is not None else None,
-                     "success_photo": _rate([_works(r, "photo_adv") for r in recs])})
+                     "success_photo": count([_works(r, "photo_adv") for r in recs])})
     return rows
