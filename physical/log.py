@@ -42,17 +42,25 @@ def note(line: str) -> None:
     _to_log(line)
 
 
+def write_line(line: str, stream: TextIO | None = None) -> None:
+    """One line in one write (stderr by default): the processes of a torchrun job share the pipe, and print's
+    separate write of the newline lets their lines interleave."""
+    out = sys.stderr if stream is None else stream
+    out.write(line + "\n")
+    out.flush()
+
+
 def say(line: str) -> None:
     """A line of progress or a note about the run (stdout; not with --quiet)."""
     _to_log(line)
     if not QUIET:
-        print(line, flush=True)
+        write_line(line, sys.stdout)
 
 
 def warn(line: str) -> None:
     """A line about something the user gave that still works but should change (stderr)."""
     _to_log(line, "warning: ")
-    print(line, file=sys.stderr, flush=True)
+    write_line(line)
 
 
 @contextlib.contextmanager

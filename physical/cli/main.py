@@ -17,7 +17,7 @@ import sys
 import threading
 
 from physical.errors import UserError
-from physical.log import set_quiet
+from physical.log import set_quiet, write_line
 
 # verb -> (module, help). A deliberate lazy plug-in registry: a verb's module is imported only when
 # that verb runs, since most of them load torch (about 2 s) and `physical --help` or a mistyped verb
@@ -93,13 +93,6 @@ def os_error_line(e: OSError) -> str:
     return f"{where}: {e.strerror}; nothing finished was lost"
 
 
-def _say(line: str) -> None:
-    """One line to stderr in one write: the processes of a torchrun job share the pipe, and print's separate
-    write of the newline lets their lines interleave."""
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_verb(argv)).parse_args(argv)
@@ -109,17 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args) or 0
     except (UserError, FileNotFoundError) as e:  # models.ModelUnavailable is a UserError
-        _say(f"physical: error: {e}")
+        write_line(f"physical: error: {e}")
         return 2
     except OSError as e:
         if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
             raise
         # a folder that cannot be written (read-only run directory, full disk): finished files are kept
-        _say(f"physical: error: {os_error_line(e)}")
+        write_line(f"physical: error: {os_error_line(e)}")
         return 2
     except KeyboardInterrupt as e:
         why = f" by {e.args[0]}" if e.args and str(e.args[0]).startswith("SIG") else ""
-        _say(f"physical: interrupted{why}; finished stages and files are kept, run again to resume")
+        write_line(f"physical: interrupted{why}; finished stages and files are kept, run again to resume")
         return 130
     finally:
         set_quiet(False)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -35,6 +34,7 @@ import torch.distributed.run as torchrun
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
 from physical.errors import UserError
+from physical.log import write_line
 from physical.models import pick_device
 
 # how long a rank waits for the others in one step (rank 0 may spend long on print, capture and
@@ -118,8 +118,8 @@ def launch(procs: int, argv: list[str]) -> int:
             return 2
         rank, first = e.get_first_failure()
         how = f"signal {first.signal_name()}" if first.exitcode < 0 else f"exit code {first.exitcode}"
-        print(f"physical: error: rank {rank} of {procs} stopped ({how}); finished images are kept: run the same "
-              "command again to resume", file=sys.stderr)
+        write_line(f"physical: error: rank {rank} of {procs} stopped ({how}); finished images are kept: run the "
+                   "same command again to resume")
         return 1  # not the user's input: the exit code of a failed run
     return 0
 
