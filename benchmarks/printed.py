@@ -27,6 +27,11 @@ work; N and the steps below), never tuned on the unseen half or on either indeps
 
     python benchmarks/printed.py [--out /tmp/physical-printed] [--threads 1] [--eot 2] [--eot-iter 2] [--draws 8]
         [--variants phone,office] [--chart 6] [--steps 20] [--alpha 2] [--patch-epochs 40] [--uap-epochs 20]
+        [--groups 0,1] [--device cpu] [--fit-only]
+
+`--groups 0` measures the patch and the UAP alone, `--groups 1` the targeted EOT attacks. The fits can
+be made on a GPU machine with `--fit-only --device cuda` (the same --out path there, holding images/
+and colour.json) and out/base brought back: the CPU run then keeps them and does the rest.
 """
 from __future__ import annotations
 
@@ -80,11 +85,11 @@ def attacks(a, fit: Path) -> list[list[dict]]:
     ]
 
 
-def config(root: Path, name: str, images: Path, capture: dict, entries: list[dict]):
+def config(root: Path, name: str, images: Path, capture: dict, entries: list[dict], device: str = "cpu"):
     from physical.runs.checks import from_dict
 
     return from_dict({
-        "run": {"name": name, "output": str(root), "seed": 0, "device": "cpu"},
+        "run": {"name": name, "output": str(root), "seed": 0, "device": device},
         "models": ["efficientnet_lite0"], "images": {"source": str(images)},
         "attacks": entries, "sheet": {"cell_mm": CELL_MM}, "capture": capture,
         "report": {"html": False, "predict_draws": 0}, "experiments": {"enabled": False},
@@ -104,16 +109,21 @@ def calibrate(out: Path, variant: str, photos: int, threads: int) -> Path:
     return colour
 
 
-def generate_and_print(out: Path, unseen: Path, capture: dict, groups: list[list[dict]]) -> float:
-    """One generate of every entry (the fits), then each print group's sheets in a copy of it; the
-    generate's seconds (0 when kept from an earlier call)."""
+def generate_and_print(out: Path, unseen: Path, capture: dict, groups: list[list[dict]], device: str = "cpu",
+                       fit_only: bool = False) -> float:
+    """One generate of every entry (the fits) on `device`, then (unless `fit_only`) each print group's
+    sheets in a copy of it; the generate's seconds (0 when kept from an earlier call). The generate's
+    keys hold no device: fits made on a GPU (`--fit-only --device cuda`, out/base carried back) are kept
+    by a CPU run of the rest."""
     from physical.runs.pipeline import run_pipeline
 
     t = time.time()
     every = [e for g in groups for e in g]
     if not (out / "base" / "generate" / "index.json").is_file():
-        run_pipeline(config(out, "base", unseen, capture, every), until="generate", log=lambda *a: None)
+        run_pipeline(config(out, "base", unseen, capture, every, device), until="generate", log=lambda *a: None)
     secs = time.time() - t
+    if fit_only:
+        return secs
     for g, entries in enumerate(groups):
         if not (out / f"base-{g}" / "print" / "sheets.pdf").is_file():
             shutil.rmtree(out / f"base-{g}", ignore_errors=True)
@@ -258,6 +268,9 @@ def main() -> None:
     p.add_argument("--variants", default="phone,office")
     p.add_argument("--calibrate-variant", default="phone")
     p.add_argument("--chart", type=int, default=6)
+    p.add_argument("--groups", default="0,1", help="print groups measured: 0 patch and uap, 1 targeted EOT")
+    p.add_argument("--device", default="cpu", help="where generate fits and attacks (cuda, mps, cpu)")
+    p.add_argument("--fit-only", action="store_true", help="stop after generate (the fits)")
     a = p.parse_args()
     setup(a.threads)
     out = Path(a.out)
@@ -266,13 +279,16 @@ def main() -> None:
     fit, unseen = split_images(IMAGENET_100.resolve(), out / "images")
     colour = calibrate(out, a.calibrate_variant, a.chart, a.threads)
     capture = {"source": "simulate", "channel": {"calibration": str(colour)}}
-    groups = attacks(a, fit)
-    secs = generate_and_print(out, unseen, capture, groups)
+    every = attacks(a, fit)
+    groups = [every[int(g)] for g in a.groups.split(",")]
+    secs = generate_and_print(out, unseen, capture, groups, a.device, a.fit_only)
     print(f"calibrated and generated (the fits) in {time.time() - t0:.0f} s (generate {secs:.0f} s)", flush=True)
     for rec in sorted((out / "base" / "generate" / "done").glob("*.json")):
         d = json.loads(rec.read_text())
         if "fit_seconds" in d:
             print(f"  fit {d['attack']} eps {d['eps']:g}: {d['fit_seconds']:.0f} s on {d['n_fit']} fit images")
+    if a.fit_only:
+        return
     targets = targets_of(out)
     variants = a.variants.split(",")
     photo = {v: photographed(out, unseen, capture, groups, v, a.threads) for v in variants}
