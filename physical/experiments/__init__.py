@@ -87,7 +87,8 @@ class TransferConfig:
     # from the classify stage); "available" stands for every EfficientNet-Lite installed here
     models: list[str] = field(default_factory=lambda: ["efficientnet_lite1"])
 
-    def validate(self, path: str) -> None:
+    def check_models(self, path: str) -> None:
+        """The models are here (experiments.validate calls it only when the transfer runs)."""
         out = []
         for i, name in enumerate(self.models):
             if name == "available":
@@ -133,8 +134,10 @@ class ExperimentsConfig:
     def validate(self, path: str) -> None:
         # sub-sections left at their defaults were made by default_factory, not checked by `build`:
         # check every one here (the checks are idempotent)
-        for name in ("transformations", "defences", "transfer"):
+        for name in ("transformations", "defences"):
             getattr(self, name).validate(f"{path}.{name}")
+        if self.enabled and self.transfer.enabled:  # its models must be here only when it runs
+            self.transfer.check_models(f"{path}.transfer")
         for i, a in enumerate(self.attacks):
             if not names_attack(a):
                 raise ConfigError(f"{path}.attacks[{i}]: {a!r} is neither an attack name nor an attack label "

@@ -8,6 +8,7 @@ import torch
 
 from tests.experiment_run import config
 from physical.config import ConfigError
+from physical.experiments import section
 from physical.measure.metrics import kurakin_table
 from physical.rundir import read_json
 
@@ -205,6 +206,15 @@ def test_bad_experiment_config_names_the_key_path(tmp_path):
     assert _err({"attacks": ["nope_eps4"]}, tmp_path).startswith("experiments.attacks[0]")
     assert _err({"defences": {"use": ["jpeg", {"name": "jpeg", "quality": 75}]}}, tmp_path).startswith(
         "experiments.defences.use[1]: defence 'jpeg-quality75' is listed twice")
+
+
+def test_transfer_models_must_be_here_only_when_the_transfer_runs(tmp_path):
+    """A machine without a transfer model can run with the experiments (or the transfer) turned off."""
+    for off in ({"enabled": False}, {"transfer": {"enabled": False, "models": ["resnet152"]}}):
+        cfg = config(tmp_path, {"transfer": {"models": ["resnet152"]}, **off})
+        assert section(cfg).transfer.models == ["resnet152"]
+    assert _err({"transfer": {"models": ["resnet152"]}}, tmp_path).startswith(
+        "experiments.transfer.models[0]: model 'resnet152' is not available")
 
 
 def test_default_experiments_are_valid_and_cli_errors_before_work(tmp_path, capsys):
