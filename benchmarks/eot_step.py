@@ -7,6 +7,10 @@ The channel is the run's default (the phone preset) or `--calibration` (a colour
 calibrated run); the cell is the default sheet's in the default frame.
 
     python benchmarks/eot_step.py [--batch 8] [--eot 4] [--rounds 5] [--threads 1] [--calibration colour.json]
+        [--device cpu]
+
+On cpu the ratio is of this process's CPU time; on a GPU (`--device cuda`) of wall time, each step
+ending with a synchronize.
 """
 from __future__ import annotations
 
@@ -38,9 +42,12 @@ def step(entry: dict, model, x, y, n: int, calibration):
     capture = {"channel": {"calibration": calibration}} if calibration else {}
     cfg = from_dict({"attacks": [e], "capture": capture})
     attack = make_attack(cfg.attacks[0], model, cfg.attacks[0].eps[0], seed=0, cfg=cfg)
-    if fitted:
-        return lambda: attack.fit_images(x, y)
-    return lambda: attack(x, y)
+    run = (lambda: attack.fit_images(x, y)) if fitted else (lambda: attack(x, y))
+    if x.device.type != "cuda":
+        return run
+    import torch
+
+    return lambda: (run(), torch.cuda.synchronize())
 
 
 def main() -> None:
@@ -50,22 +57,25 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--calibration", default=None)
+    p.add_argument("--device", default="cpu")
     a = p.parse_args()
     setup(a.threads)
     from physical.models import load_model
 
-    model = load_model("efficientnet_lite0", "cpu")
+    model = load_model("efficientnet_lite0", a.device)
     x, y, where = load_batch(model, a.batch)
+    x, y = x.to(a.device), y.to(a.device)
+    clock = "cpu" if a.device == "cpu" else "wall"
     xn, yn = x.repeat_interleave(a.eot, 0), y.repeat_interleave(a.eot, 0)
-    print(f"{a.batch} images ({where}), N = {a.eot}, {a.rounds} rounds, {a.threads} thread(s), channel: "
+    print(f"{a.batch} images ({where}) on {a.device}, N = {a.eot}, {a.rounds} rounds, {a.threads} thread(s), channel: "
           f"{a.calibration or 'phone preset'}")
     for name, entry in ENTRIES.items():
         fns = {"eot": step(entry, model, x, y, a.eot, a.calibration),
                "plain": step(entry, model, xn, yn, 0, a.calibration)}
         t = interleaved(fns, rounds=a.rounds)
-        ratio = paired(t, "plain", "eot", "cpu")
-        print(f"  {name:<15} EOT step {t['eot']['cpu_median']:.2f} s CPU, {a.eot} plain passes "
-              f"{t['plain']['cpu_median']:.2f} s: {ratio:.2f}x (wall {paired(t, 'plain', 'eot', 'wall'):.2f}x)")
+        ratio = paired(t, "plain", "eot", clock)
+        print(f"  {name:<15} EOT step {t['eot'][clock + '_median']:.3f} s {clock}, {a.eot} plain passes "
+              f"{t['plain'][clock + '_median']:.3f} s: {ratio:.2f}x (wall {paired(t, 'plain', 'eot', 'wall'):.2f}x)")
 
 
 if __name__ == "__main__":
