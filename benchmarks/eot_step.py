@@ -40,7 +40,7 @@ def step(entry: dict, model, x, y, n: int, calibration):
     if n:
         e["eot"] = {"samples": n}
     capture = {"channel": {"calibration": calibration}} if calibration else {}
-    cfg = from_dict({"attacks": [e], "capture": capture})
+    cfg = from_dict({"attacks": [e], "capture": capture, "experiments": {"enabled": False}})
     attack = make_attack(cfg.attacks[0], model, cfg.attacks[0].eps[0], seed=0, cfg=cfg)
     run = (lambda: attack.fit_images(x, y)) if fitted else (lambda: attack(x, y))
     if x.device.type != "cuda":
