@@ -27,7 +27,7 @@ work; N and the steps below), never tuned on the unseen half or on either indeps
 
     python benchmarks/printed.py [--out /tmp/physical-printed] [--threads 1] [--eot 2] [--eot-iter 2] [--draws 8]
         [--variants phone,office] [--chart 6] [--steps 20] [--alpha 2] [--patch-epochs 40] [--uap-epochs 20]
-        [--groups 0,1] [--device cpu] [--fit-only]
+        [--groups 0,1] [--only patch,uap,bim,ill] [--uap-set JSON] [--device cpu] [--fit-only]
 
 `--groups 0` measures the patch and the UAP alone, `--groups 1` the targeted EOT attacks. The fits can
 be made on a GPU machine with `--fit-only --device cuda` (the same --out path there, holding images/
@@ -79,7 +79,8 @@ def attacks(a, fit: Path) -> list[list[dict]]:
     eot_fit, eot_iter = {"samples": a.eot}, {"samples": a.eot_iter}
     return [
         [{"name": "patch", "fraction": 0.1, "fit_source": str(fit), "epochs": a.patch_epochs, "eot": eot_fit},
-         {"name": "uap", "eps": [10], "fit_source": str(fit), "epochs": a.uap_epochs, "eot": eot_fit}],
+         {"name": "uap", "eps": [10], "fit_source": str(fit), "epochs": a.uap_epochs, "eot": eot_fit,
+         **json.loads(a.uap_set)}],
         [{"name": "bim", "eps": [16], "target": TOASTER, "steps": a.steps, "alpha": a.alpha, "eot": eot_iter},
          {"name": "ill", "eps": [16], "steps": a.steps, "alpha": a.alpha, "eot": eot_iter}],
     ]
@@ -271,6 +272,8 @@ def main() -> None:
     p.add_argument("--groups", default="0,1", help="print groups measured: 0 patch and uap, 1 targeted EOT")
     p.add_argument("--device", default="cpu", help="where generate fits and attacks (cuda, mps, cpu)")
     p.add_argument("--fit-only", action="store_true", help="stop after generate (the fits)")
+    p.add_argument("--only", default="", help="the attacks of the groups measured, by name (patch,uap,bim,ill)")
+    p.add_argument("--uap-set", default="{}", help="JSON settings added to the UAP's entry (fit_select.py's choice)")
     a = p.parse_args()
     setup(a.threads)
     out = Path(a.out)
@@ -280,7 +283,7 @@ def main() -> None:
     colour = calibrate(out, a.calibrate_variant, a.chart, a.threads)
     capture = {"source": "simulate", "channel": {"calibration": str(colour)}}
     every = attacks(a, fit)
-    groups = [every[int(g)] for g in a.groups.split(",")]
+    groups = [[e for e in every[int(g)] if not a.only or e["name"] in a.only.split(",")] for g in a.groups.split(",")]
     secs = generate_and_print(out, unseen, capture, groups, a.device, a.fit_only)
     print(f"calibrated and generated (the fits) in {time.time() - t0:.0f} s (generate {secs:.0f} s)", flush=True)
     for rec in sorted((out / "base" / "generate" / "done").glob("*.json")):
