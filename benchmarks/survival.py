@@ -36,7 +36,6 @@ def _augmented_samples(folder: Path, n: int) -> None:
     """scikit-image's few photos, flipped and cropped, as a folder of n unlabelled images."""
     import cv2
 
-    from physical.channel.build import crop_view
     from physical.data.images import load_images
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -76,7 +75,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     setup(a.threads)
 
-    from physical.channel.crop import CropChannel
+    from physical.channel.build import crop_view
     from physical.channel.core import Channel
     from physical.stages.classify import load_records
     from physical.runs.checks import from_dict

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from physical.channel.files import CalibrationError, colour_document, load_colour
+from physical.channel.files import colour_document, load_colour
 from physical.channel.colour import srgb_decode
 from physical.channel.core import Channel
 from physical.channel.report import describe
