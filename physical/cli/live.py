@@ -127,7 +127,8 @@ def serve_page(args, lc: LiveConfig, view: LiveView, model: LiveModel, title: st
     host = args.host or "127.0.0.1"
     try:
         server = MjpegServer(args.serve, host=host, quality=lc.jpeg_quality, status=view.stats,
-                             set_defence=lambda n: model.set_defence(parse_defence(n)), title=title, top_k=lc.top_k)
+                             set_defence=lambda n: model.set_defence(parse_defence(n)), title=title, top_k=lc.top_k,
+                             set_region=getattr(view, "set_region", None))
     except (OSError, OverflowError) as e:  # the port is taken, the address is not this machine's
         raise UserError(f"--serve {args.serve}: cannot listen on {host}:{args.serve}: "
                         f"{getattr(e, 'strerror', None) or e}") from None

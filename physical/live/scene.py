@@ -10,6 +10,9 @@ trimmed) go through one forward pass. From a recorded video (`score_video`) ever
 as fast as it decodes, its time the video's (frame / fps). Live (`SceneView`, the live view's
 display loop, overlay and page), the frames that arrived while the model was busy are the next
 batch, their time the time they arrived; frames beyond `queue` waiting are dropped and counted.
+On the live page the user draws the region with the mouse (or clears it): it is classified from the
+next batch on, and each frame's row names the region it was scored with (frames.csv `region`); the
+region's figures count only the frames scored with a region.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from physical.models import class_index, class_names, predict, preprocess, to_te
 from physical.report.tables import flat_csv
 
 VIEWS = {"frame": "", "region": "region_"}  # view -> its columns' prefix in frames.csv
-FIELDS = ["frame", "time_s", "defence"] + [f"{p}{c}" for p in VIEWS.values()
+FIELDS = ["frame", "time_s", "defence", "region"] + [f"{p}{c}" for p in VIEWS.values()
                                            for c in ("top1", "top1_name", "target_prob", "target_hit", "true_rank")]
 
 
@@ -75,12 +78,32 @@ def class_arg(text: str, flag: str) -> int:
 
 
 class SceneScorer:
-    """Classifies batches of frames and turns the predictions into frames.csv's rows."""
+    """Classifies batches of frames and turns the predictions into frames.csv's rows. The region
+    starts as the target's (--region) and can be drawn anew on the live page (`set_region`)."""
 
     def __init__(self, target: SceneTarget, top_k: int = 5):
         self.target = target
         self.top_k = top_k
         self.names = class_names()
+        self.region = target.region
+        self.frame_shape: Optional[tuple] = None
+
+    def first_frame(self, shape: tuple) -> None:
+        """The frame's size, known once the first frame is read: --region must lie inside it."""
+        self.target.check_frame(shape)
+        self.frame_shape = tuple(shape)
+
+    def set_region(self, text: str) -> str:
+        """A region drawn on the page ('x,y,w,h' in frame pixels; '' clears it): what was set, in one
+        line; ConfigError for a region that is malformed or leaves the frame (the region is kept)."""
+        if not str(text).strip():
+            self.region = None
+            return "region cleared: the whole frame only, from the next frames"
+        region = parse_region(text)
+        if self.frame_shape is not None:
+            SceneTarget(self.target.target, region=region).check_frame(self.frame_shape)
+        self.region = region
+        return f"region {','.join(map(str, region))}: classified from the next frames"
 
     def score(self, model, frames: list[np.ndarray], indices: list[int], times: list[float],
               defence: str = "none") -> tuple[list[dict], list]:
@@ -88,12 +111,14 @@ class SceneScorer:
         top-k as the live overlay draws it ([index, name, probability] each)."""
         size, ratio = model.input_size, getattr(model, "resize_ratio", 0.875)
         images = [preprocess(f, size, ratio) for f in frames]
-        if self.target.region is not None:
-            x, y, w, h = self.target.region
+        region = self.region  # one region for the whole batch, however the page changes it meanwhile
+        if region is not None:
+            x, y, w, h = region
             images += [preprocess(f[y : y + h, x : x + w], size, 1.0) for f in frames]
         top, prob = predict(model, to_tensor(images, model.device), batch_size=len(images), k=len(self.names))
         n = len(frames)
-        cols: dict[str, Any] = {"frame": indices, "time_s": np.round(times, 3), "defence": [defence] * n}
+        cols: dict[str, Any] = {"frame": indices, "time_s": np.round(times, 3), "defence": [defence] * n,
+                                "region": [",".join(map(str, region)) if region else ""] * n}
         for k, prefix in enumerate(VIEWS.values()):
             if k * n >= len(top):
                 break
@@ -141,15 +166,23 @@ class SceneLog:
         out: dict[str, Any] = {"n": len(rows)}
         if not rows:
             return out
-        t = self.column("time_s", rows)
-        recent = t > t[-1] - 1.0
-        for view, prefix in self._views():
-            hit = self.column(f"{prefix}target_hit", rows)
-            out[view] = {"k": int(hit.sum()), "rate": float(hit.mean()), "last_s": float(hit[recent].mean())}
+        end = rows[-1]["time_s"]
+        for view, prefix, scored in self._views(rows):
+            hit = self.column(f"{prefix}target_hit", scored)
+            recent = self.column("time_s", scored) > end - 1.0
+            out[view] = {"k": int(hit.sum()), "rate": float(hit.mean()),
+                         "last_s": float(hit[recent].mean()) if recent.any() else 0.0}
         return out
 
-    def _views(self) -> list[tuple[str, str]]:
-        return [(v, p) for v, p in VIEWS.items() if v == "frame" or self.target.region is not None]
+    @staticmethod
+    def _views(rows: list[dict]) -> list[tuple[str, str, list[dict]]]:
+        """(view, its columns' prefix, the rows scored in that view): the region's only where one was set."""
+        out = []
+        for view, prefix in VIEWS.items():
+            scored = [r for r in rows if f"{prefix}target_hit" in r]
+            if view == "frame" or scored:
+                out.append((view, prefix, scored))
+        return out
 
     def csv(self) -> str:
         return flat_csv(self.rows, FIELDS)
@@ -158,28 +191,39 @@ class SceneLog:
         names = class_names()
         t = self.target
         times = self.column("time_s")
+        regions = self.regions()
         out: dict[str, Any] = {
             "target": {"index": t.target, "name": names[t.target]},
             "true": None if t.true is None else {"index": t.true, "name": names[t.true]},
-            "region": None if t.region is None else list(t.region),
+            "region": regions[-1]["region"] if regions else None, "regions": regions,
             "frames": len(self.rows), "seconds": round(float(times.max()), 3) if len(times) else 0.0,
             "interval": f"95 % Wilson interval on the means of blocks of {self.block_s:g} s of frames (each block "
                         f"one observation; per second: Wilson over that second's frames)",
             "block_s": self.block_s, "views": {}}
-        for view, prefix in self._views():
-            out["views"][view] = self._view_summary(prefix, times)
+        for view, prefix, scored in self._views(self.rows):
+            out["views"][view] = self._view_summary(prefix, scored)
         lags = [v["target_top1"]["lag1"] for v in out["views"].values() if v["target_top1"]["lag1"] is not None]
         if lags and max(lags) > CORRELATED:
             out["note"] = (f"neighbouring blocks are correlated (lag-1 r = {max(lags):.2f} > {CORRELATED}): the "
                            f"interval is too narrow; measure again with longer blocks (--block-s)")
         return out
 
-    def _view_summary(self, prefix: str, times: np.ndarray) -> dict:
-        hit = self.column(f"{prefix}target_hit").astype(bool)
+    def regions(self) -> list[dict]:
+        """The regions frames were scored with, in the order first used, with their frame counts."""
+        counts: dict[str, int] = {}
+        for r in self.rows:
+            if r["region"]:
+                counts[r["region"]] = counts.get(r["region"], 0) + 1
+        return [{"region": [int(v) for v in k.split(",")], "frames": n} for k, n in counts.items()]
+
+    def _view_summary(self, prefix: str, rows: list[dict]) -> dict:
+        times = self.column("time_s", rows)
+        hit = self.column(f"{prefix}target_hit", rows).astype(bool)
         out = {"target_top1": block_rate(hit, times, self.block_s), "per_second": per_second(hit, times),
-               "target_prob_mean": round(float(self.column(f"{prefix}target_prob").mean()), 5) if len(hit) else None}
+               "target_prob_mean": round(float(self.column(f"{prefix}target_prob", rows).mean()), 5)
+               if len(hit) else None}
         if self.target.true is not None:
-            rank = self.column(f"{prefix}true_rank")
+            rank = self.column(f"{prefix}true_rank", rows)
             out.update(true_top1=block_rate(rank == 1, times, self.block_s),
                        true_top5=block_rate(rank <= 5, times, self.block_s),
                        true_rank_median=float(np.median(rank)) if len(rank) else None)
@@ -222,7 +266,7 @@ def score_video(source, model, scorer: SceneScorer, log: SceneLog, batch: int = 
     with torch.inference_mode():
         while (frame := source.read()) is not None:
             if not log.rows and not frames:
-                scorer.target.check_frame(frame.shape)
+                scorer.first_frame(frame.shape)
             frames.append(frame)
             indices.append(source.index)
             if len(frames) >= batch:
@@ -298,7 +342,7 @@ class SceneView(LiveView):
         t0 = time.perf_counter()
         if self._t0 is None:
             self._t0 = batch[0][0]
-            self.scorer.target.check_frame(batch[0][1][1].shape)
+            self.scorer.first_frame(batch[0][1][1].shape)
         model, label = self.model.current
         indices = [item[0] for _, item in batch]
         rows, last = self.scorer.score(model, [item[1] for _, item in batch], indices,
@@ -313,8 +357,13 @@ class SceneView(LiveView):
         for _ in batch:
             self.classify_rate.tick()
 
+    def set_region(self, text: str) -> str:
+        """The region drawn on the page (`physical.live.server`'s POST /region)."""
+        return self.scorer.set_region(text)
+
     def stats(self) -> dict:
-        return {**super().stats(), "scene": self.log.running()}
+        region = self.scorer.region
+        return {**super().stats(), "scene": self.log.running(), "region": None if region is None else list(region)}
 
     def draw(self, frame: np.ndarray, result: Optional[dict]) -> np.ndarray:
         out = super().draw(frame, result)
@@ -325,8 +374,8 @@ class SceneView(LiveView):
 def draw_scene(img: np.ndarray, running: dict, scorer: SceneScorer, top_k: int) -> None:
     """The region's outline and, under the top-k panel, the target's rate so far and in the last second."""
     t = scorer.target
-    if t.region is not None:
-        x, y, w, h = t.region
+    if scorer.region is not None:
+        x, y, w, h = scorer.region
         cv2.rectangle(img, (x, y), (x + w, y + h), draw.YELLOW, max(2, img.shape[1] // 640))
         draw.label_at(img, "region", (x, y), draw.YELLOW)
     name = scorer.names[t.target]

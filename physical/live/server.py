@@ -35,6 +35,7 @@ button.on{{color:#fff;font-weight:bold;border-color:#8cf}}.side{{min-width:280px
 <div class="side"><h4>whole frame (centre crop): top-{k}</h4><table id="frame"></table>
 <h4>cells of the run in view: top-{k}</h4><table id="cells"><tr><td>no cell in view</td></tr></table></div></div>
 <form method="post" action="/defence{q}"><input type="hidden" name="token" value="{token}">defence: {buttons}</form>
+{region_tool}
 <p><a href="/status.json{q}">status.json</a> <a href="/frame.jpg{q}">frame.jpg</a></p>
 <script>
 const Q = "{q}";
@@ -65,6 +66,34 @@ async function poll() {{
 }}
 poll();
 </script></body></html>"""
+
+# the scene's region, drawn with the mouse over the stream (frame pixels: the image's natural size)
+REGION_TOOL = """<p>region: drag over the view to draw it, <a href="#" id="clearregion">clear</a>
+<span id="regionmsg"></span></p>
+<script>
+(function() {{
+  const img = document.getElementById("stream"), view = img.parentElement, box = document.createElement("div");
+  box.id = "regionbox"; box.style.cssText = "position:absolute;border:2px dashed #fc0;display:none;pointer-events:none";
+  view.appendChild(box);
+  let start = null;
+  function at(e) {{ const r = img.getBoundingClientRect();
+    return [Math.min(Math.max(e.clientX - r.left, 0), r.width), Math.min(Math.max(e.clientY - r.top, 0), r.height)]; }}
+  function rect(a, b) {{
+    return [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.abs(a[0] - b[0]), Math.abs(a[1] - b[1])]; }}
+  function show(r) {{ box.style.display = "block"; box.style.left = r[0] + "px"; box.style.top = r[1] + "px";
+    box.style.width = r[2] + "px"; box.style.height = r[3] + "px"; }}
+  async function send(text) {{
+    const body = new URLSearchParams({{token: "{token}", region: text}});
+    const r = await fetch("/region" + Q, {{method: "POST", body: body}});
+    document.getElementById("regionmsg").textContent = await r.text(); }}
+  view.addEventListener("mousedown", e => {{ e.preventDefault(); start = at(e); show(rect(start, start)); }});
+  window.addEventListener("mousemove", e => {{ if (start) show(rect(start, at(e))); }});
+  window.addEventListener("mouseup", e => {{ if (!start) return;
+    const k = img.naturalWidth / img.clientWidth, r = rect(start, at(e)).map(v => Math.round(k * v));
+    start = null; box.style.display = "none"; send(r.join(",")); }});
+  document.getElementById("clearregion").addEventListener("click", e => {{ e.preventDefault(); send(""); }});
+}})();
+</script>"""
 
 FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
            b'fill="#111"/><rect x="3" y="3" width="10" height="10" fill="none" stroke="#4c4" stroke-width="2"/></svg>')
@@ -106,7 +135,14 @@ def _handler(server: "MjpegServer") -> type:
             form = parse_qs(self.rfile.read(min(n, 4096)).decode("latin-1")) if n > 0 else {}
             if self.refused(post=True, form=form):
                 return
-            if urlsplit(self.path).path != "/defence" or server.set_defence is None:
+            path = urlsplit(self.path).path
+            if path == "/region" and server.set_region is not None:
+                try:  # the page's script posts it and shows the answer
+                    self.send_body(200, "text/plain", server.set_region(form.get("region", [""])[0]).encode())
+                except ConfigError as e:
+                    self.send_body(400, "text/plain", str(e).encode())
+                return
+            if path != "/defence" or server.set_defence is None:
                 self.send_body(404, "text/plain", b"not found")
                 return
             try:
@@ -125,16 +161,19 @@ class MjpegServer:
     """The annotated stream as MJPEG (``/stream.mjpg``, multipart/x-mixed-replace) with a small HTML
     page (``/``: the stream, the whole frame's and each cell's top-k, the defence switches), the newest
     frame (``/frame.jpg``), the newest result (``/status.json``) and the defence switch (POST
-    ``/defence`` with ``name`` and the page's token). Frames are encoded only while someone watches.
+    ``/defence`` with ``name`` and the page's token); with `set_region` (physical scene), a region drawn
+    over the stream (POST ``/region`` with ``region`` = x,y,w,h and the token; answered in one line).
+    Frames are encoded only while someone watches.
     Bound beyond loopback, every URL wants the token (`url` carries it): see physical.capture.mjpeg."""
 
     def __init__(self, port: int, host: str = "127.0.0.1", quality: int = 80,
                  status: Callable[[], dict] = dict, set_defence: Optional[Callable[[Optional[str]], str]] = None,
-                 title: str = "", top_k: int = 5):
+                 title: str = "", top_k: int = 5, set_region: Optional[Callable[[str], str]] = None):
         self.quality = int(quality)
         self.slot = LatestFrame()  # encoded JPEG bytes
         self.status = status
         self.set_defence = set_defence
+        self.set_region = set_region
         self.title = title
         self.top_k = top_k
         self.watchers = 0
@@ -158,8 +197,9 @@ class MjpegServer:
         buttons = " ".join(f'<button type="submit" name="name" value="{n or "none"}" '
                            f'class="{"on" if (n or "none") == cur.split("-")[0] else ""}">{n or "none"}</button>'
                            for n in CYCLE)
+        tool = REGION_TOOL.format(token=self.guard.token) if self.set_region is not None else ""
         return PAGE.format(title=escape(self.title), buttons=buttons, q=self.guard.query(), token=self.guard.token,
-                           k=self.top_k)
+                           k=self.top_k, region_tool=tool)
 
     def stream_to(self, handler) -> None:
         """Send the stream to one watcher until the server closes or the watcher goes."""

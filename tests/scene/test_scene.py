@@ -204,3 +204,61 @@ def test_live_scene_page_serves_the_running_rate(scene, capsys):
     run = status["scene"]
     assert run["frame"]["k"] == int(scene["shown"][: run["n"]].sum())  # the frames scored so far, in order
     assert 0 <= run["frame"]["last_s"] <= 1 and status["result"]["top"][0][1] in ("toaster", "tabby")
+
+
+def test_a_region_drawn_on_the_live_page_is_scored_from_the_next_frames(scene, capsys):
+    """POST /region, as the page's script sends it: a bad region is one line (400) and changes
+    nothing, no token is refused, a good one is scored from the next batch on; every row names the
+    region it was scored with and the region's figures count only those rows."""
+    import re
+    import threading
+    import time
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    lab, done = scene["lab"], []
+    out = lab / "drawn"
+    t = threading.Thread(target=lambda: done.append(main(
+        ["scene", str(lab / "pipeline.yaml"), "--source", f"video:{lab / 'scene.avi'}", "--headless", "--serve", "0",
+         "--batch", "4", "--out", str(out)])))
+    t.start()
+
+    def post(url: str, **form) -> tuple[int, str]:
+        req = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode(), method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    url, answers, printed = None, [], ""
+    deadline = time.time() + 60
+    while time.time() < deadline and t.is_alive() and not answers:
+        printed += capsys.readouterr().out
+        url = url or next(iter(re.findall(r"serving (http://127\.0\.0\.1:\d+/)", printed)), None)
+        if url and json.loads(urllib.request.urlopen(url + "status.json", timeout=5).read())["scene"]["n"] >= 8:
+            page = urllib.request.urlopen(url, timeout=5).read().decode()
+            token = re.search(r'token: "([^"]+)"', page).group(1)
+            answers = [post(url + "region", token=token, region="200,200,100,100"),
+                       post(url + "region", region=",".join(map(str, REGION))),
+                       post(url + "region", token=token, region=",".join(map(str, REGION)))]
+        time.sleep(0.1)
+    t.join(60)
+    assert done == [0] and answers, printed
+    (bad, bad_text), (refused, _), (ok, ok_text) = answers
+    assert bad == 400 and bad_text == ("--region 200,200,100,100: reaches outside the 240x240 frame "
+                                       "(x + w must be <= 240, y + h <= 240)")
+    assert refused == 403 and ok == 200 and ok_text == "region 0,0,120,120: classified from the next frames"
+    got = rows(out / "frames.csv")
+    assert len(got) == 48 and {r["region"] for r in got} == {"", "0,0,120,120"}
+    first = next(i for i, r in enumerate(got) if r["region"])
+    assert 8 <= first < 48 and all(r["region"] for r in got[first:]) and not any(r["region"] for r in got[:first])
+    assert all(r["region_target_hit"] == "" for r in got[:first])
+    for r, inside in zip(got[first:], scene["in_region"][first:], strict=True):
+        if inside > 0.03 or inside < 0.002:  # clearly inside or outside: the stub's answer is certain
+            assert int(r["region_target_hit"]) == int(inside > 0.03)
+    s = json.loads((out / "summary.json").read_text())
+    assert s["region"] == list(REGION) and s["regions"] == [{"region": list(REGION), "frames": 48 - first}]
+    region_hits = sum(int(r["region_target_hit"]) for r in got[first:])
+    assert s["views"]["region"]["target_top1"]["k"] == region_hits and s["views"]["frame"]["target_top1"]["n"] == 48
