@@ -183,9 +183,12 @@ def targets_of(out: Path) -> dict[str, dict[str, int]]:
 
 def predicted(out: Path, colour: Path, unseen: Path, capture: dict, groups, targets, draws: int) -> dict:
     """Per attack label, per image: the share of `draws` draws of the calibrated channel in which the
-    attack works (targeted: top-1 is the target; else top-1 differs from the clean image's top-1)."""
+    attack works. Targeted: top-1 is the target. Fooling (uap, random signs): as the photos measure it,
+    the adversarial image's top-1 after a draw differs from the clean image's after another draw (a
+    photo of each); `fooling_digital_clean` keeps the earlier figure, against the clean image's
+    digital top-1."""
     from physical import runfiles
-    from physical.measure.survival import crop_channel, predict_seed, survival_probabilities
+    from physical.measure.survival import crop_channel, draw_top1, predict_seed, survival_probabilities
     from physical.models import load_model, to_tensor
     from physical.rundir import RunDir
 
@@ -205,7 +208,12 @@ def predicted(out: Path, colour: Path, unseen: Path, capture: dict, groups, targ
             top = torch.cat([model(clean[i : i + 16]).argmax(1) for i in range(0, len(clean), 16)])
         aim = targets.get(label)
         t = torch.tensor([-1 if aim is None else aim[it["image"]] for it in items])
-        p = survival_probabilities(model, channel, x, top, t, draws, gen, 16)
+        with torch.no_grad():
+            p = survival_probabilities(model, channel, x, top, t, draws, gen, 16)
+            if aim is None:  # photo against photo: independent draws for the two cells
+                res.setdefault("fooling_digital_clean", {})[label] = float(p.mean())
+                p = (draw_top1(model, channel, x, draws, gen) != draw_top1(model, channel, clean, draws, gen)) \
+                    .float().mean(1).numpy()
         res[label] = {it["image"]: float(v) for it, v in zip(items, p, strict=True)}
     return res
 
@@ -308,6 +316,8 @@ def main() -> None:
             for label in dig}
     print("\nsuccess on the 50 unseen images (targeted success; uap and random signs: fooling), rate [Wilson 95 %] (n)")
     print(table(rows, variants))
+    for label, v in pred.get("fooling_digital_clean", {}).items():
+        print(f"  {label}: predicted fooling against the clean image's digital top-1 (not a photo of it): {v:.2f}")
     (out / "printed.json").write_text(json.dumps(rows, indent=1))
     print(f"({time.time() - t0:.0f} s in all; per image: {out / 'printed.json'})")
 

@@ -54,8 +54,16 @@ def fooled(top1: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> t
 def survival_probabilities(model, channel, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor,
                            draws: int, generator: torch.Generator, batch_size: int = 16) -> np.ndarray:
     """For N adversarial images ([0,1] NCHW on the model's device): the fraction of `draws` channel
-    draws in which each still fools `model`. Images go `batch_size` at a time, their draws in
-    micro-batches that the memory budget (`run.memory_gb`) holds: a photo-scale frame is large."""
+    draws in which each still fools `model`."""
+    top1 = draw_top1(model, channel, images, draws, generator, batch_size)
+    return fooled(top1, labels[:, None], targets[:, None]).float().mean(1).cpu().numpy()
+
+
+def draw_top1(model, channel, images: torch.Tensor, draws: int, generator: torch.Generator,
+              batch_size: int = 16) -> torch.Tensor:
+    """(N, draws): the top-1 of each image after each of `draws` channel draws, read from the crop
+    saved as 8 bits. Images go `batch_size` at a time, their draws in micro-batches that the memory
+    budget (`run.memory_gb`) holds: a photo-scale frame is large."""
     out = []
     for i in range(0, len(images), batch_size):
         x = images[i: i + batch_size]
@@ -63,13 +71,11 @@ def survival_probabilities(model, channel, images: torch.Tensor, labels: torch.T
         params = channel.sample(b * draws, generator=generator, device=x.device)
         xs = x.repeat_interleave(draws, 0)
         step = _draws_per_batch(channel, x)
-        top1 = torch.cat([
+        out.append(torch.cat([
             model(channel(xs[j: j + step], {k: v[j: j + step] for k, v in params.items()})[0]
                   .clamp(0, 1).mul(255).round().div(255)).argmax(1)  # a saved 8-bit crop
-            for j in range(0, b * draws, step)]).view(b, draws)
-        hit = fooled(top1, labels[i: i + b, None], targets[i: i + b, None])
-        out.append(hit.float().mean(1).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0)
+            for j in range(0, b * draws, step)]).view(b, draws))
+    return torch.cat(out) if out else torch.zeros(0, draws, dtype=torch.long, device=images.device)
 
 
 def _draws_per_batch(channel, x: torch.Tensor) -> int:
