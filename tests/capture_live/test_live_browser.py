@@ -44,6 +44,29 @@ def status(base: str) -> dict:
     return json.loads(urllib.request.urlopen(base + "/status.json", timeout=5).read())
 
 
+def open_page(browser, base: str, ready=lambda st: True):
+    """The server's page in the browser once status.json answers (and `ready` holds of it), with its
+    stream image showing a frame: that image."""
+    from selenium.webdriver.common.by import By
+
+    deadline = time.time() + 30
+    while True:
+        try:
+            if ready(status(base)):
+                break
+        except OSError:
+            pass
+        assert time.time() < deadline, "the live server did not come up"
+        time.sleep(0.3)
+    browser.get(base + "/")
+    img = browser.find_element(By.ID, "stream")
+    deadline = time.time() + 20
+    while browser.execute_script("return arguments[0].naturalWidth", img) == 0:
+        assert time.time() < deadline, "the stream image never showed a frame"
+        time.sleep(0.3)
+    return img
+
+
 def test_live_page_in_headless_chromium(printed, video, browser):
     from selenium.webdriver.common.by import By
 
@@ -55,23 +78,8 @@ def test_live_page_in_headless_chromium(printed, video, browser):
     t.start()
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                st = status(base)
-                if st["frames_shown"] > 0:
-                    break
-            except OSError:
-                pass
-            assert time.time() < deadline, "the live server did not come up"
-            time.sleep(0.3)
-        browser.get(base + "/")
-        img = browser.find_element(By.TAG_NAME, "img")
         # the stream image shows frames and they change (the film moves; the overlay's rates change)
-        deadline = time.time() + 20
-        while browser.execute_script("return arguments[0].naturalWidth", img) == 0:
-            assert time.time() < deadline, "the stream image never showed a frame"
-            time.sleep(0.3)
+        img = open_page(browser, base, lambda st: st["frames_shown"] > 0)
         assert browser.execute_script("return arguments[0].naturalWidth", img) == FRAME[0]
         shots = [img.screenshot_as_png]
         deadline = time.time() + 20

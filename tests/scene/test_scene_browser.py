@@ -15,7 +15,7 @@ import pytest
 from physical.cli.main import main
 from physical.live import Recorder
 from tests.capture_live.test_capture_live import free_port
-from tests.capture_live.test_live_browser import CHROMIUM, DRIVER, browser  # noqa: F401
+from tests.capture_live.test_live_browser import CHROMIUM, DRIVER, browser, open_page  # noqa: F401
 from tests.scene.test_scene import FPS, rows, scene  # noqa: F401
 
 pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[test]')")
@@ -44,20 +44,7 @@ def test_a_region_drawn_with_the_mouse_is_scored(scene, browser, tmp_path):  # n
     t.start()
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                urllib.request.urlopen(base + "/status.json", timeout=5)
-                break
-            except OSError:
-                assert time.time() < deadline, "the scene server did not come up"
-                time.sleep(0.3)
-        browser.get(base + "/")
-        img = browser.find_element(By.ID, "stream")
-        deadline = time.time() + 20
-        while browser.execute_script("return arguments[0].naturalWidth", img) == 0:
-            assert time.time() < deadline, "the stream image never showed a frame"
-            time.sleep(0.3)
+        img = open_page(browser, base)
         assert browser.execute_script("return arguments[0].clientWidth", img) == 240  # shown at its size
         # from near the top-left corner to the centre (selenium's offsets are from the element's centre)
         ActionChains(browser).move_to_element_with_offset(img, -118, -118).click_and_hold() \
