@@ -100,8 +100,9 @@ class SceneScorer:
             self.region = None
             return "region cleared: the whole frame only, from the next frames"
         region = parse_region(text)
-        if self.frame_shape is not None:
-            SceneTarget(self.target.target, region=region).check_frame(self.frame_shape)
+        if self.frame_shape is None:
+            raise ConfigError(f"--region {text!r}: no frame has been read yet: draw it once the stream shows one")
+        SceneTarget(self.target.target, region=region).check_frame(self.frame_shape)
         self.region = region
         return f"region {','.join(map(str, region))}: classified from the next frames"
 

@@ -262,3 +262,20 @@ def test_a_region_drawn_on_the_live_page_is_scored_from_the_next_frames(scene, c
     assert s["region"] == list(REGION) and s["regions"] == [{"region": list(REGION), "frames": 48 - first}]
     region_hits = sum(int(r["region_target_hit"]) for r in got[first:])
     assert s["views"]["region"]["target_top1"]["k"] == region_hits and s["views"]["frame"]["target_top1"]["n"] == 48
+
+
+def test_a_drawn_region_is_checked_against_the_frame_and_refused_before_one():
+    from physical.errors import ConfigError
+    from physical.live.scene import SceneScorer, SceneTarget
+
+    scorer = SceneScorer(SceneTarget(TARGET))
+    with pytest.raises(ConfigError, match="no frame has been read yet"):
+        scorer.set_region("1,1,20,20")
+    scorer.first_frame((100, 120, 3))
+    assert scorer.set_region("1,1,20,20") == "region 1,1,20,20: classified from the next frames"
+    for bad, why in (("1,1,200,20", "reaches outside the 120x100 frame"), ("abc", "expected x,y,w,h"),
+                     ("1,1,4,4", "at least 8 pixels")):
+        with pytest.raises(ConfigError, match=why):
+            scorer.set_region(bad)
+        assert scorer.region == (1, 1, 20, 20)  # a refused region keeps the one before
+    assert scorer.set_region(" ").startswith("region cleared") and scorer.region is None
