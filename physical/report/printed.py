@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Optional
 
 from physical.measure.stats import proportion, wilson
+from physical.measure.survival import works
 
 
 def top1(rec: dict, cond: str) -> Optional[int]:
@@ -28,13 +29,6 @@ def count(values) -> dict:
     """Rate of the True among booleans, None entries left out, with k, n and its interval."""
     vals = [v for v in values if v is not None]
     return proportion(sum(vals), len(vals))
-
-
-def _works(rec: dict, cond: str) -> Optional[bool]:
-    top, t = top1(rec, cond), rec.get("target")
-    if top is None:
-        return None
-    return top == t if t is not None else top != rec["label"]
 
 
 def _counts(rec: dict) -> bool:
@@ -69,7 +63,7 @@ def printed_rows(by_label: dict, survival: Optional[dict]) -> list[dict]:
                      "role": "control" if it0.get("control") else "attack",
                      "images": "unseen" if it0.get("fitted") else "all",
                      "targeted": it0.get("target") is not None or any(t is not None for t in targets),
-                     "success_digital": count([_works(r, "digital_adv") for r in recs]),
+                     "success_digital": count([works(r, "digital_adv") for r in recs]),
                      "success_predicted": _mean(pred) if survival is not None else None,
-                     "success_photo": count([_works(r, "photo_adv") for r in recs])})
+                     "success_photo": count([works(r, "photo_adv") for r in recs])})
     return rows
