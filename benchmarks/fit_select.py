@@ -30,15 +30,17 @@ BASE = {"uap": {"name": "uap", "eot": {"samples": 4}},
         "patch": {"name": "patch", "fraction": 0.1, "target": 859, "eot": {"samples": 4}}}
 
 
-def score(model, attack, cfg, x, y, art, draws: int, device: str) -> float:
-    """The mean predicted success of artifact `art` on images x (labels y: the clean digital top-1)."""
-    from physical.measure.survival import crop_channel, predict_seed, survival_probabilities
+@torch.no_grad()
+def score(model, attack, channel, x, y, art, draws: int) -> float:
+    """The mean predicted success of artifact `art` on images x (labels y: the clean digital top-1),
+    through `channel` (the calibrated channel's aligned crop)."""
+    from physical.measure.survival import predict_seed, survival_probabilities
 
     placement = attack.placement(len(x), torch.Generator().manual_seed(7))
     adv = (attack.apply(x, art.to(x.device), placement) * 255).round() / 255
     t = torch.full_like(y, int(attack.target) if attack.target is not None else -1)
     gen = torch.Generator().manual_seed(predict_seed(0))
-    p = survival_probabilities(model, crop_channel(cfg, device), adv, y, t, draws, gen, 16)
+    p = survival_probabilities(model, channel, adv, y, t, draws, gen, 16)
     return float(p.mean())
 
 
@@ -56,6 +58,7 @@ def main() -> None:
     a = p.parse_args()
     setup(a.threads)
     from physical.attacks import make_attack
+    from physical.measure.survival import crop_channel
     from physical.models import load_model, predict
     from physical.runs.checks import from_dict
 
@@ -77,7 +80,8 @@ def main() -> None:
         art = attack.fit_images(x[fit], y[fit])
         secs = time.time() - t0
         control = attack.control_artifact(art, torch.Generator().manual_seed(1))
-        s, c = (score(model, attack, cfg, x[held], clean_top, v, a.draws, a.device) for v in (art, control))
+        channel = crop_channel(cfg, a.device)
+        s, c = (score(model, attack, channel, x[held], clean_top, v, a.draws) for v in (art, control))
         rows.append((s, attack.total_steps(len(fit)), setting))
         lo, hi = wilson(s * len(held), len(held)) or (0.0, 0.0)
         print(f"  {json.dumps(setting):<50} {attack.total_steps(len(fit)):>5} steps {secs:6.0f} s: predicted "
