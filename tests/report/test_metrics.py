@@ -142,3 +142,20 @@ def test_brier_and_reliability():
     bins = reliability([0.1, 0.1, 0.9, 0.9, 1.0], [False, True, True, True, True], bins=5)
     assert [(b["n"], b["k"]) for b in bins] == [(2, 1), (3, 3)]
     assert bins[1]["predicted"] == pytest.approx(2.8 / 3)
+
+
+def test_a_row_whose_images_have_their_own_targets_says_so():
+    """Kurakin's table names a targeted row's class; with each image's own (a least-likely target) it
+    says so, in report.json and on the page, rather than naming the first image's class."""
+    from physical.runs.checks import from_dict
+    from physical.stages.report import kurakin_section
+
+    top = [[7, 1, 2, 3, 4], [8, 2, 1, 3, 4]]
+    rs = [rec(1, [1, 2, 3, 4, 5], top[0], top[0], image="a", attack="ill_eps16", target=7),
+          rec(2, [2, 1, 3, 4, 5], top[1], top[1], image="b", attack="ill_eps16", target=8)]
+    assert kurakin_table(rs)[0]["target"] == "per image" and kurakin_table(rs[:1])[0]["target"] == 7
+    for r in rs:
+        r["label_known"] = True  # a true label: Kurakin's table counts the image
+    cfg = from_dict({})
+    assert kurakin_section(rs, cfg)[0]["target_name"] == "each image's least-likely class"
+    assert kurakin_section(rs[:1], cfg)[0]["target_name"] == "cock"  # ImageNet class 7
