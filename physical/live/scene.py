@@ -48,15 +48,16 @@ class SceneTarget:
     true: Optional[int] = None
     region: Optional[tuple[int, int, int, int]] = None
 
-    def check_frame(self, shape: tuple) -> None:
-        """The region lies inside the frame (known once the first frame is read)."""
-        if self.region is None:
-            return
-        x, y, w, h = self.region
-        fh, fw = shape[:2]
-        if x + w > fw or y + h > fh:
-            raise ConfigError(f"--region {x},{y},{w},{h}: reaches outside the {fw}x{fh} frame "
-                              f"(x + w must be <= {fw}, y + h <= {fh})")
+
+def check_region(region: Optional[tuple[int, int, int, int]], shape: tuple) -> None:
+    """The region lies inside the frame (known once the first frame is read); ConfigError otherwise."""
+    if region is None:
+        return
+    x, y, w, h = region
+    fh, fw = shape[:2]
+    if x + w > fw or y + h > fh:
+        raise ConfigError(f"--region {x},{y},{w},{h}: reaches outside the {fw}x{fh} frame "
+                          f"(x + w must be <= {fw}, y + h <= {fh})")
 
 
 def parse_region(text: str) -> tuple[int, int, int, int]:
@@ -90,7 +91,7 @@ class SceneScorer:
 
     def first_frame(self, shape: tuple) -> None:
         """The frame's size, known once the first frame is read: --region must lie inside it."""
-        self.target.check_frame(shape)
+        check_region(self.target.region, shape)
         self.frame_shape = tuple(shape)
 
     def set_region(self, text: str) -> str:
@@ -102,7 +103,7 @@ class SceneScorer:
         region = parse_region(text)
         if self.frame_shape is None:
             raise ConfigError(f"--region {text!r}: no frame has been read yet: draw it once the stream shows one")
-        SceneTarget(self.target.target, region=region).check_frame(self.frame_shape)
+        check_region(region, self.frame_shape)
         self.region = region
         return f"region {','.join(map(str, region))}: classified from the next frames"
 
