@@ -307,7 +307,8 @@ class Attack:
 
     def micro_batch(self, x_adv: torch.Tensor, labels: torch.Tensor, params: Optional[dict]) -> int:
         """Samples per micro-batch: as many as the memory budget holds (one sample's cost measured
-        once per input shape, from autograd's saved tensors; the generator is left as it was)."""
+        once per input shape, from autograd's saved tensors; the generator is left as it was), in
+        whole images (multiples of the EOT samples) when it holds at least one."""
         key = tuple(x_adv.shape[1:])
         if key not in self._sample_bytes:
             state = self.generator.get_state()
@@ -321,7 +322,9 @@ class Attack:
         k = chunk_size(self._sample_bytes[key], budget)
         if k < 1 and budget_is_set(self.memory_gb):
             raise ConfigError(too_small(self._sample_bytes[key], budget, what))
-        return max(1, k)
+        n = self.eot_samples if params is not None else 1
+        # whole images when the budget holds one: sample_loss prints each image once, not per sample
+        return k - k % n if k >= n else max(1, k)
 
     def gradient(self, x_adv: torch.Tensor, labels: torch.Tensor, targeted: bool = False) -> torch.Tensor:
         """d loss / d x_adv, averaged over EOT samples when configured, with the printability

@@ -76,6 +76,7 @@ from physical.channel.texture import drawn_spectrum, level_table
 from physical.config import ChannelConfig, build
 from physical.errors import UserError
 from physical.channel.halftone import through
+from physical.transforms.ops import clamp01
 
 # the scalar parameters, in the order they are drawn: the steps' in physical order (keep the order:
 # it fixes the random stream)
@@ -296,7 +297,7 @@ class Channel(torch.nn.Module):
         y = self.sensor(y, params, photo_px)
         if jpeg:
             y = codec.apply(y, params)
-        return ChannelOutput(y.clamp(0.0, 1.0), hom)
+        return ChannelOutput(clamp01(y), hom)
 
     def eot(self, x: torch.Tensor, n: int, *, generator: torch.Generator, strength: float = 1.0) -> torch.Tensor:
         """B images -> B*n transformed copies (image-major: rows i*n .. i*n+n-1 come from image i)."""

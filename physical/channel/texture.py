@@ -208,8 +208,9 @@ def textured_noise(shape: tuple[int, int, int, int], psd: torch.Tensor, seeds: l
     each pixel's colour in `image` (N x 3 x H x W)."""
     n, c, h, w = shape
     white = per_sample_normal((n, 3, h, w), seeds, device)
-    amp = _frame_spectrum(psd, h, w, float(photo_px)).sqrt().to(device, torch.float32)
-    opp = torch.fft.ifft2(torch.fft.fft2(white) * amp).real
+    # the spectrum is even (a power spectrum of real noise), so the real FFT's half plane carries it all
+    amp = _frame_spectrum(psd, h, w, float(photo_px))[..., : w // 2 + 1].sqrt().to(device, torch.float32)
+    opp = torch.fft.irfft2(torch.fft.rfft2(white) * amp, s=(h, w))
     if table is not None and image is not None and image.shape[1] == 3:
         opp = opp * lookup(table, image.detach().float())  # the noise's amplitude: no gradient through it
     inv = torch.as_tensor(np.linalg.inv(OPPONENT), dtype=torch.float32, device=device)

@@ -136,6 +136,20 @@ def test_jpeg_gradient_is_the_straight_through_gradient_of_the_codec():
         assert (fast - ref).abs().max() < 1e-5 * ref.abs().max()
 
 
+def test_the_channels_clamp_passes_the_gradient_inside_and_on_its_bounds():
+    """clamp01 (the codec's and the channel's last clamp) keeps a mask for its backward. Its value
+    is torch's clamp's; its gradient is 1 inside [0, 1] and on the bounds (torch's clamp gives 0 on
+    them), so a channel at strength 0 passes the gradient of a white or black pixel whole."""
+    from physical.transforms.ops import clamp01
+
+    x = torch.tensor([-0.5, 0.0, 0.3, 1.0, 1.7, float("inf")]).repeat(2, 1).requires_grad_()
+    w = torch.randn(x.shape)
+    (mine,) = torch.autograd.grad((clamp01(x) * w).sum(), x)
+    assert torch.equal(clamp01(x), x.clamp(0.0, 1.0))
+    assert torch.equal(mine, w * torch.tensor([0.0, 1.0, 1.0, 1.0, 0.0, 0.0]))
+    assert torch.equal(clamp01(x.detach()), x.detach().clamp(0.0, 1.0))
+
+
 def test_homography_maps_an_input_point_to_where_its_pixel_lands():
     ch = Channel(geometry_only())
     x = torch.zeros(1, 3, 120, 90)

@@ -6,6 +6,7 @@ import torch
 
 from physical.channel.jpeg import differentiable_jpeg
 from physical.channel.steps.params import Getter, Ranges, around
+from physical.transforms.ops import clamp01
 
 NAMES = ("jpeg_quality",)
 IDENTITY = {"jpeg_quality": 100.0}
@@ -21,6 +22,6 @@ def apply(x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
     on = q < 100
     if x.shape[1] != 3 or not bool(on.any()):
         return x
-    x = x.clamp(0.0, 1.0)
+    x = clamp01(x)
     coded = differentiable_jpeg(x, q.clamp(1.0, 100.0))
     return coded if bool(on.all()) else torch.where(on.view(-1, 1, 1, 1), coded, x)
