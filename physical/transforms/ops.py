@@ -82,7 +82,7 @@ class _Clamp01(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
         y = x.clamp(0.0, 1.0)
-        ctx.save_for_backward(y == x)  # inside [0, 1], bounds included, as clamp's own gradient
+        ctx.save_for_backward(y == x)  # inside [0, 1], bounds included
         return y
 
     @staticmethod
