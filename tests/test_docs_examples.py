@@ -49,3 +49,25 @@ def test_the_readme_example_runs():
     ns: dict = {"__name__": "readme"}
     exec(compile(code, f"{README}:{line}", "exec"), ns)  # noqa: S102 (the front page's own example)
     assert ns["result"].success.all() and ns["adv_uint8"].shape == (3, 224, 224, 3)
+
+
+def test_the_printed_recipe_of_docs_attacks_passes_the_config_check(tmp_path):
+    """The settings docs/attacks.md gives for printed artifacts are a config the tool accepts, with
+    the files it names present (checked here for the CPU)."""
+    import yaml
+    from physical.config import Config
+    from physical.runs.checks import from_dict
+
+    text = (DOC.parent / "attacks.md").read_text()
+    (recipe,) = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.DOTALL) if "name: printed" in b]
+    data = yaml.safe_load(recipe)
+    g = np.linspace(0, 1, 65)
+    write_json(tmp_path / "colour.json", colour_document(np.stack([g ** 1.1] * 3), np.eye(3) * 0.9, [0.02] * 3,
+                                                         [0.4, 0.9], [0.004, 0.008]))
+    for folder in ("my_images", "fit_images"):
+        (tmp_path / folder).mkdir()
+    data["run"]["device"] = "cpu"
+    cfg = from_dict(data, tmp_path)
+    assert isinstance(cfg, Config)
+    by_name = {a.name: a for a in cfg.attacks}
+    assert by_name["patch"].eot.samples == 4 and by_name["uap"].eps == [10.0] and by_name["ill"].eot.samples == 2
