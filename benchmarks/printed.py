@@ -190,7 +190,7 @@ def predicted(out: Path, colour: Path, unseen: Path, capture: dict, groups, targ
     top-1 instead (the same draws of the adversarial images)."""
     from physical import runfiles
     from physical.measure.survival import crop_channel, draw_top1, predict_seed
-    from physical.models import load_model, to_tensor
+    from physical.models import load_model, predict, to_tensor
     from physical.rundir import RunDir
 
     run = RunDir(out / "base")
@@ -210,7 +210,7 @@ def predicted(out: Path, colour: Path, unseen: Path, capture: dict, groups, targ
         with torch.no_grad():
             adv_top = draw_top1(model, channel, x, draws, gen)
             if aim is None:  # fooling, photo against photo: another draw for the clean cell
-                top = torch.cat([model(clean[i : i + 16]).argmax(1) for i in range(0, len(clean), 16)])
+                top = torch.as_tensor(predict(model, clean, 16, k=1)[0][:, 0])
                 digital_clean[label] = float((adv_top != top[:, None]).float().mean())
                 hit = adv_top != draw_top1(model, channel, clean, draws, gen)
             else:
